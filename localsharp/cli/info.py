@@ -1,0 +1,27 @@
+"""``localsharp info``: the header geometry of a map, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from ..maps.mrc import read_map
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``info`` options to ``parser``."""
+    parser.description = "Print a map's header geometry (voxel size, origin, NSTART, cell, axis order) as JSON."
+    parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map, optionally .gz")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the geometry and value statistics; returns the exit status."""
+    density = read_map(args.map)
+    data = density.data
+    stats = {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean(dtype=np.float64)),
+             "std": float(data.std(dtype=np.float64)),
+             "zero_fraction": float(np.count_nonzero(data == 0)) / data.size}
+    print(json.dumps({"map": str(args.map), **density.geometry(), "statistics": stats}, indent=2))
+    return 0

@@ -1,0 +1,177 @@
+"""``localsharp sharpen``: global automatic sharpening with all outputs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..api import global_sharpen, load_map
+from ..config import SharpenOptions
+from ..errors import ConfigError, InputFileError
+from ..report.outputs import planned_outputs, prepare_output_dir, write_outputs
+from ..report.summary import print_table, sha256, versions
+from ..sharpening.functions import METHODS
+from ..sharpening.search import TARGETS, SearchConfig
+
+log = logging.getLogger(__name__)
+SEARCH_METHODS = tuple(m for m in METHODS if m not in ("half_map_sharpening", "model_sharpening"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``sharpen`` options to ``parser``."""
+    parser.description = ("Sharpen a map by maximising the adjusted surface area (or kurtosis) over a family of "
+                          "sharpening functions, or with half-map or model-based scale factors.")
+    parser.add_argument("map", nargs="?", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz)")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required except for MTZ input)")
+    io.add_argument("--mtz", metavar="FILE", help="MTZ map coefficients instead of MAP (crystallographic maps)")
+    io.add_argument("--labels", metavar="F,PHI", help="MTZ amplitude,phase labels (default: auto-detect)")
+    io.add_argument("--output-dir", default=".", metavar="DIR", help="directory for the outputs (default: .)")
+    io.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    io.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    method = parser.add_argument_group("sharpening search")
+    method.add_argument("--methods", nargs="+", choices=SEARCH_METHODS, metavar="METHOD",
+                        help=f"methods to search (default b_iso_to_d_cut); choices: {', '.join(SEARCH_METHODS)}")
+    method.add_argument("--target", choices=TARGETS, default="adjusted_sa", help="score to maximise")
+    method.add_argument("--reference-quirks", action="store_true",
+                        help="reproduce the reference's quirks (kurtosis target replaced by adjusted SA, ...)")
+    method.add_argument("--search-b-min", type=float, default=-100.0, metavar="B")
+    method.add_argument("--search-b-max", type=float, default=300.0, metavar="B")
+    method.add_argument("--search-b-n", type=int, default=21, metavar="N")
+    method.add_argument("--region-weight", type=float, default=40.0, metavar="W",
+                        help="region weight (calibrated automatically unless --no-adjust-region-weight)")
+    method.add_argument("--no-adjust-region-weight", action="store_true")
+    method.add_argument("--optimize-d-cut", action="store_true", help="refine d_cut around the grid optimum")
+    method.add_argument("--optimize-k-sharpen", action="store_true", help="refine k_sharpen around the grid optimum")
+    method.add_argument("--optimize-b-blur-hires", action="store_true", help="refine b_blur_hires")
+    method.add_argument("--no-peak-fit", action="store_true", help="keep the best grid point (no parabola fit)")
+    method.add_argument("--keep-if-worse", action="store_true",
+                        help="keep the sharpened map even when the input map scores higher")
+    fixed = parser.add_argument_group("explicit sharpening (no search)")
+    fixed.add_argument("--b-sharpen", type=float, metavar="B", help="apply this B (Å², > 0 sharpens)")
+    fixed.add_argument("--b-iso", type=float, metavar="B", help="sharpen to this overall map B (Å²)")
+    fixed.add_argument("--resolution-dependent-b", type=float, nargs=3, metavar=("B0", "B1", "B2"))
+    fixed.add_argument("--k-sharpen", type=float, metavar="K", help="transition steepness at d_cut (default 10)")
+    fixed.add_argument("--d-cut", type=float, metavar="Å", help="transition resolution (default: resolution)")
+    fixed.add_argument("--b-blur-hires", type=float, metavar="B", help="blurring beyond d_cut (default 200)")
+    comp = parser.add_argument_group("composition and analysis box")
+    comp.add_argument("--solvent-content", type=float, metavar="F", help="solvent fraction (0-1) or percentage")
+    comp.add_argument("--molecular-mass", type=float, metavar="KDA", help="molecular mass in kDa")
+    comp.add_argument("--sequence", metavar="FILE", help="sequence file (FASTA or plain one-letter)")
+    comp.add_argument("--copies", type=int, default=1, help="copies of the sequence (default 1)")
+    comp.add_argument("--no-density-select", action="store_true", help="analyse the whole map, not a box")
+    comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")
+    comp.add_argument("--box-size", type=int, nargs=3, default=(40, 40, 40), metavar=("NX", "NY", "NZ"))
+    comp.add_argument("--no-remove-aniso", action="store_true", help="keep the map's anisotropy")
+    other = parser.add_argument_group("half-map and model-based sharpening")
+    other.add_argument("--half-maps", nargs=2, metavar=("H1", "H2"), help="two half maps (MAP optional)")
+    other.add_argument("--mask", metavar="FILE", help="mask for the half-map FSC (default: automatic)")
+    other.add_argument("--model", metavar="FILE", help="atomic model (PDB/mmCIF) for model-based sharpening")
+    other.add_argument("--model-rms", type=float, metavar="Å", help="assumed model error (default resolution/4)")
+
+
+def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
+    search_kw: dict[str, Any] = dict(
+        target=args.target, reference_quirks=args.reference_quirks, search_b_min=args.search_b_min,
+        search_b_max=args.search_b_max, search_b_n=args.search_b_n, region_weight=args.region_weight,
+        adjust_region_weight=not args.no_adjust_region_weight, optimize_d_cut=args.optimize_d_cut,
+        optimize_k_sharpen=args.optimize_k_sharpen, optimize_b_blur_hires=args.optimize_b_blur_hires,
+        peak_fit=not args.no_peak_fit)
+    if args.methods:
+        search_kw["methods"] = tuple(args.methods)
+    for name in ("k_sharpen", "d_cut", "b_blur_hires"):
+        if getattr(args, name) is not None:
+            search_kw[name] = getattr(args, name)
+    sequence = None
+    if args.sequence:
+        try:
+            sequence = Path(args.sequence).read_text()
+        except OSError as exc:
+            raise InputFileError(args.sequence, f"cannot read sequence file ({exc.strerror})") from None
+    return SharpenOptions(
+        resolution=resolution, search=SearchConfig(**search_kw), remove_aniso=not args.no_remove_aniso,
+        solvent_content=args.solvent_content, molecular_mass=args.molecular_mass, sequence=sequence,
+        copies=args.copies, density_select=not args.no_density_select,
+        box_center=tuple(args.box_center) if args.box_center else None, box_size=tuple(args.box_size),
+        b_sharpen=args.b_sharpen, b_iso=args.b_iso,
+        resolution_dependent_b=tuple(args.resolution_dependent_b) if args.resolution_dependent_b else None,
+        discard_if_worse=not args.keep_if_worse)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    sources = [x for x in (args.map, args.mtz) if x]
+    if args.map and args.mtz:
+        raise ConfigError("give either MAP or --mtz, not both")
+    if not sources and not args.half_maps:
+        raise ConfigError("no input: give MAP, --mtz FILE or --half-maps H1 H2")
+    if args.model and args.half_maps:
+        raise ConfigError("give either --model or --half-maps, not both")
+    if args.labels and not args.mtz:
+        raise ConfigError("--labels only applies to --mtz input")
+    if args.resolution is None and not args.mtz:
+        raise ConfigError("--resolution is required (nominal resolution in Å)")
+
+
+def _labels(args: argparse.Namespace) -> tuple[str, str] | None:
+    if not args.labels:
+        return None
+    parts = [p.strip() for p in args.labels.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--labels must be two comma-separated column labels, got {args.labels!r}")
+    return parts[0], parts[1]
+
+
+def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Load the input(s), run the requested mode; return the result and the input description."""
+    labels = _labels(args)
+    source = args.mtz or args.map
+    density = None
+    resolution = args.resolution
+    if source:
+        density, mtz_d_min = load_map(source, mtz_labels=labels)
+        if resolution is None:
+            resolution = mtz_d_min
+    opts = _options(args, resolution)
+    inputs: dict[str, Any] = {"map": str(source) if source else None}
+    if args.half_maps:
+        from ..modes import half_map_sharpen
+
+        result = half_map_sharpen(density, args.half_maps[0], args.half_maps[1], resolution, options=opts,
+                                  mask=args.mask)
+        inputs["half_maps"] = list(args.half_maps)
+    elif args.model:
+        from ..modes import model_sharpen
+
+        result = model_sharpen(density, args.model, resolution, options=opts, model_rms=args.model_rms)
+        inputs["model"] = args.model
+    else:
+        result = global_sharpen(density, resolution, options=opts)
+    files = [f for f in [source, *(args.half_maps or []), args.model, args.mask, args.sequence] if f]
+    inputs["sha256"] = {str(f): sha256(f) for f in files}
+    inputs["geometry"] = result.map.geometry()
+    return result, inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sharpen, write every output atomically, print the table; returns the exit status."""
+    t0 = time.perf_counter()
+    _check_inputs(args)
+    paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
+    prepare_output_dir(args.output_dir, paths, args.overwrite)
+    result, inputs = _sharpen(args)
+    summary = result.summary()
+    summary["input"] = inputs
+    summary["input_sha256"] = next(iter(inputs["sha256"].values()), None)
+    summary["versions"] = versions()
+    summary["command"] = sys.argv
+    t_write = time.perf_counter()
+    written = write_outputs(result, summary, paths, overwrite=args.overwrite)
+    summary["timings_s"]["write"] = round(time.perf_counter() - t_write, 4)
+    summary["timings_s"]["total"] = round(time.perf_counter() - t0, 4)
+    if not args.quiet:
+        print_table(summary, written)
+    return 0

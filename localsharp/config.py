@@ -1,0 +1,93 @@
+"""User options of a global sharpening run, validated once.
+
+:class:`SharpenOptions` gathers what is not part of the search itself (map
+preparation, composition, box choice, fixed sharpening values) next to a
+:class:`~localsharp.sharpening.search.SearchConfig`.  No cluster or I/O knobs
+live here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .sharpening.search import SearchConfig
+
+
+@dataclass(frozen=True)
+class SharpenOptions:
+    """Everything that shapes a global sharpening, except the input map.
+
+    Attributes
+    ----------
+    resolution : float
+        Nominal resolution (Å), required.
+    search : SearchConfig
+        Search methods, grid, target, calibration.
+    d_min_ratio : float
+        Fourier cut-off as a fraction of the resolution (0.833).
+    remove_aniso : bool
+        Remove anisotropy before sharpening (§1.4).
+    solvent_content, molecular_mass, sequence, copies
+        Composition overrides (§3); otherwise estimated from the map.
+    density_select : bool
+        Determine the sharpening on the density-selected box (§5).
+    max_box_fraction : float
+        Use the whole map when the box is larger than this fraction.
+    box_center : tuple of float, optional
+        Centre (Å, x, y, z, in the map's frame) of a fixed analysis box.
+    box_size : tuple of int
+        Size (voxels, x, y, z) of that box.
+    b_sharpen, b_iso, resolution_dependent_b
+        Fixed sharpening: applied directly, no search.
+    discard_if_worse : bool
+        Keep the input map when it scores higher than the sharpened one
+        (default True: the paper's intent; the reference's default is off).
+    """
+
+    resolution: float
+    search: SearchConfig = field(default_factory=SearchConfig)
+    d_min_ratio: float = 0.833
+    remove_aniso: bool = True
+    solvent_content: float | None = None
+    molecular_mass: float | None = None
+    sequence: str | None = None
+    copies: int = 1
+    density_select: bool = True
+    max_box_fraction: float = 0.5
+    box_center: tuple[float, float, float] | None = None
+    box_size: tuple[int, int, int] = (40, 40, 40)
+    b_sharpen: float | None = None
+    b_iso: float | None = None
+    resolution_dependent_b: tuple[float, float, float] | None = None
+    discard_if_worse: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.resolution > 0):
+            raise ConfigError(f"resolution must be positive, got {self.resolution}")
+        if not 0.1 <= self.d_min_ratio <= 1.0:
+            raise ConfigError(f"d_min_ratio must lie in [0.1, 1], got {self.d_min_ratio}")
+        if not 0 < self.max_box_fraction <= 1:
+            raise ConfigError(f"max_box_fraction must lie in (0, 1], got {self.max_box_fraction}")
+        if self.copies < 1:
+            raise ConfigError(f"copies must be at least 1, got {self.copies}")
+        fixed = [n for n in ("b_sharpen", "b_iso", "resolution_dependent_b") if getattr(self, n) is not None]
+        if len(fixed) > 1:
+            raise ConfigError(f"give at most one of --b-sharpen, --b-iso, --resolution-dependent-b (got {fixed})")
+
+    @property
+    def fixed_sharpening(self) -> bool:
+        """True when the user fixed the sharpening (no search)."""
+        return any(v is not None for v in (self.b_sharpen, self.b_iso, self.resolution_dependent_b))
+
+    def replace(self, **changes: Any) -> "SharpenOptions":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "search"}
+        out["search"] = self.search.to_dict()
+        if self.sequence is not None:
+            out["sequence"] = f"{len(self.sequence)} characters"
+        return out

@@ -1,0 +1,173 @@
+"""Fourier-space geometry and transforms on a map's own grid (pure numpy/scipy).
+
+All transforms are real-to-complex (``scipy.fft.rfftn``) over the array axes
+``(z, y, x)``; the last axis (x) is halved.  The box is treated as one P1 unit
+cell, so Miller index ``h`` along x is ``rfftfreq(nx) * nx`` and so on.
+
+Conventions: ``s`` is the reciprocal-space vector (|s| = 1/d) and
+``sthol2 = |s|**2 / 4`` (the crystallographic (sin θ/λ)²).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.fft
+
+#: Threads used by scipy.fft (the machine's cores; set LOCALSHARP_FFT_WORKERS to override).
+FFT_WORKERS = int(os.environ.get("LOCALSHARP_FFT_WORKERS", os.cpu_count() or 1))
+
+
+def orthogonalisation_matrix(lengths: tuple[float, float, float], angles: tuple[float, float, float]) -> np.ndarray:
+    """Matrix whose columns are the cell vectors a, b, c in Cartesian Å (PDB convention)."""
+    a, b, c = lengths
+    alpha, beta, gamma = np.radians(angles)
+    cos_a, cos_b, cos_g = np.cos(alpha), np.cos(beta), np.cos(gamma)
+    sin_g = np.sin(gamma)
+    volume_factor = np.sqrt(max(0.0, 1 - cos_a**2 - cos_b**2 - cos_g**2 + 2 * cos_a * cos_b * cos_g))
+    return np.array(
+        [
+            [a, b * cos_g, c * cos_b],
+            [0.0, b * sin_g, c * (cos_a - cos_b * cos_g) / sin_g],
+            [0.0, 0.0, c * volume_factor / sin_g],
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class FourierGrid:
+    """Reciprocal-space geometry of the rfft of a box.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Real-space array shape ``(nz, ny, nx)``.
+    voxel_size : tuple of float
+        Voxel size along ``(z, y, x)`` in Å.
+    angles : tuple of float
+        Cell angles alpha, beta, gamma (degrees); 90° for cryo-EM boxes.
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    angles: tuple[float, float, float] = (90.0, 90.0, 90.0)
+
+    @property
+    def rfft_shape(self) -> tuple[int, int, int]:
+        nz, ny, nx = self.shape
+        return (nz, ny, nx // 2 + 1)
+
+    @cached_property
+    def miller(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Broadcastable Miller indices ``(l, k, h)`` for axes z, y, x."""
+        nz, ny, nx = self.shape
+        l_idx = np.rint(np.fft.fftfreq(nz) * nz).astype(np.float64)[:, None, None]
+        k_idx = np.rint(np.fft.fftfreq(ny) * ny).astype(np.float64)[None, :, None]
+        h_idx = np.rint(np.fft.rfftfreq(nx) * nx).astype(np.float64)[None, None, :]
+        return l_idx, k_idx, h_idx
+
+    @cached_property
+    def reciprocal_matrix(self) -> np.ndarray:
+        """Matrix mapping Miller indices (h, k, l) to Cartesian s (Å⁻¹)."""
+        lengths = tuple(n * v for n, v in zip(self.shape[::-1], self.voxel_size[::-1]))
+        return np.linalg.inv(orthogonalisation_matrix(lengths, self.angles)).T
+
+    def s_cartesian(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cartesian components (sx, sy, sz) of s for every rfft coefficient (float32)."""
+        l_idx, k_idx, h_idx = self.miller
+        m = self.reciprocal_matrix
+        comps = []
+        for row in m:
+            comps.append((row[0] * h_idx + row[1] * k_idx + row[2] * l_idx).astype(np.float32))
+        return tuple(comps)  # type: ignore[return-value]
+
+    @cached_property
+    def s2(self) -> np.ndarray:
+        """|s|² = 1/d² for every rfft coefficient, shape :attr:`rfft_shape` (float32)."""
+        sx, sy, sz = self.s_cartesian()
+        return (sx * sx + sy * sy + sz * sz).astype(np.float32)
+
+    @property
+    def sthol2(self) -> np.ndarray:
+        """(sin θ/λ)² = |s|²/4."""
+        return self.s2 * np.float32(0.25)
+
+    @cached_property
+    def multiplicity(self) -> np.ndarray:
+        """Weight of each rfft coefficient in sums over the full sphere (1 or 2)."""
+        nx = self.shape[2]
+        w = np.full(self.rfft_shape[2], 2.0, dtype=np.float32)
+        w[0] = 1.0
+        if nx % 2 == 0:
+            w[-1] = 1.0
+        return np.broadcast_to(w[None, None, :], self.rfft_shape)
+
+    @property
+    def nyquist(self) -> float:
+        """Finest resolution (Å) sampled along every axis: 2 × the largest voxel edge."""
+        return 2.0 * max(self.voxel_size)
+
+
+def to_coefficients(data: np.ndarray) -> np.ndarray:
+    """Fourier coefficients of a real map (``rfftn`` over all three axes, complex64)."""
+    return scipy.fft.rfftn(np.asarray(data, dtype=np.float32), workers=FFT_WORKERS)
+
+
+def to_map(coeffs: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Real map (float32) from rfft coefficients on a grid of ``shape``.
+
+    ``coeffs`` may carry leading batch axes; the transform acts on the last three.
+    """
+    return scipy.fft.irfftn(coeffs, s=shape, axes=(-3, -2, -1), workers=FFT_WORKERS).astype(np.float32, copy=False)
+
+
+def resolution_mask(grid: FourierGrid, d_min: float, d_max: float | None = None) -> np.ndarray:
+    """Boolean mask of coefficients with ``d_min <= d (<= d_max)``, F000 excluded."""
+    s2 = grid.s2
+    mask = s2 <= np.float32(1.0 / d_min**2)
+    if d_max is not None:
+        mask &= s2 >= np.float32(1.0 / d_max**2)
+    mask[0, 0, 0] = False
+    return mask
+
+
+def sigma_scale(data: np.ndarray) -> np.ndarray:
+    """Return ``(data - mean) / rms`` over the whole box (float32)."""
+    data = np.asarray(data, dtype=np.float32)
+    centred = data - np.float32(data.mean(dtype=np.float64))
+    rms = float(np.sqrt(np.mean(centred.astype(np.float64) ** 2)))
+    if rms == 0.0:
+        return centred
+    return centred / np.float32(rms)
+
+
+def lowpass(data: np.ndarray, voxel_size_zyx: tuple[float, float, float], d_min: float,
+            angles: tuple[float, float, float] = (90.0, 90.0, 90.0), keep_mean: bool = True) -> np.ndarray:
+    """Hard low-pass filter of a map at resolution ``d_min`` (Å).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Map ``[z, y, x]``.
+    voxel_size_zyx : tuple of float
+        Voxel size along z, y, x (Å).
+    d_min : float
+        Coefficients with d < d_min are set to zero.
+    keep_mean : bool
+        Keep F000 (the mean); otherwise the result has zero mean.
+    """
+    grid = FourierGrid(tuple(data.shape), tuple(voxel_size_zyx), angles)
+    coeffs = to_coefficients(data)
+    keep = grid.s2 <= np.float32(1.0 / d_min**2)
+    keep[0, 0, 0] = keep_mean
+    coeffs *= keep
+    return to_map(coeffs, data.shape)
+
+
+def shell_edges_equal_volume(s_min: float, s_max: float, n_bins: int) -> np.ndarray:
+    """Bin edges in |s| dividing ``[s_min, s_max]`` into shells of equal reciprocal volume."""
+    cubes = np.linspace(s_min**3, s_max**3, n_bins + 1)
+    return np.cbrt(cubes)

@@ -1,0 +1,138 @@
+"""Overall (an)isotropic B-factor of a set of Fourier amplitudes (pure numpy).
+
+ALGORITHM.md §1.3: the reference fits an anisotropic Wilson model by maximum
+likelihood (xtriage) to reflections with 1.204 Å ≤ d ≤ 11.18 Å and d ≥ the
+nominal resolution, against the expected intensity of a protein.  Here the same
+model is fitted by linear least squares to ``ln |F|²`` of every reflection
+(whose scatter about ``ln <I>`` has constant variance π²/6 for Wilson
+statistics, so an unweighted fit is appropriate), against ``Σ n_j f_j(s)²`` for
+an average protein composition with the IT92 X-ray form factors.  The
+empirical non-Wilson (secondary-structure) correction of xtriage is not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: IT92 four-Gaussian X-ray form factors (International Tables Vol. C, Table 6.1.1.4): (a, b, c).
+_IT92 = {
+    "C": ((2.31, 1.02, 1.5886, 0.865), (20.8439, 10.2075, 0.5687, 51.6512), 0.2156),
+    "N": ((12.2126, 3.1322, 2.0125, 1.1663), (0.0057, 9.8933, 28.9975, 0.5826), -11.529),
+    "O": ((3.0485, 2.2868, 1.5463, 0.867), (13.2771, 5.7011, 0.3239, 32.9089), 0.2508),
+    "S": ((6.9053, 5.2034, 1.4379, 1.5863), (1.4679, 22.2151, 0.2536, 56.172), 0.8669),
+}
+#: Average non-hydrogen atom count per protein residue.
+PROTEIN_COMPOSITION = {"C": 5.0, "N": 1.35, "O": 1.5, "S": 0.04}
+#: Resolution range of the fit (Å), ALGORITHM.md §1.3.
+D_FIT_MIN = 1.204
+D_FIT_MAX = 11.18
+
+
+def form_factor(element: str, sthol2: np.ndarray) -> np.ndarray:
+    """IT92 X-ray form factor of ``element`` at (sin θ/λ)² = ``sthol2``."""
+    a, b, c = _IT92[element]
+    result = np.full(np.shape(sthol2), c, dtype=np.float64)
+    for ai, bi in zip(a, b):
+        result += ai * np.exp(-bi * np.asarray(sthol2, dtype=np.float64))
+    return result
+
+
+def expected_protein_intensity(sthol2: np.ndarray) -> np.ndarray:
+    """Wilson expected intensity per residue, ``Σ n_j f_j²`` (B = 0)."""
+    total = np.zeros(np.shape(sthol2), dtype=np.float64)
+    for element, count in PROTEIN_COMPOSITION.items():
+        total += count * form_factor(element, sthol2) ** 2
+    return total
+
+
+@dataclass(frozen=True)
+class WilsonFit:
+    """Result of :func:`fit_b_cart`.
+
+    Attributes
+    ----------
+    b_cart : tuple of float
+        ``(B11, B22, B33, B12, B13, B23)`` in Å² (Cartesian, x/y/z axes).
+    n_used : int
+        Number of reflections used.
+    """
+
+    b_cart: tuple[float, float, float, float, float, float]
+    n_used: int
+
+    @property
+    def b_iso(self) -> float:
+        """Isotropic B: ``(B11 + B22 + B33) / 3``."""
+        return (self.b_cart[0] + self.b_cart[1] + self.b_cart[2]) / 3.0
+
+    def matrix(self) -> np.ndarray:
+        """The symmetric 3×3 B tensor."""
+        b11, b22, b33, b12, b13, b23 = self.b_cart
+        return np.array([[b11, b12, b13], [b12, b22, b23], [b13, b23, b33]])
+
+
+def fit_b_cart(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
+               d_max_resolution: float, *, anisotropic: bool = True,
+               protein_curve: bool = True) -> WilsonFit | None:
+    """Fit ``|F|² ∝ E(s) · exp(-½ sᵀ B s)`` to reflections in the Wilson range.
+
+    Parameters
+    ----------
+    amplitudes : numpy.ndarray
+        1-D amplitudes ``|F|``.
+    s_xyz : tuple of numpy.ndarray
+        Cartesian reciprocal-vector components of each reflection (Å⁻¹).
+    d_max_resolution : float
+        Only reflections with ``d >= d_max_resolution`` are used (the nominal
+        resolution, or d_cut), in addition to 1.204 ≤ d ≤ 11.18 Å.
+    anisotropic : bool
+        Fit the six B_cart components; otherwise one isotropic B.
+    protein_curve : bool
+        Divide by the expected protein intensity; ``False`` gives a plain
+        log-linear fit (useful for synthetic data).
+
+    Returns
+    -------
+    WilsonFit or None
+        None when fewer than 20 usable reflections exist.
+    """
+    sx, sy, sz = (np.asarray(c, dtype=np.float64) for c in s_xyz)
+    s2 = sx * sx + sy * sy + sz * sz
+    d_lo = max(D_FIT_MIN, d_max_resolution)
+    amp = np.asarray(amplitudes, dtype=np.float64)
+    use = (s2 <= 1.0 / d_lo**2) & (s2 >= 1.0 / D_FIT_MAX**2) & (amp > 0)
+    n_used = int(np.count_nonzero(use))
+    if n_used < 20:
+        return None
+    sx, sy, sz, s2, amp = sx[use], sy[use], sz[use], s2[use], amp[use]
+    y = 2.0 * np.log(amp)
+    if protein_curve:
+        y -= np.log(expected_protein_intensity(s2 / 4.0))
+    if anisotropic:
+        design = np.column_stack(
+            [np.ones_like(s2), -0.5 * sx * sx, -0.5 * sy * sy, -0.5 * sz * sz, -sx * sy, -sx * sz, -sy * sz]
+        )
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        b_cart = tuple(float(v) for v in coef[1:])
+    else:
+        design = np.column_stack([np.ones_like(s2), -0.5 * s2])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        b = float(coef[1])
+        b_cart = (b, b, b, 0.0, 0.0, 0.0)
+    if not all(np.isfinite(b_cart)):
+        return None
+    return WilsonFit(b_cart=b_cart, n_used=n_used)  # type: ignore[arg-type]
+
+
+def anisotropy_correction(fit: WilsonFit, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Factors replacing the anisotropic fall-off by an isotropic one of the same mean B.
+
+    ``F' = F · exp(+¼ sᵀ B s) · exp(-¼ b̄ |s|²)`` (ALGORITHM.md §1.4).
+    """
+    sx, sy, sz = (np.asarray(c, dtype=np.float64) for c in s_xyz)
+    b11, b22, b33, b12, b13, b23 = fit.b_cart
+    quad = b11 * sx * sx + b22 * sy * sy + b33 * sz * sz + 2 * (b12 * sx * sy + b13 * sx * sz + b23 * sy * sz)
+    s2 = sx * sx + sy * sy + sz * sz
+    return np.exp(0.25 * quad - 0.25 * fit.b_iso * s2).astype(np.float32)

@@ -1,0 +1,75 @@
+"""Diagnostic plots (matplotlib, Agg backend), each written to a given open path.
+
+* :func:`plot_score_vs_b` — surface area, normalised regions and adjusted SA
+  against target B (the paper's Fig. 3).
+* :func:`plot_amplitudes` — mean amplitude against resolution before and after
+  sharpening (the paper's Fig. 4).
+* :func:`plot_fsc` — half-map FSC, CC* and scale factors per shell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_score_vs_b(summary: dict[str, Any], path: Path) -> None:
+    """Scores of the trials of the chosen method against target B."""
+    trials = [t for t in summary.get("trials", []) if t.get("method") == summary["method"] and t["b_iso"] is not None]
+    trials.sort(key=lambda t: t["b_iso"])
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    if trials:
+        b = [t["b_iso"] for t in trials]
+        for ax, key, label in zip(axes, ("surface_area", "normalized_regions", "adjusted_sa"),
+                                  ("surface area / volume", "regions / target voxels", "adjusted SA")):
+            ax.plot(b, [t[key] if t[key] is not None else float("nan") for t in trials], "o-", ms=3)
+            ax.set_ylabel(label)
+            if summary.get("target_b_iso") is not None:
+                ax.axvline(summary["target_b_iso"], color="tab:red", lw=1, ls="--")
+        axes[-1].set_xlabel("target B_iso of the map (Å²)")
+    else:
+        axes[1].text(0.5, 0.5, "no search was run (fixed sharpening or scale factors)", ha="center",
+                     transform=axes[1].transAxes)
+    axes[0].set_title(f"score vs B ({summary['method']})")
+    _save(fig, path)
+
+
+def plot_amplitudes(summary: dict[str, Any], path: Path) -> None:
+    """Mean amplitude per shell before and after sharpening (log scale)."""
+    amps = summary["amplitudes"]
+    s = [1.0 / d for d in amps["d"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(s, amps["before"], "o-", ms=3, label="input (anisotropy removed)")
+    ax.semilogy(s, amps["after"], "o-", ms=3, label="sharpened")
+    ax.axvline(1.0 / summary["resolution"], color="grey", lw=1, ls="--", label="resolution")
+    ax.set_xlabel("1/d (Å⁻¹)")
+    ax.set_ylabel("mean |F| (arbitrary units)")
+    ax.legend()
+    ax.set_title("amplitude fall-off")
+    _save(fig, path)
+
+
+def plot_fsc(shells: list[dict[str, Any]], path: Path, resolution: float) -> None:
+    """FSC, CC* (or model CC) and scale factor per shell."""
+    s = [1.0 / row["d"] for row in shells]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("fsc", "cc_star", "cc", "cc_corrected", "scale"):
+        if shells and key in shells[0]:
+            ax.plot(s, [row[key] for row in shells], "o-", ms=3, label=key)
+    ax.axhline(0.143, color="grey", lw=0.8, ls=":")
+    ax.axvline(1.0 / resolution, color="grey", lw=1, ls="--")
+    ax.set_xlabel("1/d (Å⁻¹)")
+    ax.legend()
+    ax.set_title("shell statistics")
+    _save(fig, path)

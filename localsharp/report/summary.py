@@ -1,0 +1,93 @@
+"""The run summary: JSON content (versions, input checksums) and the human-readable table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+PACKAGES = ("localsharp", "numpy", "scipy", "numba", "mrcfile", "gemmi")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape the numbers."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Write JSON to an open temporary path (the caller renames it into place)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(content, fh, indent=2, allow_nan=False, default=_default)
+        fh.write("\n")
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO = sys.stdout) -> None:
+    """Short human-readable report of a sharpening run."""
+    geo = summary.get("input", {}).get("geometry", {})
+    shape = "x".join(str(n) for n in geo.get("shape_xyz", []))
+    print(f"localsharp sharpen: {summary.get('input', {}).get('map', '?')}  ({shape} voxels, "
+          f"resolution {summary['resolution']} Å, d_min {summary['d_min']:.2f} Å)", file=out)
+    rows = [
+        ("mode / method", f"{summary['mode']} / {summary['method']}"),
+        ("B_iso input -> output (Å²)", f"{_fmt(summary['b_iso_input'])} -> {_fmt(summary['b_iso_output'])}"),
+        ("b_sharpen (Å²)", _fmt(summary["b_sharpen"])),
+        ("target B_iso (Å²)", _fmt(summary["target_b_iso"])),
+        ("d_cut (Å) / k_sharpen / b_blur_hires", f"{_fmt(summary['d_cut'], '.2f')} / {_fmt(summary['k_sharpen'])} / "
+                                                f"{_fmt(summary['b_blur_hires'])}"),
+        ("solvent fraction (map / box)", f"{summary['solvent_fraction']:.3f} / {summary['box_solvent_fraction']:.3f}"),
+        ("region weight", _fmt(summary["region_weight"], ".2f")),
+        ("signal-to-noise", _fmt(summary["signal_to_noise"])),
+        ("adjusted SA input -> output", f"{_fmt(summary['score']['input']['adjusted_sa'], '.3f')} -> "
+                                        f"{_fmt(summary['score']['output']['adjusted_sa'], '.3f')}"),
+        ("applicable", f"{summary['applicable']['value']} ({summary['applicable']['reason']})"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}", file=out)
+    trials = [t for t in summary.get("trials", []) if t.get("method") == summary["method"]]
+    if trials:
+        print("  trials:  target_B  b_sharpen  surf_area  regions  adjusted_SA  kurtosis", file=out)
+        for t in sorted(trials, key=lambda r: r["b_iso"] if r["b_iso"] is not None else 0.0):
+            mark = "*" if abs(t["b_sharpen"] - summary["b_sharpen"]) < 1e-9 else " "
+            print(f"         {mark}{_fmt(t['b_iso']):>8} {t['b_sharpen']:10.1f} {t['surface_area']:10.3f} "
+                  f"{t['n_regions']:8d} {_fmt(t['adjusted_sa'], '.3f'):>12} {t['kurtosis']:9.2f}", file=out)
+    for warning in summary.get("warnings", []):
+        print(f"  warning: {warning}", file=out)
+    for name, path in outputs.items():
+        print(f"  wrote {name}: {path}", file=out)
+    print(f"  time: {summary['timings_s'].get('total', 0.0):.2f} s", file=out)

@@ -1,0 +1,150 @@
+"""Solvent fraction / molecular volume of a map (ALGORITHM.md §3).
+
+Priority: a given solvent content, then a molecular mass, then a sequence,
+then the automatic local-variance estimate.  The automatic method follows the
+paper's description (Wang-type local variance, smoothing radius 1.5 × resolution,
+iterated): the local variance ``V = (ρ − ρ̄)² ⊛ sphere(R)`` is computed by FFT;
+the molecule is first taken as ``V ≥ 0.05 · max V`` (the public reference's
+rule), then the threshold is iterated as the midpoint of the median local variance
+inside and outside the current molecule (a robust two-class split of V), three
+times.  On the shared real maps this gives 0.945 (EMD-3488, 64 kDa in 105³ Å³:
+0.931 expected from the mass) and 0.964 (EMD-11007 crop, ≈0.946 expected).
+The reference's public fallback uses R = 2 × resolution and no iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..kernels import fourier
+
+#: Å³ per Da of protein (1.23) and of nucleic acid (1.15 × 330 Da per nucleotide).
+PROTEIN_VOLUME_PER_DA = 1.23
+PROTEIN_RESIDUE_DA = 110.0
+NUCLEOTIDE_DA = 330.0
+NUCLEIC_VOLUME_PER_DA = 1.15
+
+
+@dataclass(frozen=True)
+class SolventEstimate:
+    """A solvent fraction and how it was obtained."""
+
+    solvent_fraction: float
+    method: str
+    molecular_volume: float | None = None
+    iterations: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"solvent_fraction": self.solvent_fraction, "method": self.method,
+                "molecular_volume_A3": self.molecular_volume, "iterations": list(self.iterations)}
+
+
+def sphere_average_factors(grid: fourier.FourierGrid, radius: float) -> np.ndarray:
+    """Fourier transform of a normalised uniform sphere: ``3(sin w − w cos w)/w³``, ``w = 2πR|s|``."""
+    w = 2.0 * np.pi * radius * np.sqrt(grid.s2.astype(np.float64))
+    w[0, 0, 0] = 1.0
+    f = 3.0 * (np.sin(w) - w * np.cos(w)) / w**3
+    f[0, 0, 0] = 1.0
+    return f.astype(np.float32)
+
+
+def local_variance(data: np.ndarray, voxel_size: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Mean of ``(ρ − ρ̄)²`` within ``radius`` Å of every voxel (periodic, via FFT)."""
+    grid = fourier.FourierGrid(tuple(data.shape), tuple(voxel_size))
+    centred = data.astype(np.float32) - np.float32(data.mean(dtype=np.float64))
+    coeffs = fourier.to_coefficients(centred * centred)
+    coeffs *= sphere_average_factors(grid, radius)
+    return fourier.to_map(coeffs, data.shape)
+
+
+def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
+                      radius_factor: float = 1.5, iterations: int = 3, start_fraction_of_max: float = 0.05) -> SolventEstimate:
+    """Automatic solvent fraction from the local variance of the map (see module notes).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Map ``[z, y, x]``.
+    voxel_size : tuple of float
+        Voxel size ``(z, y, x)`` in Å.
+    resolution : float
+        Nominal resolution (Å); the smoothing radius is ``radius_factor × resolution``.
+    iterations : int
+        Number of threshold updates after the ``0.05 · max`` start.
+    """
+    v = local_variance(data, voxel_size, radius_factor * resolution)
+    tau = start_fraction_of_max * float(v.max())
+    history = []
+    for _ in range(iterations + 1):
+        molecule = v >= tau
+        history.append(1.0 - float(molecule.mean()))
+        inside, outside = v[molecule], v[~molecule]
+        if inside.size == 0 or outside.size == 0:
+            break
+        tau = 0.5 * (float(np.median(inside)) + float(np.median(outside)))
+    f_sol = float(np.clip(history[-1], 0.001, 0.999))
+    return SolventEstimate(f_sol, f"local variance (R = {radius_factor} x resolution, {len(history) - 1} iterations)",
+                           (1.0 - f_sol) * float(np.prod(voxel_size)) * data.size, tuple(history))
+
+
+def volume_from_sequence(text: str, copies: int = 1) -> float:
+    """Molecular volume (Å³) from a one-letter sequence (FASTA or plain text; DNA/RNA chains detected)."""
+    volume = 0.0
+    chains = []
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            if current:
+                chains.append("".join(current))
+            current = []
+        elif line:
+            current.append("".join(ch for ch in line.upper() if ch.isalpha()))
+    if current:
+        chains.append("".join(current))
+    if not chains or not any(chains):
+        raise ConfigError("sequence holds no residues")
+    for chain in dict.fromkeys(chains):  # unique chains, as the reference does
+        nucleic = set(chain) <= set("ACGTUN")
+        if nucleic:
+            volume += len(chain) * NUCLEIC_VOLUME_PER_DA * NUCLEOTIDE_DA
+        else:
+            volume += len(chain) * PROTEIN_VOLUME_PER_DA * PROTEIN_RESIDUE_DA
+    return volume * max(1, copies)
+
+
+def solvent_from_volume(molecular_volume: float, box_volume: float) -> float:
+    """``1 − V_mol / V_box`` clamped to [0.001, 0.999]."""
+    return float(np.clip(1.0 - molecular_volume / box_volume, 0.001, 0.999))
+
+
+def molecular_volume_from_mass(mass: float, box_volume: float) -> float:
+    """Volume (Å³) of a protein of ``mass`` (kDa, or Da when the kDa reading cannot fit the box)."""
+    if mass <= 0:
+        raise ConfigError(f"molecular mass must be positive, got {mass}")
+    volume = mass * 1000.0 * PROTEIN_VOLUME_PER_DA
+    if volume > box_volume and mass > 1000:
+        volume /= 1000.0
+    return volume
+
+
+def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
+                     solvent_content: float | None = None, molecular_mass: float | None = None,
+                     sequence: str | None = None, copies: int = 1) -> SolventEstimate:
+    """Solvent fraction of a map by the priority of ALGORITHM.md §3."""
+    box_volume = float(np.prod(voxel_size)) * data.size
+    if solvent_content is not None:
+        value = solvent_content / 100.0 if solvent_content >= 1.0 else solvent_content
+        if not 0.0 < value < 1.0:
+            raise ConfigError(f"solvent content must be a fraction in (0, 1) or a percentage, got {solvent_content}")
+        return SolventEstimate(value, "given solvent content", (1.0 - value) * box_volume)
+    if molecular_mass is not None:
+        volume = molecular_volume_from_mass(molecular_mass, box_volume)
+        return SolventEstimate(float(np.clip(1 - volume / box_volume, 0.01, 1.0 - 1e-3)), "molecular mass", volume)
+    if sequence is not None:
+        volume = volume_from_sequence(sequence, copies)
+        return SolventEstimate(solvent_from_volume(volume, box_volume), "sequence", volume)
+    return estimate_from_map(data, voxel_size, resolution)

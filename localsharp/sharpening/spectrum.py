@@ -1,0 +1,164 @@
+"""Fourier coefficients of a map (or of one box) ready for sharpening trials.
+
+A :class:`Spectrum` is what a sharpening search works on: the coefficients
+inside the resolution sphere ``d >= d_min`` (F000 excluded), optionally with
+the anisotropy removed (ALGORITHM.md §1.2-1.4), plus the map's original overall
+B.  It holds no reference to files or clients and pickles cheaply (a 40³ box
+is a few hundred kB), so the same object serves a whole map and a Dask task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import fourier, wilson
+
+#: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
+FALLBACK_B_ISO = 200.0
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """Coefficients of a real map inside the resolution sphere.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Real-space shape ``(nz, ny, nx)`` of the map the coefficients belong to.
+    voxel_size : tuple of float
+        Voxel size along ``(z, y, x)`` (Å).
+    angles : tuple of float
+        Cell angles (degrees).
+    resolution : float
+        Nominal resolution (Å).
+    d_min : float
+        Fourier cut-off actually used (``d_min_ratio * resolution``, not finer
+        than Nyquist).
+    index : numpy.ndarray
+        Flat indices of the kept coefficients in the rfft array.
+    coeffs : numpy.ndarray
+        Complex64 coefficients at ``index`` (anisotropy removed if requested).
+    sthol2 : numpy.ndarray
+        (sin θ/λ)² of each kept coefficient.
+    weight : numpy.ndarray
+        rfft multiplicity (1 or 2) of each kept coefficient.
+    b_cart : tuple of float or None
+        Anisotropic B removed (None if not fitted/removed).
+    b_iso : float
+        Overall B of the original amplitudes (fallback 200 Å² if the fit failed).
+    b_iso_fitted : bool
+        Whether :attr:`b_iso` comes from a successful fit.
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    angles: tuple[float, float, float]
+    resolution: float
+    d_min: float
+    index: np.ndarray
+    coeffs: np.ndarray
+    sthol2: np.ndarray
+    weight: np.ndarray
+    b_cart: tuple[float, ...] | None
+    b_iso: float
+    b_iso_fitted: bool
+
+    @classmethod
+    def from_map(cls, data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
+                 d_min_ratio: float = 0.833, angles: tuple[float, float, float] = (90.0, 90.0, 90.0),
+                 remove_aniso: bool = True, d_fit: float | None = None) -> "Spectrum":
+        """Transform a map and prepare its coefficients.
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            Map ``[z, y, x]``.
+        voxel_size : tuple of float
+            Voxel size along ``(z, y, x)`` (Å).
+        resolution : float
+            Nominal resolution (Å).
+        d_min_ratio : float
+            Coefficients are kept to ``d_min_ratio * resolution`` (0.833).
+        remove_aniso : bool
+            Replace the anisotropic fall-off by an isotropic one (§1.4).
+        d_fit : float, optional
+            Low-resolution limit of data used for the B fit (default:
+            ``resolution``).
+        """
+        grid = fourier.FourierGrid(tuple(data.shape), tuple(voxel_size), tuple(angles))
+        d_min = max(d_min_ratio * resolution, grid.nyquist)
+        keep = fourier.resolution_mask(grid, d_min)
+        index = np.flatnonzero(keep)
+        coeffs = fourier.to_coefficients(data).ravel()[index]
+        s_xyz = tuple(c.ravel()[index] for c in grid.s_cartesian())
+        weight = np.ascontiguousarray(grid.multiplicity.ravel()[index])
+        fit = wilson.fit_b_cart(np.abs(coeffs), s_xyz, d_fit or resolution, anisotropic=True)
+        b_cart = None
+        if fit is not None and remove_aniso:
+            coeffs = coeffs * wilson.anisotropy_correction(fit, s_xyz)
+            b_cart = fit.b_cart
+        s2 = s_xyz[0] ** 2 + s_xyz[1] ** 2 + s_xyz[2] ** 2
+        return cls(
+            shape=tuple(data.shape),
+            voxel_size=tuple(voxel_size),
+            angles=tuple(angles),
+            resolution=float(resolution),
+            d_min=float(d_min),
+            index=index,
+            coeffs=coeffs.astype(np.complex64),
+            sthol2=(0.25 * s2).astype(np.float32),
+            weight=weight,
+            b_cart=b_cart,
+            b_iso=fit.b_iso if fit is not None else FALLBACK_B_ISO,
+            b_iso_fitted=fit is not None,
+        )
+
+    @property
+    def d(self) -> np.ndarray:
+        """Resolution (Å) of each kept coefficient."""
+        return 1.0 / np.sqrt(4.0 * self.sthol2)
+
+    def s_cartesian(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cartesian s components of the kept coefficients (recomputed on demand)."""
+        grid = fourier.FourierGrid(self.shape, self.voxel_size, self.angles)
+        return tuple(c.ravel()[self.index] for c in grid.s_cartesian())  # type: ignore[return-value]
+
+    def measure_b_iso(self, factors: np.ndarray | None = None, d_fit: float | None = None) -> float | None:
+        """Overall isotropic-average B of the (optionally scaled) amplitudes (§1.3)."""
+        amps = np.abs(self.coeffs) if factors is None else np.abs(self.coeffs) * factors
+        fit = wilson.fit_b_cart(amps, self.s_cartesian(), d_fit or self.resolution, anisotropic=True)
+        return None if fit is None else fit.b_iso
+
+    def full_coefficients(self, factors: np.ndarray | None = None) -> np.ndarray:
+        """The rfft array with kept coefficients (times ``factors``) and zeros elsewhere."""
+        nz, ny, nx = self.shape
+        full = np.zeros(nz * ny * (nx // 2 + 1), dtype=np.complex64)
+        full[self.index] = self.coeffs if factors is None else self.coeffs * factors.astype(np.float32)
+        return full.reshape(nz, ny, nx // 2 + 1)
+
+    def render(self, factors: np.ndarray | None = None, *, sigma_scaled: bool = True) -> np.ndarray:
+        """Real-space map from the coefficients scaled by ``factors``.
+
+        The map has zero mean (F000 is absent) and, if ``sigma_scaled``, unit rms.
+        """
+        data = fourier.to_map(self.full_coefficients(factors), self.shape)
+        if not sigma_scaled:
+            return data
+        rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
+        return data / np.float32(rms) if rms > 0 else data
+
+    def shell_mean_amplitude(self, n_bins: int = 20, factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean amplitude (times ``factors``) in shells of equal reciprocal volume: ``(d_centre, mean |F|)``."""
+        s = np.sqrt(4.0 * self.sthol2.astype(np.float64))
+        edges = fourier.shell_edges_equal_volume(float(s.min()), float(s.max()), n_bins)
+        which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)
+        amps = np.abs(self.coeffs).astype(np.float64)
+        if factors is not None:
+            amps = amps * factors
+        total = np.bincount(which, weights=amps * self.weight, minlength=n_bins)
+        count = np.bincount(which, weights=self.weight.astype(np.float64), minlength=n_bins)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        ok = count > 0
+        return 1.0 / centres[ok], total[ok] / count[ok]
