@@ -21,11 +21,14 @@ from .sharpening.box import BoxChoice, choose_box
 from .sharpening.functions import Sharpening
 from .sharpening.score import MapMeasures, measure_map
 from .sharpening.search import SearchConfig, SearchResult, search_sharpening
-from .sharpening.solvent import SolventEstimate, estimate_from_map, estimate_solvent, solvent_from_volume
+from .sharpening.solvent import (SolventEstimate, estimate_from_variance, estimate_solvent, local_variance,
+                                 solvent_from_volume)
 from .sharpening.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
 
+#: Smoothing radius of the local-variance solvent estimate, in units of the resolution.
+SOLVENT_RADIUS_FACTOR = 1.5
 #: Fraction of exactly-zero voxels above which a map is reported as closely masked.
 MASKED_ZERO_FRACTION = 0.30
 
@@ -174,16 +177,21 @@ def _split_options(resolution: float, options: dict[str, Any]) -> SharpenOptions
     return SharpenOptions(resolution=resolution, search=SearchConfig(**search_kw), **options)
 
 
-def _box_solvent(box_data: np.ndarray, density: DensityMap, whole: SolventEstimate, opts: SharpenOptions,
-                 box: BoxChoice) -> SolventEstimate:
-    """Solvent fraction of the analysis box (§3 item 5)."""
+def _box_solvent(box_data: np.ndarray, density: DensityMap, whole: SolventEstimate, box: BoxChoice,
+                 box_variance: np.ndarray | None) -> SolventEstimate:
+    """Solvent fraction of the analysis box (§3 item 5).
+
+    With a given composition the molecular volume is assumed to lie in the box;
+    otherwise the whole map's local variance, cropped to the box, is re-thresholded.
+    """
     if not box.used:
         return whole
-    if whole.method != "local variance" and not whole.method.startswith("local variance") and whole.molecular_volume:
+    if box_variance is None and whole.molecular_volume:
         box_volume = float(np.prod(density.voxel_size)) * box_data.size
         return SolventEstimate(solvent_from_volume(whole.molecular_volume, box_volume), f"{whole.method} (box)",
                                whole.molecular_volume)
-    return estimate_from_map(box_data, density.voxel_size_zyx, opts.resolution)
+    estimate = estimate_from_variance(np.ascontiguousarray(box_variance), density.voxel_size_zyx)
+    return dataclasses.replace(estimate, method=estimate.method + " (box)")
 
 
 def _fixed_sharpening(opts: SharpenOptions, b_iso_original: float) -> Sharpening:
@@ -256,9 +264,12 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     timings["read"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    composition_given = any(v is not None for v in (opts.solvent_content, opts.molecular_mass, opts.sequence))
+    variance = None if composition_given else local_variance(density.data, density.voxel_size_zyx,
+                                                             SOLVENT_RADIUS_FACTOR * resolution)
     whole_solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
                                      solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
-                                     sequence=opts.sequence, copies=opts.copies)
+                                     sequence=opts.sequence, copies=opts.copies, variance=variance)
     timings["solvent"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -271,7 +282,8 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                      max_box_fraction=opts.max_box_fraction, centre_index=centre_index,
                      box_size=tuple(opts.box_size)[::-1])
     box_data = np.ascontiguousarray(density.data[box.slices()])
-    box_solvent = _box_solvent(box_data, density, whole_solvent, opts, box)
+    box_solvent = _box_solvent(box_data, density, whole_solvent, box,
+                               None if variance is None else variance[box.slices()])
     timings["box"] = time.perf_counter() - t
 
     t = time.perf_counter()

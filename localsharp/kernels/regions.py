@@ -184,21 +184,55 @@ def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray) -
     return _surfaces(labels, np.asarray(chosen, dtype=np.int64), sizes)
 
 
+@njit(nogil=True, cache=True)
+def _kth_largest(flat: np.ndarray, k: int) -> float:
+    """k-th largest value (1-based) by a 4096-bin histogram and a sort of one bin."""
+    n = flat.size
+    lo = flat[0]
+    hi = flat[0]
+    for i in range(n):
+        v = flat[i]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    if hi == lo:
+        return lo
+    n_bins = 4096
+    scale = (n_bins - 1) / (hi - lo)
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for i in range(n):
+        counts[int((flat[i] - lo) * scale)] += 1
+    above = 0
+    b = n_bins - 1
+    while b > 0 and above + counts[b] < k:
+        above += counts[b]
+        b -= 1
+    members = np.empty(counts[b], dtype=flat.dtype)
+    m = 0
+    for i in range(n):
+        if int((flat[i] - lo) * scale) == b:
+            members[m] = flat[i]
+            m += 1
+    members.sort()
+    return members[m - (k - above)]
+
+
 def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     """Cut-off ``t`` with exactly ``n_above`` voxels strictly above it (ties aside).
 
-    This is the exact version of the reference's 10-step bisection (its result
-    is within (max-min)/2**9 of this value, ALGORITHM.md §13.6); it is affine
-    equivariant, so the score stays invariant to ``a*rho + c``.
+    ``t`` is the ``(n_above + 1)``-th largest value.  This is the exact version of
+    the reference's 10-step bisection (whose result is within (max-min)/2**9 of
+    this value, ALGORITHM.md §13.6); it is affine equivariant, so the score stays
+    invariant to ``a*rho + c``.
     """
-    flat = np.asarray(data).ravel()
+    flat = np.ascontiguousarray(data).ravel()
     n = flat.size
     if n_above <= 0:
         return float(flat.max())
     if n_above >= n:
         return float(np.nextafter(flat.min(), -np.inf))
-    k = n - n_above - 1
-    return float(np.partition(flat, k)[k])
+    return float(_kth_largest(flat, n_above + 1))
 
 
 @njit(nogil=True, cache=True)

@@ -44,11 +44,11 @@ class SolventEstimate:
 
 def sphere_average_factors(grid: fourier.FourierGrid, radius: float) -> np.ndarray:
     """Fourier transform of a normalised uniform sphere: ``3(sin w − w cos w)/w³``, ``w = 2πR|s|``."""
-    w = 2.0 * np.pi * radius * np.sqrt(grid.s2.astype(np.float64))
+    w = np.float32(2.0 * np.pi * radius) * np.sqrt(grid.s2)
     w[0, 0, 0] = 1.0
-    f = 3.0 * (np.sin(w) - w * np.cos(w)) / w**3
+    f = np.float32(3.0) * (np.sin(w) - w * np.cos(w)) / (w * w * w)
     f[0, 0, 0] = 1.0
-    return f.astype(np.float32)
+    return f
 
 
 def local_variance(data: np.ndarray, voxel_size: tuple[float, float, float], radius: float) -> np.ndarray:
@@ -76,6 +76,19 @@ def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], 
         Number of threshold updates after the ``0.05 · max`` start.
     """
     v = local_variance(data, voxel_size, radius_factor * resolution)
+    return estimate_from_variance(v, voxel_size, iterations=iterations, start_fraction_of_max=start_fraction_of_max,
+                                  radius_factor=radius_factor)
+
+
+def _median(values: np.ndarray, max_samples: int = 1_000_000) -> float:
+    """Median, taken over an evenly strided subsample for very large arrays (deterministic)."""
+    step = max(1, values.size // max_samples)
+    return float(np.median(values[::step]))
+
+
+def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float], *, iterations: int = 3,
+                           start_fraction_of_max: float = 0.05, radius_factor: float = 1.5) -> SolventEstimate:
+    """Solvent fraction from a local-variance map ``v`` (see :func:`estimate_from_map`)."""
     tau = start_fraction_of_max * float(v.max())
     history = []
     for _ in range(iterations + 1):
@@ -84,10 +97,10 @@ def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], 
         inside, outside = v[molecule], v[~molecule]
         if inside.size == 0 or outside.size == 0:
             break
-        tau = 0.5 * (float(np.median(inside)) + float(np.median(outside)))
+        tau = 0.5 * (_median(inside) + _median(outside))
     f_sol = float(np.clip(history[-1], 0.001, 0.999))
     return SolventEstimate(f_sol, f"local variance (R = {radius_factor} x resolution, {len(history) - 1} iterations)",
-                           (1.0 - f_sol) * float(np.prod(voxel_size)) * data.size, tuple(history))
+                           (1.0 - f_sol) * float(np.prod(voxel_size)) * v.size, tuple(history))
 
 
 def volume_from_sequence(text: str, copies: int = 1) -> float:
@@ -133,8 +146,12 @@ def molecular_volume_from_mass(mass: float, box_volume: float) -> float:
 
 def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
                      solvent_content: float | None = None, molecular_mass: float | None = None,
-                     sequence: str | None = None, copies: int = 1) -> SolventEstimate:
-    """Solvent fraction of a map by the priority of ALGORITHM.md §3."""
+                     sequence: str | None = None, copies: int = 1,
+                     variance: np.ndarray | None = None) -> SolventEstimate:
+    """Solvent fraction of a map by the priority of ALGORITHM.md §3.
+
+    ``variance`` may pass a precomputed local-variance map (radius 1.5 × resolution).
+    """
     box_volume = float(np.prod(voxel_size)) * data.size
     if solvent_content is not None:
         value = solvent_content / 100.0 if solvent_content >= 1.0 else solvent_content
@@ -147,4 +164,6 @@ def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], r
     if sequence is not None:
         volume = volume_from_sequence(sequence, copies)
         return SolventEstimate(solvent_from_volume(volume, box_volume), "sequence", volume)
+    if variance is not None:
+        return estimate_from_variance(variance, voxel_size)
     return estimate_from_map(data, voxel_size, resolution)

@@ -121,9 +121,21 @@ class Spectrum:
         return 1.0 / np.sqrt(4.0 * self.sthol2)
 
     def s_cartesian(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cartesian s components of the kept coefficients (recomputed on demand)."""
-        grid = fourier.FourierGrid(self.shape, self.voxel_size, self.angles)
-        return tuple(c.ravel()[self.index] for c in grid.s_cartesian())  # type: ignore[return-value]
+        """Cartesian s components of the kept coefficients (computed once, not pickled)."""
+        cached = self.__dict__.get("_s_xyz")
+        if cached is None:
+            grid = fourier.FourierGrid(self.shape, self.voxel_size, self.angles)
+            cached = tuple(c.ravel()[self.index] for c in grid.s_cartesian())
+            object.__setattr__(self, "_s_xyz", cached)
+        return cached  # type: ignore[return-value]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_s_xyz", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     def measure_b_iso(self, factors: np.ndarray | None = None, d_fit: float | None = None) -> float | None:
         """Overall isotropic-average B of the (optionally scaled) amplitudes (§1.3)."""

@@ -1,0 +1,418 @@
+"""Half-map and model-based sharpening (ALGORITHM.md §7): loading, checking, masking, orchestration.
+
+Both modes determine per-shell scale factors with
+:mod:`localsharp.sharpening.shellscale` and hand them to
+:func:`localsharp.api.finish_sharpening`, which applies them to the whole
+(unmasked) map and builds the same :class:`~localsharp.api.SharpenResult` as
+model-free sharpening.
+
+* :func:`half_map_sharpen` — FSC of the half maps inside a soft molecule mask
+  (given, or automatic from the local variance of the map) → CC* weighting of
+  the whitened map.
+* :func:`model_sharpen` — correlation of the map with a B = 0 model map inside
+  a soft mask around the model's atoms → spectrum matched to the model,
+  weighted by the corrected map–model correlation.
+
+The masks serve the statistics only: the factors, stored as ``(|s|, k)``
+pairs, are interpolated by resolution onto the whole map's coefficients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gemmi
+import numpy as np
+import scipy.fft
+
+from . import api
+from .config import SharpenOptions
+from .errors import ConfigError, InputFileError
+from .kernels import fourier, wilson
+from .maps.density import DensityMap
+from .maps.model import box_positions, model_map, read_model
+from .sharpening.box import BoxChoice
+from .sharpening.shellscale import N_BINS, ShellScale, half_map_scale, model_scale
+from .sharpening.solvent import estimate_solvent, local_variance
+from .sharpening.spectrum import Spectrum
+
+MapInput = DensityMap | str | os.PathLike
+#: Atoms within this distance (Å) define the model mask (§5 item 2: ``mask_atoms_atom_radius``).
+MODEL_MASK_RADIUS = 3.0
+#: Smoothing radius of the automatic molecule mask, as a multiple of the resolution.
+MOLECULE_MASK_RADIUS_FACTOR = 1.5
+#: Relative tolerance when comparing voxel sizes and positions of maps.
+GEOMETRY_TOLERANCE = 1e-4
+
+
+# ------------------------------------------------------------------- loading
+def _load(source: MapInput, label: str) -> tuple[DensityMap, str]:
+    """A map and the name used for it in messages (its path, or ``label`` for an in-memory map)."""
+    if isinstance(source, DensityMap):
+        return source, label
+    loaded = api.load_map(source)
+    density = loaded[0] if isinstance(loaded, tuple) else loaded
+    return density, str(source)
+
+
+def check_same_grid(first: DensityMap, first_name: str, second: DensityMap, second_name: str) -> None:
+    """Refuse two maps that do not share shape, voxel size, cell angles and position.
+
+    Raises
+    ------
+    InputFileError
+        Naming both maps and what differs (shape, voxel size, origin/nstart).
+    """
+    problems = []
+    if first.shape_xyz != second.shape_xyz:
+        problems.append(f"grid {_fmt(first.shape_xyz)} vs {_fmt(second.shape_xyz)} voxels (x, y, z)")
+    if not np.allclose(first.voxel_size, second.voxel_size, rtol=GEOMETRY_TOLERANCE, atol=0):
+        problems.append(f"voxel size {_fmt(first.voxel_size)} vs {_fmt(second.voxel_size)} Å")
+    if not np.allclose(first.cell_angles, second.cell_angles, atol=1e-3):
+        problems.append(f"cell angles {_fmt(first.cell_angles)} vs {_fmt(second.cell_angles)}°")
+    tolerance = GEOMETRY_TOLERANCE * 100 * min(first.voxel_size)
+    if not np.allclose(first.first_voxel_position, second.first_voxel_position, rtol=0, atol=tolerance):
+        problems.append(f"position of the first voxel {_fmt(first.first_voxel_position)} vs "
+                        f"{_fmt(second.first_voxel_position)} Å (origin {_fmt(first.origin)} / nstart "
+                        f"{_fmt(first.nstart)} vs origin {_fmt(second.origin)} / nstart {_fmt(second.nstart)})")
+    if problems:
+        raise InputFileError(second_name, f"does not match {first_name}: " + "; ".join(problems)
+                             + ". Half maps, map and mask must share one grid")
+
+
+def _fmt(values: tuple) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _options(resolution: float, options: SharpenOptions | None, kwargs: dict[str, Any]) -> SharpenOptions:
+    if options is not None and kwargs:
+        raise ConfigError("give either options= or keyword options, not both")
+    opts = options if options is not None else api._split_options(resolution, dict(kwargs))
+    if opts.resolution != resolution:
+        opts = opts.replace(resolution=resolution)
+    return opts
+
+
+# --------------------------------------------------------------------- masks
+def _padded_convolve(data: np.ndarray, voxel_zyx: tuple[float, float, float], pad: int,
+                     kernel_ft: Any) -> np.ndarray:
+    """Convolve ``data`` in Fourier space on a zero-padded grid (no wrap-around within ``pad`` voxels)."""
+    shape = tuple(scipy.fft.next_fast_len(n + pad, real=True) for n in data.shape)
+    padded = np.zeros(shape, dtype=np.float32)
+    padded[tuple(slice(0, n) for n in data.shape)] = data
+    grid = fourier.FourierGrid(shape, tuple(voxel_zyx))  # type: ignore[arg-type]
+    coeffs = fourier.to_coefficients(padded)
+    coeffs *= kernel_ft(grid)
+    out = fourier.to_map(coeffs, shape)
+    return np.ascontiguousarray(out[tuple(slice(0, n) for n in data.shape)])
+
+
+def soften_mask(mask: np.ndarray, voxel_zyx: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Soft-edged copy of a binary mask: Gaussian smoothing (σ = ``radius`` Å), rescaled to max 1.
+
+    Smoothing is done on a zero-padded grid, so nothing wraps across the box faces.
+    """
+    binary = np.asarray(mask, dtype=np.float32)
+    if radius <= 0 or not binary.any():
+        return binary
+    pad = int(math.ceil(3.0 * radius / min(voxel_zyx)))
+
+    def gaussian(grid: fourier.FourierGrid) -> np.ndarray:
+        return np.exp(np.float32(-2.0 * math.pi**2 * radius**2) * grid.s2)
+
+    soft = _padded_convolve(binary, voxel_zyx, pad, gaussian)
+    top = float(soft.max())
+    return np.clip(soft / top, 0.0, 1.0).astype(np.float32) if top > 0 else binary
+
+
+def molecule_mask(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                  solvent_fraction: float) -> np.ndarray:
+    """Binary molecule mask: the ``1 − solvent_fraction`` voxels of highest local variance.
+
+    The local variance is taken over spheres of radius 1.5 × resolution
+    (as in the solvent estimate, :mod:`localsharp.sharpening.solvent`).
+    """
+    v = local_variance(data, voxel_zyx, MOLECULE_MASK_RADIUS_FACTOR * resolution)
+    threshold = float(np.quantile(v, float(np.clip(solvent_fraction, 0.0, 0.999))))
+    return v >= threshold
+
+
+def atom_ball_mask(structure: gemmi.Structure, density: DensityMap, radius: float = MODEL_MASK_RADIUS) -> np.ndarray:
+    """Voxels within ``radius`` Å of an atom, atoms taken at their nearest voxel (FFT dilation).
+
+    A fast stand-in for :func:`localsharp.maps.model.atom_mask` (which uses
+    exact atom positions): positions are rounded to the nearest voxel (error
+    ≤ half a voxel diagonal), which is immaterial for a soft analysis mask.
+    Atoms up to ``radius`` outside the box mark the voxels they reach; no
+    wrapping across the faces.
+    """
+    voxel = np.asarray(density.voxel_size, dtype=np.float64)  # x, y, z
+    shape_xyz = np.asarray(density.shape_xyz)
+    pos = box_positions(structure, density)
+    pos = pos[np.all((pos > -radius) & (pos < shape_xyz * voxel + radius), axis=1)]
+    mask_shape = density.shape
+    if pos.size == 0:
+        return np.zeros(mask_shape, dtype=bool)
+    reach = np.ceil(radius / voxel).astype(int)
+    # grid extended by `reach` on every side so that atoms just outside the box still count
+    idx = np.rint(pos / voxel).astype(np.int64) + reach
+    ext_xyz = shape_xyz + 2 * reach
+    idx = np.clip(idx, 0, ext_xyz - 1)
+    occupancy = np.zeros(tuple(ext_xyz[::-1]), dtype=np.float32)
+    occupancy[idx[:, 2], idx[:, 1], idx[:, 0]] = 1.0
+    offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij"), -1).reshape(-1, 3)
+    offsets = offsets[np.sum((offsets * voxel) ** 2, axis=1) <= radius * radius]
+    pad = int(reach.max())
+    shape = tuple(scipy.fft.next_fast_len(n + pad, real=True) for n in occupancy.shape)
+    kernel = np.zeros(shape, dtype=np.float32)
+    kernel[offsets[:, 2] % shape[0], offsets[:, 1] % shape[1], offsets[:, 0] % shape[2]] = 1.0
+    kernel_ft = fourier.to_coefficients(kernel)
+    vz, vy, vx = density.voxel_size_zyx
+    dilated = _padded_convolve(occupancy, (vz, vy, vx), pad, lambda grid: kernel_ft)
+    rz, ry, rx = reach[2], reach[1], reach[0]
+    core = dilated[rz:rz + mask_shape[0], ry:ry + mask_shape[1], rx:rx + mask_shape[2]]
+    return core > 0.5
+
+
+def _mask_bounds(mask: np.ndarray, level: float = 0.5) -> tuple[tuple[int, int], ...]:
+    inside = mask > level
+    if not inside.any():
+        return tuple((0, n) for n in mask.shape)
+    bounds = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(inside.any(axis=others))
+        bounds.append((int(hit[0]), int(hit[-1]) + 1))
+    return tuple(bounds)
+
+
+# ---------------------------------------------------------------- spectra
+def _aniso_factors(whole: Spectrum) -> np.ndarray | None:
+    """The anisotropy correction applied to ``whole`` (None if none was removed)."""
+    if whole.b_cart is None:
+        return None
+    fit = wilson.WilsonFit(b_cart=tuple(whole.b_cart), n_used=0)  # type: ignore[arg-type]
+    return wilson.anisotropy_correction(fit, whole.s_cartesian())
+
+
+def spectrum_like(reference: Spectrum, data: np.ndarray, factors: np.ndarray | None = None) -> Spectrum:
+    """Coefficients of ``data`` on ``reference``'s grid and resolution sphere, times ``factors``.
+
+    Used so that masked maps, half maps and model maps share exactly the
+    coefficients (and the anisotropy correction) of the map being sharpened.
+    """
+    if tuple(data.shape) != reference.shape:
+        raise ValueError(f"map shape {data.shape} differs from the spectrum's {reference.shape}")
+    coeffs = fourier.to_coefficients(data).ravel()[reference.index]
+    if factors is not None:
+        coeffs = coeffs * factors
+    return dataclasses.replace(reference, coeffs=coeffs.astype(np.complex64))
+
+
+# -------------------------------------------------------------- half maps
+def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapInput, resolution: float, *,
+                     options: SharpenOptions | None = None, mask: MapInput | bool | None = None,
+                     n_bins: int = N_BINS, **kwargs: Any) -> api.SharpenResult:
+    """Sharpen a map with per-shell factors from two half maps (§7; ``half_map_sharpening``).
+
+    Parameters
+    ----------
+    map_or_none : DensityMap, path or None
+        The map to sharpen; None → the mean of the half maps.
+    half1, half2 : DensityMap or path
+        Half maps on the same grid as the map (same shape, voxel size and
+        position), else :class:`InputFileError`.
+    resolution : float
+        Nominal resolution (Å).
+    options : SharpenOptions, optional
+        Resolution cut-off ratio, anisotropy removal, composition; otherwise
+        built from ``kwargs`` (fields of SharpenOptions/SearchConfig).
+    mask : DensityMap, path, bool or None
+        Mask for the FSC analysis.  None or True: automatic — the molecule
+        (highest local variance, the estimated solvent fraction left out),
+        softened with radius = resolution.  False: no mask.  A map: used as
+        given (values clipped to [0, 1]), same grid as the map.  The unmasked
+        map is what gets sharpened.
+    n_bins : int
+        Resolution shells (reduced until none is empty).
+
+    Returns
+    -------
+    SharpenResult
+        ``mode='half_map'``; ``shells`` holds one row per shell (d, s, d_avg,
+        fsc, fsc_corrected, cc_star, rms_fo, scale, n).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    h1, h1_name = _load(half1, "half map 1")
+    h2, h2_name = _load(half2, "half map 2")
+    check_same_grid(h1, h1_name, h2, h2_name)
+    if map_or_none is None:
+        density, name = h1.with_data((h1.data + h2.data) * np.float32(0.5)), "mean of the half maps"
+    else:
+        density, name = _load(map_or_none, "map")
+        check_same_grid(density, name, h1, h1_name)
+    opts = _options(resolution, options, kwargs)
+    api.check_resolution(density, resolution, name)
+    warnings = _low_resolution_warning(resolution)
+    timings["read"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
+                               solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
+                               sequence=opts.sequence, copies=opts.copies)
+    timings["solvent"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
+                              angles=density.cell_angles, remove_aniso=opts.remove_aniso)
+    timings["fft_whole"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    weights, box = _half_map_mask(mask, density, name, resolution, solvent.solvent_fraction)
+    timings["mask"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    aniso = _aniso_factors(whole)
+    spectra = [spectrum_like(whole, m.data if weights is None else m.data * weights, aniso)
+               for m in (density, h1, h2)]
+    scale = half_map_scale(*spectra, n_bins=n_bins)
+    timings["shell_scale"] = time.perf_counter() - t
+
+    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
+                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
+                                   timings=timings, shells=scale.rows(), mode="half_map")
+    result.timings_s["total"] = time.perf_counter() - t0
+    return result
+
+
+def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str, resolution: float,
+                   solvent_fraction: float) -> tuple[np.ndarray | None, BoxChoice]:
+    whole = tuple((0, n) for n in density.shape)
+    if mask is False:
+        return None, BoxChoice(whole, "whole_map", False, "no mask: FSC of the whole half maps")
+    if mask is None or mask is True:
+        binary = molecule_mask(density.data, density.voxel_size_zyx, resolution, solvent_fraction)
+        soft = soften_mask(binary, density.voxel_size_zyx, resolution)
+        reason = (f"automatic molecule mask ({1.0 - solvent_fraction:.0%} of the map by local variance, "
+                  f"soft edge {resolution:g} Å) for the FSC analysis; whole map sharpened")
+        return soft, BoxChoice(_mask_bounds(soft), "half_map_mask", True, reason)
+    given, mask_name = _load(mask, "mask")
+    check_same_grid(density, name, given, mask_name)
+    soft = np.clip(given.data, 0.0, 1.0).astype(np.float32)
+    if not soft.any():
+        raise InputFileError(mask_name, "mask holds no positive value")
+    return soft, BoxChoice(_mask_bounds(soft), "given_mask", True,
+                           f"mask {mask_name} for the FSC analysis; whole map sharpened")
+
+
+def _low_resolution_warning(resolution: float) -> list[str]:
+    if resolution >= 10.0:
+        return [f"resolution {resolution} Å is low (≥ 10 Å); sharpening is rarely useful"]
+    return []
+
+
+# ------------------------------------------------------------------- model
+def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Structure, resolution: float, *,
+                  options: SharpenOptions | None = None, model_rms: float | None = None,
+                  fraction_complete: float | None = None, mask_radius: float = MODEL_MASK_RADIUS,
+                  n_bins: int = N_BINS, **kwargs: Any) -> api.SharpenResult:
+    """Sharpen a map with per-shell factors from its agreement with an atomic model (§7.4; ``model_sharpening``).
+
+    Parameters
+    ----------
+    map_or_path : DensityMap or path
+        The map.
+    model : path or gemmi.Structure
+        PDB or mmCIF model in the map's frame (first model; hydrogens and
+        charged atoms are fine).  Its density is computed with every B = 0
+        (``target_b_iso_model_scale = 0``).
+    resolution : float
+        Nominal resolution (Å).
+    options : SharpenOptions, optional
+        As for :func:`half_map_sharpen`.
+    model_rms : float, optional
+        Expected model error (Å); default 0.25 × resolution.
+    fraction_complete : float, optional
+        Model completeness; default estimated from the correlation.
+    mask_radius : float
+        Statistics are taken within this distance (Å) of the atoms, with a
+        soft edge of radius = resolution, so a model covering part of the
+        map is compared only with the density it explains.
+    n_bins : int
+        Resolution shells.
+
+    Returns
+    -------
+    SharpenResult
+        ``mode='model'``; ``shells`` rows hold d, s, d_avg, cc, cc_corrected,
+        rms_fo, rms_fc, scale, n.
+
+    Raises
+    ------
+    InputFileError
+        Model unreadable, empty, or entirely outside the map (message names
+        the model file).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    density, name = _load(map_or_path, "map")
+    if isinstance(model, gemmi.Structure):
+        structure, model_name = model, model.name or "model"
+    else:
+        structure, model_name = read_model(model), str(model)
+    if not mask_radius > 0:
+        raise ConfigError(f"model mask radius must be positive, got {mask_radius}")
+    if model_rms is not None and not model_rms >= 0:
+        raise ConfigError(f"model rms error must be zero or positive, got {model_rms}")
+    opts = _options(resolution, options, kwargs)
+    api.check_resolution(density, resolution, name)
+    warnings = _low_resolution_warning(resolution)
+    timings["read"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
+                               solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
+                               sequence=opts.sequence, copies=opts.copies)
+    timings["solvent"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
+                              angles=density.cell_angles, remove_aniso=opts.remove_aniso)
+    timings["fft_whole"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    calculated = model_map(structure, density, resolution=whole.d_min, b_factor=0.0, source=model_name)
+    timings["model_map"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    binary = atom_ball_mask(structure, density, mask_radius)
+    soft = soften_mask(binary, density.voxel_size_zyx, resolution)
+    covered = float(binary.mean())
+    box = BoxChoice(_mask_bounds(soft), "model_mask", True,
+                    f"statistics within {mask_radius:g} Å of the model's atoms (soft edge {resolution:g} Å), "
+                    f"{covered:.0%} of the map; whole map sharpened")
+    timings["mask"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    map_spec = spectrum_like(whole, density.data * soft, _aniso_factors(whole))
+    model_spec = spectrum_like(whole, calculated * soft)
+    scale = model_scale(map_spec, model_spec, resolution, rmsd=model_rms, fraction_complete=fraction_complete,
+                        n_bins=n_bins)
+    timings["shell_scale"] = time.perf_counter() - t
+
+    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
+                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
+                                   timings=timings, shells=scale.rows(), mode="model")
+    result.timings_s["total"] = time.perf_counter() - t0
+    return result
+
+
+def shell_scale_summary(scale: ShellScale) -> dict[str, Any]:
+    """Scalars of a shell scaling (b_eff, completeness...), JSON-friendly."""
+    return scale.summary()

@@ -1,0 +1,472 @@
+"""Per-shell scale factors from half maps or an atomic model (ALGORITHM.md §7, Engine A).
+
+Pure numerics on :class:`~localsharp.sharpening.spectrum.Spectrum` objects (numpy
+only, no I/O).  The coefficients inside the resolution sphere are binned into
+shells of equal reciprocal-space volume (§7.1); per shell we measure the
+complex correlation of two sets of coefficients, the rms amplitude of the map
+being sharpened and (for a model) of the reference (§7.2), correct the
+correlation curve (§7.3) and turn everything into one factor per shell (§7.5):
+
+* half maps: ``k_i = CC*_i · rmsFo_1 / rmsFo_i`` — whiten the map's amplitude
+  spectrum, then weight each shell by the expected correlation of the full map
+  with the truth, CC* (a Wiener-type filter for a flat reference spectrum);
+* model: ``k_i = (rmsFc_i / rmsFo_i) · min(1, CC_i / max_possible_cc ·
+  exp(b_eff · sthol2_i))`` — match the model's amplitude spectrum, weighted by
+  the map–model correlation corrected for the expected model error
+  (``b_eff = 8π·rmsd²``, §7.4) and the model's completeness.
+
+Factors are normalised to a maximum of 1 and kept as ``(|s|, k)`` pairs at the
+shell centres, so they can be applied to any spectrum by interpolating in
+resolution (§7.6; the reference re-applies them by shell index — a quirk not
+reproduced here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..kernels.fourier import shell_edges_equal_volume
+from .functions import Sharpening
+from .spectrum import Spectrum
+
+#: Default number of shells (§7.1).
+N_BINS = 20
+#: §7.3 defaults: shells averaged for the baseline, rescale limit, tail-fit cut.
+SCALE_USING_LAST = 3
+MAX_CC_FOR_RESCALE = 0.2
+CC_CUT = 0.2
+#: Constant reference rms used for half maps before normalisation to shell 1 (§7.2).
+HALF_MAP_RMS_FC = 1.4
+#: Model error rmsd as a fraction of the resolution (§7.4).
+RMSD_RESOLUTION_FACTOR = 0.25
+#: Below this estimated completeness a model gives unit factors (§7.4).
+MIN_FRACTION_COMPLETE = 0.05
+#: Largest exponent used in ``exp(sthol2 · b_eff)`` (§7.4).
+MAX_EXPONENT = 20.0
+#: Outlier guard: values beyond these multiples of the mean of the first three shells are replaced (§7.2).
+OUTLIER_HIGH = 100.0
+OUTLIER_LOW = 0.01
+#: Floors of §7.2/§7.5.
+RMS_FLOOR = 1e-10
+CORRECTED_FLOOR = 1e-5
+#: Tail-fit decay constants a (Å): 200 values 10 + 490·k/200 (§7.3).
+TAIL_DECAYS = 10.0 + 490.0 * np.arange(200) / 200.0
+
+
+# ------------------------------------------------------------------ formulas
+def cc_star(fsc: Any) -> Any:
+    """Expected correlation of the full map with the truth from the half-map FSC.
+
+    ``CC* = sqrt(2·FSC / (1 + FSC))`` with FSC ≤ 0 giving 0 (§7.3 step 3).
+
+    Parameters
+    ----------
+    fsc : float or array_like
+        Half-map Fourier shell correlation(s).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Same shape as ``fsc``; a float for scalar input.
+
+    Examples
+    --------
+    >>> round(cc_star(1 / 3) ** 2, 12)
+    0.5
+    >>> cc_star(-0.2)
+    0.0
+    """
+    f = np.clip(np.asarray(fsc, dtype=np.float64), 0.0, None)
+    out = np.sqrt(2.0 * f / (1.0 + f))
+    return float(out) if out.ndim == 0 else out
+
+
+def effective_b(rmsd: float) -> float:
+    """B (Å²) describing the expected model error: ``b_eff = 8π·rmsd²`` (§7.4).
+
+    This is the reference's (and the paper's) form, not the Debye–Waller
+    ``8π²·rmsd²``; e.g. rmsd 1 Å gives 25.13 Å².
+    """
+    return 8.0 * math.pi * float(rmsd) ** 2
+
+
+def default_rmsd(resolution: float) -> float:
+    """Default model error: ``0.25 × resolution`` (Å)."""
+    return RMSD_RESOLUTION_FACTOR * float(resolution)
+
+
+def correct_cc(cc: np.ndarray, s: np.ndarray, *, cc_cut: float = CC_CUT,
+               max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
+               scale_using_last: int = SCALE_USING_LAST) -> np.ndarray:
+    """Baseline removal and exponential tail fit of a per-shell correlation curve (§7.3 steps 1–2).
+
+    1. ``base = clamp(mean(last scale_using_last CC), 0, 0.99)``; when
+       ``base ≤ max_cc_for_rescale`` the curve becomes ``(CC − base)/(1 − base)``,
+       otherwise it is left unchanged.
+    2. With ``c_hi = min(2·cc_cut, 1 − cc_cut/2)``: if the curve rises above
+       ``c_hi``, the first later shell ``i_cut`` with ``CC < cc_cut`` starts a
+       tail ``CC_{i_cut}·exp(−a·(s − s_{i_cut}))`` (``a`` from 200 values in
+       10…500 Å minimising the rms misfit) that replaces shells ``≥ i_cut``;
+       if step 1 rescaled the curve, the tail's last value is subtracted so it
+       ends at 0.
+
+    Parameters
+    ----------
+    cc : array_like
+        Correlation per shell, lowest resolution first.
+    s : array_like
+        |s| (Å⁻¹) of each shell.
+
+    Returns
+    -------
+    numpy.ndarray
+        The corrected curve (float64); the input is not modified.
+    """
+    cc = np.array(cc, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if cc.size == 0:
+        return cc
+    base = float(np.clip(np.mean(cc[-scale_using_last:]), 0.0, 0.99))
+    rescaled = base <= max_cc_for_rescale
+    if rescaled:
+        cc = (cc - base) / (1.0 - base)
+    c_hi = min(2.0 * cc_cut, 1.0 - cc_cut / 2.0)
+    if cc.max() < c_hi:
+        return cc
+    i_cut = None
+    seen_high = False
+    for i, value in enumerate(cc):
+        if value > c_hi:
+            seen_high = True
+        elif seen_high and value < cc_cut:
+            i_cut = i
+            break
+    if not i_cut:  # None, or shell 0
+        return cc
+    ds = s[i_cut:] - s[i_cut]
+    trials = cc[i_cut] * np.exp(-TAIL_DECAYS[:, None] * ds[None, :])
+    misfit = np.sqrt(np.mean((trials - cc[None, i_cut:]) ** 2, axis=1))
+    tail = trials[int(np.argmin(misfit))]
+    if rescaled:
+        tail = tail - tail[-1]
+    cc[i_cut:] = tail
+    return cc
+
+
+def guard_outliers(values: np.ndarray, *, n_reference: int = 3) -> np.ndarray:
+    """Replace values > 100× or < 0.01× the mean of the first ``n_reference`` shells by the previous kept value (§7.2)."""
+    values = np.array(values, dtype=np.float64)
+    reference = float(np.mean(values[:n_reference])) if values.size else 0.0
+    if not reference > 0:
+        return values
+    for i in range(1, values.size):
+        if values[i] > OUTLIER_HIGH * reference or values[i] < OUTLIER_LOW * reference or not np.isfinite(values[i]):
+            values[i] = values[i - 1]
+    return values
+
+
+# ------------------------------------------------------------------- binning
+def bin_shells(s: np.ndarray, d_min: float, n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """Assign |s| values to shells of equal reciprocal volume, reducing the count until none is empty (§7.1).
+
+    Shells run from the smallest |s| to ``max(1/d_min, max |s|)``.
+
+    Returns
+    -------
+    index : numpy.ndarray
+        Shell of each value (int32, 0 = lowest resolution).
+    edges : numpy.ndarray
+        ``n + 1`` increasing edges in |s|, ``n <= n_bins``.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.size == 0:
+        raise ValueError("no Fourier coefficient to bin")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    s_low = float(s.min())
+    s_high = max(1.0 / float(d_min), float(s.max()))
+    for n in range(int(n_bins), 0, -1):
+        edges = shell_edges_equal_volume(s_low, s_high, n)
+        index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n - 1).astype(np.int32)
+        if np.all(np.bincount(index, minlength=n) > 0):
+            return index, edges
+    raise AssertionError("unreachable: one shell holding every coefficient is not empty")
+
+
+def _same_grid(*spectra: Spectrum) -> None:
+    first = spectra[0]
+    for other in spectra[1:]:
+        if other.shape != first.shape or not np.allclose(other.voxel_size, first.voxel_size, rtol=1e-5):
+            raise ValueError(f"spectra differ in grid: {first.shape} {first.voxel_size} vs "
+                             f"{other.shape} {other.voxel_size}")
+        if other.index is not first.index and not np.array_equal(other.index, first.index):
+            raise ValueError("spectra hold different sets of coefficients (different d_min?)")
+
+
+# --------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class ShellStats:
+    """Raw per-shell statistics of two coefficient sets on one grid (§7.2).
+
+    Attributes
+    ----------
+    edges_s : numpy.ndarray
+        ``n + 1`` shell edges in |s| (Å⁻¹).
+    n : numpy.ndarray
+        Number of Fourier coefficients per shell (full sphere).
+    d_avg : numpy.ndarray
+        Mean resolution (Å) of each shell's coefficients.
+    cc : numpy.ndarray
+        Complex correlation ``Σ Re(F1 F2*) / sqrt(Σ|F1|² Σ|F2|²)`` (0 if undefined).
+    rms_fo : numpy.ndarray
+        rms amplitude of the map being sharpened.
+    rms_fc : numpy.ndarray or None
+        rms amplitude of the reference (model), None for half maps.
+    """
+
+    edges_s: np.ndarray
+    n: np.ndarray
+    d_avg: np.ndarray
+    cc: np.ndarray
+    rms_fo: np.ndarray
+    rms_fc: np.ndarray | None = None
+
+    @property
+    def n_shells(self) -> int:
+        return int(self.n.size)
+
+    @property
+    def s(self) -> np.ndarray:
+        """|s| at the shell centres (midpoint of the edges)."""
+        return 0.5 * (self.edges_s[:-1] + self.edges_s[1:])
+
+    @property
+    def d(self) -> np.ndarray:
+        """Resolution (Å) at the shell centres."""
+        return 1.0 / self.s
+
+    @property
+    def sthol2(self) -> np.ndarray:
+        """(sin θ/λ)² at each shell's mean resolution, ``1/(4·d_avg²)``."""
+        return 0.25 / self.d_avg**2
+
+    @classmethod
+    def measure(cls, observed: Spectrum, first: Spectrum, second: Spectrum, *, reference_rms: bool = False,
+                n_bins: int = N_BINS) -> "ShellStats":
+        """Statistics of ``observed`` and the correlation of ``first`` with ``second``.
+
+        ``reference_rms`` also records the rms amplitude of ``second`` (the
+        model) as :attr:`rms_fc`.
+        """
+        _same_grid(observed, first, second)
+        s = np.sqrt(4.0 * observed.sthol2.astype(np.float64))
+        index, edges = bin_shells(s, observed.d_min, n_bins)
+        n = len(edges) - 1
+        w = observed.weight.astype(np.float64)
+
+        def total(values: np.ndarray) -> np.ndarray:
+            return np.bincount(index, weights=w * values, minlength=n)
+
+        count = total(np.ones_like(s))
+        f1 = first.coeffs.astype(np.complex128)
+        f2 = second.coeffs.astype(np.complex128)
+        p1 = total(f1.real**2 + f1.imag**2)
+        p2 = total(f2.real**2 + f2.imag**2)
+        cross = total(f1.real * f2.real + f1.imag * f2.imag)
+        denominator = np.sqrt(p1 * p2)
+        cc = np.divide(cross, denominator, out=np.zeros(n), where=denominator > 0)
+        fo = observed.coeffs.astype(np.complex128)
+        rms_fo = np.sqrt(total(fo.real**2 + fo.imag**2) / count)
+        rms_fc = np.sqrt(p2 / count) if reference_rms else None
+        d_avg = total(1.0 / s) / count
+        return cls(edges_s=edges, n=count, d_avg=d_avg, cc=cc, rms_fo=rms_fo, rms_fc=rms_fc)
+
+
+# ------------------------------------------------------------- scale factors
+@dataclass(frozen=True)
+class ShellScale:
+    """Per-shell scale factors and the statistics they came from.
+
+    Attributes
+    ----------
+    method : str
+        ``half_map_sharpening`` or ``model_sharpening``.
+    stats : ShellStats
+        Raw statistics.
+    cc_corrected : numpy.ndarray
+        Correlation after baseline removal and tail fit (§7.3).
+    cc_star : numpy.ndarray or None
+        CC* of the corrected half-map FSC (half maps only).
+    rms_fc : numpy.ndarray
+        Reference rms after the outlier guard, normalised to ``rmsFo`` of shell 1.
+    ratio : numpy.ndarray
+        ``rmsFc / rmsFo`` (floored, outlier-guarded).
+    scale : numpy.ndarray
+        Factor ``k`` per shell, maximum 1.
+    b_eff, max_possible_cc, fraction_complete, rmsd : float or None
+        Model-error terms (model only).
+    notes : tuple of str
+        Anything unusual (e.g. an incomplete model giving unit factors).
+    """
+
+    method: str
+    stats: ShellStats
+    cc_corrected: np.ndarray
+    rms_fc: np.ndarray
+    ratio: np.ndarray
+    scale: np.ndarray
+    cc_star: np.ndarray | None = None
+    b_eff: float | None = None
+    max_possible_cc: float | None = None
+    fraction_complete: float | None = None
+    rmsd: float | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def to_sharpening(self) -> Sharpening:
+        """The :class:`Sharpening` applying these factors, interpolated in |s| between shell centres."""
+        return Sharpening(method=self.method, b_sharpen=0.0, k_sharpen=None, b_blur_hires=None,
+                          shell_s=tuple(float(v) for v in self.stats.s),
+                          shell_k=tuple(float(v) for v in self.scale))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-friendly dict per shell (plain floats/ints), lowest resolution first.
+
+        Half maps: ``d, s, d_avg, fsc, fsc_corrected, cc_star, rms_fo, scale, n``.
+        Model: ``d, s, d_avg, cc, cc_corrected, rms_fo, rms_fc, scale, n``.
+        ``d``/``s`` are the shell centre (where ``scale`` applies).
+        """
+        st = self.stats
+        out = []
+        for i in range(st.n_shells):
+            row: dict[str, Any] = {"d": float(st.d[i]), "s": float(st.s[i]), "d_avg": float(st.d_avg[i])}
+            if self.method == "half_map_sharpening":
+                row.update(fsc=float(st.cc[i]), fsc_corrected=float(self.cc_corrected[i]),
+                           cc_star=float(self.cc_star[i]) if self.cc_star is not None else None)
+            else:
+                row.update(cc=float(st.cc[i]), cc_corrected=float(self.cc_corrected[i]))
+            row["rms_fo"] = float(st.rms_fo[i])
+            if self.method != "half_map_sharpening":
+                row["rms_fc"] = float(self.rms_fc[i])
+            row.update(scale=float(self.scale[i]), n=int(round(st.n[i])))
+            out.append(row)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars describing the scaling (JSON-friendly)."""
+        return {"method": self.method, "n_shells": self.stats.n_shells, "b_eff": self.b_eff, "rmsd": self.rmsd,
+                "max_possible_cc": self.max_possible_cc, "fraction_complete": self.fraction_complete,
+                "notes": list(self.notes)}
+
+
+def _ratio(rms_fo: np.ndarray, rms_fc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise the reference rms to shell 1 and form ``rmsFc/rmsFo`` with the §7.2 floors and guards."""
+    fo = guard_outliers(np.maximum(rms_fo, RMS_FLOOR))
+    fc = guard_outliers(np.maximum(rms_fc, RMS_FLOOR))
+    fc = fc * (fo[0] / fc[0])
+    ratio = guard_outliers(np.maximum(fc, RMS_FLOOR) / np.maximum(fo, RMS_FLOOR))
+    return fc, ratio
+
+
+def _normalised(k: np.ndarray) -> np.ndarray:
+    k = np.where(np.isfinite(k), np.maximum(k, 0.0), 0.0)
+    top = float(k.max()) if k.size else 0.0
+    return k / top if top > 0 else np.ones_like(k)
+
+
+def half_map_scale(map_spec: Spectrum, half1: Spectrum, half2: Spectrum, n_bins: int = N_BINS, *,
+                   cc_cut: float = CC_CUT, max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
+                   scale_using_last: int = SCALE_USING_LAST) -> ShellScale:
+    """Half-map scale factors ``k_i ∝ CC*_i · rmsFo_1/rmsFo_i`` (§7.2–7.5).
+
+    Parameters
+    ----------
+    map_spec : Spectrum
+        The map whose amplitudes set ``rmsFo`` (the one to be sharpened, or its
+        masked copy used for the analysis).
+    half1, half2 : Spectrum
+        Half maps on the same grid with the same coefficients (same ``d_min``)
+        and the same anisotropy correction as ``map_spec``.  The FSC is
+        symmetric in them.
+    n_bins : int
+        Requested shells; reduced until no shell is empty.
+
+    Returns
+    -------
+    ShellScale
+        With ``cc_star`` and the FSC before/after correction.
+
+    Notes
+    -----
+    The reference rms is the constant 1.4 normalised to shell 1 (Engine A), so
+    identical halves (FSC = 1) give pure whitening ``rmsFo_1/rmsFo_i``
+    normalised to a maximum of 1.
+    """
+    stats = ShellStats.measure(map_spec, half1, half2, n_bins=n_bins)
+    corrected = correct_cc(stats.cc, stats.s, cc_cut=cc_cut, max_cc_for_rescale=max_cc_for_rescale,
+                           scale_using_last=scale_using_last)
+    star = cc_star(corrected)
+    rms_fc, ratio = _ratio(stats.rms_fo, np.full(stats.n_shells, HALF_MAP_RMS_FC))
+    weight = np.clip(star, CORRECTED_FLOOR, 1.0)  # max_possible_cc = 1 for half maps
+    return ShellScale(method="half_map_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
+                      ratio=ratio, scale=_normalised(ratio * weight), cc_star=np.asarray(star))
+
+
+def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, rmsd: float | None = None,
+                fraction_complete: float | None = None, n_bins: int = N_BINS, cc_cut: float = CC_CUT,
+                max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
+                scale_using_last: int = SCALE_USING_LAST) -> ShellScale:
+    """Model-based scale factors (§7.2–7.5).
+
+    ``k_i ∝ (rmsFc_i/rmsFo_i) · min(1, clamp(CC_i/max_possible_cc, 1e-5, 1) ·
+    exp(min(20, sthol2_i·b_eff)))`` with ``CC_i`` the corrected map–model
+    correlation, ``b_eff = 8π·rmsd²`` and ``max_possible_cc = max_i clamp(raw
+    CC_i·exp(min(20, sthol2_i·b_eff)), 0, 1)`` (at least 0.01).
+
+    Parameters
+    ----------
+    map_spec : Spectrum
+        The map (or its copy masked around the model) — sets ``rmsFo``.
+    model_spec : Spectrum
+        Model-map coefficients on the same grid and resolution sphere.
+    resolution : float
+        Nominal resolution (Å); default ``rmsd = 0.25 × resolution``.
+    rmsd : float, optional
+        Expected model error (Å).
+    fraction_complete : float, optional
+        Model completeness; otherwise ``max_possible_cc²``.  Given, it sets
+        ``max_possible_cc = sqrt(fraction_complete)``.  Below 0.05 every
+        factor is 1 (no scaling).
+    n_bins : int
+        Requested shells.
+    """
+    stats = ShellStats.measure(map_spec, map_spec, model_spec, reference_rms=True, n_bins=n_bins)
+    rmsd = default_rmsd(resolution) if rmsd is None else float(rmsd)
+    if rmsd < 0:
+        raise ValueError(f"rmsd must be zero or positive, got {rmsd}")
+    b_eff = effective_b(rmsd)
+    boost = np.exp(np.minimum(MAX_EXPONENT, stats.sthol2 * b_eff))
+    if fraction_complete is None:
+        max_cc = max(0.01, float(np.max(np.clip(stats.cc * boost, 0.0, 1.0))))
+        fraction_complete = max_cc**2
+    else:
+        if not 0.0 <= fraction_complete <= 1.0:
+            raise ValueError(f"fraction_complete must lie in [0, 1], got {fraction_complete}")
+        max_cc = max(0.01, math.sqrt(fraction_complete))
+    corrected = correct_cc(stats.cc, stats.s, cc_cut=cc_cut, max_cc_for_rescale=max_cc_for_rescale,
+                           scale_using_last=scale_using_last)
+    rms_fc, ratio = _ratio(stats.rms_fo, stats.rms_fc)  # type: ignore[arg-type]
+    notes: tuple[str, ...] = ()
+    if fraction_complete < MIN_FRACTION_COMPLETE:
+        scale = np.ones(stats.n_shells)
+        notes = (f"estimated model completeness {fraction_complete:.3f} < {MIN_FRACTION_COMPLETE}: "
+                 "unit scale factors (no sharpening)",)
+    else:
+        weight = np.minimum(1.0, np.clip(corrected / max_cc, CORRECTED_FLOOR, 1.0) * boost)
+        scale = _normalised(ratio * weight)
+    return ShellScale(method="model_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
+                      ratio=ratio, scale=scale, b_eff=b_eff, max_possible_cc=max_cc,
+                      fraction_complete=float(fraction_complete), rmsd=rmsd, notes=notes)
