@@ -116,12 +116,14 @@ def to_coefficients(data: np.ndarray) -> np.ndarray:
     return scipy.fft.rfftn(np.asarray(data, dtype=np.float32), workers=FFT_WORKERS)
 
 
-def to_map(coeffs: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def to_map(coeffs: np.ndarray, shape: tuple[int, int, int], workers: int | None = None) -> np.ndarray:
     """Real map (float32) from rfft coefficients on a grid of ``shape``.
 
     ``coeffs`` may carry leading batch axes; the transform acts on the last three.
+    ``workers`` = FFT threads (default :data:`FFT_WORKERS`).
     """
-    return scipy.fft.irfftn(coeffs, s=shape, axes=(-3, -2, -1), workers=FFT_WORKERS).astype(np.float32, copy=False)
+    return scipy.fft.irfftn(coeffs, s=shape, axes=(-3, -2, -1),
+                            workers=workers or FFT_WORKERS).astype(np.float32, copy=False)
 
 
 def resolution_mask(grid: FourierGrid, d_min: float, d_max: float | None = None) -> np.ndarray:

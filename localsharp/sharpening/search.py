@@ -178,7 +178,8 @@ class _Scorer:
         self.cache: dict[Sharpening, MapMeasures] = {}
 
     def _one(self, sharpening: Sharpening) -> MapMeasures:
-        data = self.spectrum.render(sharpening.factors(self.spectrum), sigma_scaled=False)
+        workers = 1 if self.n_threads > 1 else None
+        data = self.spectrum.render(sharpening.factors(self.spectrum), sigma_scaled=False, workers=workers)
         return measure_map(data, self.solvent_fraction, self.params)
 
     def measure(self, sharpenings: Iterable[Sharpening]) -> list[Trial]:

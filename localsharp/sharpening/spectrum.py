@@ -150,12 +150,14 @@ class Spectrum:
         full[self.index] = self.coeffs if factors is None else self.coeffs * factors.astype(np.float32)
         return full.reshape(nz, ny, nx // 2 + 1)
 
-    def render(self, factors: np.ndarray | None = None, *, sigma_scaled: bool = True) -> np.ndarray:
+    def render(self, factors: np.ndarray | None = None, *, sigma_scaled: bool = True,
+               workers: int | None = None) -> np.ndarray:
         """Real-space map from the coefficients scaled by ``factors``.
 
         The map has zero mean (F000 is absent) and, if ``sigma_scaled``, unit rms.
+        ``workers`` = FFT threads (default: all cores).
         """
-        data = fourier.to_map(self.full_coefficients(factors), self.shape)
+        data = fourier.to_map(self.full_coefficients(factors), self.shape, workers=workers)
         if not sigma_scaled:
             return data
         rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
