@@ -209,6 +209,13 @@ def _fixed_sharpening(opts: SharpenOptions, b_iso_original: float) -> Sharpening
                       b_blur_hires=cfg.b_blur_hires)
 
 
+def _already_sharpened_warning(density: DensityMap) -> str | None:
+    labels = [bytes(lbl).decode("ascii", "replace") for lbl in density.header_extras.get("labels", [])]
+    if any(lbl.startswith("localsharp") and "b_sharpen" in lbl for lbl in labels):
+        return "map header says it was already sharpened by localsharp; sharpening it again is rarely useful"
+    return None
+
+
 def _masked_warning(density: DensityMap) -> str | None:
     zeros = float(np.count_nonzero(density.data == 0.0)) / density.data.size
     if zeros > MASKED_ZERO_FRACTION:
@@ -219,7 +226,7 @@ def _masked_warning(density: DensityMap) -> str | None:
 
 def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: float, *,
                    options: SharpenOptions | None = None, mtz_labels: tuple[str, str] | None = None,
-                   **kwargs: Any) -> SharpenResult:
+                   name: str | None = None, **kwargs: Any) -> SharpenResult:
     """Sharpen a whole map with one overall sharpening function.
 
     Parameters
@@ -234,6 +241,8 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         ``methods=("b_iso",)``, ``target="kurtosis"``, ``b_sharpen=50``).
     mtz_labels : tuple of str, optional
         Amplitude/phase labels for MTZ input.
+    name : str, optional
+        Name of the map used in messages (default: the path, or "map").
 
     Returns
     -------
@@ -256,9 +265,13 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         raise ConfigError("give either options= or keyword options, not both")
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
-    source = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
+    source = name or (str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map")
     check_resolution(density, resolution, source)
-    warnings = [w for w in (_masked_warning(density),) if w]
+    warnings = [w for w in (_masked_warning(density), _already_sharpened_warning(density)) if w]
+    for w in warnings:
+        log.warning(w)
+    log.info("map %s: %s voxels of %s Å, resolution %.2f Å", source, "x".join(map(str, density.shape_xyz)),
+             "/".join(f"{v:.3f}" for v in density.voxel_size), resolution)
     if resolution >= 10.0:
         warnings.append(f"resolution {resolution} Å is low (≥ 10 Å); sharpening is rarely useful")
     timings["read"] = time.perf_counter() - t0
@@ -271,6 +284,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                                      solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
                                      sequence=opts.sequence, copies=opts.copies, variance=variance)
     timings["solvent"] = time.perf_counter() - t
+    log.info("solvent fraction %.3f (%s)", whole_solvent.solvent_fraction, whole_solvent.method)
 
     t = time.perf_counter()
     centre_index = None
@@ -285,6 +299,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     box_solvent = _box_solvent(box_data, density, whole_solvent, box,
                                None if variance is None else variance[box.slices()])
     timings["box"] = time.perf_counter() - t
+    log.info("analysis box %s: %s; box solvent fraction %.3f", box.bounds, box.reason, box_solvent.solvent_fraction)
 
     t = time.perf_counter()
     angles = density.cell_angles
@@ -300,8 +315,13 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         box_spectrum = whole if not box.used else Spectrum.from_map(
             box_data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio, angles=angles,
             remove_aniso=opts.remove_aniso)
+        log.info("search: original B %.1f Å², methods %s, target %s", box_spectrum.b_iso,
+                 ",".join(opts.search.methods), opts.search.effective_target)
         search = search_sharpening(box_spectrum, box_solvent.solvent_fraction, opts.search)
         sharpening = search.sharpening
+        log.info("search: %d trials, region weight %.2f, best %s b_sharpen %.1f (score %.3f, S/N %.1f)",
+                 len(search.trials), search.region_weight, sharpening.method, sharpening.b_sharpen, search.score,
+                 search.signal_to_noise)
     timings["search"] = time.perf_counter() - t
 
     result = finish_sharpening(density, whole, sharpening, opts, search=search, solvent=whole_solvent,

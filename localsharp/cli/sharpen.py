@@ -149,7 +149,7 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         result = model_sharpen(density, args.model, resolution, options=opts, model_rms=args.model_rms)
         inputs["model"] = args.model
     else:
-        result = global_sharpen(density, resolution, options=opts)
+        result = global_sharpen(density, resolution, options=opts, name=str(source))
     files = [f for f in [source, *(args.half_maps or []), args.model, args.mask, args.sequence] if f]
     inputs["sha256"] = {str(f): sha256(f) for f in files}
     inputs["geometry"] = result.map.geometry()
