@@ -88,6 +88,7 @@ class SharpenResult:
             "mode": self.mode,
             "method": s.method,
             "b_iso_input": self.b_iso_input,
+            "b_iso_analysis_box": self.search.b_iso_original if self.search else None,
             "b_iso_output": self.b_iso_output,
             "b_sharpen": s.b_sharpen,
             "target_b_iso": target_b,
@@ -157,8 +158,12 @@ def load_map(source: DensityMap | str | os.PathLike, *, mtz_labels: tuple[str, s
 def check_resolution(density: DensityMap, resolution: float, source: str = "map") -> None:
     """Refuse a resolution ≤ 0 or finer than Nyquist (2 × the largest voxel edge)."""
     nyquist = 2.0 * max(density.voxel_size)
-    if not resolution > 0:
-        raise ConfigError(f"resolution must be positive, got {resolution}")
+    if not (resolution > 0 and np.isfinite(resolution)):
+        raise ConfigError(f"resolution must be a positive number of Å, got {resolution}")
+    longest = max(density.box_lengths)
+    if resolution > longest / 2.0:
+        raise ConfigError(f"resolution {resolution} Å is too coarse for {source}: its box is only "
+                          f"{longest:.1f} Å long, so it holds no Fourier terms at that resolution")
     if resolution < nyquist - 1e-6:
         raise ConfigError(f"resolution {resolution} Å is finer than the Nyquist limit {nyquist:.3f} Å "
                           f"(2 x voxel size {max(density.voxel_size):.3f} Å) of {source}")
@@ -201,7 +206,7 @@ def _fixed_sharpening(opts: SharpenOptions, b_iso_original: float) -> Sharpening
         if b == (0.0, 0.0, 0.0):
             b = (0.0, 0.0, 1e-10)
         return Sharpening(method="resolution_dependent", resolution_dependent_b=b)  # type: ignore[arg-type]
-    method = "b_iso_to_d_cut" if (cfg.k_sharpen and cfg.k_sharpen > 0 and "b_iso" not in cfg.methods) else "b_iso"
+    method = "b_iso_to_d_cut" if (cfg.k_sharpen and cfg.k_sharpen > 0 and "b_iso_to_d_cut" in cfg.methods) else "b_iso"
     if opts.b_iso is not None:
         return Sharpening(method=method, b_sharpen=b_iso_original - opts.b_iso, k_sharpen=cfg.k_sharpen,
                           d_cut=cfg.d_cut, b_blur_hires=cfg.b_blur_hires, b_iso_target=opts.b_iso)

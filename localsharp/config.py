@@ -9,6 +9,7 @@ live here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,14 @@ class SharpenOptions:
     discard_if_worse: bool = True
 
     def __post_init__(self) -> None:
-        if not (self.resolution > 0):
-            raise ConfigError(f"resolution must be positive, got {self.resolution}")
+        if not (self.resolution > 0 and math.isfinite(self.resolution)):
+            raise ConfigError(f"resolution must be a positive number of Å, got {self.resolution}")
+        for name in ("b_sharpen", "b_iso", "solvent_content", "molecular_mass"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number, got {value}")
+        if self.resolution_dependent_b is not None and not all(math.isfinite(v) for v in self.resolution_dependent_b):
+            raise ConfigError(f"resolution-dependent-b must be finite numbers, got {self.resolution_dependent_b}")
         if not 0.1 <= self.d_min_ratio <= 1.0:
             raise ConfigError(f"d_min_ratio must lie in [0.1, 1], got {self.d_min_ratio}")
         if not 0 < self.max_box_fraction <= 1:

@@ -7,14 +7,16 @@ Both modes determine per-shell scale factors with
 model-free sharpening.
 
 * :func:`half_map_sharpen` — FSC of the half maps inside a soft molecule mask
-  (given, or automatic from the local variance of the map) → CC* weighting of
-  the whitened map.
+  (given, or automatic from the local covariance of the half maps) → the map
+  scaled towards its de-blurred signal, weighted by CC* (Wiener filter).
 * :func:`model_sharpen` — correlation of the map with a B = 0 model map inside
   a soft mask around the model's atoms → spectrum matched to the model,
-  weighted by the corrected map–model correlation.
+  weighted by the corrected map–model correlation (§7.4–7.5).
 
 The masks serve the statistics only: the factors, stored as ``(|s|, k)``
-pairs, are interpolated by resolution onto the whole map's coefficients.
+pairs, are interpolated by resolution onto the whole map's coefficients, whose
+anisotropy is removed as for model-free sharpening; the masked copies get the
+same anisotropy correction, so statistics and application agree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import dataclasses
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import gemmi
@@ -38,12 +39,12 @@ from .maps.density import DensityMap
 from .maps.model import box_positions, model_map, read_model
 from .sharpening.box import BoxChoice
 from .sharpening.shellscale import N_BINS, ShellScale, half_map_scale, model_scale
-from .sharpening.solvent import estimate_solvent, local_variance
+from .sharpening.solvent import estimate_solvent, sphere_average_factors
 from .sharpening.spectrum import Spectrum
 
 MapInput = DensityMap | str | os.PathLike
-#: Atoms within this distance (Å) define the model mask (§5 item 2: ``mask_atoms_atom_radius``).
-MODEL_MASK_RADIUS = 3.0
+#: Default model-mask radius as a multiple of the resolution (Engine B; Engine A uses 3 Å).
+MODEL_MASK_RADIUS_FACTOR = 2.0
 #: Smoothing radius of the automatic molecule mask, as a multiple of the resolution.
 MOLECULE_MASK_RADIUS_FACTOR = 1.5
 #: Relative tolerance when comparing voxel sizes and positions of maps.
@@ -130,19 +131,35 @@ def soften_mask(mask: np.ndarray, voxel_zyx: tuple[float, float, float], radius:
     return np.clip(soft / top, 0.0, 1.0).astype(np.float32) if top > 0 else binary
 
 
-def molecule_mask(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
-                  solvent_fraction: float) -> np.ndarray:
-    """Binary molecule mask: the ``1 − solvent_fraction`` voxels of highest local variance.
+def signal_mask(half1: np.ndarray, half2: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, *,
+                radius_factor: float = MOLECULE_MASK_RADIUS_FACTOR, iterations: int = 3) -> np.ndarray:
+    """Binary molecule mask from the local *signal* variance of two half maps.
 
-    The local variance is taken over spheres of radius 1.5 × resolution
-    (as in the solvent estimate, :mod:`localsharp.sharpening.solvent`).
+    ``V(x) = [(h1 − h̄1)(h2 − h̄2)] ⊛ sphere(R)``, ``R = radius_factor ×
+    resolution``: the local covariance of the halves, in which independent
+    noise averages out, so the mask stays on the molecule even when the noise
+    dominates the local variance of the map itself (the map-based estimate of
+    :mod:`localsharp.sharpening.solvent` fails there).  The threshold starts
+    at ``0.05 · max V`` and is then iterated ``iterations`` times as the
+    midpoint of the median of ``V`` inside and outside the mask (the same
+    two-class split as the solvent estimate).
     """
-    v = local_variance(data, voxel_zyx, MOLECULE_MASK_RADIUS_FACTOR * resolution)
-    threshold = float(np.quantile(v, float(np.clip(solvent_fraction, 0.0, 0.999))))
-    return v >= threshold
+    grid = fourier.FourierGrid(tuple(half1.shape), tuple(voxel_zyx))  # type: ignore[arg-type]
+    product = ((half1 - np.float32(half1.mean(dtype=np.float64)))
+               * (half2 - np.float32(half2.mean(dtype=np.float64))))
+    coeffs = fourier.to_coefficients(product)
+    coeffs *= sphere_average_factors(grid, radius_factor * resolution)
+    v = fourier.to_map(coeffs, half1.shape)
+    tau = 0.05 * float(v.max())
+    for _ in range(iterations):
+        inside = v >= tau
+        if inside.all() or not inside.any():
+            break
+        tau = 0.5 * (float(np.median(v[inside])) + float(np.median(v[~inside])))
+    return v >= tau
 
 
-def atom_ball_mask(structure: gemmi.Structure, density: DensityMap, radius: float = MODEL_MASK_RADIUS) -> np.ndarray:
+def atom_ball_mask(structure: gemmi.Structure, density: DensityMap, radius: float = 3.0) -> np.ndarray:
     """Voxels within ``radius`` Å of an atom, atoms taken at their nearest voxel (FFT dilation).
 
     A fast stand-in for :func:`localsharp.maps.model.atom_mask` (which uses
@@ -214,10 +231,47 @@ def spectrum_like(reference: Spectrum, data: np.ndarray, factors: np.ndarray | N
     return dataclasses.replace(reference, coeffs=coeffs.astype(np.complex64))
 
 
+# ------------------------------------------------------------ shared steps
+def _prepare(density: DensityMap, resolution: float, opts: SharpenOptions,
+             timings: dict[str, float]) -> tuple[Any, Spectrum]:
+    """Whole-map solvent estimate (for scoring) and the whole map's spectrum (what gets scaled)."""
+    t = time.perf_counter()
+    solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
+                               solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
+                               sequence=opts.sequence, copies=opts.copies)
+    timings["solvent"] = time.perf_counter() - t
+    t = time.perf_counter()
+    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
+                              angles=density.cell_angles, remove_aniso=opts.remove_aniso)
+    timings["fft_whole"] = time.perf_counter() - t
+    return solvent, whole
+
+
+def _finish(density: DensityMap, whole: Spectrum, scale: ShellScale, opts: SharpenOptions, solvent: Any,
+            box: BoxChoice, warnings: list[str], timings: dict[str, float], mode: str,
+            t0: float) -> api.SharpenResult:
+    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
+                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
+                                   timings=timings, shells=scale.rows(), mode=mode)
+    applicable = {"value": True, "reason": f"{scale.method} scale factors from {scale.stats.n_shells} shells"}
+    if scale.method == "model_sharpening" and scale.notes:
+        applicable = {"value": False, "reason": scale.notes[0]}
+    applicable["shell_scale"] = scale.summary()
+    result.applicable = applicable
+    result.timings_s["total"] = time.perf_counter() - t0
+    return result
+
+
+def _low_resolution_warning(resolution: float) -> list[str]:
+    if resolution >= 10.0:
+        return [f"resolution {resolution} Å is low (≥ 10 Å); sharpening is rarely useful"]
+    return []
+
+
 # -------------------------------------------------------------- half maps
 def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapInput, resolution: float, *,
                      options: SharpenOptions | None = None, mask: MapInput | bool | None = None,
-                     n_bins: int = N_BINS, **kwargs: Any) -> api.SharpenResult:
+                     reference: str = "signal", n_bins: int = N_BINS, **kwargs: Any) -> api.SharpenResult:
     """Sharpen a map with per-shell factors from two half maps (§7; ``half_map_sharpening``).
 
     Parameters
@@ -226,18 +280,23 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
         The map to sharpen; None → the mean of the half maps.
     half1, half2 : DensityMap or path
         Half maps on the same grid as the map (same shape, voxel size and
-        position), else :class:`InputFileError`.
+        position), else :class:`InputFileError` naming both files.
     resolution : float
         Nominal resolution (Å).
     options : SharpenOptions, optional
-        Resolution cut-off ratio, anisotropy removal, composition; otherwise
-        built from ``kwargs`` (fields of SharpenOptions/SearchConfig).
+        Cut-off ratio (``d_min_ratio``), anisotropy removal, composition (for
+        the score); otherwise built from ``kwargs`` (fields of
+        SharpenOptions/SearchConfig).
     mask : DensityMap, path, bool or None
-        Mask for the FSC analysis.  None or True: automatic — the molecule
-        (highest local variance, the estimated solvent fraction left out),
-        softened with radius = resolution.  False: no mask.  A map: used as
-        given (values clipped to [0, 1]), same grid as the map.  The unmasked
-        map is what gets sharpened.
+        Mask for the FSC analysis.  None/True: automatic (:func:`signal_mask`,
+        softened with radius = resolution; the whole map if it fails).
+        False: no mask.  A map: used as given (clipped to [0, 1]), same grid as
+        the map.  The unmasked map is what gets sharpened.
+    reference : {"signal", "flat"}
+        Target amplitude spectrum (:func:`~localsharp.sharpening.shellscale.half_map_scale`).
+        ``signal`` (default): the half maps' signal with its overall B removed,
+        giving ``k ∝ CC*²·exp(B·sthol2)``; ``flat``: Engine A's constant,
+        giving ``k ∝ CC*·rmsFo_1/rmsFo``.
     n_bins : int
         Resolution shells (reduced until none is empty).
 
@@ -245,7 +304,18 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     -------
     SharpenResult
         ``mode='half_map'``; ``shells`` holds one row per shell (d, s, d_avg,
-        fsc, fsc_corrected, cc_star, rms_fo, scale, n).
+        fsc, fsc_corrected, cc_star, rms_fo, rms_fc, scale, n);
+        ``applicable['shell_scale']`` the fitted signal B and notes.
+
+    Notes
+    -----
+    Deviations from the reference (Engine A), chosen on phantoms whose truth
+    is known (``benchmarks/quality_modes.py``): the default ``signal``
+    reference replaces the constant ``rmsFc`` (whitening over-weights the
+    middle resolutions and nearly removes the lowest shell); the automatic
+    mask uses the half maps' local covariance (the reference's cctbx-only
+    path has no mask); factors are interpolated by resolution, not shell
+    index (§7.6).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -262,45 +332,34 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     warnings = _low_resolution_warning(resolution)
     timings["read"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
-                               solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
-                               sequence=opts.sequence, copies=opts.copies)
-    timings["solvent"] = time.perf_counter() - t
+    solvent, whole = _prepare(density, resolution, opts, timings)
 
     t = time.perf_counter()
-    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
-                              angles=density.cell_angles, remove_aniso=opts.remove_aniso)
-    timings["fft_whole"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    weights, box = _half_map_mask(mask, density, name, resolution, solvent.solvent_fraction)
+    weights, box = _half_map_mask(mask, density, name, h1, h2, resolution)
     timings["mask"] = time.perf_counter() - t
 
     t = time.perf_counter()
     aniso = _aniso_factors(whole)
     spectra = [spectrum_like(whole, m.data if weights is None else m.data * weights, aniso)
                for m in (density, h1, h2)]
-    scale = half_map_scale(*spectra, n_bins=n_bins)
+    scale = half_map_scale(*spectra, n_bins=n_bins, reference=reference)
     timings["shell_scale"] = time.perf_counter() - t
-
-    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
-                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
-                                   timings=timings, shells=scale.rows(), mode="half_map")
-    result.timings_s["total"] = time.perf_counter() - t0
-    return result
+    return _finish(density, whole, scale, opts, solvent, box, warnings, timings, "half_map", t0)
 
 
-def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str, resolution: float,
-                   solvent_fraction: float) -> tuple[np.ndarray | None, BoxChoice]:
+def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str, h1: DensityMap, h2: DensityMap,
+                   resolution: float) -> tuple[np.ndarray | None, BoxChoice]:
     whole = tuple((0, n) for n in density.shape)
     if mask is False:
         return None, BoxChoice(whole, "whole_map", False, "no mask: FSC of the whole half maps")
     if mask is None or mask is True:
-        binary = molecule_mask(density.data, density.voxel_size_zyx, resolution, solvent_fraction)
+        binary = signal_mask(h1.data, h2.data, density.voxel_size_zyx, resolution)
+        if binary.all() or not binary.any():
+            return None, BoxChoice(whole, "whole_map", False,
+                                   "automatic molecule mask failed (empty or whole map); FSC of the whole half maps")
         soft = soften_mask(binary, density.voxel_size_zyx, resolution)
-        reason = (f"automatic molecule mask ({1.0 - solvent_fraction:.0%} of the map by local variance, "
-                  f"soft edge {resolution:g} Å) for the FSC analysis; whole map sharpened")
+        reason = (f"automatic molecule mask ({binary.mean():.0%} of the map, local half-map covariance; soft edge "
+                  f"{resolution:g} Å) for the FSC analysis; whole map sharpened")
         return soft, BoxChoice(_mask_bounds(soft), "half_map_mask", True, reason)
     given, mask_name = _load(mask, "mask")
     check_same_grid(density, name, given, mask_name)
@@ -311,16 +370,10 @@ def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str,
                            f"mask {mask_name} for the FSC analysis; whole map sharpened")
 
 
-def _low_resolution_warning(resolution: float) -> list[str]:
-    if resolution >= 10.0:
-        return [f"resolution {resolution} Å is low (≥ 10 Å); sharpening is rarely useful"]
-    return []
-
-
 # ------------------------------------------------------------------- model
 def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Structure, resolution: float, *,
                   options: SharpenOptions | None = None, model_rms: float | None = None,
-                  fraction_complete: float | None = None, mask_radius: float = MODEL_MASK_RADIUS,
+                  fraction_complete: float | None = None, mask_radius: float | None = None,
                   n_bins: int = N_BINS, **kwargs: Any) -> api.SharpenResult:
     """Sharpen a map with per-shell factors from its agreement with an atomic model (§7.4; ``model_sharpening``).
 
@@ -331,19 +384,22 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     model : path or gemmi.Structure
         PDB or mmCIF model in the map's frame (first model; hydrogens and
         charged atoms are fine).  Its density is computed with every B = 0
-        (``target_b_iso_model_scale = 0``).
+        (``target_b_iso_model_scale = 0``) to the Fourier cut-off.
     resolution : float
         Nominal resolution (Å).
     options : SharpenOptions, optional
         As for :func:`half_map_sharpen`.
     model_rms : float, optional
-        Expected model error (Å); default 0.25 × resolution.
+        Expected model error (Å); default 0.25 × resolution, giving
+        ``b_eff = 8π·rmsd²``.
     fraction_complete : float, optional
-        Model completeness; default estimated from the correlation.
-    mask_radius : float
+        Model completeness; default estimated from the correlation
+        (``max_possible_cc²``).  Below 0.05: unit factors.
+    mask_radius : float, optional
         Statistics are taken within this distance (Å) of the atoms, with a
-        soft edge of radius = resolution, so a model covering part of the
-        map is compared only with the density it explains.
+        soft edge of radius = resolution, so that a model covering part of the
+        map is compared only with the density it explains.  Default
+        2 × resolution (Engine B's model-mask radius; see Notes).
     n_bins : int
         Resolution shells.
 
@@ -351,13 +407,23 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     -------
     SharpenResult
         ``mode='model'``; ``shells`` rows hold d, s, d_avg, cc, cc_corrected,
-        rms_fo, rms_fc, scale, n.
+        rms_fo, rms_fc, scale, n; ``applicable['shell_scale']`` holds b_eff,
+        rmsd, max_possible_cc and fraction_complete (``applicable['value']``
+        is False when the model is too incomplete to scale).
 
     Raises
     ------
     InputFileError
-        Model unreadable, empty, or entirely outside the map (message names
-        the model file).
+        Model unreadable, empty, or entirely outside the map (the message
+        names the model file).
+
+    Notes
+    -----
+    The reference (Engine A) boxes the map around the model and masks atoms
+    with 3 Å plus a soft edge; Engine B masks with 2 × resolution.  On the
+    three real test cases 2 × resolution gave equal or higher map–model CC
+    (``benchmarks/quality_modes.py``), so it is the default.  The mask is
+    applied to map and model map for the statistics only.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -366,37 +432,30 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
         structure, model_name = model, model.name or "model"
     else:
         structure, model_name = read_model(model), str(model)
-    if not mask_radius > 0:
+    radius = MODEL_MASK_RADIUS_FACTOR * resolution if mask_radius is None else float(mask_radius)
+    if not radius > 0:
         raise ConfigError(f"model mask radius must be positive, got {mask_radius}")
     if model_rms is not None and not model_rms >= 0:
         raise ConfigError(f"model rms error must be zero or positive, got {model_rms}")
+    if fraction_complete is not None and not 0.0 <= fraction_complete <= 1.0:
+        raise ConfigError(f"model completeness must lie in [0, 1], got {fraction_complete}")
     opts = _options(resolution, options, kwargs)
     api.check_resolution(density, resolution, name)
     warnings = _low_resolution_warning(resolution)
     timings["read"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
-                               solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
-                               sequence=opts.sequence, copies=opts.copies)
-    timings["solvent"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
-                              angles=density.cell_angles, remove_aniso=opts.remove_aniso)
-    timings["fft_whole"] = time.perf_counter() - t
+    solvent, whole = _prepare(density, resolution, opts, timings)
 
     t = time.perf_counter()
     calculated = model_map(structure, density, resolution=whole.d_min, b_factor=0.0, source=model_name)
     timings["model_map"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    binary = atom_ball_mask(structure, density, mask_radius)
+    binary = atom_ball_mask(structure, density, radius)
     soft = soften_mask(binary, density.voxel_size_zyx, resolution)
-    covered = float(binary.mean())
     box = BoxChoice(_mask_bounds(soft), "model_mask", True,
-                    f"statistics within {mask_radius:g} Å of the model's atoms (soft edge {resolution:g} Å), "
-                    f"{covered:.0%} of the map; whole map sharpened")
+                    f"statistics within {radius:g} Å of the model's atoms (soft edge {resolution:g} Å), "
+                    f"{binary.mean():.0%} of the map; whole map sharpened")
     timings["mask"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -405,14 +464,4 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     scale = model_scale(map_spec, model_spec, resolution, rmsd=model_rms, fraction_complete=fraction_complete,
                         n_bins=n_bins)
     timings["shell_scale"] = time.perf_counter() - t
-
-    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
-                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
-                                   timings=timings, shells=scale.rows(), mode="model")
-    result.timings_s["total"] = time.perf_counter() - t0
-    return result
-
-
-def shell_scale_summary(scale: ShellScale) -> dict[str, Any]:
-    """Scalars of a shell scaling (b_eff, completeness...), JSON-friendly."""
-    return scale.summary()
+    return _finish(density, whole, scale, opts, solvent, box, warnings, timings, "model", t0)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..maps.atomic import atomic_path
+from ..maps.atomic import AtomicSet
 from ..maps.mrc import write_map
 from ..maps.mtz import write_map_coefficients
 from . import plots
@@ -55,24 +55,21 @@ def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], ov
 
 
 def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], *, overwrite: bool) -> dict[str, str]:
-    """Write maps, coefficients, summary and plots; return role → path written."""
+    """Write maps, coefficients, plots and summary all-or-nothing; return role → path written.
+
+    Every file is first written under a temporary name in the output directory;
+    only when all of them succeeded are they renamed into place.
+    """
     label = f"localsharp {summary['mode']}: {summary['method']} b_sharpen {summary['b_sharpen']:.1f}"
-    written: dict[str, str] = {}
-    write_map(paths["sharpened_map"], result.map, overwrite=overwrite, label=label)
-    written["sharpened_map"] = str(paths["sharpened_map"])
-    write_map(paths["shifted_sharpened_map"], result.map.origin_shifted(), overwrite=overwrite, label=label)
-    written["shifted_sharpened_map"] = str(paths["shifted_sharpened_map"])
-    write_map_coefficients(paths["map_coefficients"], result.map, result.d_min, overwrite=overwrite)
-    written["map_coefficients"] = str(paths["map_coefficients"])
-    for role, draw in (("score_plot", lambda p: plots.plot_score_vs_b(summary, p)),
-                       ("amplitude_plot", lambda p: plots.plot_amplitudes(summary, p)),
-                       ("fsc_plot", lambda p: plots.plot_fsc(summary["shells"], p, summary["resolution"]))):
-        if role in paths:
-            with atomic_path(paths[role], overwrite=overwrite) as tmp:
-                draw(tmp)
-            written[role] = str(paths[role])
-    summary["outputs"] = dict(written, summary=str(paths["summary"]))
-    with atomic_path(paths["summary"], overwrite=overwrite) as tmp:
-        write_json(tmp, summary)
-    written["summary"] = str(paths["summary"])
-    return written
+    summary["outputs"] = {role: str(path) for role, path in paths.items()}
+    with AtomicSet(overwrite=overwrite) as files:
+        write_map(files.stage(paths["sharpened_map"]), result.map, overwrite=True, label=label)
+        write_map(files.stage(paths["shifted_sharpened_map"]), result.map.origin_shifted(), overwrite=True,
+                  label=label)
+        write_map_coefficients(files.stage(paths["map_coefficients"]), result.map, result.d_min, overwrite=True)
+        plots.plot_score_vs_b(summary, files.stage(paths["score_plot"]))
+        plots.plot_amplitudes(summary, files.stage(paths["amplitude_plot"]))
+        if "fsc_plot" in paths:
+            plots.plot_fsc(summary["shells"] or [], files.stage(paths["fsc_plot"]), summary["resolution"])
+        write_json(files.stage(paths["summary"]), summary)
+    return {role: str(path) for role, path in paths.items()}

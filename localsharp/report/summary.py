@@ -56,8 +56,9 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return str(value)
 
 
-def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO = sys.stdout) -> None:
-    """Short human-readable report of a sharpening run."""
+def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO | None = None) -> None:
+    """Short human-readable report of a sharpening run (to ``out``, default the current stdout)."""
+    out = out if out is not None else sys.stdout
     geo = summary.get("input", {}).get("geometry", {})
     shape = "x".join(str(n) for n in geo.get("shape_xyz", []))
     print(f"localsharp sharpen: {summary.get('input', {}).get('map', '?')}  ({shape} voxels, "

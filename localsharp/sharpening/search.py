@@ -27,6 +27,16 @@ TARGETS = ("adjusted_sa", "kurtosis")
 B_TYPE_METHODS = ("b_iso", "b_iso_to_d_cut")
 
 
+def _check_finite(obj: Any, names: tuple[str, ...], optional: bool = False) -> None:
+    """Raise ConfigError naming the option when a value is NaN or infinite."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        if value is None or not np.isfinite(value):
+            raise ConfigError(f"{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Parameters of the search (defaults: ALGORITHM.md §11).
@@ -73,6 +83,15 @@ class SearchConfig:
     n_threads: int = 0
 
     def __post_init__(self) -> None:
+        _check_finite(self, ("search_b_min", "search_b_max", "region_weight", "region_weight_factor",
+                             "region_weight_buffer", "region_weight_default", "signal_min", "target_b_iso_ratio"))
+        _check_finite(self, ("k_sharpen", "b_blur_hires", "d_cut"), optional=True)
+        if self.d_cut is not None and self.d_cut <= 0:
+            raise ConfigError(f"d_cut must be a positive resolution in Å, got {self.d_cut}")
+        if self.b_blur_hires is not None and self.b_blur_hires < 0:
+            raise ConfigError(f"b_blur_hires must be >= 0, got {self.b_blur_hires}")
+        if self.search_b_n > 1 and not self.search_b_min < self.search_b_max:
+            raise ConfigError(f"search_b_min ({self.search_b_min}) must be below search_b_max ({self.search_b_max})")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown sharpening method(s) {unknown}; expected some of {', '.join(METHODS)}")
@@ -128,12 +147,18 @@ class Trial:
 
 @dataclass(frozen=True)
 class MethodResult:
-    """Best trial of one method and its curve statistics."""
+    """Best trial of one method and its curve statistics.
+
+    ``score`` is the measured score of ``best``; ``peak_score`` is the height of
+    the score curve's peak used to compare methods (the fitted parabola's
+    maximum when the peak fit applies, else ``score``).
+    """
 
     method: str
     best: Trial
     score: float
     trials: tuple[Trial, ...]
+    peak_score: float = float("-inf")
     signal: float = 0.0
     noise: float = 0.0
     signal_to_noise: float = 0.0
@@ -264,29 +289,31 @@ def _refine_parameter(scorer: _Scorer, best: Trial, get: Callable[[Sharpening], 
 
 
 def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, target: str,
-              weight: float) -> Trial:
+              weight: float) -> tuple[Trial, float]:
     """Vertex of a least-squares parabola through the best grid point and its neighbours.
 
     The score curve is noisy at the grid spacing; the vertex of a quadratic fitted to
     the best point and up to two neighbours on each side estimates the maximum of the
     underlying smooth curve.  Used only when the curvature is negative and the vertex
-    lies within one grid step of the best point.
+    lies within one grid step of the best point.  Returns the vertex trial (or the
+    grid best) and the smoothed peak height (the parabola's maximum, or the grid best).
     """
     b = np.array([b_orig - t.sharpening.b_sharpen for t in trials])
     y = np.array([t.score(target, weight) for t in trials])
     i = int(np.argmax(y))
     lo, hi = max(0, i - 2), min(len(trials), i + 3)
+    grid_best = float(y[i])
     if hi - lo < 3 or not np.all(np.isfinite(y[lo:hi])):
-        return best
-    a2, a1, _ = np.polyfit(b[lo:hi], y[lo:hi], 2)
+        return best, grid_best
+    a2, a1, a0 = np.polyfit(b[lo:hi], y[lo:hi], 2)
     if a2 >= 0:
-        return best
+        return best, grid_best
     vertex = -a1 / (2 * a2)
     step = abs(b[1] - b[0])
     if abs(vertex - b[i]) > step:
-        return best
+        return best, grid_best
     sharpening = best.sharpening.replace(b_sharpen=float(b_orig - vertex), b_iso_target=float(vertex))
-    return scorer.measure([sharpening])[0]
+    return scorer.measure([sharpening])[0], float(a0 + a1 * vertex + a2 * vertex**2)
 
 
 def _refine_b_type(scorer: _Scorer, best: Trial, b_orig: float, delta_b: float, config: SearchConfig,
@@ -383,13 +410,18 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
     for method, sharpenings in plans.items():
         trials = scorer.measure(sharpenings)
         best, score = _best(trials, target, weight)
+        peak = score
         if method in B_TYPE_METHODS:
             if config.peak_fit and len(trials) >= 3:
-                best = _fit_peak(scorer, trials, best, b_orig, target, weight)
-            best = _refine_b_type(scorer, best, b_orig, delta_b, config, weight)
+                best, peak = _fit_peak(scorer, trials, best, b_orig, target, weight)
+            refined = _refine_b_type(scorer, best, b_orig, delta_b, config, weight)
+            if refined is not best:
+                best, peak = refined, refined.score(target, weight)
         elif method == "resolution_dependent":
             best = _refine_resolution_dependent(scorer, best, config, weight)
-        score = max(best.score(target, weight), _best(trials, target, weight)[1]) if config.peak_fit else best.score(target, weight)
+        score = best.score(target, weight)
+        if method not in B_TYPE_METHODS:
+            peak = score
         signal = noise = sn = 0.0
         discarded = False
         if len(trials) >= 2:
@@ -397,11 +429,11 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
             if sn < config.signal_min and "target_b_iso_to_d_cut" in config.methods:
                 discarded = True
                 notes.append(f"{method}: S/N {sn:.2f} < {config.signal_min}; result discarded")
-        results.append(MethodResult(method, best, score, tuple(trials), signal, noise, sn, discarded))
+        results.append(MethodResult(method, best, score, tuple(trials), peak, signal, noise, sn, discarded))
     candidates = [r for r in results if not r.discarded] or results
     if not candidates:
         raise ConfigError("no searchable sharpening method was given")
-    chosen = max(candidates, key=lambda r: r.score)
+    chosen = max(candidates, key=lambda r: r.peak_score)
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
         sharpening=chosen.best.sharpening, score=chosen.score, target=target, b_iso_original=b_orig,

@@ -7,9 +7,12 @@ complex correlation of two sets of coefficients, the rms amplitude of the map
 being sharpened and (for a model) of the reference (§7.2), correct the
 correlation curve (§7.3) and turn everything into one factor per shell (§7.5):
 
-* half maps: ``k_i = CC*_i · rmsFo_1 / rmsFo_i`` — whiten the map's amplitude
-  spectrum, then weight each shell by the expected correlation of the full map
-  with the truth, CC* (a Wiener-type filter for a flat reference spectrum);
+* half maps: ``k_i = CC*_i · rmsFc_i / rmsFo_i`` — scale the map towards a
+  reference spectrum and weight each shell by the expected correlation of the
+  full map with the truth, CC*.  The reference is Engine A's constant
+  (``flat``: whitening, ``k_i ∝ CC*_i · rmsFo_1/rmsFo_i``) or the half maps'
+  own signal with its overall B removed (``signal``: ``k_i ∝ CC*_i² ·
+  exp(B·sthol2_i)``, the Wiener filter towards a B = 0 map);
 * model: ``k_i = (rmsFc_i / rmsFo_i) · min(1, CC_i / max_possible_cc ·
   exp(b_eff · sthol2_i))`` — match the model's amplitude spectrum, weighted by
   the map–model correlation corrected for the expected model error
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels.fourier import shell_edges_equal_volume
+from ..kernels.wilson import D_FIT_MAX, D_FIT_MIN, expected_protein_intensity
 from .functions import Sharpening
 from .spectrum import Spectrum
 
@@ -55,6 +59,12 @@ RMS_FLOOR = 1e-10
 CORRECTED_FLOOR = 1e-5
 #: Tail-fit decay constants a (Å): 200 values 10 + 490·k/200 (§7.3).
 TAIL_DECAYS = 10.0 + 490.0 * np.arange(200) / 200.0
+#: Reference spectra for half-map scaling: Engine A's constant, or the de-blurred signal.
+REFERENCES = ("flat", "signal")
+#: Shells used to fit the signal's B need a half-map FSC at least this high.
+SIGNAL_FIT_MIN_FSC = 0.143
+#: ... and there must be at least this many of them.
+SIGNAL_FIT_MIN_SHELLS = 3
 
 
 # ------------------------------------------------------------------ formulas
@@ -224,6 +234,9 @@ class ShellStats:
         Complex correlation ``Σ Re(F1 F2*) / sqrt(Σ|F1|² Σ|F2|²)`` (0 if undefined).
     rms_fo : numpy.ndarray
         rms amplitude of the map being sharpened.
+    cross_power : numpy.ndarray
+        Mean ``Re(F1 F2*)`` per coefficient; for two half maps an unbiased
+        estimate of the signal power (independent noise averages out).
     rms_fc : numpy.ndarray or None
         rms amplitude of the reference (model), None for half maps.
     """
@@ -233,6 +246,7 @@ class ShellStats:
     d_avg: np.ndarray
     cc: np.ndarray
     rms_fo: np.ndarray
+    cross_power: np.ndarray
     rms_fc: np.ndarray | None = None
 
     @property
@@ -283,7 +297,8 @@ class ShellStats:
         rms_fo = np.sqrt(total(fo.real**2 + fo.imag**2) / count)
         rms_fc = np.sqrt(p2 / count) if reference_rms else None
         d_avg = total(1.0 / s) / count
-        return cls(edges_s=edges, n=count, d_avg=d_avg, cc=cc, rms_fo=rms_fo, rms_fc=rms_fc)
+        return cls(edges_s=edges, n=count, d_avg=d_avg, cc=cc, rms_fo=rms_fo, cross_power=cross / count,
+                   rms_fc=rms_fc)
 
 
 # ------------------------------------------------------------- scale factors
@@ -302,15 +317,20 @@ class ShellScale:
     cc_star : numpy.ndarray or None
         CC* of the corrected half-map FSC (half maps only).
     rms_fc : numpy.ndarray
-        Reference rms after the outlier guard, normalised to ``rmsFo`` of shell 1.
+        Reference rms (model, constant, or de-blurred signal), normalised to
+        ``rmsFo`` of shell 1.
     ratio : numpy.ndarray
-        ``rmsFc / rmsFo`` (floored, outlier-guarded).
+        ``rmsFc / rmsFo``.
     scale : numpy.ndarray
         Factor ``k`` per shell, maximum 1.
+    reference : str
+        ``model`` or, for half maps, ``flat`` / ``signal`` (see :func:`half_map_scale`).
+    b_signal : float or None
+        Overall B (Å²) of the half maps' signal removed by the ``signal`` reference.
     b_eff, max_possible_cc, fraction_complete, rmsd : float or None
         Model-error terms (model only).
     notes : tuple of str
-        Anything unusual (e.g. an incomplete model giving unit factors).
+        Anything unusual (an incomplete model giving unit factors, a fallback).
     """
 
     method: str
@@ -319,7 +339,9 @@ class ShellScale:
     rms_fc: np.ndarray
     ratio: np.ndarray
     scale: np.ndarray
+    reference: str = "model"
     cc_star: np.ndarray | None = None
+    b_signal: float | None = None
     b_eff: float | None = None
     max_possible_cc: float | None = None
     fraction_complete: float | None = None
@@ -335,29 +357,30 @@ class ShellScale:
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-friendly dict per shell (plain floats/ints), lowest resolution first.
 
-        Half maps: ``d, s, d_avg, fsc, fsc_corrected, cc_star, rms_fo, scale, n``.
+        Half maps: ``d, s, d_avg, fsc, fsc_corrected, cc_star, rms_fo, rms_fc, scale, n``.
         Model: ``d, s, d_avg, cc, cc_corrected, rms_fo, rms_fc, scale, n``.
-        ``d``/``s`` are the shell centre (where ``scale`` applies).
+        ``d``/``s`` are the shell centre (where ``scale`` applies); ``n`` the
+        number of Fourier coefficients in the shell.
         """
         st = self.stats
+        half = self.method == "half_map_sharpening"
         out = []
         for i in range(st.n_shells):
             row: dict[str, Any] = {"d": float(st.d[i]), "s": float(st.s[i]), "d_avg": float(st.d_avg[i])}
-            if self.method == "half_map_sharpening":
+            if half:
                 row.update(fsc=float(st.cc[i]), fsc_corrected=float(self.cc_corrected[i]),
                            cc_star=float(self.cc_star[i]) if self.cc_star is not None else None)
             else:
                 row.update(cc=float(st.cc[i]), cc_corrected=float(self.cc_corrected[i]))
-            row["rms_fo"] = float(st.rms_fo[i])
-            if self.method != "half_map_sharpening":
-                row["rms_fc"] = float(self.rms_fc[i])
-            row.update(scale=float(self.scale[i]), n=int(round(st.n[i])))
+            row.update(rms_fo=float(st.rms_fo[i]), rms_fc=float(self.rms_fc[i]), scale=float(self.scale[i]),
+                       n=int(round(st.n[i])))
             out.append(row)
         return out
 
     def summary(self) -> dict[str, Any]:
         """Scalars describing the scaling (JSON-friendly)."""
-        return {"method": self.method, "n_shells": self.stats.n_shells, "b_eff": self.b_eff, "rmsd": self.rmsd,
+        return {"method": self.method, "reference": self.reference, "n_shells": self.stats.n_shells,
+                "b_signal": self.b_signal, "b_eff": self.b_eff, "rmsd": self.rmsd,
                 "max_possible_cc": self.max_possible_cc, "fraction_complete": self.fraction_complete,
                 "notes": list(self.notes)}
 
@@ -377,10 +400,36 @@ def _normalised(k: np.ndarray) -> np.ndarray:
     return k / top if top > 0 else np.ones_like(k)
 
 
+def signal_b_iso(stats: ShellStats, resolution: float, *, min_fsc: float = SIGNAL_FIT_MIN_FSC,
+                 min_shells: int = SIGNAL_FIT_MIN_SHELLS) -> float | None:
+    """Overall B (Å²) of the signal common to two half maps, or None if too few shells qualify.
+
+    Least-squares fit of ``ln(S_i² / E(s_i)) = c − 2B·sthol2_i`` where
+    ``S_i²`` is the half-map cross power (:attr:`ShellStats.cross_power`,
+    unbiased by the noise) and ``E`` the expected intensity of a protein with
+    B = 0 (:func:`localsharp.kernels.wilson.expected_protein_intensity`).
+    Shells used: ``max(resolution, 1.204 Å) ≤ d_avg ≤ 11.18 Å`` (the Wilson
+    range of §1.3), FSC ≥ ``min_fsc`` and positive cross power; each shell
+    weighted by its number of coefficients.
+    """
+    d = stats.d_avg
+    use = ((d >= max(resolution, D_FIT_MIN)) & (d <= D_FIT_MAX) & (stats.cc >= min_fsc)
+           & (stats.cross_power > 0))
+    if np.count_nonzero(use) < min_shells:
+        return None
+    x = stats.sthol2[use]
+    y = np.log(stats.cross_power[use] / expected_protein_intensity(x))
+    w = np.sqrt(stats.n[use])
+    design = np.column_stack([np.ones_like(x), -2.0 * x])
+    coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+    b = float(coef[1])
+    return b if np.isfinite(b) else None
+
+
 def half_map_scale(map_spec: Spectrum, half1: Spectrum, half2: Spectrum, n_bins: int = N_BINS, *,
-                   cc_cut: float = CC_CUT, max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
+                   reference: str = "flat", cc_cut: float = CC_CUT, max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
                    scale_using_last: int = SCALE_USING_LAST) -> ShellScale:
-    """Half-map scale factors ``k_i ∝ CC*_i · rmsFo_1/rmsFo_i`` (§7.2–7.5).
+    """Half-map scale factors ``k_i ∝ CC*_i · rmsFc_i / rmsFo_i`` (§7.2–7.5).
 
     Parameters
     ----------
@@ -393,26 +442,48 @@ def half_map_scale(map_spec: Spectrum, half1: Spectrum, half2: Spectrum, n_bins:
         symmetric in them.
     n_bins : int
         Requested shells; reduced until no shell is empty.
+    reference : {"flat", "signal"}
+        The amplitude spectrum the map is scaled towards (``rmsFc``).
+
+        * ``flat`` — Engine A: a constant (1.4, normalised to shell 1), so
+          ``k_i = CC*_i · rmsFo_1/rmsFo_i``: whitening weighted by CC*.
+          Identical halves (FSC = 1) give pure whitening.
+        * ``signal`` — the map's own signal with its overall B removed:
+          ``rmsFc_i = CC*_i · rmsFo_i · exp(B·sthol2_i)`` with ``B`` from
+          :func:`signal_b_iso`, so ``k_i ∝ CC*_i² · exp(B·sthol2_i)`` — the
+          Wiener filter towards a B = 0 map (the role of Engine B's expected
+          "spectral scaling" curve, taken from the data).  Falls back to
+          ``flat`` (with a note) when the B cannot be fitted.  No outlier
+          guard is applied to this derived, smooth curve.
 
     Returns
     -------
     ShellScale
         With ``cc_star`` and the FSC before/after correction.
-
-    Notes
-    -----
-    The reference rms is the constant 1.4 normalised to shell 1 (Engine A), so
-    identical halves (FSC = 1) give pure whitening ``rmsFo_1/rmsFo_i``
-    normalised to a maximum of 1.
     """
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown half-map reference {reference!r}; expected one of {', '.join(REFERENCES)}")
     stats = ShellStats.measure(map_spec, half1, half2, n_bins=n_bins)
     corrected = correct_cc(stats.cc, stats.s, cc_cut=cc_cut, max_cc_for_rescale=max_cc_for_rescale,
                            scale_using_last=scale_using_last)
-    star = cc_star(corrected)
-    rms_fc, ratio = _ratio(stats.rms_fo, np.full(stats.n_shells, HALF_MAP_RMS_FC))
+    star = np.asarray(cc_star(corrected))
     weight = np.clip(star, CORRECTED_FLOOR, 1.0)  # max_possible_cc = 1 for half maps
+    notes: tuple[str, ...] = ()
+    b_signal = signal_b_iso(stats, map_spec.resolution) if reference == "signal" else None
+    if reference == "signal" and b_signal is None:
+        notes = (f"too few shells with half-map FSC ≥ {SIGNAL_FIT_MIN_FSC} between {map_spec.resolution:g} and "
+                 f"{D_FIT_MAX} Å to fit the signal's B; flat reference spectrum used",)
+        reference = "flat"
+    if reference == "flat":
+        rms_fc, ratio = _ratio(stats.rms_fo, np.full(stats.n_shells, HALF_MAP_RMS_FC))
+    else:
+        boost = np.exp(np.minimum(MAX_EXPONENT, b_signal * stats.sthol2))  # type: ignore[operator]
+        fo = np.maximum(stats.rms_fo, RMS_FLOOR)
+        ratio = weight * boost / (weight[0] * boost[0])  # rmsFc_1 = rmsFo_1
+        rms_fc = ratio * fo
     return ShellScale(method="half_map_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
-                      ratio=ratio, scale=_normalised(ratio * weight), cc_star=np.asarray(star))
+                      ratio=ratio, scale=_normalised(ratio * weight), reference=reference, cc_star=star,
+                      b_signal=b_signal, notes=notes)
 
 
 def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, rmsd: float | None = None,
@@ -468,5 +539,5 @@ def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, 
         weight = np.minimum(1.0, np.clip(corrected / max_cc, CORRECTED_FLOOR, 1.0) * boost)
         scale = _normalised(ratio * weight)
     return ShellScale(method="model_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
-                      ratio=ratio, scale=scale, b_eff=b_eff, max_possible_cc=max_cc,
+                      ratio=ratio, scale=scale, reference="model", b_eff=b_eff, max_possible_cc=max_cc,
                       fraction_complete=float(fraction_complete), rmsd=rmsd, notes=notes)

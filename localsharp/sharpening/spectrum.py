@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..kernels import fourier, wilson
 
 #: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
@@ -91,6 +92,9 @@ class Spectrum:
         d_min = max(d_min_ratio * resolution, grid.nyquist)
         keep = fourier.resolution_mask(grid, d_min)
         index = np.flatnonzero(keep)
+        if index.size < 20:
+            raise ConfigError(f"only {index.size} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
+                              f"the resolution {resolution} Å is too coarse for a box of shape {tuple(data.shape)}")
         coeffs = fourier.to_coefficients(data).ravel()[index]
         s_xyz = tuple(c.ravel()[index] for c in grid.s_cartesian())
         weight = np.ascontiguousarray(grid.multiplicity.ravel()[index])
