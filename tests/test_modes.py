@@ -98,7 +98,7 @@ def test_half_maps_from_files_and_explicit_map(hb_phantom, tmp_path: Path) -> No
     from_files = modes.half_map_sharpen(full, h1, h2, res)
     in_memory = modes.half_map_sharpen(None, hb_phantom.half_map_1, hb_phantom.half_map_2, res)
     assert np.allclose(from_files.map.data, in_memory.map.data, atol=1e-4)
-    assert from_files.map.origin == hb_phantom.full_map.origin and from_files.map.shape == full_shape(hb_phantom)
+    assert from_files.map.origin == hb_phantom.full_map.origin and from_files.map.shape == hb_phantom.full_map.shape
     assert from_files.mode == "half_map" and from_files.sharpening.method == "half_map_sharpening"
     assert from_files.box.method == "half_map_mask" and from_files.box.used
     rows = json.loads(json.dumps(from_files.shells))
@@ -106,10 +106,6 @@ def test_half_maps_from_files_and_explicit_map(hb_phantom, tmp_path: Path) -> No
     assert rows[0]["fsc"] > 0.9 and rows[-1]["cc_star"] < 0.5
     assert 60 < from_files.applicable["shell_scale"]["b_signal"] < 160
     assert abs(float(np.mean(from_files.map.data))) < 1e-3 and float(np.std(from_files.map.data)) == pytest.approx(1, abs=1e-3)
-
-
-def full_shape(ph) -> tuple[int, int, int]:
-    return ph.full_map.shape
 
 
 def test_half_map_mask_options(hb_phantom, tmp_path: Path) -> None:

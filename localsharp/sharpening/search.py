@@ -24,6 +24,10 @@ from .score import MapMeasures, RegionWeightCalibration, ScoreParams, calibrate_
 from .spectrum import Spectrum
 
 TARGETS = ("adjusted_sa", "kurtosis")
+#: Grid points on each side of the best one used by the parabolic peak fit.
+PEAK_HALF_WIDTH = int(os.environ.get("LS_PHW", 3))
+#: Methods from the simplest to the most elaborate (used to break near-ties, see _choose_method).
+SIMPLICITY = ("no_sharpening", "b_iso", "target_b_iso_to_d_cut", "b_iso_to_d_cut", "resolution_dependent")
 B_TYPE_METHODS = ("b_iso", "b_iso_to_d_cut")
 
 
@@ -293,15 +297,15 @@ def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, 
     """Vertex of a least-squares parabola through the best grid point and its neighbours.
 
     The score curve is noisy at the grid spacing; the vertex of a quadratic fitted to
-    the best point and up to two neighbours on each side estimates the maximum of the
+    the best point and up to three neighbours on each side estimates the maximum of the
     underlying smooth curve.  Used only when the curvature is negative and the vertex
-    lies within one grid step of the best point.  Returns the vertex trial (or the
+    lies within 1.5 grid steps of the best point.  Returns the vertex trial (or the
     grid best) and the smoothed peak height (the parabola's maximum, or the grid best).
     """
     b = np.array([b_orig - t.sharpening.b_sharpen for t in trials])
     y = np.array([t.score(target, weight) for t in trials])
     i = int(np.argmax(y))
-    lo, hi = max(0, i - 2), min(len(trials), i + 3)
+    lo, hi = max(0, i - PEAK_HALF_WIDTH), min(len(trials), i + PEAK_HALF_WIDTH + 1)
     grid_best = float(y[i])
     if hi - lo < 3 or not np.all(np.isfinite(y[lo:hi])):
         return best, grid_best
@@ -310,7 +314,7 @@ def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, 
         return best, grid_best
     vertex = -a1 / (2 * a2)
     step = abs(b[1] - b[0])
-    if abs(vertex - b[i]) > step:
+    if abs(vertex - b[i]) > 1.5 * step:
         return best, grid_best
     sharpening = best.sharpening.replace(b_sharpen=float(b_orig - vertex), b_iso_target=float(vertex))
     return scorer.measure([sharpening])[0], float(a0 + a1 * vertex + a2 * vertex**2)
@@ -361,6 +365,26 @@ def _refine_resolution_dependent(scorer: _Scorer, start: Trial, config: SearchCo
     out = optimize.minimize(residual, x0, jac=gradient, method="L-BFGS-B", options={"maxiter": 20, "ftol": 0.01})
     refined = scorer.measure([start.sharpening.replace(resolution_dependent_b=tuple(float(v) for v in out.x))])[0]
     return refined if refined.score(target, weight) > start.score(target, weight) else start
+
+
+def _choose_method(candidates: list[MethodResult]) -> MethodResult:
+    """Highest peak score, but a more elaborate method must beat a simpler one by more than the noise.
+
+    The noise is the larger of the two score curves' point-to-point noise (§6 step 8).  A
+    difference within it is not evidence for the extra parameters (e.g. the blurring beyond
+    d_cut of ``b_iso_to_d_cut`` over uniform ``b_iso``), so the simpler method is kept.
+    """
+    def rank(r: MethodResult) -> int:
+        return SIMPLICITY.index(r.method) if r.method in SIMPLICITY else len(SIMPLICITY)
+
+    chosen = max(candidates, key=lambda r: r.peak_score)
+    for simpler in sorted(candidates, key=rank):
+        if rank(simpler) >= rank(chosen):
+            break
+        margin = max(chosen.noise, simpler.noise)
+        if chosen.peak_score - simpler.peak_score <= margin:
+            return simpler
+    return chosen
 
 
 def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: SearchConfig = SearchConfig()) -> SearchResult:
@@ -433,7 +457,7 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
     candidates = [r for r in results if not r.discarded] or results
     if not candidates:
         raise ConfigError("no searchable sharpening method was given")
-    chosen = max(candidates, key=lambda r: r.peak_score)
+    chosen = _choose_method(candidates)
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
         sharpening=chosen.best.sharpening, score=chosen.score, target=target, b_iso_original=b_orig,

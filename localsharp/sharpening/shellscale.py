@@ -183,7 +183,10 @@ def guard_outliers(values: np.ndarray, *, n_reference: int = 3) -> np.ndarray:
 def bin_shells(s: np.ndarray, d_min: float, n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
     """Assign |s| values to shells of equal reciprocal volume, reducing the count until none is empty (§7.1).
 
-    Shells run from the smallest |s| to ``max(1/d_min, max |s|)``.
+    Shells run from the smallest |s| to ``max(1/d_min, max |s|)``.  The
+    reference's Engine A stops with an error on an empty shell (its automatic
+    reduction does not take effect); the intended reduction (Engine B's) is
+    implemented here.
 
     Returns
     -------
@@ -349,7 +352,13 @@ class ShellScale:
     notes: tuple[str, ...] = field(default=())
 
     def to_sharpening(self) -> Sharpening:
-        """The :class:`Sharpening` applying these factors, interpolated in |s| between shell centres."""
+        """The :class:`Sharpening` applying these factors, interpolated in |s| between shell centres.
+
+        The factors travel as ``(|s|, k)`` pairs, so a map with other
+        dimensions (the whole map after a box) gets the factor of its own
+        resolution — the intended behaviour; the reference stores them by
+        shell index and re-applies them on a different binning (§7.6 quirk).
+        """
         return Sharpening(method=self.method, b_sharpen=0.0, k_sharpen=None, b_blur_hires=None,
                           shell_s=tuple(float(v) for v in self.stats.s),
                           shell_k=tuple(float(v) for v in self.scale))
