@@ -386,6 +386,8 @@ def _applicability(search: SearchResult | None, opts: SharpenOptions, discarded:
         return {"value": False, "reason": "no sharpening scored better than the input map; input kept"}
     sn = search.signal_to_noise
     chosen = search.sharpening
+    if chosen.method == "no_sharpening" and "no_sharpening" not in opts.search.methods:
+        return {"value": False, "reason": "; ".join(search.notes) or "no sharpening method applied"}
     if chosen.method in ("b_iso", "b_iso_to_d_cut") and sn < opts.search.signal_min:
         return {"value": False, "reason": f"score curve signal-to-noise {sn:.2f} < {opts.search.signal_min}: "
                                           "the best B is not well determined"}

@@ -25,7 +25,7 @@ from .spectrum import Spectrum
 
 TARGETS = ("adjusted_sa", "kurtosis")
 #: Grid points on each side of the best one used by the parabolic peak fit.
-PEAK_HALF_WIDTH = int(os.environ.get("LS_PHW", 3))
+PEAK_HALF_WIDTH = 3
 #: Methods from the simplest to the most elaborate (used to break near-ties, see _choose_method).
 SIMPLICITY = ("no_sharpening", "b_iso", "target_b_iso_to_d_cut", "b_iso_to_d_cut", "resolution_dependent")
 B_TYPE_METHODS = ("b_iso", "b_iso_to_d_cut")
@@ -49,18 +49,18 @@ class SearchConfig:
     spec marks a quirk: the kurtosis target is replaced by the adjusted
     surface area, and ``target_b_iso_to_d_cut`` is scored with uniform B.
 
-    Differences from the reference's defaults (each measured on the shared
-    real maps, see README):
+    Differences from the reference's defaults (measured on phantoms and the
+    shared real maps, see README):
 
-    * ``methods`` searches ``b_iso_to_d_cut`` *and* uniform ``b_iso`` and keeps
-      the higher score, so the score decides whether blurring beyond d_cut
-      helps (the reference searches ``b_iso_to_d_cut`` only; pass
-      ``methods=("b_iso_to_d_cut",)`` for that).
-    * ``peak_fit`` refines the best grid point by a parabola through its
-      neighbours (the reference keeps the grid point).
+    * ``peak_fit`` refines the best grid point by a parabola through it and
+      three neighbours on each side (the reference keeps the grid point).
+    * A method whose score curve has a signal-to-noise below ``signal_min``
+      (e.g. its maximum sits at an end of the B range) is discarded; if no
+      method remains the map is left unsharpened.  The reference only does
+      this when ``target_b_iso_to_d_cut`` is also listed (then that rule wins).
     """
 
-    methods: tuple[str, ...] = ("b_iso_to_d_cut", "b_iso")
+    methods: tuple[str, ...] = ("b_iso_to_d_cut",)
     target: str = "adjusted_sa"
     search_b_min: float = -100.0
     search_b_max: float = 300.0
@@ -450,16 +450,25 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
         discarded = False
         if len(trials) >= 2:
             signal, noise, sn = signal_to_noise([t.score(target, weight) for t in trials])
-            if sn < config.signal_min and "target_b_iso_to_d_cut" in config.methods:
+            if sn < config.signal_min and (config.reference_quirks is False or "target_b_iso_to_d_cut" in config.methods):
                 discarded = True
-                notes.append(f"{method}: S/N {sn:.2f} < {config.signal_min}; result discarded")
+                notes.append(f"{method}: signal-to-noise {sn:.2f} of the score curve < {config.signal_min}; "
+                             "its optimum is not determined and its result is discarded")
         results.append(MethodResult(method, best, score, tuple(trials), peak, signal, noise, sn, discarded))
-    candidates = [r for r in results if not r.discarded] or results
-    if not candidates:
+    if not results:
         raise ConfigError("no searchable sharpening method was given")
-    chosen = _choose_method(candidates)
+    candidates = [r for r in results if not r.discarded]
+    if candidates:
+        chosen_sharpening, chosen_score = _choose_method(candidates).best.sharpening, _choose_method(candidates).score
+    elif config.reference_quirks:
+        best_result = max(results, key=lambda r: r.peak_score)
+        chosen_sharpening, chosen_score = best_result.best.sharpening, best_result.score
+    else:
+        fallback = scorer.measure([Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)])[0]
+        chosen_sharpening, chosen_score = fallback.sharpening, fallback.score(target, weight)
+        notes.append("no method has a determined optimum; the map is left unsharpened")
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
-        sharpening=chosen.best.sharpening, score=chosen.score, target=target, b_iso_original=b_orig,
+        sharpening=chosen_sharpening, score=chosen_score, target=target, b_iso_original=b_orig,
         solvent_fraction=solvent_fraction, region_weight=weight, calibration=calibration,
         methods=tuple(results), trials=all_trials, notes=tuple(notes))
