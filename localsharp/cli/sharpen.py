@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from ..api import global_sharpen, load_map
 from ..config import SharpenOptions
 from ..errors import ConfigError, InputFileError
+from ..report import plots
 from ..report.outputs import planned_outputs, prepare_output_dir, write_outputs
 from ..report.summary import print_table, sha256, versions
 from ..sharpening.functions import METHODS
@@ -136,7 +138,7 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         if resolution is None:
             resolution = mtz_d_min
     opts = _options(args, resolution)
-    inputs: dict[str, Any] = {"map": str(source) if source else None}
+    inputs: dict[str, Any] = {"map": str(source) if source else f"mean of half maps {args.half_maps[0]}, {args.half_maps[1]}"}
     if args.half_maps:
         from ..modes import half_map_sharpen
 
@@ -162,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     _check_inputs(args)
     paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
     prepare_output_dir(args.output_dir, paths, args.overwrite)
+    # matplotlib's import and font loading overlap the (GIL-free) numerical work
+    threading.Thread(target=plots.warm_up, daemon=True).start()
     result, inputs = _sharpen(args)
     summary = result.summary()
     summary["input"] = inputs

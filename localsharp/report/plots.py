@@ -9,18 +9,37 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+_lock = threading.Lock()
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot with the Agg backend, imported on first use (it costs ~0.5 s)."""
+    with _lock:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+    return plt
+
+
+def warm_up() -> None:
+    """Import matplotlib and load its fonts (run in a background thread while computing)."""
+    plt = _pyplot()
+    with _lock:
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.set_xlabel("warm up")
+        fig.canvas.draw()
+        plt.close(fig)
 
 
 def _save(fig: Any, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    plt = _pyplot()
+    fig.savefig(path, format="png", dpi=90)
     plt.close(fig)
 
 
@@ -28,7 +47,8 @@ def plot_score_vs_b(summary: dict[str, Any], path: Path) -> None:
     """Scores of the trials of the chosen method against target B."""
     trials = [t for t in summary.get("trials", []) if t.get("method") == summary["method"] and t["b_iso"] is not None]
     trials.sort(key=lambda t: t["b_iso"])
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True, layout="constrained")
     if trials:
         b = [t["b_iso"] for t in trials]
         for ax, key, label in zip(axes, ("surface_area", "normalized_regions", "adjusted_sa"),
@@ -49,7 +69,8 @@ def plot_amplitudes(summary: dict[str, Any], path: Path) -> None:
     """Mean amplitude per shell before and after sharpening (log scale)."""
     amps = summary["amplitudes"]
     s = [1.0 / d for d in amps["d"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.semilogy(s, amps["before"], "o-", ms=3, label="input (anisotropy removed)")
     ax.semilogy(s, amps["after"], "o-", ms=3, label="sharpened")
     ax.axvline(1.0 / summary["resolution"], color="grey", lw=1, ls="--", label="resolution")
@@ -63,7 +84,8 @@ def plot_amplitudes(summary: dict[str, Any], path: Path) -> None:
 def plot_fsc(shells: list[dict[str, Any]], path: Path, resolution: float) -> None:
     """FSC, CC* (or model CC) and scale factor per shell."""
     s = [1.0 / row["d"] for row in shells]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for key in ("fsc", "cc_star", "cc", "cc_corrected", "scale"):
         if shells and key in shells[0]:
             ax.plot(s, [row[key] for row in shells], "o-", ms=3, label=key)
