@@ -262,6 +262,18 @@ def _finish(density: DensityMap, whole: Spectrum, scale: ShellScale, opts: Sharp
     return result
 
 
+def _start(density: DensityMap, name: str, resolution: float, options: SharpenOptions | None,
+           kwargs: dict[str, Any], timings: dict[str, float],
+           t0: float) -> tuple[SharpenOptions, list[str], Any, Spectrum]:
+    """Common opening of both modes: options, resolution check, warnings, solvent and spectrum."""
+    opts = _options(resolution, options, kwargs)
+    api.check_resolution(density, resolution, name)
+    warnings = _low_resolution_warning(resolution)
+    timings["read"] = time.perf_counter() - t0
+    solvent, whole = _prepare(density, resolution, opts, timings)
+    return opts, warnings, solvent, whole
+
+
 def _low_resolution_warning(resolution: float) -> list[str]:
     if resolution >= 10.0:
         return [f"resolution {resolution} Å is low (≥ 10 Å); sharpening is rarely useful"]
@@ -327,12 +339,7 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     else:
         density, name = _load(map_or_none, "map")
         check_same_grid(density, name, h1, h1_name)
-    opts = _options(resolution, options, kwargs)
-    api.check_resolution(density, resolution, name)
-    warnings = _low_resolution_warning(resolution)
-    timings["read"] = time.perf_counter() - t0
-
-    solvent, whole = _prepare(density, resolution, opts, timings)
+    opts, warnings, solvent, whole = _start(density, name, resolution, options, kwargs, timings, t0)
 
     t = time.perf_counter()
     weights, box = _half_map_mask(mask, density, name, h1, h2, resolution)
@@ -439,12 +446,7 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
         raise ConfigError(f"model rms error must be zero or positive, got {model_rms}")
     if fraction_complete is not None and not 0.0 <= fraction_complete <= 1.0:
         raise ConfigError(f"model completeness must lie in [0, 1], got {fraction_complete}")
-    opts = _options(resolution, options, kwargs)
-    api.check_resolution(density, resolution, name)
-    warnings = _low_resolution_warning(resolution)
-    timings["read"] = time.perf_counter() - t0
-
-    solvent, whole = _prepare(density, resolution, opts, timings)
+    opts, warnings, solvent, whole = _start(density, name, resolution, options, kwargs, timings, t0)
 
     t = time.perf_counter()
     calculated = model_map(structure, density, resolution=whole.d_min, b_factor=0.0, source=model_name)

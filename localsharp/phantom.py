@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import scipy.fft
 from .errors import ConfigError, OutputError
 from .kernels.fourier import FourierGrid, to_coefficients
 from .kernels.shells import assign_shells, fsc_crossing, shell_centres, shell_fsc
+from .maps.atomic import atomic_path
 from .maps.density import DensityMap
 from .maps.model import atom_positions, model_map, read_model
 from .maps.mrc import write_map
@@ -243,24 +243,10 @@ def half_map_fsc(half_1: np.ndarray, half_2: np.ndarray, voxel_size_zyx: tuple[f
 
 
 # -------------------------------------------------------------------- output
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual permissions
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

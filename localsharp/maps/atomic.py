@@ -29,23 +29,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     OutputError
         If ``path`` exists and ``overwrite`` is false, or its directory is not writable.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputError(f"{directory}: cannot write there ({exc.strerror})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with AtomicSet(overwrite=overwrite) as files:
+        yield files.stage(path)
 
 
 class AtomicSet:
