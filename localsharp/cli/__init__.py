@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalsharpError as exc:
         print(f"localsharp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error of the run
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print(f"localsharp {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130

@@ -62,7 +62,7 @@ def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO | 
     geo = summary.get("input", {}).get("geometry", {})
     shape = "x".join(str(n) for n in geo.get("shape_xyz", []))
     print(f"localsharp sharpen: {summary.get('input', {}).get('map', '?')}  ({shape} voxels, "
-          f"resolution {summary['resolution']} Å, d_min {summary['d_min']:.2f} Å)", file=out)
+          f"resolution {summary['resolution']:.2f} Å, d_min {summary['d_min']:.2f} Å)", file=out)
     rows = [
         ("mode / method", f"{summary['mode']} / {summary['method']}"),
         ("B_iso input -> output (Å²)", f"{_fmt(summary['b_iso_input'])} -> {_fmt(summary['b_iso_output'])}"),
