@@ -169,7 +169,8 @@ def check_resolution(density: DensityMap, resolution: float, source: str = "map"
                           f"(2 x voxel size {max(density.voxel_size):.3f} Å) of {source}")
 
 
-def _split_options(resolution: float, options: dict[str, Any]) -> SharpenOptions:
+def options_from_kwargs(resolution: float, options: dict[str, Any]) -> SharpenOptions:
+    """Build :class:`SharpenOptions` from flat keyword options (fields of it or of SearchConfig)."""
     search_fields = {f.name for f in dataclasses.fields(SearchConfig)}
     search_kw = {k: options.pop(k) for k in list(options) if k in search_fields}
     if "methods" in search_kw and isinstance(search_kw["methods"], str):
@@ -265,7 +266,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     density, _ = load_map(map_or_path, mtz_labels=mtz_labels)
-    opts = options if options is not None else _split_options(resolution, dict(kwargs))
+    opts = options if options is not None else options_from_kwargs(resolution, dict(kwargs))
     if options is not None and kwargs:
         raise ConfigError("give either options= or keyword options, not both")
     if opts.resolution != resolution:

@@ -93,7 +93,7 @@ def _fmt(values: tuple) -> str:
 def _options(resolution: float, options: SharpenOptions | None, kwargs: dict[str, Any]) -> SharpenOptions:
     if options is not None and kwargs:
         raise ConfigError("give either options= or keyword options, not both")
-    opts = options if options is not None else api._split_options(resolution, dict(kwargs))
+    opts = options if options is not None else api.options_from_kwargs(resolution, dict(kwargs))
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
     return opts

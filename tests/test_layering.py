@@ -1,0 +1,36 @@
+"""Architecture rule: the numerical layers (kernels, sharpening) import no I/O, plotting or cluster library,
+and nothing from the layers above them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "localsharp"
+FORBIDDEN = {"mrcfile", "gemmi", "matplotlib", "dask", "distributed", "zarr"}
+UPPER = {"api", "modes", "cli", "report", "maps", "evaluate", "phantom", "config"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            prefix = "." * node.level
+            names.add(prefix + (node.module or ""))
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "kernels").glob("*.py")) + sorted((PACKAGE / "sharpening").glob("*.py")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_numerical_layers_stay_pure(path: Path) -> None:
+    for name in _imports(path):
+        top = name.lstrip(".").split(".")[0]
+        assert top not in FORBIDDEN, f"{path.name} imports {name}"
+        if name.startswith(".."):
+            assert top not in UPPER, f"{path.name} imports the upper layer {name}"
+    if path.parent.name == "kernels":
+        assert not any(n.startswith("..") and n.lstrip(".").split(".")[0] == "sharpening" for n in _imports(path))
