@@ -117,7 +117,7 @@ def phantom_rows(work: Path) -> list[dict]:
                 "cc_best_single_b": cc_best, "b_sharpen_best": b_best,
                 "cc_half_map": evaluate_map(half.map, model, res)["cc_mask"],
                 "cc_half_map_flat": evaluate_map(half_flat.map, model, res)["cc_mask"],
-                "b_signal": half.applicable["shell_scale"]["b_signal"],
+                "b_signal": half.shell_scale["b_signal"],
                 "mask": half.box.reason,
             }
             row["pass"] = bool(row["cc_half_map"] >= cc_best - TOLERANCE and row["cc_half_map"] >= row["cc_auto"])
@@ -146,8 +146,8 @@ def real_rows() -> list[dict]:
             "cc_model": evaluate_map(sharpened.map, model_path, res)["cc_mask"],
             "cc_model_3A_mask": evaluate_map(modes.model_sharpen(density, model_path, res, mask_radius=3.0).map,
                                              model_path, res)["cc_mask"],
-            "fraction_complete": sharpened.applicable["shell_scale"]["fraction_complete"],
-            "b_eff": sharpened.applicable["shell_scale"]["b_eff"],
+            "fraction_complete": sharpened.shell_scale["fraction_complete"],
+            "b_eff": sharpened.shell_scale["b_eff"],
             "model_sharpen_seconds": seconds,
         }
         row["pass"] = bool(row["cc_model"] >= row["cc_model_free"] and row["cc_model"] >= row["cc_input"])

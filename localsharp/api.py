@@ -72,6 +72,7 @@ class SharpenResult:
     discarded: bool = False
     shells: list[dict[str, Any]] | None = None
     mode: str = "model_free"
+    shell_scale: dict[str, Any] | None = None
 
     @property
     def signal_to_noise(self) -> float | None:
@@ -120,6 +121,7 @@ class SharpenResult:
             "notes": list(self.search.notes) if self.search else [],
             "trials": [{k: _finite(v) for k, v in row.items()} for row in self.search.table()] if self.search else [],
             "shells": self.shells,
+            "shell_scale": self.shell_scale,
             "amplitudes": self.amplitudes,
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "options": _jsonable(self.options.to_dict()),

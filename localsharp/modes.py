@@ -256,8 +256,8 @@ def _finish(density: DensityMap, whole: Spectrum, scale: ShellScale, opts: Sharp
     applicable = {"value": True, "reason": f"{scale.method} scale factors from {scale.stats.n_shells} shells"}
     if scale.method == "model_sharpening" and scale.notes:
         applicable = {"value": False, "reason": scale.notes[0]}
-    applicable["shell_scale"] = scale.summary()
     result.applicable = applicable
+    result.shell_scale = scale.summary()
     result.timings_s["total"] = time.perf_counter() - t0
     return result
 
@@ -317,7 +317,7 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     SharpenResult
         ``mode='half_map'``; ``shells`` holds one row per shell (d, s, d_avg,
         fsc, fsc_corrected, cc_star, rms_fo, rms_fc, scale, n);
-        ``applicable['shell_scale']`` the fitted signal B and notes.
+        ``shell_scale`` the fitted signal B and notes.
 
     Notes
     -----
@@ -414,7 +414,7 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     -------
     SharpenResult
         ``mode='model'``; ``shells`` rows hold d, s, d_avg, cc, cc_corrected,
-        rms_fo, rms_fc, scale, n; ``applicable['shell_scale']`` holds b_eff,
+        rms_fo, rms_fc, scale, n; ``shell_scale`` holds b_eff,
         rmsd, max_possible_cc and fraction_complete (``applicable['value']``
         is False when the model is too incomplete to scale).
 

@@ -80,7 +80,7 @@ def test_model_sharpening_beats_model_free_on_emd3488(emd3488_map: Path, emd3488
     cc_input = evaluate_map(density, emd3488_model, 3.2)["cc_mask"]
     assert cc_model >= cc_free and cc_model >= cc_input, (cc_model, cc_free, cc_input)
     assert result.mode == "model" and result.sharpening.method == "model_sharpening"
-    shell_scale = result.applicable["shell_scale"]
+    shell_scale = result.shell_scale
     assert shell_scale["b_eff"] == pytest.approx(8 * math.pi * 0.8**2)
     assert shell_scale["fraction_complete"] > 0.5
     summary = json.loads(json.dumps(result.summary()))
@@ -104,7 +104,7 @@ def test_half_maps_from_files_and_explicit_map(hb_phantom, tmp_path: Path) -> No
     rows = json.loads(json.dumps(from_files.shells))
     assert {"d", "fsc", "cc_star", "rms_fo", "scale", "n"} <= set(rows[0])
     assert rows[0]["fsc"] > 0.9 and rows[-1]["cc_star"] < 0.5
-    assert 60 < from_files.applicable["shell_scale"]["b_signal"] < 160
+    assert 60 < from_files.shell_scale["b_signal"] < 160
     assert abs(float(np.mean(from_files.map.data))) < 1e-3 and float(np.std(from_files.map.data)) == pytest.approx(1, abs=1e-3)
 
 
