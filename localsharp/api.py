@@ -357,12 +357,17 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
     score_out = measure_map(out_data, solvent.solvent_fraction, opts.search.score)
     score_in = measure_map(density.data, solvent.solvent_fraction, opts.search.score)
     discarded = False
+    target = search.target if search is not None else "adjusted_sa"
+
+    def score(m: MapMeasures) -> float:
+        return m.kurtosis if target == "kurtosis" else m.adjusted_sa(region_weight)
+
     if (opts.discard_if_worse and search is not None and sharpening.method != "no_sharpening"
-            and score_in.adjusted_sa(region_weight) > score_out.adjusted_sa(region_weight)):
+            and score(score_in) > score(score_out)):
         discarded = True
         warnings = warnings + [
-            f"the input map scores higher (adjusted SA {score_in.adjusted_sa(region_weight):.3f}) than the best "
-            f"sharpened map ({score_out.adjusted_sa(region_weight):.3f}); the input map is kept "
+            f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
+            f"sharpened map ({score(score_out):.3f}); the input map is kept "
             "(--keep-if-worse to keep the sharpened map)"]
         sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
         factors = np.ones_like(factors)
@@ -394,6 +399,8 @@ def _applicability(search: SearchResult | None, opts: SharpenOptions, discarded:
     if chosen.method in ("b_iso", "b_iso_to_d_cut") and sn < opts.search.signal_min:
         return {"value": False, "reason": f"score curve signal-to-noise {sn:.2f} < {opts.search.signal_min}: "
                                           "the best B is not well determined"}
+    if chosen.method not in ("b_iso", "b_iso_to_d_cut"):
+        return {"value": True, "reason": f"best score with method {chosen.method}"}
     grid_ends = {t.sharpening.b_iso_target for t in search.trials if t.sharpening.method == chosen.method}
     if chosen.b_iso_target is not None and grid_ends and chosen.b_iso_target in (min(grid_ends), max(grid_ends)):
         return {"value": False, "reason": f"best target B {chosen.b_iso_target:.1f} lies at the end of the search range"}

@@ -25,8 +25,6 @@ from .spectrum import Spectrum
 TARGETS = ("adjusted_sa", "kurtosis")
 #: Grid points on each side of the best one used by the parabolic peak fit.
 PEAK_HALF_WIDTH = 3
-#: Methods from the simplest to the most elaborate (used to break near-ties, see _choose_method).
-SIMPLICITY = ("no_sharpening", "b_iso", "target_b_iso_to_d_cut", "b_iso_to_d_cut", "resolution_dependent")
 B_TYPE_METHODS = ("b_iso", "b_iso_to_d_cut")
 
 
@@ -369,23 +367,8 @@ def _refine_resolution_dependent(scorer: _Scorer, start: Trial, config: SearchCo
 
 
 def _choose_method(candidates: list[MethodResult]) -> MethodResult:
-    """Highest peak score, but a more elaborate method must beat a simpler one by more than the noise.
-
-    The noise is the larger of the two score curves' point-to-point noise (§6 step 8).  A
-    difference within it is not evidence for the extra parameters (e.g. the blurring beyond
-    d_cut of ``b_iso_to_d_cut`` over uniform ``b_iso``), so the simpler method is kept.
-    """
-    def rank(r: MethodResult) -> int:
-        return SIMPLICITY.index(r.method) if r.method in SIMPLICITY else len(SIMPLICITY)
-
-    chosen = max(candidates, key=lambda r: r.peak_score)
-    for simpler in sorted(candidates, key=rank):
-        if rank(simpler) >= rank(chosen):
-            break
-        margin = max(chosen.noise, simpler.noise)
-        if chosen.peak_score - simpler.peak_score <= margin:
-            return simpler
-    return chosen
+    """The method whose score curve peaks highest (ties: first in the list), §6 step 10."""
+    return max(candidates, key=lambda r: r.peak_score)
 
 
 def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: SearchConfig = SearchConfig()) -> SearchResult:
