@@ -297,3 +297,14 @@ def test_spectrum_and_config_pickle_cheaply(crop_spectrum: Spectrum) -> None:
     a = search_sharpening(crop_spectrum, 0.6, config)
     b = search_sharpening(copy, 0.6, config_copy)
     assert a.sharpening == b.sharpening and a.table() == b.table()
+
+
+def test_keep_if_worse_compares_with_the_run_target(emd3488_map) -> None:
+    """With the kurtosis target the input is kept only if its kurtosis is higher (not its adjusted SA)."""
+    for target in ("kurtosis", "adjusted_sa"):
+        result = global_sharpen(emd3488_map, 3.2, target=target)
+        w = result.region_weight
+        out = result.score_output.kurtosis if target == "kurtosis" else result.score_output.adjusted_sa(w)
+        inp = result.score_input.kurtosis if target == "kurtosis" else result.score_input.adjusted_sa(w)
+        assert out >= inp
+        assert result.discarded == (result.sharpening.method == "no_sharpening")
