@@ -21,14 +21,13 @@ from .sharpening.box import BoxChoice, choose_box
 from .sharpening.functions import Sharpening
 from .sharpening.score import MapMeasures, measure_map
 from .sharpening.search import SearchConfig, SearchResult, search_sharpening
+from .sharpening import solvent
 from .sharpening.solvent import (SolventEstimate, estimate_from_variance, estimate_solvent, local_variance,
                                  solvent_from_volume)
 from .sharpening.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
 
-#: Smoothing radius of the local-variance solvent estimate, in units of the resolution.
-SOLVENT_RADIUS_FACTOR = 1.5
 #: Fraction of exactly-zero voxels above which a map is reported as closely masked.
 MASKED_ZERO_FRACTION = 0.30
 
@@ -287,7 +286,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     t = time.perf_counter()
     composition_given = any(v is not None for v in (opts.solvent_content, opts.molecular_mass, opts.sequence))
     variance = None if composition_given else local_variance(density.data, density.voxel_size_zyx,
-                                                             SOLVENT_RADIUS_FACTOR * resolution)
+                                                             solvent.RADIUS_FACTOR * resolution)
     whole_solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
                                      solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
                                      sequence=opts.sequence, copies=opts.copies, variance=variance)

@@ -21,6 +21,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels import fourier
 
+#: Smoothing radius of the local variance, in units of the resolution (the paper's Wang radius).
+RADIUS_FACTOR = 1.5
 #: Voxels sampled (evenly strided) for the threshold iterations of the local-variance estimate.
 SAMPLE_SIZE = 250_000
 #: Å³ per Da of protein (1.23) and of nucleic acid (1.15 × 330 Da per nucleotide).
@@ -63,7 +65,7 @@ def local_variance(data: np.ndarray, voxel_size: tuple[float, float, float], rad
 
 
 def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
-                      radius_factor: float = 1.5, iterations: int = 3, start_fraction_of_max: float = 0.05) -> SolventEstimate:
+                      radius_factor: float = RADIUS_FACTOR, iterations: int = 3, start_fraction_of_max: float = 0.05) -> SolventEstimate:
     """Automatic solvent fraction from the local variance of the map (see module notes).
 
     Parameters
@@ -83,7 +85,7 @@ def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], 
 
 
 def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float], *, iterations: int = 3,
-                           start_fraction_of_max: float = 0.05, radius_factor: float = 1.5) -> SolventEstimate:
+                           start_fraction_of_max: float = 0.05, radius_factor: float = RADIUS_FACTOR) -> SolventEstimate:
     """Solvent fraction from a local-variance map ``v`` (see :func:`estimate_from_map`).
 
     The start threshold is 5 % of the way from the noise floor (the lowest local
