@@ -104,7 +104,7 @@ class Spectrum:
             coeffs = coeffs * wilson.anisotropy_correction(fit, s_xyz)
             b_cart = fit.b_cart
         s2 = s_xyz[0] ** 2 + s_xyz[1] ** 2 + s_xyz[2] ** 2
-        return cls(
+        spectrum = cls(
             shape=tuple(data.shape),
             voxel_size=tuple(voxel_size),
             angles=tuple(angles),
@@ -118,6 +118,8 @@ class Spectrum:
             b_iso=fit.b_iso if fit is not None else FALLBACK_B_ISO,
             b_iso_fitted=fit is not None,
         )
+        object.__setattr__(spectrum, "_s_xyz", s_xyz)  # reused by measure_b_iso; not pickled
+        return spectrum
 
     @property
     def d(self) -> np.ndarray:
