@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from .config import SharpenOptions
-from .errors import ConfigError
-from .maps.density import DensityMap
+from .errors import ConfigError, InputFileError
+from .maps.density import DensityMap, drop_duplicated_plane, has_duplicated_last_plane, restore_duplicated_plane
 from .maps.mrc import read_map
 from .maps.mtz import read_mtz_map
 from .sharpening.box import BoxChoice, choose_box
@@ -72,6 +72,7 @@ class SharpenResult:
     shells: list[dict[str, Any]] | None = None
     mode: str = "model_free"
     shell_scale: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def signal_to_noise(self) -> float | None:
@@ -117,7 +118,7 @@ class SharpenResult:
             "discarded_as_worse": self.discarded,
             "applicable": self.applicable,
             "warnings": list(self.warnings),
-            "notes": list(self.search.notes) if self.search else [],
+            "notes": (list(self.search.notes) if self.search else []) + list(self.notes),
             "trials": [{k: _finite(v) for k, v in row.items()} for row in self.search.table()] if self.search else [],
             "shells": self.shells,
             "shell_scale": self.shell_scale,
@@ -216,11 +217,46 @@ def _fixed_sharpening(opts: SharpenOptions, b_iso_original: float) -> Sharpening
                       b_blur_hires=cfg.b_blur_hires)
 
 
-def _already_sharpened_warning(density: DensityMap) -> str | None:
+#: Header label words the reference treats as "map limitations" (ALGORITHM.md §1.1 item 1).
+LIMITATION_WORDS = ("map_is_sharpened", "extract_unique")
+
+
+def map_limitations(density: DensityMap) -> list[str]:
+    """Reasons, read from the header labels, not to auto-sharpen this map (empty if none).
+
+    Recognises the reference's limitation words and localsharp's own output
+    label (``localsharp <mode>: <method> b_sharpen <B>``).
+    """
     labels = [bytes(lbl).decode("ascii", "replace") for lbl in density.header_extras.get("labels", [])]
-    if any(lbl.startswith("localsharp") and "b_sharpen" in lbl for lbl in labels):
-        return "map header says it was already sharpened by localsharp; sharpening it again is rarely useful"
-    return None
+    found = [f"its header carries the limitation '{word}'" for word in LIMITATION_WORDS
+             if any(word in lbl for lbl in labels)]
+    own = [lbl.strip() for lbl in labels if lbl.startswith("localsharp") and "b_sharpen" in lbl]
+    if own:
+        found.append(f"its header says it is a localsharp output ('{own[-1]}')")
+    return found
+
+
+def check_limitations(density: DensityMap, source: str, opts: SharpenOptions) -> None:
+    """Refuse an already-sharpened map unless ``opts.ignore_map_limitations``."""
+    found = map_limitations(density)
+    if found and not opts.ignore_map_limitations:
+        raise InputFileError(source, f"{'; '.join(found)}: it looks already sharpened, and sharpening it again "
+                                     "compounds the B-factor (--ignore-map-limitations to sharpen it anyway)")
+
+
+def unit_cell_view(density: DensityMap) -> DensityMap:
+    """The map to compute on: without a duplicated last plane (§1.1 item 2), else itself."""
+    return drop_duplicated_plane(density) if has_duplicated_last_plane(density) else density
+
+
+def restore_input_grid(result: "SharpenResult", original: DensityMap) -> "SharpenResult":
+    """Put ``result.map`` back on ``original``'s grid when a duplicated plane was dropped."""
+    if result.map.shape != original.shape:
+        result.map = restore_duplicated_plane(result.map, original)
+        nx, ny, nz = original.cell_grid
+        result.notes.append(f"the map repeats its first plane after the unit cell ({nx}x{ny}x{nz} grid + 1); "
+                            "computed on the unit cell, the repeated plane is restored in the output")
+    return result
 
 
 def _masked_warning(density: DensityMap) -> str | None:
@@ -274,7 +310,9 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         opts = opts.replace(resolution=resolution)
     source = name or (str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map")
     check_resolution(density, resolution, source)
-    warnings = [w for w in (_masked_warning(density), _already_sharpened_warning(density)) if w]
+    check_limitations(density, source, opts)
+    original, density = density, unit_cell_view(density)
+    warnings = [w for w in (_masked_warning(density),) if w]
     for w in warnings:
         log.warning(w)
     log.info("map %s: %s voxels of %s Å, resolution %.2f Å", source, "x".join(map(str, density.shape_xyz)),
@@ -333,6 +371,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
 
     result = finish_sharpening(density, whole, sharpening, opts, search=search, solvent=whole_solvent,
                                box=box, box_solvent=box_solvent, warnings=warnings, timings=timings)
+    result = restore_input_grid(result, original)
     result.timings_s["total"] = time.perf_counter() - t0
     return result
 

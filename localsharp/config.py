@@ -46,6 +46,9 @@ class SharpenOptions:
     discard_if_worse : bool
         Keep the input map when it scores higher than the sharpened one
         (default True: the paper's intent; the reference's default is off).
+    ignore_map_limitations : bool
+        Sharpen even a map whose header says it is already sharpened (or an
+        extracted asymmetric unit); refused by default (ALGORITHM.md §1.1).
     """
 
     resolution: float
@@ -64,6 +67,7 @@ class SharpenOptions:
     b_iso: float | None = None
     resolution_dependent_b: tuple[float, float, float] | None = None
     discard_if_worse: bool = True
+    ignore_map_limitations: bool = False
 
     def __post_init__(self) -> None:
         if not (self.resolution > 0 and math.isfinite(self.resolution)):

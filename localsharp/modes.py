@@ -339,6 +339,8 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     else:
         density, name = _load(map_or_none, "map")
         check_same_grid(density, name, h1, h1_name)
+    original = density
+    density, h1, h2 = (api.unit_cell_view(m) for m in (density, h1, h2))
     opts, warnings, solvent, whole = _start(density, name, resolution, options, kwargs, timings, t0)
 
     t = time.perf_counter()
@@ -351,7 +353,8 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
                for m in (density, h1, h2)]
     scale = half_map_scale(*spectra, n_bins=n_bins, reference=reference)
     timings["shell_scale"] = time.perf_counter() - t
-    return _finish(density, whole, scale, opts, solvent, box, warnings, timings, "half_map", t0)
+    result = _finish(density, whole, scale, opts, solvent, box, warnings, timings, "half_map", t0)
+    return api.restore_input_grid(result, original)
 
 
 def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str, h1: DensityMap, h2: DensityMap,
@@ -369,6 +372,7 @@ def _half_map_mask(mask: MapInput | bool | None, density: DensityMap, name: str,
                   f"{resolution:g} Å) for the FSC analysis; whole map sharpened")
         return soft, BoxChoice(_mask_bounds(soft), "half_map_mask", True, reason)
     given, mask_name = _load(mask, "mask")
+    given = api.unit_cell_view(given) if given.shape != density.shape else given
     check_same_grid(density, name, given, mask_name)
     soft = np.clip(given.data, 0.0, 1.0).astype(np.float32)
     if not soft.any():
@@ -434,7 +438,8 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    density, name = _load(map_or_path, "map")
+    original, name = _load(map_or_path, "map")
+    density = api.unit_cell_view(original)
     if isinstance(model, gemmi.Structure):
         structure, model_name = model, model.name or "model"
     else:
@@ -466,4 +471,5 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     scale = model_scale(map_spec, model_spec, resolution, rmsd=model_rms, fraction_complete=fraction_complete,
                         n_bins=n_bins)
     timings["shell_scale"] = time.perf_counter() - t
-    return _finish(density, whole, scale, opts, solvent, box, warnings, timings, "model", t0)
+    result = _finish(density, whole, scale, opts, solvent, box, warnings, timings, "model", t0)
+    return api.restore_input_grid(result, original)

@@ -371,3 +371,37 @@ def test_missing_model(tmp_path: Path, out: Path, capsys) -> None:
     missing = tmp_path / "none.cif"
     assert_clean_failure(capsys, sharpen_args(SPIKE_MAP, out, "--model", str(missing)), out, str(missing),
                          "no such file")
+
+
+def _labelled_copy(source: Path, path: Path, label: str) -> Path:
+    """``source`` rewritten with one extra header label (everything else unchanged)."""
+    with mrcfile.open(source, permissive=True) as mrc:
+        data, voxel = mrc.data.copy(), mrc.voxel_size.copy()
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = voxel
+        mrc.header.label[0] = label.encode("ascii")
+        mrc.header.nlabl = 1
+    return path
+
+
+def test_localsharp_output_is_refused_as_input(tmp_path: Path, capsys) -> None:
+    first = tmp_path / "first"
+    assert main(sharpen_args(SPIKE_MAP, first, "-q")) == 0
+    sharpened = first / "sharpened_map.ccp4"
+    out = tmp_path / "again"
+    assert_clean_failure(capsys, sharpen_args(sharpened, out), out, str(sharpened), "localsharp output",
+                         "already sharpened", "--ignore-map-limitations")
+    assert main(sharpen_args(sharpened, out, "-q", "--ignore-map-limitations")) == 0
+    assert (out / "sharpened_map.ccp4").exists()
+
+
+@pytest.mark.parametrize("word", ["map_is_sharpened", "extract_unique"])
+def test_reference_limitation_labels_are_refused(tmp_path: Path, out: Path, capsys, word: str) -> None:
+    path = _labelled_copy(SPIKE_MAP, tmp_path / "limited.mrc", f"cctbx limitation: {word}")
+    assert_clean_failure(capsys, sharpen_args(path, out), out, str(path), word, "--ignore-map-limitations")
+
+
+def test_ordinary_labels_are_not_limitations(tmp_path: Path, out: Path) -> None:
+    path = _labelled_copy(SPIKE_MAP, tmp_path / "labelled.mrc", "EMDB deposition, sharpened in RELION? no")
+    assert main(sharpen_args(path, out, "-q")) == 0

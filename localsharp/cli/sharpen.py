@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--no-peak-fit", action="store_true", help="keep the best grid point (no parabola fit)")
     method.add_argument("--keep-if-worse", action="store_true",
                         help="keep the sharpened map even when the input map scores higher")
+    method.add_argument("--ignore-map-limitations", action="store_true",
+                        help="sharpen a map whose header says it is already sharpened (refused by default)")
     fixed = parser.add_argument_group("explicit sharpening (no search)")
     fixed.add_argument("--b-sharpen", type=float, metavar="B", help="apply this B (Å², > 0 sharpens)")
     fixed.add_argument("--b-iso", type=float, metavar="B", help="sharpen to this overall map B (Å²)")
@@ -101,7 +103,7 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         box_center=tuple(args.box_center) if args.box_center else None, box_size=tuple(args.box_size),
         b_sharpen=args.b_sharpen, b_iso=args.b_iso,
         resolution_dependent_b=tuple(args.resolution_dependent_b) if args.resolution_dependent_b else None,
-        discard_if_worse=not args.keep_if_worse)
+        discard_if_worse=not args.keep_if_worse, ignore_map_limitations=args.ignore_map_limitations)
 
 
 def _check_inputs(args: argparse.Namespace) -> None:

@@ -141,3 +141,26 @@ class DensityMap:
             "space_group": self.space_group,
             "first_voxel_position": [round(v, 6) for v in self.first_voxel_position],
         }
+
+
+# ------------------------------------------------------- duplicated last plane
+def has_duplicated_last_plane(density: DensityMap) -> bool:
+    """True when the map covers one unit cell plus a repeated last plane on every axis.
+
+    Some crystallographic programs write grid points ``0…N`` inclusive for a
+    cell of ``N`` intervals, so plane ``N`` repeats plane ``0``.  As in the
+    reference (ALGORITHM.md §1.1 item 2) this is only recognised when the map
+    starts at grid point 0 (ORIGIN and NSTART zero).
+    """
+    at_zero = all(v == 0 for v in density.nstart) and all(v == 0.0 for v in density.origin)
+    return at_zero and all(n == c + 1 for n, c in zip(density.shape_xyz, density.cell_grid))
+
+
+def drop_duplicated_plane(density: DensityMap) -> DensityMap:
+    """The periodic unit cell: the map without its last plane on each axis."""
+    return dataclasses.replace(density, data=np.ascontiguousarray(density.data[:-1, :-1, :-1]))
+
+
+def restore_duplicated_plane(cell: DensityMap, original: DensityMap) -> DensityMap:
+    """Values of ``cell`` on ``original``'s grid: the last plane repeats the first (periodic wrap)."""
+    return original.with_data(np.pad(cell.data, ((0, 1), (0, 1), (0, 1)), mode="wrap"))
