@@ -17,6 +17,7 @@ from .errors import ConfigError, InputFileError
 from .maps.density import DensityMap, drop_duplicated_plane, has_duplicated_last_plane, restore_duplicated_plane
 from .maps.mrc import read_map
 from .maps.mtz import read_mtz_map
+from .kernels.masks import box_edge_mask
 from .sharpening.box import BoxChoice, choose_box
 from .sharpening.functions import Sharpening
 from .sharpening.score import MapMeasures, measure_map
@@ -336,11 +337,18 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     if opts.box_center is not None:
         pos = density.first_voxel_position
         centre_index = tuple((c - p) / v for c, p, v in zip(opts.box_center, pos, density.voxel_size))[::-1]
+    buffer = int(round(1.5 * resolution / min(density.voxel_size))) if opts.soft_mask else 0
     box = choose_box(density.data, density.voxel_size_zyx,
                      density_select=opts.density_select and not opts.fixed_sharpening,
                      max_box_fraction=opts.max_box_fraction, centre_index=centre_index,
-                     box_size=tuple(opts.box_size)[::-1])
+                     box_size=tuple(opts.box_size)[::-1],
+                     box_in_auto_sharpen=(opts.box_in_auto_sharpen or opts.use_weak_density)
+                     and not opts.fixed_sharpening,
+                     solvent_fraction=whole_solvent.solvent_fraction, use_weak_density=opts.use_weak_density,
+                     buffer=buffer)
     box_data = np.ascontiguousarray(density.data[box.slices()])
+    if box.soft_edge and opts.soft_mask:
+        box_data = box_data * box_edge_mask(box_data.shape, density.voxel_size_zyx, resolution)
     box_solvent = _box_solvent(box_data, density, whole_solvent, box,
                                None if variance is None else variance[box.slices()])
     timings["box"] = time.perf_counter() - t

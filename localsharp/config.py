@@ -40,7 +40,16 @@ class SharpenOptions:
     box_center : tuple of float, optional
         Centre (Å, x, y, z, in the map's frame) of a fixed analysis box.
     box_size : tuple of int
-        Size (voxels, x, y, z) of that box.
+        Size (voxels, x, y, z) of that box, or of the segmentation box.
+    box_in_auto_sharpen : bool
+        Analyse a ``box_size`` box centred on the largest connected region of
+        the segmented map (§5 item 3) instead of the density-selected box.
+    use_weak_density : bool
+        Centre the segmentation box on a weaker region (implies
+        ``box_in_auto_sharpen``).
+    soft_mask : bool
+        Give boxes cut around a centre a buffer of 1.5 × resolution and a soft
+        edge (σ = resolution) before their Fourier transform.
     b_sharpen, b_iso, resolution_dependent_b
         Fixed sharpening: applied directly, no search.
     discard_if_worse : bool
@@ -63,6 +72,9 @@ class SharpenOptions:
     max_box_fraction: float = 0.5
     box_center: tuple[float, float, float] | None = None
     box_size: tuple[int, int, int] = (40, 40, 40)
+    box_in_auto_sharpen: bool = False
+    use_weak_density: bool = False
+    soft_mask: bool = True
     b_sharpen: float | None = None
     b_iso: float | None = None
     resolution_dependent_b: tuple[float, float, float] | None = None
@@ -70,6 +82,8 @@ class SharpenOptions:
     ignore_map_limitations: bool = False
 
     def __post_init__(self) -> None:
+        if len(self.box_size) != 3 or any(int(v) < 8 for v in self.box_size):
+            raise ConfigError(f"box size must be three numbers of voxels, each at least 8, got {tuple(self.box_size)}")
         if not (self.resolution > 0 and math.isfinite(self.resolution)):
             raise ConfigError(f"resolution must be a positive number of Å, got {self.resolution}")
         for name in ("b_sharpen", "b_iso", "solvent_content", "molecular_mass"):

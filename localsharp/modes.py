@@ -22,7 +22,6 @@ same anisotropy correction, so statistics and application agree.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from typing import Any
@@ -35,6 +34,7 @@ from . import api
 from .config import SharpenOptions
 from .errors import ConfigError, InputFileError
 from .kernels import fourier, wilson
+from .kernels.masks import padded_convolve, soften_mask
 from .maps.density import DensityMap
 from .maps.model import box_positions, model_map, read_model
 from .sharpening.box import BoxChoice
@@ -100,37 +100,6 @@ def _options(resolution: float, options: SharpenOptions | None, kwargs: dict[str
 
 
 # --------------------------------------------------------------------- masks
-def _padded_convolve(data: np.ndarray, voxel_zyx: tuple[float, float, float], pad: int,
-                     kernel_ft: Any) -> np.ndarray:
-    """Convolve ``data`` in Fourier space on a zero-padded grid (no wrap-around within ``pad`` voxels)."""
-    shape = tuple(scipy.fft.next_fast_len(n + pad, real=True) for n in data.shape)
-    padded = np.zeros(shape, dtype=np.float32)
-    padded[tuple(slice(0, n) for n in data.shape)] = data
-    grid = fourier.FourierGrid(shape, tuple(voxel_zyx))  # type: ignore[arg-type]
-    coeffs = fourier.to_coefficients(padded)
-    coeffs *= kernel_ft(grid)
-    out = fourier.to_map(coeffs, shape)
-    return np.ascontiguousarray(out[tuple(slice(0, n) for n in data.shape)])
-
-
-def soften_mask(mask: np.ndarray, voxel_zyx: tuple[float, float, float], radius: float) -> np.ndarray:
-    """Soft-edged copy of a binary mask: Gaussian smoothing (σ = ``radius`` Å), rescaled to max 1.
-
-    Smoothing is done on a zero-padded grid, so nothing wraps across the box faces.
-    """
-    binary = np.asarray(mask, dtype=np.float32)
-    if radius <= 0 or not binary.any():
-        return binary
-    pad = int(math.ceil(3.0 * radius / min(voxel_zyx)))
-
-    def gaussian(grid: fourier.FourierGrid) -> np.ndarray:
-        return np.exp(np.float32(-2.0 * math.pi**2 * radius**2) * grid.s2)
-
-    soft = _padded_convolve(binary, voxel_zyx, pad, gaussian)
-    top = float(soft.max())
-    return np.clip(soft / top, 0.0, 1.0).astype(np.float32) if top > 0 else binary
-
-
 def signal_mask(half1: np.ndarray, half2: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, *,
                 radius_factor: float = MOLECULE_MASK_RADIUS_FACTOR, iterations: int = 3) -> np.ndarray:
     """Binary molecule mask from the local *signal* variance of two half maps.
@@ -190,7 +159,7 @@ def atom_ball_mask(structure: gemmi.Structure, density: DensityMap, radius: floa
     kernel[offsets[:, 2] % shape[0], offsets[:, 1] % shape[1], offsets[:, 0] % shape[2]] = 1.0
     kernel_ft = fourier.to_coefficients(kernel)
     vz, vy, vx = density.voxel_size_zyx
-    dilated = _padded_convolve(occupancy, (vz, vy, vx), pad, lambda grid: kernel_ft)
+    dilated = padded_convolve(occupancy, (vz, vy, vx), pad, lambda grid: kernel_ft)
     rz, ry, rx = reach[2], reach[1], reach[0]
     core = dilated[rz:rz + mask_shape[0], ry:ry + mask_shape[1], rx:rx + mask_shape[2]]
     return core > 0.5

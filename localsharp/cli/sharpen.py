@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp.add_argument("--no-density-select", action="store_true", help="analyse the whole map, not a box")
     comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")
     comp.add_argument("--box-size", type=int, nargs=3, default=(40, 40, 40), metavar=("NX", "NY", "NZ"))
+    comp.add_argument("--box-in-auto-sharpen", action="store_true",
+                      help="analyse a --box-size box around the largest segmented region (not the density box)")
+    comp.add_argument("--use-weak-density", action="store_true",
+                      help="centre that box on a weaker region (implies --box-in-auto-sharpen)")
+    comp.add_argument("--no-soft-mask", action="store_true",
+                      help="cut centred boxes without buffer and soft edge")
     comp.add_argument("--no-remove-aniso", action="store_true", help="keep the map's anisotropy")
     other = parser.add_argument_group("half-map and model-based sharpening")
     other.add_argument("--half-maps", nargs=2, metavar=("H1", "H2"), help="two half maps (MAP optional)")
@@ -101,6 +107,8 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         solvent_content=args.solvent_content, molecular_mass=args.molecular_mass, sequence=sequence,
         copies=args.copies, density_select=not args.no_density_select,
         box_center=tuple(args.box_center) if args.box_center else None, box_size=tuple(args.box_size),
+        box_in_auto_sharpen=args.box_in_auto_sharpen, use_weak_density=args.use_weak_density,
+        soft_mask=not args.no_soft_mask,
         b_sharpen=args.b_sharpen, b_iso=args.b_iso,
         resolution_dependent_b=tuple(args.resolution_dependent_b) if args.resolution_dependent_b else None,
         discard_if_worse=not args.keep_if_worse, ignore_map_limitations=args.ignore_map_limitations)

@@ -1,21 +1,32 @@
 """Choosing the sub-volume on which the sharpening is determined (ALGORITHM.md §5).
 
-Two selections are offered:
+Three selections are offered:
 
 * :func:`density_select_bounds` (default): per axis, the profile of slab
   maxima minus the mean of the six face maxima, smoothed, and the span around
   its main peak above 5 % of its range, padded by 3 Å.
 * :func:`centred_box_bounds`: a box of given size around a given centre.
+* :func:`segmented_region_bounds`: the bounding box of the largest (or, with
+  ``use_weak_density``, a weaker) connected region at the contour where the
+  regions have about the size expected for 50-residue pieces (§5 item 3);
+  a box of given size is then centred on it.
+
+Boxes cut around a centre get a buffer of 1.5 × resolution for a soft edge
+(:func:`localsharp.kernels.masks.box_edge_mask`, applied by the caller).
 
 Bounds are half-open index ranges ``(start, stop)`` per array axis (z, y, x).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+
+from ..kernels import regions
 
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -28,6 +39,7 @@ class BoxChoice:
     method: str
     used: bool
     reason: str
+    soft_edge: bool = False
 
     def slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(a, b) for a, b in self.bounds)  # type: ignore[return-value]
@@ -38,7 +50,7 @@ class BoxChoice:
 
     def to_dict(self) -> dict:
         return {"bounds_zyx": [list(b) for b in self.bounds], "method": self.method, "used": self.used,
-                "reason": self.reason}
+                "reason": self.reason, "soft_edge": self.soft_edge}
 
 
 def _smooth(profile: np.ndarray, window: int) -> np.ndarray:
@@ -129,20 +141,132 @@ def centred_box_bounds(shape: tuple[int, int, int], centre_index: tuple[float, f
     return tuple(bounds)  # type: ignore[return-value]
 
 
+#: Residues per expected region of the segmentation (§5 item 3).
+RESIDUES_PER_REGION = 50
+#: Å³ of protein per residue (110 Da × 1.23 Å³/Da).
+VOLUME_PER_RESIDUE = 110.0 * 1.23
+#: Exponent range and coarse step of the contour scan ``t0 · 0.95ⁿ``.
+SEGMENT_SCAN = (-64, 80, 4)
+
+
+def _segment_score(sizes: np.ndarray, target: float, expected: int) -> float:
+    """Distance of the largest region, and of the median of the ``expected`` largest, from ``target`` voxels.
+
+    Sum of absolute log ratios (0 is perfect).  Using the largest regions for
+    the median keeps the many noise specks of an unmasked map out of it.
+    """
+    if sizes.size == 0:
+        return float("inf")
+    top = np.sort(sizes)[::-1][:expected]
+    return float(abs(np.log(top[0] / target)) + abs(np.log(np.median(top) / target)))
+
+
+def segmentation_threshold(data: np.ndarray, solvent_fraction: float, voxel_volume: float) -> tuple[float, int]:
+    """Contour level whose regions best match the size expected for 50-residue pieces.
+
+    Levels are measured from the solvent level (the map's median) and scanned
+    as ``t0 · 0.95ⁿ``, where ``t0`` encloses the molecular volume (at most half
+    of the voxels above the median), for n in −64…80: every 4th n, then the
+    neighbours of the best.  Returns the level (in the map's units) and the
+    expected number of regions.
+
+    The reference scans n in −16…4 and widens the range only while the best n
+    lies at an end; with several local minima (common on noisy maps) that
+    stops at the first one, so the whole range is scanned here, coarse to fine.
+    """
+    base = float(np.median(data))
+    centred = data - np.float32(base)
+    n_above = int(np.count_nonzero(centred > 0))
+    n_molecule = max(1, int(data.size * (1.0 - solvent_fraction)))
+    t0 = regions.threshold_for_count(centred, max(1, min(n_molecule, n_above // 2)))
+    residues = n_molecule * voxel_volume / VOLUME_PER_RESIDUE
+    expected = max(1, int(round(residues / RESIDUES_PER_REGION)))
+    target = n_molecule / expected
+    if not t0 > 0:
+        return float(t0) + base, expected
+    cache: dict[int, float] = {}
+
+    def _scan_score(n: int) -> float:
+        _, sizes = regions.label_regions(centred, t0 * 0.95**n)
+        return _segment_score(sizes[1:], target, expected)
+
+    def score(n: int) -> float:
+        if n not in cache:
+            cache[n] = _scan_score(n)
+        return cache[n]
+
+    lo, hi, step = SEGMENT_SCAN
+    coarse = list(range(lo, hi + 1, step))
+    with ThreadPoolExecutor(max_workers=min(len(coarse), os.cpu_count() or 1)) as pool:  # labelling releases the GIL
+        for n, value in zip(coarse, pool.map(_scan_score, coarse)):
+            cache[n] = value
+    best = min(coarse, key=lambda n: (score(n), abs(n)))
+    best = min(range(max(lo, best - step + 1), min(hi, best + step - 1) + 1), key=lambda n: (score(n), abs(n)))
+    return float(t0 * 0.95**best) + base, expected
+
+
+def segmented_region_bounds(data: np.ndarray, solvent_fraction: float, voxel_size: tuple[float, float, float], *,
+                            use_weak_density: bool = False) -> tuple[Bounds, str]:
+    """Bounding box (z, y, x half-open) of the region the segmentation box is centred on (§5 item 3).
+
+    The largest region at :func:`segmentation_threshold`; with
+    ``use_weak_density`` the last region, in decreasing volume within the first
+    75 % of the list, whose volume is at least 25 % of the largest.
+    """
+    threshold, expected = segmentation_threshold(data, solvent_fraction, float(np.prod(voxel_size)))
+    labels, sizes = regions.label_regions(data, threshold)
+    if sizes.size <= 1:
+        whole = tuple((0, n) for n in data.shape)
+        return whole, "segmentation found no region"  # type: ignore[return-value]
+    order = np.argsort(-sizes[1:], kind="stable") + 1
+    pick = order[0]
+    if use_weak_density:
+        head = order[:max(1, int(0.75 * order.size))]
+        strong_enough = head[sizes[head] >= 0.25 * sizes[order[0]]]
+        pick = strong_enough[-1]
+    where = np.nonzero(labels == pick)
+    bounds = tuple((int(w.min()), int(w.max()) + 1) for w in where)
+    kind = "weaker" if use_weak_density else "largest"
+    return bounds, (f"{kind} of {order.size} regions at contour {threshold:.3g} "  # type: ignore[return-value]
+                    f"({int(sizes[pick])} voxels; {expected} expected regions)")
+
+
+def buffered_box_bounds(shape: tuple[int, int, int], centre_index: tuple[float, float, float],
+                        size: tuple[int, int, int], buffer: int) -> Bounds:
+    """:func:`centred_box_bounds` of ``size + 2·buffer`` voxels (the buffer holds the soft edge)."""
+    return centred_box_bounds(shape, centre_index, tuple(int(s) + 2 * buffer for s in size))  # type: ignore[arg-type]
+
+
 def choose_box(data: np.ndarray, voxel_size: tuple[float, float, float], *, density_select: bool = True,
                max_box_fraction: float = 0.5, threshold_fraction: float = 0.05,
                centre_index: tuple[float, float, float] | None = None,
-               box_size: tuple[int, int, int] | None = None, min_edge: int = 16) -> BoxChoice:
+               box_size: tuple[int, int, int] | None = None, min_edge: int = 16,
+               box_in_auto_sharpen: bool = False, solvent_fraction: float | None = None,
+               use_weak_density: bool = False, buffer: int = 0) -> BoxChoice:
     """Decide the analysis box; the whole map is used when a box would not help.
 
-    A box larger than ``max_box_fraction`` of the map, or thinner than
-    ``min_edge`` voxels on an axis, is rejected (the whole map is analysed).
+    With ``centre_index`` or ``box_in_auto_sharpen`` a box of ``box_size``
+    voxels plus ``buffer`` on each side is cut around the given centre or the
+    segmented region (§5 item 3; ``solvent_fraction`` is then required) and
+    flagged for a soft edge.  Otherwise the density-selected box is used; one
+    larger than ``max_box_fraction`` of the map, or thinner than ``min_edge``
+    voxels on an axis, is rejected (the whole map is analysed).
     """
     whole = tuple((0, n) for n in data.shape)
+    size = tuple(int(v) for v in (box_size or (40, 40, 40)))
     if centre_index is not None:
-        size = box_size or (40, 40, 40)
-        bounds = centred_box_bounds(data.shape, centre_index, size)
-        return BoxChoice(bounds, "box_center", True, f"box of {size} voxels around the given centre")
+        bounds = buffered_box_bounds(data.shape, centre_index, size, buffer)  # type: ignore[arg-type]
+        return BoxChoice(bounds, "box_center", True,
+                         f"box of {size} voxels (+{buffer} buffer) around the given centre", soft_edge=True)
+    if box_in_auto_sharpen:
+        if solvent_fraction is None:
+            raise ValueError("the segmentation box needs the solvent fraction")
+        region, why = segmented_region_bounds(data, solvent_fraction, voxel_size, use_weak_density=use_weak_density)
+        centre = tuple((a + b - 1) / 2.0 for a, b in region)
+        extent = tuple(max(s, b - a) for s, (a, b) in zip(size, region))
+        bounds = buffered_box_bounds(data.shape, centre, extent, buffer)  # type: ignore[arg-type]
+        return BoxChoice(bounds, "segmentation", True, f"box of {extent} voxels (+{buffer} buffer) around the {why}",
+                         soft_edge=True)
     if not density_select:
         return BoxChoice(whole, "whole_map", False, "density selection off")
     bounds = density_select_bounds(data, voxel_size, threshold_fraction=threshold_fraction)
