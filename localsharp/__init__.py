@@ -11,6 +11,9 @@ evaluate_map(density, model, resolution) -> dict
     Correlation with a B = 0 model map (the paper's quality metric).
 phantom(model, output_dir, ...) -> PhantomResult
     Half maps with known truth made from an atomic model.
+local_sharpen(map, client=None, *, resolution, store=None, local=LocalOptions()) -> LocalResult
+    Local sharpening: overlapping boxes optimised independently (on Dask workers when a
+    client is given), blended with Gaussian weights; resumable through its zarr store.
 
 >>> import localsharp
 >>> result = localsharp.global_sharpen("tests/data/emd3488_haemoglobin/map.mrc", 3.2)  # doctest: +SKIP
@@ -18,7 +21,7 @@ phantom(model, output_dir, ...) -> PhantomResult
 """
 
 from .api import SharpenResult, global_sharpen
-from .config import SharpenOptions
+from .config import LocalOptions, SharpenOptions
 from .errors import ConfigError, InputFileError, LocalsharpError, OutputError
 from .evaluate import evaluate_map
 from .maps.density import DensityMap
@@ -29,7 +32,16 @@ from .sharpening.search import SearchConfig, SearchResult, search_sharpening
 from .sharpening.spectrum import Spectrum
 
 __all__ = [
-    "ConfigError", "DensityMap", "InputFileError", "LocalsharpError", "OutputError", "PhantomResult",
+    "ConfigError", "DensityMap", "LocalOptions", "LocalResult", "local_sharpen", "InputFileError", "LocalsharpError", "OutputError", "PhantomResult",
     "SearchConfig", "SearchResult", "SharpenOptions", "SharpenResult", "Sharpening", "Spectrum",
     "evaluate_map", "global_sharpen", "phantom", "read_map", "search_sharpening", "write_map",
 ]
+
+
+def __getattr__(name: str):
+    """``local_sharpen`` and ``LocalResult`` are imported on first use (zarr costs import time)."""
+    if name in ("local_sharpen", "LocalResult"):
+        from .engine import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'localsharp' has no attribute {name!r}")

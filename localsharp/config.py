@@ -116,3 +116,43 @@ class SharpenOptions:
         if self.sequence is not None:
             out["sequence"] = f"{len(self.sequence)} characters"
         return out
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """How local sharpening tiles the map (ALGORITHM.md §8); the search itself is a :class:`SharpenOptions`.
+
+    Attributes
+    ----------
+    box_size : int
+        Core edge of each box (voxels); boxes overlap by ``box_size - stride``.
+    stride : int
+        Largest spacing of box centres (voxels).
+    smoothing_radius : float, optional
+        R of the blending weight ``exp(-r²/2R²)`` (Å); default ⅔ of the mean
+        nearest-neighbour distance between box centres.
+    soft_mask : bool
+        Buffer each box by 1.5 × resolution and taper it to zero at its faces.
+    chunk : int
+        Edge of the output chunks (voxels); each chunk is written by one task.
+    """
+
+    box_size: int = 40
+    stride: int = 20
+    smoothing_radius: float | None = None
+    soft_mask: bool = True
+    chunk: int = 64
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.box_size:
+            raise ConfigError(f"local box size must be at least 8 voxels, got {self.box_size}")
+        if not 1 <= self.stride <= self.box_size:
+            raise ConfigError(f"stride must lie in 1…box size ({self.box_size}) voxels, got {self.stride}; "
+                              "a larger stride would leave gaps between boxes")
+        if self.smoothing_radius is not None and not (self.smoothing_radius > 0 and math.isfinite(self.smoothing_radius)):
+            raise ConfigError(f"smoothing radius must be a positive number of Å, got {self.smoothing_radius}")
+        if self.chunk < 8:
+            raise ConfigError(f"chunk edge must be at least 8 voxels, got {self.chunk}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

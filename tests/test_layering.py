@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "localsharp"
 FORBIDDEN = {"mrcfile", "gemmi", "matplotlib", "dask", "distributed", "zarr"}
-UPPER = {"api", "modes", "cli", "report", "maps", "evaluate", "phantom", "config"}
+UPPER = {"api", "modes", "cli", "report", "maps", "evaluate", "phantom", "config", "engine"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -24,7 +24,10 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted((PACKAGE / "kernels").glob("*.py")) + sorted((PACKAGE / "sharpening").glob("*.py")),
+PURE = ("kernels", "sharpening", "tiling")
+
+
+@pytest.mark.parametrize("path", [p for layer in PURE for p in sorted((PACKAGE / layer).glob("*.py"))],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_numerical_layers_stay_pure(path: Path) -> None:
     for name in _imports(path):
@@ -34,3 +37,17 @@ def test_numerical_layers_stay_pure(path: Path) -> None:
             assert top not in UPPER, f"{path.name} imports the upper layer {name}"
     if path.parent.name == "kernels":
         assert not any(n.startswith("..") and n.lstrip(".").split(".")[0] == "sharpening" for n in _imports(path))
+
+
+def test_only_the_engine_talks_to_distributed() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "engine":
+            continue
+        tops = {name.lstrip(".").split(".")[0] for name in _imports(path) if not name.startswith(".")}
+        assert "distributed" not in tops and "dask" not in tops, f"{path.relative_to(PACKAGE)} imports Dask"
+
+
+def test_tiling_uses_no_search() -> None:
+    for path in sorted((PACKAGE / "tiling").glob("*.py")):
+        for name in _imports(path):
+            assert not name.startswith(".."), f"tiling/{path.name} imports {name}: tiling is geometry and blending only"

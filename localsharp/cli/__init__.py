@@ -14,10 +14,11 @@ import sys
 from typing import Sequence
 
 from ..errors import LocalsharpError
-from . import evaluate, info, phantom, sharpen
+from . import evaluate, info, local, phantom, sharpen
 
 COMMANDS = {
     "sharpen": (sharpen, "automatically sharpen a map (model-free, half-map or model-based)"),
+    "local": (local, "local sharpening: boxes optimised in parallel on Dask workers, blended smoothly"),
     "evaluate": (evaluate, "correlation of a map with a B = 0 model map"),
     "info": (info, "print the header geometry of a map"),
     "phantom": (phantom, "make phantom maps with known truth from a model"),

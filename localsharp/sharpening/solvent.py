@@ -40,10 +40,12 @@ class SolventEstimate:
     method: str
     molecular_volume: float | None = None
     iterations: tuple[float, ...] = ()
+    variance_threshold: float | None = None
 
     def to_dict(self) -> dict:
         return {"solvent_fraction": self.solvent_fraction, "method": self.method,
-                "molecular_volume_A3": self.molecular_volume, "iterations": list(self.iterations)}
+                "molecular_volume_A3": self.molecular_volume, "iterations": list(self.iterations),
+                "variance_threshold": self.variance_threshold}
 
 
 def sphere_average_factors(grid: fourier.FourierGrid, radius: float) -> np.ndarray:
@@ -110,7 +112,7 @@ def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float]
     history.append(1.0 - float(np.count_nonzero(flat >= tau)) / flat.size)
     f_sol = float(np.clip(history[-1], 0.001, 0.999))
     return SolventEstimate(f_sol, f"local variance (R = {radius_factor} x resolution, {len(history) - 1} iterations)",
-                           (1.0 - f_sol) * float(np.prod(voxel_size)) * v.size, tuple(history))
+                           (1.0 - f_sol) * float(np.prod(voxel_size)) * v.size, tuple(history), float(tau))
 
 
 def volume_from_sequence(text: str, copies: int = 1) -> float:

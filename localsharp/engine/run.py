@@ -1,0 +1,322 @@
+"""Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, chunk-wise blending.
+
+``local_sharpen(map, client)`` runs
+
+1. the overall (global) sharpening of the whole map → ``M0``, stored in the run's zarr store;
+2. pass 1: :func:`~localsharp.engine.tasks.score_box` on every box that holds molecule;
+3. pass 2: :func:`~localsharp.engine.tasks.render_chunk` on every output chunk.
+
+Tasks go to the Dask ``client`` when one is given, else run in this process —
+the same functions either way, so the results are identical.  Progress of each
+pass is recorded in the store after every completed task (at most once a second)
+and when the run stops, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import api
+from ..config import LocalOptions, SharpenOptions
+from ..maps.density import DensityMap
+from ..maps.store import RunStore
+from ..sharpening.solvent import RADIUS_FACTOR, local_variance
+from ..tiling.blend import smoothing_radius
+from ..tiling.boxes import Bounds, Box, box_grid, chunk_grid, intersect
+from .tasks import BoxJob, render_chunk, score_box
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two writes of a progress record.
+RECORD_INTERVAL = 1.0
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LocalResult:
+    """Outcome of :func:`local_sharpen`.
+
+    Attributes
+    ----------
+    map : DensityMap
+        The locally sharpened map (input geometry).
+    overall : dict
+        Summary of the overall sharpening the local work started from.
+    boxes : list of dict
+        One row per box: index, centre (Å), core bounds, outcome.
+    radius : float
+        Smoothing radius of the blending weights (Å).
+    store : pathlib.Path or None
+        The run store (None when a temporary one was used).
+    """
+
+    map: DensityMap
+    overall: dict[str, Any]
+    boxes: list[dict[str, Any]]
+    radius: float
+    store: Path | None
+    options: LocalOptions
+    timings_s: dict[str, float] = field(default_factory=dict)
+    resumed: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary: counts, mean B applied, per-box table, timings."""
+        by_status: dict[str, int] = {}
+        b_values = []
+        for row in self.boxes:
+            by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+            if row["status"] == "sharpened":
+                b_values.append(row["sharpening"]["b_sharpen"])
+        return {
+            "mode": "local", "n_boxes": len(self.boxes), "boxes_by_status": by_status,
+            "mean_b_sharpen_sharpened_boxes": float(np.mean(b_values)) if b_values else None,
+            "smoothing_radius": self.radius, "local_options": self.options.to_dict(),
+            "overall": self.overall, "boxes": self.boxes, "timings_s": self.timings_s,
+            "resumed": self.resumed, "store": None if self.store is None else str(self.store),
+        }
+
+
+def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, resolution: float,
+                  store: str | Path | None = None, local: LocalOptions | None = None,
+                  options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
+                  progress: Progress | None = None) -> LocalResult:
+    """Sharpen a map locally: overlapping boxes each get their own sharpening, blended smoothly.
+
+    Parameters
+    ----------
+    map_or_path : DensityMap, str or path-like
+        The map (MRC/CCP4, gzipped too) or an in-memory :class:`DensityMap`.
+    client : distributed.Client, optional
+        Where the box and chunk tasks run; ``None`` runs them in this process.
+    resolution : float
+        Nominal resolution (Å).
+    store : path, optional
+        Directory of the run's zarr store (kept, so the run can be resumed);
+        default a temporary directory removed at the end.
+    local : LocalOptions, optional
+        Box size, stride, smoothing radius, chunking.
+    options : SharpenOptions, optional
+        Options of the overall sharpening and of every box's search.
+    resume : bool
+        Continue the run recorded in ``store`` (it must be the same input and options).
+    overwrite : bool
+        Replace an existing store.
+    progress : callable, optional
+        ``progress(stage, done, total)`` after every completed task.
+
+    Returns
+    -------
+    LocalResult
+    """
+    local = local or LocalOptions()
+    density, _ = api.load_map(map_or_path)
+    source = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
+    api.check_resolution(density, resolution, source)
+    opts = options or SharpenOptions(resolution=resolution)
+    if opts.resolution != resolution:
+        opts = opts.replace(resolution=resolution)
+    if store is None:
+        with tempfile.TemporaryDirectory(prefix="localsharp-") as tmp:
+            result = _run(density, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
+            result.store = None
+            return result
+    return _run(density, client, Path(store), local, opts, resume, overwrite, progress)
+
+
+def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
+         overwrite: bool, progress: Progress | None) -> LocalResult:
+    timings: dict[str, float] = {}
+    run = _run_description(density, local, opts)
+    chunks = (local.chunk,) * 3
+    if resume and path.exists():
+        store = RunStore.open(path, run)
+    else:
+        store = RunStore.create(path, run, density.shape, chunks, overwrite=overwrite)
+
+    t = time.perf_counter()
+    overall = store.record("overall")
+    resumed = {"overall": int(overall is not None)}
+    if overall is None:
+        overall = _overall_pass(density, store, opts, chunks)
+    timings["overall"] = time.perf_counter() - t
+
+    voxel = density.voxel_size_zyx
+    buffer = int(round(RADIUS_FACTOR * opts.resolution / min(density.voxel_size))) if local.soft_mask else 0
+    molecule = _molecule_mask(density, opts.resolution, overall["solvent_fraction"])
+    region = _bounding_box(molecule)
+    boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)
+    radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
+    job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius)
+    log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
+             len(boxes), local.box_size, local.stride, buffer, radius)
+
+    t = time.perf_counter()
+    outcomes = _score_pass(client, job, store, boxes, molecule, progress, resumed)
+    timings["boxes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _render_pass(client, job, store, boxes, outcomes, density.shape, chunks, progress, resumed)
+    timings["blend"] = time.perf_counter() - t
+
+    out = density.with_data(np.asarray(store.array("output")[...], dtype=np.float32))
+    rows = [_box_row(b, outcomes[b.index], density) for b in boxes]
+    return LocalResult(out, overall, rows, radius, path, local, timings, resumed)
+
+
+# ---------------------------------------------------------------- passes
+def _overall_pass(density: DensityMap, store: RunStore, opts: SharpenOptions,
+                  chunks: tuple[int, int, int]) -> dict[str, Any]:
+    """Overall sharpening of the whole map into ``overall`` (§8 item 1)."""
+    result = api.global_sharpen(density, opts.resolution, options=opts)
+    for bounds in chunk_grid(density.shape, chunks):
+        store.write("overall", bounds, result.map.data[tuple(slice(a, b) for a, b in bounds)])
+    summary = result.summary()
+    overall = {k: summary[k] for k in ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction",
+                                       "signal_to_noise", "applicable", "warnings")}
+    store.write_record("overall", overall)
+    return overall
+
+
+def _score_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], molecule: np.ndarray,
+                progress: Progress | None, resumed: dict[str, int]) -> dict[int, dict[str, Any]]:
+    outcomes = {int(k): v for k, v in (store.record("boxes") or {}).items()}
+    resumed["boxes"] = len(outcomes)
+    todo = []
+    for box in boxes:
+        if box.index in outcomes:
+            continue
+        f_sol = 1.0 - float(molecule[box.slices("outer")].mean())
+        todo.append((job, box, f_sol))
+    recorder = _Recorder(store, "boxes", outcomes, len(boxes), progress)
+
+    def done(result: tuple[int, dict[str, Any]]) -> None:
+        index, outcome = result
+        recorder.add(index, outcome)
+
+    try:
+        _run_tasks(client, score_box, todo, done)
+    finally:
+        recorder.flush()
+    return outcomes
+
+
+def _render_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], outcomes: dict[int, dict[str, Any]],
+                 shape: tuple[int, int, int], chunks: tuple[int, int, int], progress: Progress | None,
+                 resumed: dict[str, int]) -> None:
+    written = {tuple(map(tuple, c)) for c in (store.record("chunks") or [])}
+    resumed["chunks"] = len(written)
+    todo = []
+    for chunk in chunk_grid(shape, chunks):
+        if chunk in written:
+            continue
+        touching = [b for b in boxes if intersect(chunk, b.core) is not None]
+        todo.append((job, chunk, touching, [outcomes[b.index] for b in touching]))
+    total = len(chunk_grid(shape, chunks))
+    done_list = [list(map(list, c)) for c in written]
+    recorder = _Recorder(store, "chunks", done_list, total, progress)
+
+    def done(chunk: Bounds) -> None:
+        recorder.add(None, [list(c) for c in chunk])
+
+    try:
+        _run_tasks(client, render_chunk, todo, done)
+    finally:
+        recorder.flush()
+
+
+def _run_tasks(client: Any, fn: Callable[..., Any], calls: Iterable[tuple], on_result: Callable[[Any], None]) -> None:
+    """Run ``fn(*args)`` for every ``args`` on ``client`` (or here), calling ``on_result`` as each finishes."""
+    calls = list(calls)
+    if client is None:
+        for args in calls:
+            on_result(fn(*args))
+        return
+    from distributed import as_completed
+
+    futures = [client.submit(fn, *args, pure=False) for args in calls]
+    try:
+        for future in as_completed(futures):
+            on_result(future.result())
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+class _Recorder:
+    """Collects task results and writes them to a store record at most once a second."""
+
+    def __init__(self, store: RunStore, name: str, container: Any, total: int, progress: Progress | None) -> None:
+        self.store, self.name, self.container, self.total, self.progress = store, name, container, total, progress
+        self.last = time.monotonic()
+        self.dirty = False
+
+    def add(self, key: Any, value: Any) -> None:
+        if isinstance(self.container, dict):
+            self.container[key] = value
+        else:
+            self.container.append(value)
+        self.dirty = True
+        if time.monotonic() - self.last >= RECORD_INTERVAL:
+            self.flush()
+        if self.progress is not None:
+            self.progress(self.name, len(self.container), self.total)
+
+    def flush(self) -> None:
+        if not self.dirty:
+            return
+        value = ({str(k): v for k, v in self.container.items()} if isinstance(self.container, dict)
+                 else self.container)
+        self.store.write_record(self.name, value)
+        self.last = time.monotonic()
+        self.dirty = False
+
+
+# --------------------------------------------------------------- helpers
+def _run_description(density: DensityMap, local: LocalOptions, opts: SharpenOptions) -> dict[str, Any]:
+    """What identifies a run: the data, its geometry and every option."""
+    digest = hashlib.sha256(np.ascontiguousarray(density.data).tobytes()).hexdigest()
+    return {"data_sha256": digest, "geometry": density.geometry(), "local": local.to_dict(),
+            "options": _jsonable(opts)}
+
+
+def _jsonable(obj: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
+    """Voxels whose local variance is among the top (1 − solvent fraction) of the map."""
+    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
+    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
+    return variance > threshold
+
+
+def _bounding_box(mask: np.ndarray) -> Bounds | None:
+    if not mask.any():
+        return None
+    bounds = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        bounds.append((int(hit[0]), int(hit[-1]) + 1))
+    return tuple(bounds)  # type: ignore[return-value]
+
+
+def _box_row(box: Box, outcome: dict[str, Any], density: DensityMap) -> dict[str, Any]:
+    first = density.first_voxel_position  # x, y, z
+    centre_xyz = [first[i] + box.centre[2 - i] * density.voxel_size[i] for i in range(3)]
+    row = {"index": box.index, "centre_A": [round(c, 3) for c in centre_xyz],
+           "core_zyx": [list(b) for b in box.core]}
+    row.update(outcome)
+    return row

@@ -1,0 +1,145 @@
+"""Sharpening of one local box (ALGORITHM.md §8 item 4): the unit of work of local sharpening.
+
+:func:`analyse_box` runs the very same :func:`~localsharp.sharpening.search.search_sharpening`
+as the global mode, on the soft-edged box; :func:`render_box` applies the chosen
+sharpening to the same box and puts it back on the box's own scale.  Both are
+pure functions of the box's voxels, so a box can be run by hand in a notebook
+and any worker recomputes exactly the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..kernels.masks import box_edge_mask
+from .functions import Sharpening
+from .search import SearchConfig, search_sharpening
+from .spectrum import Spectrum
+
+#: Boxes whose solvent fraction is above this hold too little molecule to score.
+MAX_BOX_SOLVENT = 0.99
+
+
+@dataclass(frozen=True)
+class BoxOutcome:
+    """What the search chose for one box.
+
+    Attributes
+    ----------
+    status : str
+        ``"sharpened"``, ``"unsharpened"`` (the search kept the box as it is) or
+        ``"skipped"`` (not analysed; the box does not contribute).
+    reason : str
+        Why, in words.
+    sharpening : Sharpening or None
+        Chosen sharpening (None when skipped).
+    b_iso_start : float or None
+        Overall B of the box before sharpening (Å²).
+    solvent_fraction : float
+        Solvent fraction used for the box's score.
+    score, signal_to_noise : float
+        Best score and the score curve's S/N.
+    """
+
+    status: str
+    reason: str
+    sharpening: Sharpening | None = None
+    b_iso_start: float | None = None
+    solvent_fraction: float = 1.0
+    score: float = float("nan")
+    signal_to_noise: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason,
+                "sharpening": None if self.sharpening is None else self.sharpening.to_dict(),
+                "b_iso_start": self.b_iso_start, "solvent_fraction": self.solvent_fraction,
+                "score": None if not np.isfinite(self.score) else self.score,
+                "signal_to_noise": None if not np.isfinite(self.signal_to_noise) else self.signal_to_noise}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BoxOutcome":
+        s = d.get("sharpening")
+        sharpening = None if s is None else Sharpening(**{k: (tuple(v) if isinstance(v, list) else v)
+                                                          for k, v in s.items()})
+        return cls(d["status"], d["reason"], sharpening, d.get("b_iso_start"), d.get("solvent_fraction", 1.0),
+                   float("nan") if d.get("score") is None else d["score"],
+                   float("nan") if d.get("signal_to_noise") is None else d["signal_to_noise"])
+
+
+@lru_cache(maxsize=8)
+def _edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, float], resolution: float) -> np.ndarray:
+    """:func:`box_edge_mask`, cached: most boxes of a run share one shape (read-only result)."""
+    mask = box_edge_mask(shape, voxel_zyx, resolution)
+    mask.flags.writeable = False
+    return mask
+
+
+def _box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                  soft_edge: bool, d_min_ratio: float) -> tuple[Spectrum, np.ndarray | None]:
+    mask = _edge_mask(tuple(data.shape), tuple(voxel_zyx), float(resolution)) if soft_edge else None
+    masked = data if mask is None else data * mask
+    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
+    return spectrum, mask
+
+
+def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
+                d_min_ratio: float = 0.833) -> BoxOutcome:
+    """Search the best sharpening of one box.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The box (z, y, x), including its buffer; not modified.
+    voxel_zyx : tuple of float
+        Voxel size (Å).
+    resolution : float
+        Nominal resolution (Å).
+    solvent_fraction : float
+        Solvent fraction of the box.
+    config : SearchConfig
+        Search settings (the same object the global search takes).
+    soft_edge : bool
+        Taper the box to zero at its faces before the Fourier transform.
+    """
+    if solvent_fraction > MAX_BOX_SOLVENT:
+        return BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
+                          solvent_fraction=solvent_fraction)
+    if not np.ptp(data) > 0:
+        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
+    try:
+        spectrum, _ = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
+        result = search_sharpening(spectrum, solvent_fraction, config)
+    except ConfigError as exc:
+        return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction)
+    chosen = result.sharpening
+    status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
+    reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
+    return BoxOutcome(status, reason, chosen, spectrum.b_iso if spectrum.b_iso_fitted else None, solvent_fraction,
+                      float(result.score), float(result.signal_to_noise))
+
+
+def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
+               *, soft_edge: bool = True, d_min_ratio: float = 0.833) -> np.ndarray:
+    """The box sharpened as ``outcome`` says, on the box's own mean and SD (§8 item 4).
+
+    The sharpened map ``M`` is rescaled to the mean and SD of ``data`` and
+    blended with it through the soft-edge mask ``m``: ``M·m + data·(1 − m)``.
+    An unsharpened or skipped box returns ``data`` unchanged (as float32).
+    """
+    values = np.asarray(data, dtype=np.float32)
+    if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
+        return values.copy()
+    spectrum, mask = _box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    sharpened = spectrum.render(outcome.sharpening.factors(spectrum), workers=1)
+    mean, sd = float(values.mean()), float(values.std())
+    rms = float(sharpened.std())
+    sharpened = (sharpened - sharpened.mean()) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
+    if mask is None:
+        return sharpened.astype(np.float32)
+    return (sharpened * mask + values * (1.0 - mask)).astype(np.float32)

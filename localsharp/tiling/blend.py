@@ -1,0 +1,99 @@
+"""Blending of box results into the output (ALGORITHM.md §8 items 3, 5, 6; pure numpy).
+
+Each box contributes on its core with a Gaussian weight centred on the box,
+``w_b(x) = exp(-|x - c_b|² / (2 R²))`` (the paper's ``exp(-(d/d0)²)`` with
+``d0 = √2·R``), floored at 1e-10.  The overall-sharpened map fills every voxel
+with the small weight 0.01, so voxels no box reaches keep it:
+
+``M(x) = (0.01·M0(x) + Σ_b w_b(x)·M_b(x)) / (0.01 + Σ_b w_b(x))``.
+
+The formula is a weighted mean, so blending copies of one map returns that map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .boxes import Box, Bounds, intersect
+
+#: Weight of the overall-sharpened map in every voxel.
+BACKGROUND_WEIGHT = 0.01
+#: Smallest weight of a box inside its core.
+WEIGHT_FLOOR = 1e-10
+#: Smoothing radius (Å) when there are fewer than two boxes.
+DEFAULT_RADIUS = 10.0
+
+
+def smoothing_radius(centres: Iterable[tuple[float, float, float]], voxel_size: tuple[float, float, float]) -> float:
+    """``round(⅔ · D_nn)`` Å, ``D_nn`` the mean nearest-neighbour distance between box centres.
+
+    ``centres`` are voxel coordinates (z, y, x); ``voxel_size`` is (z, y, x) in Å.
+    """
+    points = np.asarray(list(centres), dtype=np.float64) * np.asarray(voxel_size, dtype=np.float64)
+    if len(points) < 2:
+        return DEFAULT_RADIUS
+    nearest = []
+    for i, p in enumerate(points):
+        d = np.sqrt(((points - p) ** 2).sum(axis=1))
+        d[i] = np.inf
+        nearest.append(d.min())
+    return float(max(1.0, round(2.0 / 3.0 * float(np.mean(nearest)))))
+
+
+def box_weight(box: Box, voxel_size: tuple[float, float, float], radius: float,
+               bounds: Bounds | None = None) -> np.ndarray:
+    """Gaussian weight of ``box`` on ``bounds`` (default: its core), zero outside the core."""
+    bounds = bounds or box.core
+    axes = []
+    for (a, b), (c0, c1), c, v in zip(bounds, box.core, box.centre, voxel_size):
+        idx = np.arange(a, b, dtype=np.float64)
+        inside = (idx >= c0) & (idx < c1)
+        axes.append((np.where(inside, ((idx - c) * v) ** 2, np.inf), inside))
+    (dz, iz), (dy, iy), (dx, ix) = axes
+    r2 = dz[:, None, None] + dy[None, :, None] + dx[None, None, :]
+    inside = iz[:, None, None] & iy[None, :, None] & ix[None, None, :]
+    w = np.exp(-r2 / (2.0 * radius * radius))
+    return np.where(inside, np.maximum(w, WEIGHT_FLOOR), 0.0)
+
+
+def background_weight() -> float:
+    """Weight of the overall-sharpened map (0.01)."""
+    return BACKGROUND_WEIGHT
+
+
+def blend_into(chunk: Bounds, background: np.ndarray, contributions: Iterable[tuple[Box, np.ndarray]],
+               voxel_size: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Blend box results over one chunk of the output.
+
+    Parameters
+    ----------
+    chunk : Bounds
+        The output region.
+    background : numpy.ndarray
+        The overall-sharpened map on ``chunk``.
+    contributions : iterable of (Box, numpy.ndarray)
+        Each box with its sharpened values on its core.
+    voxel_size : tuple of float
+        (z, y, x) in Å.
+    radius : float
+        Smoothing radius R (Å).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 values of the blended map on ``chunk``.
+    """
+    numerator = BACKGROUND_WEIGHT * background.astype(np.float64)
+    denominator = np.full(background.shape, BACKGROUND_WEIGHT)
+    for box, values in contributions:
+        part = intersect(chunk, box.core)
+        if part is None:
+            continue
+        w = box_weight(box, voxel_size, radius, part)
+        in_chunk = tuple(slice(a - c0, b - c0) for (a, b), (c0, _) in zip(part, chunk))
+        in_core = tuple(slice(a - c0, b - c0) for (a, b), (c0, _) in zip(part, box.core))
+        numerator[in_chunk] += w * values[in_core]
+        denominator[in_chunk] += w
+    return (numerator / denominator).astype(np.float32)

@@ -1,0 +1,171 @@
+"""Local sharpening: the per-box unit of work, the Dask run against the in-process run, resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localsharp import global_sharpen
+from localsharp.cli import main
+from localsharp.config import LocalOptions
+from localsharp.engine import local_sharpen
+from localsharp.errors import ConfigError, OutputError
+from localsharp.maps.density import DensityMap
+from localsharp.maps.mrc import read_map, write_map
+from localsharp.maps.store import RunStore
+from localsharp.sharpening.local_box import BoxOutcome, analyse_box, render_box
+from localsharp.sharpening.search import SearchConfig, search_sharpening
+from localsharp.sharpening.spectrum import Spectrum
+
+DATA = Path(__file__).resolve().parent / "data"
+HAEMOGLOBIN = DATA / "emd3488_haemoglobin" / "map.mrc"
+RESOLUTION = 3.2
+LOCAL = LocalOptions(box_size=32, stride=16, chunk=32)
+
+
+@pytest.fixture(scope="module")
+def crop() -> DensityMap:
+    """The central 64 × 60 × 56 voxels of EMD-3488, positioned where they were (NSTART)."""
+    whole = read_map(HAEMOGLOBIN)
+    start = (18, 20, 22)  # z, y, x
+    data = whole.data[18:82, 20:80, 22:78]
+    return DensityMap(data=data, voxel_size=whole.voxel_size, nstart=start[::-1], cell_grid=whole.cell_grid)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env={"LOCALSHARP_FFT_WORKERS": "1"}) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def serial(crop: DensityMap, tmp_path_factory: pytest.TempPathFactory):
+    return local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL,
+                         store=tmp_path_factory.mktemp("serial") / "run.zarr")
+
+
+# ------------------------------------------------------------- one box
+def test_a_box_goes_through_the_same_search_as_a_whole_map(crop: DensityMap) -> None:
+    box = crop.data[10:50, 10:50, 8:48]
+    as_map = DensityMap(data=box, voxel_size=crop.voxel_size)
+    whole = global_sharpen(as_map, RESOLUTION, density_select=False, remove_aniso=False)
+    f_sol = whole.solvent.solvent_fraction
+    outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, f_sol, soft_edge=False)
+    direct = search_sharpening(Spectrum.from_map(box, crop.voxel_size_zyx, RESOLUTION, remove_aniso=False), f_sol,
+                               SearchConfig())
+    assert outcome.sharpening == direct.sharpening
+    assert outcome.sharpening.b_sharpen == pytest.approx(whole.search.sharpening.b_sharpen, abs=1e-9)
+
+
+def test_render_keeps_the_box_scale_and_unsharpened_boxes_unchanged(crop: DensityMap) -> None:
+    box = crop.data[10:50, 10:50, 8:48]
+    outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.7, soft_edge=False)
+    assert outcome.status == "sharpened"
+    rendered = render_box(box, crop.voxel_size_zyx, RESOLUTION, outcome, soft_edge=False)
+    assert rendered.mean() == pytest.approx(box.mean(), abs=1e-5)
+    assert rendered.std() == pytest.approx(box.std(), rel=1e-4)
+    assert not np.allclose(rendered, box)
+    kept = BoxOutcome("unsharpened", "test")
+    np.testing.assert_array_equal(render_box(box, crop.voxel_size_zyx, RESOLUTION, kept), box)
+
+
+def test_solvent_boxes_are_skipped(crop: DensityMap) -> None:
+    outcome = analyse_box(crop.data[:32, :32, :32], crop.voxel_size_zyx, RESOLUTION, 0.995)
+    assert outcome.status == "skipped" and "solvent" in outcome.reason
+    assert BoxOutcome.from_dict(outcome.to_dict()).to_dict() == outcome.to_dict()
+
+
+# ------------------------------------------------------------ the run
+def test_serial_run(serial, crop: DensityMap) -> None:
+    s = serial.summary()
+    assert serial.map.shape == crop.shape and serial.map.geometry() == crop.geometry()
+    assert s["n_boxes"] == len(s["boxes"]) > 4
+    assert s["boxes_by_status"].get("sharpened", 0) >= 1
+    assert np.isfinite(serial.map.data).all()
+    b = [row["sharpening"]["b_sharpen"] for row in s["boxes"] if row["status"] == "sharpened"]
+    assert np.ptp(b) > 0  # boxes really get their own sharpening
+    json.dumps(s, allow_nan=False)
+
+
+def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tmp_path: Path) -> None:
+    distributed_result = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
+    np.testing.assert_array_equal(distributed_result.map.data, serial.map.data)
+    assert distributed_result.boxes == serial.boxes
+    again = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL)  # temporary store, same result
+    np.testing.assert_array_equal(again.map.data, serial.map.data)
+    assert again.store is None
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _interrupt_after(stage: str, n: int):
+    def progress(name: str, done: int, total: int) -> None:
+        if name == stage and done >= n:
+            raise Interrupt(f"{name} {done}/{total}")
+    return progress
+
+
+@pytest.mark.parametrize("stage, n", [("boxes", 3), ("chunks", 2)])
+def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, client, tmp_path: Path,
+                                                 stage: str, n: int) -> None:
+    store = tmp_path / "run.zarr"
+    with pytest.raises(Interrupt):
+        local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=store,
+                      progress=_interrupt_after(stage, n))
+    recorded = RunStore(store).record(stage)
+    assert recorded is not None and len(recorded) >= n  # progress was saved when the run stopped
+    calls = []
+    resumed = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=store, resume=True,
+                            progress=lambda name, done, total: calls.append(name))
+    assert resumed.resumed["overall"] == 1 and resumed.resumed[stage] >= n
+    assert calls.count(stage) == (len(serial.boxes) if stage == "boxes" else 8) - resumed.resumed[stage]
+    np.testing.assert_array_equal(resumed.map.data, serial.map.data)
+
+
+def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Path) -> None:
+    store = tmp_path / "run.zarr"
+    local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+    with pytest.raises(OutputError, match="already exists"):
+        local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+    with pytest.raises(OutputError, match="different run.*local"):
+        local_sharpen(crop, None, resolution=RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
+                      store=store, resume=True)
+    with pytest.raises(OutputError, match="different run.*options"):
+        local_sharpen(crop, None, resolution=3.5, local=LOCAL, store=store, resume=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(stride=50), "stride"), (dict(box_size=4), "box size"),
+                                             (dict(smoothing_radius=-1.0), "smoothing radius"),
+                                             (dict(chunk=2), "chunk")])
+def test_local_options_are_validated(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalOptions(**kwargs)
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "crop.mrc"
+    write_map(path, crop)
+    out = tmp_path / "out"
+    args = ["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
+            "--stride", "16", "--chunk", "32", "--in-process"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "boxes searched" in captured.err and "local_map" in captured.out
+    written = read_map(out / "local_sharpened_map.ccp4")
+    assert written.geometry() == read_map(path).geometry()
+    np.testing.assert_allclose(written.data, serial.map.data, atol=1e-6)
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert summary["n_boxes"] == len(summary["boxes"]) == len(serial.boxes)
+    assert main(args) == 2  # existing outputs are not replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--resume", "-q"]) == 0
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert summary["resumed"] == {"overall": 1, "boxes": len(serial.boxes), "chunks": 8}
