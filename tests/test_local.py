@@ -169,3 +169,25 @@ def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_pa
     assert main(args + ["--resume", "-q"]) == 0
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["resumed"] == {"overall": 1, "boxes": len(serial.boxes), "chunks": 8}
+
+
+@pytest.mark.parametrize("extra, mention", [(["--stride", "64"], "stride"), (["--box-size", "4"], "box size"),
+                                            (["--resolution", "-1"], "resolution"),
+                                            (["--resume", "--overwrite"], "--resume or --overwrite"),
+                                            (["--scheduler-file", "/nonexistent/scheduler.json"], "scheduler file")])
+def test_cli_local_bad_input(crop: DensityMap, tmp_path: Path, capsys, extra, mention) -> None:
+    path = tmp_path / "crop.mrc"
+    write_map(path, crop)
+    out = tmp_path / "out"
+    args = ["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out)]
+    rc = main(args + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert mention in err
+    assert not (out / "local_sharpened_map.ccp4").exists()
+
+
+def test_cli_local_missing_map(tmp_path: Path, capsys) -> None:
+    rc = main(["local", str(tmp_path / "nope.mrc"), "--resolution", "3", "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope.mrc" in err and "no such file" in err

@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         result = local_sharpen(args.map, client, resolution=args.resolution, store=out / STORE, local=local,
                                options=options, resume=args.resume, overwrite=args.overwrite,
                                progress=_Progress(args.quiet))
+    except KeyboardInterrupt:
+        print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
+              "run the same command with --resume to continue", file=sys.stderr)
+        return 130
     finally:
         if client is not None:
             _close(client)
