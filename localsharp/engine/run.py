@@ -100,7 +100,8 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     resolution : float
         Nominal resolution (Å).
     store : path, optional
-        Directory of the run's zarr store (kept, so the run can be resumed);
+        Directory of the run's zarr store (kept, so the run can be resumed; made absolute, since
+        workers may run in another directory);
         default a temporary directory removed at the end.
     local : LocalOptions, optional
         Box size, stride, smoothing radius, chunking.
@@ -129,7 +130,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
             result = _run(density, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
             result.store = None
             return result
-    return _run(density, client, Path(store), local, opts, resume, overwrite, progress)
+    return _run(density, client, Path(store).resolve(), local, opts, resume, overwrite, progress)
 
 
 def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
