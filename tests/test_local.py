@@ -191,3 +191,17 @@ def test_cli_local_missing_map(tmp_path: Path, capsys) -> None:
     rc = main(["local", str(tmp_path / "nope.mrc"), "--resolution", "3", "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "nope.mrc" in err and "no such file" in err
+
+
+def test_cli_local_refuses_an_already_sharpened_map(tmp_path: Path, capsys) -> None:
+    spike = DATA / "emd21457_spike_ntd" / "map_segment.mrc"
+    first = tmp_path / "first"
+    assert main(["sharpen", str(spike), "--resolution", "3.2", "--output-dir", str(first), "-q"]) == 0
+    sharpened = first / "sharpened_map.ccp4"
+    out = tmp_path / "local"
+    args = ["local", str(sharpened), "--resolution", "3.2", "--output-dir", str(out), "--in-process", "-q",
+            "--box-size", "32", "--stride", "16", "--chunk", "32"]
+    assert main(args) == 2
+    assert "--ignore-map-limitations" in capsys.readouterr().err
+    assert main(args + ["--ignore-map-limitations"]) == 0
+    assert (out / "local_sharpened_map.ccp4").exists()

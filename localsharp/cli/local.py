@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, help="solvent fraction (0-1) of the map")
     comp.add_argument("--molecular-mass", type=float, help="molecular mass in the map (kDa)")
+    comp.add_argument("--ignore-map-limitations", action="store_true",
+                      help="sharpen a map whose header says it is already sharpened (refused by default)")
     cluster = parser.add_argument_group("cluster (default: a LocalCluster on this machine)")
     cluster.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the cores)")
     cluster.add_argument("--scheduler-file", help="connect to a running scheduler (e.g. started under SLURM)")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
-                             molecular_mass=args.molecular_mass)
+                             molecular_mass=args.molecular_mass,
+                             ignore_map_limitations=args.ignore_map_limitations)
     t0 = time.perf_counter()
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()

@@ -125,6 +125,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     opts = options or SharpenOptions(resolution=resolution)
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
+    api.check_limitations(density, source, opts)  # before a store is made: a refusal leaves nothing behind
     if store is None:
         with tempfile.TemporaryDirectory(prefix="localsharp-") as tmp:
             result = _run(density, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
