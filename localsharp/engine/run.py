@@ -3,8 +3,9 @@
 ``local_sharpen(map, client)`` runs
 
 1. the overall (global) sharpening of the whole map → ``M0``, stored in the run's zarr store;
-2. pass 1: :func:`~localsharp.engine.tasks.score_box` on every box that holds molecule;
-3. pass 2: :func:`~localsharp.engine.tasks.render_chunk` on every output chunk.
+2. pass 1: :func:`~localsharp.engine.tasks.score_box` on every box (search, then its sharpened core
+   is stored in the box's own chunk);
+3. pass 2: :func:`~localsharp.engine.tasks.render_chunk` blends the stored cores into every output chunk.
 
 Tasks go to the Dask ``client`` when one is given, else run in this process —
 the same functions either way, so the results are identical.  Progress of each
@@ -158,6 +159,7 @@ def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts
     boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)
     radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
     job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius)
+    store.ensure_boxes(len(boxes), tuple(b - a for a, b in boxes[0].core))  # type: ignore[arg-type]
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
              len(boxes), local.box_size, local.stride, buffer, radius)
 

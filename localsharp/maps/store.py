@@ -3,6 +3,7 @@
 Layout of ``<store>/``::
 
     overall/   zarr array: the overall-sharpened map M0 (float32, z, y, x)
+    boxes/     zarr array: each box's sharpened core (box index, z, y, x), one chunk per box
     output/    zarr array: the blended local map (written chunk by chunk)
     run.json   what the run is (input checksum, options, geometry); resume refuses a different run
     records/   small JSON records written atomically by the driver: boxes.json (per-box outcome),
@@ -70,6 +71,18 @@ class RunStore:
         return cls(path)
 
     # --------------------------------------------------------------- arrays
+    def ensure_boxes(self, n_boxes: int, core_shape: tuple[int, int, int]) -> None:
+        """Create the ``boxes`` array (one chunk per box) unless it exists with this shape."""
+        path = self.path / "boxes"
+        shape = (n_boxes, *core_shape)
+        if path.exists():
+            if tuple(zarr.open_array(str(path), mode="r").shape) == shape:
+                return
+            raise OutputError(f"{self.path}: its boxes array does not match this run's box grid; "
+                              "use --overwrite to start afresh")
+        zarr.open_group(str(self.path), mode="a").create_array("boxes", shape=shape, chunks=(1, *core_shape),
+                                                               dtype="float32", fill_value=0.0)
+
     def array(self, name: str, mode: str = "r") -> zarr.Array:
         """Open one of the store's arrays (``"overall"`` or ``"output"``)."""
         return zarr.open_array(str(self.path / name), mode=mode)
