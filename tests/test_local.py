@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gemmi
 import numpy as np
 import pytest
 
@@ -164,6 +165,18 @@ def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_pa
     np.testing.assert_allclose(written.data, serial.map.data, atol=1e-6)
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["n_boxes"] == len(summary["boxes"]) == len(serial.boxes)
+    centres = gemmi.read_structure(str(out / "local_box_centres.pdb"))
+    atoms = [r[0] for r in centres[0]["A"]]
+    assert len(atoms) == len(serial.boxes)
+    for atom, row in zip(atoms, summary["boxes"]):
+        assert [atom.pos.x, atom.pos.y, atom.pos.z] == pytest.approx(row["centre_A"], abs=1e-3)
+        if row["status"] == "sharpened":
+            b = float(np.clip(row["sharpening"]["b_sharpen"], -99.99, 999.99))  # the PDB B field's range
+            assert atom.b_iso == pytest.approx(b, abs=0.01) and atom.occ == 1.0
+    voxel = np.array(crop.voxel_size)
+    first = np.array(crop.first_voxel_position)
+    assert np.all(np.array([[a.pos.x, a.pos.y, a.pos.z] for a in atoms]) >= first - 1e-6)  # inside the map
+    assert np.all(np.array([[a.pos.x, a.pos.y, a.pos.z] for a in atoms]) <= first + voxel * crop.shape_xyz)
     assert main(args) == 2  # existing outputs are not replaced silently
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--resume", "-q"]) == 0

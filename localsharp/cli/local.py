@@ -8,14 +8,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, InputFileError
 from ..maps.atomic import AtomicSet
+from ..maps.model import write_points_pdb
 from ..maps.mrc import write_map
 from ..report.outputs import prepare_output_dir
 from ..report.summary import sha256, versions, write_json
 
-OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "summary": "local_summary.json"}
+OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "summary": "local_summary.json",
+           "box_centres": "local_box_centres.pdb"}
+#: Occupancy written for each box status in the centres file.
+STATUS_OCCUPANCY = {"sharpened": 1.0, "unsharpened": 0.5, "skipped": 0.0}
 STORE = "local_run.zarr"
 
 
@@ -105,9 +111,18 @@ def run(args: argparse.Namespace) -> int:
         write_map(files.stage(paths["local_map"]), result.map, overwrite=True,
                   label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
         write_json(files.stage(paths["summary"]), summary)
+        _write_centres(files.stage(paths["box_centres"]), summary["boxes"], result.map)
     if not args.quiet:
         _print_table(summary, paths)
     return 0
+
+
+def _write_centres(path: Path, boxes: list[dict[str, Any]], density: Any) -> None:
+    """Box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept / skipped."""
+    positions = np.array([row["centre_A"] for row in boxes], dtype=float).reshape(-1, 3)
+    b = np.array([(row["sharpening"] or {}).get("b_sharpen", 0.0) for row in boxes], dtype=float)
+    occupancy = np.array([STATUS_OCCUPANCY.get(row["status"], 0.0) for row in boxes], dtype=float)
+    write_points_pdb(path, positions, b, occupancy, density)
 
 
 def _close(client: Any) -> None:

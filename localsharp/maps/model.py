@@ -391,3 +391,31 @@ def _mark_within(
     hit &= np.all((idx >= 0) & (idx < shape_xyz), axis=2)
     x, y, z = idx[hit].T
     mask[z, y, x] = True
+
+
+def write_points_pdb(path: str | os.PathLike, positions: np.ndarray, b_values: np.ndarray,
+                     occupancies: np.ndarray, density: DensityMap) -> None:
+    """Write points (Å, x y z, the map's frame) as one-atom residues of a PDB file.
+
+    Used for the local-sharpening box centres: the B column carries each box's
+    b_sharpen (clipped to the PDB field's −99.99…999.99), the occupancy its status.
+    The cell is the map's, so the file overlays the map in Coot or ChimeraX.
+    """
+    structure = gemmi.Structure()
+    structure.cell = gemmi.UnitCell(*density.cell_lengths, *density.cell_angles)
+    structure.spacegroup_hm = "P 1"
+    model = gemmi.Model("1")
+    chain = gemmi.Chain("A")
+    for i, (xyz, b, occ) in enumerate(zip(np.asarray(positions, float), b_values, occupancies), start=1):
+        residue = gemmi.Residue()
+        residue.name, residue.seqid, residue.het_flag = "BOX", gemmi.SeqId(i, " "), "H"
+        atom = gemmi.Atom()
+        atom.name, atom.element = "C", gemmi.Element("C")
+        atom.pos = gemmi.Position(*xyz)
+        atom.b_iso = float(np.clip(b, -99.99, 999.99))
+        atom.occ = float(occ)
+        residue.add_atom(atom)
+        chain.add_residue(residue)
+    model.add_chain(chain)
+    structure.add_model(model)
+    structure.write_pdb(str(path))
