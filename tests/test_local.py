@@ -94,7 +94,15 @@ def test_serial_run(serial, crop: DensityMap) -> None:
 
 
 def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tmp_path: Path) -> None:
-    distributed_result = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        distributed_result = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL,
+                                           store=tmp_path / "run.zarr")
+    ran = [str(t["key"]) for t in stream.data]
+    assert sum("overall_task" in k for k in ran) == 1  # the overall pass is one task on a worker
+    assert sum("score_box" in k for k in ran) == len(serial.boxes)
+    assert sum("render_chunk" in k for k in ran) == 8
     np.testing.assert_array_equal(distributed_result.map.data, serial.map.data)
     assert distributed_result.boxes == serial.boxes
     again = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL)  # temporary store, same result

@@ -2,7 +2,8 @@
 
 ``local_sharpen(map, client)`` runs
 
-1. the overall (global) sharpening of the whole map → ``M0``, stored in the run's zarr store;
+1. the overall (global) sharpening of the whole map → ``M0`` and its molecule mask, one task,
+   stored in the run's zarr store;
 2. pass 1: :func:`~localsharp.engine.tasks.score_box` on every box (search, then its sharpened core
    is stored in the box's own chunk);
 3. pass 2: :func:`~localsharp.engine.tasks.render_chunk` blends the stored cores into every output chunk.
@@ -30,10 +31,10 @@ from .. import api
 from ..config import LocalOptions, SharpenOptions
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
-from ..sharpening.solvent import RADIUS_FACTOR, local_variance
+from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import smoothing_radius
 from ..tiling.boxes import Bounds, Box, box_grid, chunk_grid, intersect
-from .tasks import BoxJob, render_chunk, score_box
+from .tasks import BoxJob, overall_task, render_chunk, score_box
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +128,18 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
     api.check_limitations(density, source, opts)  # before a store is made: a refusal leaves nothing behind
+    # the overall pass runs as one task: a worker reads a file itself (shared file system) or gets the map
+    task_source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
     if store is None:
         with tempfile.TemporaryDirectory(prefix="localsharp-") as tmp:
-            result = _run(density, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
+            result = _run(density, task_source, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
             result.store = None
             return result
-    return _run(density, client, Path(store).resolve(), local, opts, resume, overwrite, progress)
+    return _run(density, task_source, client, Path(store).resolve(), local, opts, resume, overwrite, progress)
 
 
-def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
-         overwrite: bool, progress: Progress | None) -> LocalResult:
+def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path, local: LocalOptions,
+         opts: SharpenOptions, resume: bool, overwrite: bool, progress: Progress | None) -> LocalResult:
     timings: dict[str, float] = {}
     run = _run_description(density, local, opts)
     chunks = (local.chunk,) * 3
@@ -149,13 +152,13 @@ def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts
     overall = store.record("overall")
     resumed = {"overall": int(overall is not None)}
     if overall is None:
-        overall = _overall_pass(density, store, opts, chunks)
+        overall = _overall_pass(client, source, store, opts)
     timings["overall"] = time.perf_counter() - t
 
     voxel = density.voxel_size_zyx
     buffer = int(round(RADIUS_FACTOR * opts.resolution / min(density.voxel_size))) if local.soft_mask else 0
-    molecule = _molecule_mask(density, opts.resolution, overall["solvent_fraction"])
-    region = _bounding_box(molecule)
+    region = overall.get("molecule_bounds_zyx")
+    region = tuple(tuple(b) for b in region) if region else None
     boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)
     radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
     job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius)
@@ -164,7 +167,7 @@ def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts
              len(boxes), local.box_size, local.stride, buffer, radius)
 
     t = time.perf_counter()
-    outcomes = _score_pass(client, job, store, boxes, molecule, progress, resumed)
+    outcomes = _score_pass(client, job, store, boxes, progress, resumed)
     timings["boxes"] = time.perf_counter() - t
     t = time.perf_counter()
     _render_pass(client, job, store, boxes, outcomes, density.shape, chunks, progress, resumed)
@@ -176,29 +179,21 @@ def _run(density: DensityMap, client: Any, path: Path, local: LocalOptions, opts
 
 
 # ---------------------------------------------------------------- passes
-def _overall_pass(density: DensityMap, store: RunStore, opts: SharpenOptions,
-                  chunks: tuple[int, int, int]) -> dict[str, Any]:
-    """Overall sharpening of the whole map into ``overall`` (§8 item 1)."""
-    result = api.global_sharpen(density, opts.resolution, options=opts)
-    for bounds in chunk_grid(density.shape, chunks):
-        store.write("overall", bounds, result.map.data[tuple(slice(a, b) for a, b in bounds)])
-    summary = result.summary()
-    overall = {k: summary[k] for k in ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction",
-                                       "signal_to_noise", "applicable", "warnings")}
+def _overall_pass(client: Any, source: DensityMap | str, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
+    """Overall sharpening of the whole map (§8 item 1), as one task; recorded in the store."""
+    if client is None:
+        overall = overall_task(str(store.path), source, opts)
+    else:
+        overall = client.submit(overall_task, str(store.path), source, opts, pure=False).result()
     store.write_record("overall", overall)
     return overall
 
 
-def _score_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], molecule: np.ndarray,
-                progress: Progress | None, resumed: dict[str, int]) -> dict[int, dict[str, Any]]:
+def _score_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], progress: Progress | None,
+                resumed: dict[str, int]) -> dict[int, dict[str, Any]]:
     outcomes = {int(k): v for k, v in (store.record("boxes") or {}).items()}
     resumed["boxes"] = len(outcomes)
-    todo = []
-    for box in boxes:
-        if box.index in outcomes:
-            continue
-        f_sol = 1.0 - float(molecule[box.slices("outer")].mean())
-        todo.append((job, box, f_sol))
+    todo = [(job, box) for box in boxes if box.index not in outcomes]
     recorder = _Recorder(store, "boxes", outcomes, len(boxes), progress)
 
     def done(result: tuple[int, dict[str, Any]]) -> None:
@@ -298,23 +293,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     return obj
-
-
-def _molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
-    """Voxels whose local variance is among the top (1 − solvent fraction) of the map."""
-    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
-    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
-    return variance > threshold
-
-
-def _bounding_box(mask: np.ndarray) -> Bounds | None:
-    if not mask.any():
-        return None
-    bounds = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        bounds.append((int(hit[0]), int(hit[-1]) + 1))
-    return tuple(bounds)  # type: ignore[return-value]
 
 
 def _box_row(box: Box, outcome: dict[str, Any], density: DensityMap) -> dict[str, Any]:

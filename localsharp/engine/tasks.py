@@ -1,5 +1,7 @@
 """The two units of work of local sharpening, as plain functions of a store path.
 
+* :func:`overall_task` (one task): the overall sharpening of the whole map and
+  its molecule mask, written to the store.
 * :func:`score_box` (pass 1): read one box of the overall-sharpened map, search
   its sharpening, write the sharpened core into the box's own chunk of
   ``boxes``; returns a small JSON-friendly outcome.
@@ -18,7 +20,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .. import api
+from ..config import SharpenOptions
+from ..maps.density import DensityMap
 from ..maps.store import RunStore
+from ..sharpening.solvent import RADIUS_FACTOR, local_variance
+from ..tiling.boxes import chunk_grid
 from ..sharpening.local_box import analyse_box, render_box
 from ..sharpening.search import SearchConfig
 from ..tiling.blend import blend_into
@@ -42,10 +51,55 @@ class BoxJob:
         object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1))
 
 
-def score_box(job: BoxJob, box: Box, solvent_fraction: float) -> tuple[int, dict[str, Any]]:
-    """Search and render ``box``; its core goes to ``boxes[box.index]``. Returns ``(index, outcome dict)``."""
+def overall_task(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
+    """Sharpen the whole map into ``overall`` and mark its molecule in ``molecule`` (§8 item 1).
+
+    ``source`` is the map or its path (a worker then reads the file itself).
+    Returns the overall sharpening's summary and the molecule's bounding box.
+    """
+    store = RunStore(store_path)
+    density, _ = api.load_map(source)
+    result = api.global_sharpen(density, options.resolution, options=options)
+    f_sol = result.solvent.solvent_fraction
+    molecule = molecule_mask(density, options.resolution, f_sol)
+    chunks = tuple(store.array("overall").chunks)
+    for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
+        region = tuple(slice(a, b) for a, b in bounds)
+        store.write("overall", bounds, result.map.data[region])
+        store.write("molecule", bounds, molecule[region].astype(np.uint8))
+    summary = result.summary()
+    overall = {k: summary[k] for k in ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction",
+                                       "signal_to_noise", "applicable", "warnings")}
+    overall["molecule_bounds_zyx"] = bounding_box(molecule)
+    return overall
+
+
+def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
+    """Voxels whose local variance (radius 1.5 × resolution) is among the top (1 − solvent fraction)."""
+    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
+    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
+    return variance > threshold
+
+
+def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
+    """Half-open bounds (z, y, x) of the true voxels, or None."""
+    if not mask.any():
+        return None
+    bounds = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        bounds.append([int(hit[0]), int(hit[-1]) + 1])
+    return bounds
+
+
+def score_box(job: BoxJob, box: Box) -> tuple[int, dict[str, Any]]:
+    """Search and render ``box``; its core goes to ``boxes[box.index]``. Returns ``(index, outcome dict)``.
+
+    The box's solvent fraction is the share of its voxels outside the stored molecule mask.
+    """
     store = RunStore(job.store)
     data = store.read("overall", box.outer)
+    solvent_fraction = 1.0 - float(store.read("molecule", box.outer).mean())
     outcome = analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
                           soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
     if outcome.status != "skipped":

@@ -3,6 +3,7 @@
 Layout of ``<store>/``::
 
     overall/   zarr array: the overall-sharpened map M0 (float32, z, y, x)
+    molecule/  zarr array: 1 where the local variance says molecule (uint8), for box solvent fractions
     boxes/     zarr array: each box's sharpened core (box index, z, y, x), one chunk per box
     output/    zarr array: the blended local map (written chunk by chunk)
     run.json   what the run is (input checksum, options, geometry); resume refuses a different run
@@ -51,6 +52,7 @@ class RunStore:
         group = zarr.open_group(str(path), mode="w")
         for name in ("overall", "output"):
             group.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=0.0)
+        group.create_array("molecule", shape=shape, chunks=chunks, dtype="uint8", fill_value=0)
         store = cls(path)
         (path / RECORDS).mkdir()
         store._write_json(path / RUN_FILE, run)
