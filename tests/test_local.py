@@ -226,3 +226,15 @@ def test_cli_local_refuses_an_already_sharpened_map(tmp_path: Path, capsys) -> N
     assert "--ignore-map-limitations" in capsys.readouterr().err
     assert main(args + ["--ignore-map-limitations"]) == 0
     assert (out / "local_sharpened_map.ccp4").exists()
+
+
+def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
+    whole = read_map(HAEMOGLOBIN)
+    config = SearchConfig(b_blur_hires=0.0, n_threads=1)
+    box = whole.data[13:55, 15:57, 29:71]  # a region where the unsharpened box has the higher adjusted SA
+    kept = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config)
+    forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, keep_if_better=False)
+    assert forced.status == "sharpened"
+    assert kept.status == "unsharpened" and "scores higher" in kept.reason
+    assert kept.score > forced.score  # the kept box's own score beats the best sharpening's
+    np.testing.assert_array_equal(render_box(box, whole.voxel_size_zyx, RESOLUTION, kept), box)

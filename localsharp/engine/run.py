@@ -161,7 +161,8 @@ def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path,
     region = tuple(tuple(b) for b in region) if region else None
     boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)
     radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
-    job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius)
+    job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
+                 keep_if_better=opts.discard_if_worse)
     store.ensure_boxes(len(boxes), tuple(b - a for a, b in boxes[0].core))  # type: ignore[arg-type]
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
              len(boxes), local.box_size, local.stride, buffer, radius)

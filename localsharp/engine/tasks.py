@@ -36,7 +36,15 @@ from ..tiling.boxes import Bounds, Box
 
 @dataclass(frozen=True)
 class BoxJob:
-    """Everything a task needs besides its box (small; pickled once per task)."""
+    """Everything a task needs besides its box (small; pickled once per task).
+
+    The boxes are cut from the overall-sharpened map, whose data beyond d_cut
+    already carry the overall ``b_blur_hires``; the box search therefore runs
+    with ``b_blur_hires = 0`` (as the spec's ``iterate`` option does when it
+    searches a sharpened map again, §3 item 6).  The reference applies the
+    high-resolution blur again in every box; on B-gradient phantoms that cost
+    0.005–0.015 in CC (``benchmarks/quality_local.py``).
+    """
 
     store: str
     resolution: float
@@ -45,10 +53,11 @@ class BoxJob:
     soft_edge: bool
     d_min_ratio: float
     radius: float
+    keep_if_better: bool = True
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes
-        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1))
+        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0))
 
 
 def overall_task(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
@@ -101,7 +110,7 @@ def score_box(job: BoxJob, box: Box) -> tuple[int, dict[str, Any]]:
     data = store.read("overall", box.outer)
     solvent_fraction = 1.0 - float(store.read("molecule", box.outer).mean())
     outcome = analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
-                          soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
+                          soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
     if outcome.status != "skipped":
         values = render_box(data, job.voxel_zyx, job.resolution, outcome, soft_edge=job.soft_edge,
                             d_min_ratio=job.d_min_ratio)

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels.masks import box_edge_mask
 from .functions import Sharpening
+from .score import measure_map
 from .search import SearchConfig, search_sharpening
 from .spectrum import Spectrum
 
@@ -89,7 +90,7 @@ def _box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resol
 
 def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                 solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
-                d_min_ratio: float = 0.833) -> BoxOutcome:
+                d_min_ratio: float = 0.833, keep_if_better: bool = True) -> BoxOutcome:
     """Search the best sharpening of one box.
 
     Parameters
@@ -106,6 +107,9 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
         Search settings (the same object the global search takes).
     soft_edge : bool
         Taper the box to zero at its faces before the Fourier transform.
+    keep_if_better : bool
+        Keep the box as it is when it scores higher than its best sharpening
+        (the per-box form of the global ``discard_if_worse``).
     """
     if solvent_fraction > MAX_BOX_SOLVENT:
         return BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
@@ -113,15 +117,25 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
     if not np.ptp(data) > 0:
         return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
     try:
-        spectrum, _ = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
+        spectrum, mask = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
         result = search_sharpening(spectrum, solvent_fraction, config)
     except ConfigError as exc:
         return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction)
     chosen = result.sharpening
+    b_start = spectrum.b_iso if spectrum.b_iso_fitted else None
+    if keep_if_better and chosen.method != "no_sharpening":
+        as_is = data if mask is None else data * mask
+        measures = measure_map(np.ascontiguousarray(as_is, dtype=np.float32), solvent_fraction, config.score)
+        score_as_is = measures.kurtosis if result.target == "kurtosis" else measures.adjusted_sa(result.region_weight)
+        if score_as_is > result.score:
+            return BoxOutcome("unsharpened", f"the box as it is scores higher ({score_as_is:.3f}) than the best "
+                              f"sharpening ({chosen.method} b_sharpen {chosen.b_sharpen:.1f}, {result.score:.3f})",
+                              Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0), b_start,
+                              solvent_fraction, float(score_as_is), float(result.signal_to_noise))
     status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
     reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
-    return BoxOutcome(status, reason, chosen, spectrum.b_iso if spectrum.b_iso_fitted else None, solvent_fraction,
-                      float(result.score), float(result.signal_to_noise))
+    return BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
+                      float(result.signal_to_noise))
 
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
