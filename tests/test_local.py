@@ -238,3 +238,12 @@ def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
     assert kept.status == "unsharpened" and "scores higher" in kept.reason
     assert kept.score > forced.score  # the kept box's own score beats the best sharpening's
     np.testing.assert_array_equal(render_box(box, whole.voxel_size_zyx, RESOLUTION, kept), box)
+
+
+def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
+    from localsharp.engine.tasks import BoxJob
+
+    job = BoxJob("store", RESOLUTION, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 10.0)
+    assert job.search.b_blur_hires == 0.0 and job.search.n_threads == 1
+    sharpened = [row for row in serial.boxes if row["status"] == "sharpened"]
+    assert sharpened and all(row["sharpening"]["b_blur_hires"] == 0.0 for row in sharpened)
