@@ -247,3 +247,21 @@ def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
     assert job.search.b_blur_hires == 0.0 and job.search.n_threads == 1
     sharpened = [row for row in serial.boxes if row["status"] == "sharpened"]
     assert sharpened and all(row["sharpening"]["b_blur_hires"] == 0.0 for row in sharpened)
+
+
+def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "crop.mrc"
+    write_map(path, crop)
+    out = tmp_path / "out"
+    index = next(row["index"] for row in serial.boxes if row["status"] == "sharpened")
+    args = ["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
+            "--stride", "16", "--chunk", "32"]
+    assert main(args + ["--only-box", str(index)]) == 0
+    printed = capsys.readouterr().out
+    expected = serial.boxes[index]["sharpening"]["b_sharpen"]
+    assert f"box {index} of" in printed and f"b_sharpen {expected:.1f}" in printed and "trials:" in printed
+    assert not (out / "local_sharpened_map.ccp4").exists()  # nothing but the run store is written
+    assert main(args + ["--only-box", "999"]) == 2
+    assert "box 999 does not exist" in capsys.readouterr().err
+    assert main(args + ["--resume", "-q", "--in-process"]) == 0  # the store made by --only-box serves the run
+    np.testing.assert_allclose(read_map(out / "local_sharpened_map.ccp4").data, serial.map.data, atol=1e-6)

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs and run store")
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in the output directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table on the terminal")
+    parser.add_argument("--only-box", type=int, metavar="N",
+                        help="run box N by hand, in this process, and print its trials (no map is written)")
     tiling = parser.add_argument_group("boxes")
     tiling.add_argument("--box-size", type=int, default=40, help="box edge (voxels, default 40)")
     tiling.add_argument("--stride", type=int, default=20, help="largest spacing of box centres (voxels, default 20)")
@@ -80,12 +82,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputFileError(args.map, "no such file")
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
-    prepare_output_dir(out, paths, args.overwrite or args.resume)
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
+    if args.only_box is not None:
+        return _only_box(args, out, local, options)
+    prepare_output_dir(out, paths, args.overwrite or args.resume)
     t0 = time.perf_counter()
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
@@ -114,6 +118,28 @@ def run(args: argparse.Namespace) -> int:
         _write_centres(files.stage(paths["box_centres"]), summary["boxes"], result.map)
     if not args.quiet:
         _print_table(summary, paths)
+    return 0
+
+
+def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:
+    """``--only-box N``: one box by hand (the run store is made or reused; no map is written)."""
+    from ..engine.run import inspect_box
+
+    prepare_output_dir(out, {}, True)
+    row = inspect_box(args.map, args.only_box, resolution=args.resolution, store=out / STORE, local=local,
+                      options=options)
+    sharpening = row["sharpening"] or {}
+    print(f"localsharp local: box {row['index']} of {args.map}: centre {row['centre_A']} Å, "
+          f"core {row['core_zyx']} (z, y, x), searched on {row['outer_zyx']}")
+    print(f"  status {row['status']}: {row['reason']}")
+    b_start = "-" if row["b_iso_start"] is None else f"{row['b_iso_start']:.1f} Å²"
+    print(f"  solvent fraction {row['solvent_fraction']:.3f}, B_iso of the box {b_start}, "
+          f"b_sharpen {sharpening.get('b_sharpen', 0.0):.1f} Å²")
+    if row["trials"]:
+        print("  trials:  target_B  b_sharpen  surf_area  regions  adjusted_SA  kurtosis")
+        for t in sorted(row["trials"], key=lambda t: t["b_iso"]):
+            print(f"          {t['b_iso']:8.1f} {t['b_sharpen']:10.1f} {t['surface_area']:10.3f} {t['n_regions']:8d} "
+                  f"{t['adjusted_sa']:12.3f} {t['kurtosis']:9.2f}")
     return 0
 
 

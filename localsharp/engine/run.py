@@ -34,6 +34,8 @@ from ..maps.store import RunStore
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import smoothing_radius
 from ..tiling.boxes import Bounds, Box, box_grid, chunk_grid, intersect
+from ..errors import ConfigError
+from ..sharpening.local_box import analyse_box, search_box
 from .tasks import BoxJob, overall_task, render_chunk, score_box
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,62 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     return _run(density, task_source, client, Path(store).resolve(), local, opts, resume, overwrite, progress)
 
 
+def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
+                local: LocalOptions | None = None, options: SharpenOptions | None = None) -> dict[str, Any]:
+    """Run one box by hand, in this process, and return its geometry, outcome and trial table.
+
+    Uses (or makes) the run store at ``store`` for the overall map, exactly as
+    :func:`local_sharpen` with the same arguments would, so the box is the one
+    that run analyses.  Nothing else is written.
+    """
+    local = local or LocalOptions()
+    density, _ = api.load_map(map_or_path)
+    opts = options or SharpenOptions(resolution=resolution)
+    if opts.resolution != resolution:
+        opts = opts.replace(resolution=resolution)
+    api.check_limitations(density, str(map_or_path), opts)
+    source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
+    path = Path(store).resolve()
+    run = _run_description(density, local, opts)
+    store_ = RunStore.open(path, run) if path.exists() else RunStore.create(path, run, density.shape,
+                                                                              (local.chunk,) * 3)
+    overall = store_.record("overall") or _overall_pass(None, source, store_, opts)
+    boxes, job = _plan(density, store_, overall, local, opts)
+    if not 0 <= index < len(boxes):
+        raise ConfigError(f"box {index} does not exist: this run has boxes 0…{len(boxes) - 1}")
+    box = boxes[index]
+    data = store_.read("overall", box.outer)
+    solvent_fraction = 1.0 - float(store_.read("molecule", box.outer).mean())
+    outcome = analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
+                          soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+    trials: list[dict[str, Any]] = []
+    if outcome.sharpening is not None:
+        _, _, result = search_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
+                                  soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
+        trials = result.table()
+    row = _box_row(box, outcome.to_dict(), density)
+    row["outer_zyx"] = [list(b) for b in box.outer]
+    row["trials"] = trials
+    return row
+
+
+def _plan(density: DensityMap, store: RunStore, overall: dict[str, Any], local: LocalOptions,
+          opts: SharpenOptions) -> tuple[list[Box], BoxJob]:
+    """The box grid over the molecule and the job every box task shares."""
+    voxel = density.voxel_size_zyx
+    buffer = int(round(RADIUS_FACTOR * opts.resolution / min(density.voxel_size))) if local.soft_mask else 0
+    region = overall.get("molecule_bounds_zyx")
+    region = tuple(tuple(b) for b in region) if region else None
+    boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)  # type: ignore[arg-type]
+    radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
+    job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
+                 keep_if_better=opts.discard_if_worse)
+    store.ensure_boxes(len(boxes), tuple(b - a for a, b in boxes[0].core))  # type: ignore[arg-type]
+    log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
+             len(boxes), local.box_size, local.stride, buffer, radius)
+    return boxes, job
+
+
 def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path, local: LocalOptions,
          opts: SharpenOptions, resume: bool, overwrite: bool, progress: Progress | None) -> LocalResult:
     timings: dict[str, float] = {}
@@ -155,17 +213,8 @@ def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path,
         overall = _overall_pass(client, source, store, opts)
     timings["overall"] = time.perf_counter() - t
 
-    voxel = density.voxel_size_zyx
-    buffer = int(round(RADIUS_FACTOR * opts.resolution / min(density.voxel_size))) if local.soft_mask else 0
-    region = overall.get("molecule_bounds_zyx")
-    region = tuple(tuple(b) for b in region) if region else None
-    boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)
-    radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
-    job = BoxJob(str(path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
-                 keep_if_better=opts.discard_if_worse)
-    store.ensure_boxes(len(boxes), tuple(b - a for a, b in boxes[0].core))  # type: ignore[arg-type]
-    log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
-             len(boxes), local.box_size, local.stride, buffer, radius)
+    boxes, job = _plan(density, store, overall, local, opts)
+    radius = job.radius
 
     t = time.perf_counter()
     outcomes = _score_pass(client, job, store, boxes, progress, resumed)

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..kernels.masks import box_edge_mask
 from .functions import Sharpening
 from .score import measure_map
-from .search import SearchConfig, search_sharpening
+from .search import SearchConfig, SearchResult, search_sharpening
 from .spectrum import Spectrum
 
 #: Boxes whose solvent fraction is above this hold too little molecule to score.
@@ -88,6 +88,14 @@ def _box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resol
     return spectrum, mask
 
 
+def search_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+               solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
+               d_min_ratio: float = 0.833) -> tuple[Spectrum, np.ndarray | None, SearchResult]:
+    """The soft-edged box's spectrum, its edge mask and the full search result (trial table included)."""
+    spectrum, mask = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    return spectrum, mask, search_sharpening(spectrum, solvent_fraction, config)
+
+
 def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                 solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
                 d_min_ratio: float = 0.833, keep_if_better: bool = True) -> BoxOutcome:
@@ -117,8 +125,8 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
     if not np.ptp(data) > 0:
         return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
     try:
-        spectrum, mask = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
-        result = search_sharpening(spectrum, solvent_fraction, config)
+        spectrum, mask, result = search_box(data, voxel_zyx, resolution, solvent_fraction, config,
+                                            soft_edge=soft_edge, d_min_ratio=d_min_ratio)
     except ConfigError as exc:
         return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction)
     chosen = result.sharpening
