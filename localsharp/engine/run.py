@@ -10,7 +10,7 @@
 
 Tasks go to the Dask ``client`` when one is given, else run in this process —
 the same functions either way, so the results are identical.  Progress of each
-pass is recorded in the store after every completed task (at most once a second)
+pass is recorded in the store as tasks complete (at most once a second, less often for large records)
 and when the run stops, so an interrupted run resumes where it stopped.
 """
 
