@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import os
 import tracemalloc
 import warnings
@@ -405,3 +406,10 @@ def test_reference_limitation_labels_are_refused(tmp_path: Path, out: Path, caps
 def test_ordinary_labels_are_not_limitations(tmp_path: Path, out: Path) -> None:
     path = _labelled_copy(SPIKE_MAP, tmp_path / "labelled.mrc", "EMDB deposition, sharpened in RELION? no")
     assert main(sharpen_args(path, out, "-q")) == 0
+
+
+def test_info_names_the_limitation(tmp_path: Path, capsys) -> None:
+    path = _labelled_copy(SPIKE_MAP, tmp_path / "limited.mrc", "cctbx limitation: map_is_sharpened")
+    assert main(["info", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["limitations"]) == 1 and "map_is_sharpened" in report["limitations"][0]

@@ -108,3 +108,13 @@ def test_cli_writes_the_input_grid_back(with_plane: DensityMap, tmp_path: Path) 
     assert written.geometry() == original.geometry()
     summary = json.loads((out / "summary.json").read_text())
     assert any("repeats its first plane" in n for n in summary["notes"])
+
+
+def test_info_reports_the_repeated_plane(with_plane: DensityMap, unit_cell: DensityMap, tmp_path: Path,
+                                         capsys) -> None:
+    for density, expected in ((with_plane, True), (unit_cell, False)):
+        path = tmp_path / f"map_{expected}.ccp4"
+        write_map(path, density)
+        assert main(["info", str(path)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["repeats_first_plane"] is expected and report["limitations"] == []

@@ -7,12 +7,16 @@ import json
 
 import numpy as np
 
+from ..api import map_limitations
+from ..maps.density import has_duplicated_last_plane
 from ..maps.mrc import read_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``info`` options to ``parser``."""
-    parser.description = "Print a map's header geometry (voxel size, origin, NSTART, cell, axis order) as JSON."
+    parser.description = ("Print a map's header geometry (voxel size, origin, NSTART, cell, axis order), value "
+                          "statistics, whether it repeats its first plane after the unit cell, and any header "
+                          "limitation that makes `sharpen` refuse it, as JSON.")
     parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map, optionally .gz")
 
 
@@ -23,5 +27,7 @@ def run(args: argparse.Namespace) -> int:
     stats = {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean(dtype=np.float64)),
              "std": float(data.std(dtype=np.float64)),
              "zero_fraction": float(np.count_nonzero(data == 0)) / data.size}
-    print(json.dumps({"map": str(args.map), **density.geometry(), "statistics": stats}, indent=2))
+    notes = {"repeats_first_plane": has_duplicated_last_plane(density),  # computed on the unit cell
+             "limitations": map_limitations(density)}  # why `sharpen` would refuse it
+    print(json.dumps({"map": str(args.map), **density.geometry(), "statistics": stats, **notes}, indent=2))
     return 0
