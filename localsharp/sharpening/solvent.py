@@ -86,6 +86,12 @@ def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], 
                                   radius_factor=radius_factor)
 
 
+def _sorted_median(values: np.ndarray) -> float:
+    """``np.median`` of an already sorted array (same value, no partition)."""
+    half = values.size // 2
+    return float(values[half]) if values.size % 2 else float(np.mean(values[half - 1:half + 1]))
+
+
 def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float], *, iterations: int = 3,
                            start_fraction_of_max: float = 0.05, radius_factor: float = RADIUS_FACTOR) -> SolventEstimate:
     """Solvent fraction from a local-variance map ``v`` (see :func:`estimate_from_map`).
@@ -96,19 +102,19 @@ def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float]
     would call every voxel molecule.
     """
     flat = v.ravel()
-    # the threshold iterations run on an evenly strided sample (deterministic); the final
-    # fraction is counted on every voxel
-    sample = flat[:: max(1, flat.size // SAMPLE_SIZE)]
+    # the threshold iterations run on an evenly strided sample (deterministic), sorted once so
+    # that "molecule" (>= tau) is a suffix and its median an index lookup; the final fraction is
+    # counted on every voxel
+    ordered = np.sort(flat[:: max(1, flat.size // SAMPLE_SIZE)])
     floor = float(flat.min())
     tau = floor + start_fraction_of_max * (float(flat.max()) - floor)
     history = []
     for _ in range(iterations):
-        molecule = sample >= tau
-        history.append(1.0 - float(molecule.mean()))
-        inside, outside = sample[molecule], sample[~molecule]
-        if inside.size == 0 or outside.size == 0:
+        k = int(np.searchsorted(ordered, np.asarray(tau, dtype=ordered.dtype), side="left"))
+        history.append(k / ordered.size)
+        if k == 0 or k == ordered.size:
             break
-        tau = 0.5 * (float(np.median(inside)) + float(np.median(outside)))
+        tau = 0.5 * (_sorted_median(ordered[k:]) + _sorted_median(ordered[:k]))
     history.append(1.0 - float(np.count_nonzero(flat >= tau)) / flat.size)
     f_sol = float(np.clip(history[-1], 0.001, 0.999))
     return SolventEstimate(f_sol, f"local variance (R = {radius_factor} x resolution, {len(history) - 1} iterations)",
