@@ -16,6 +16,7 @@ and when the run stops, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tempfile
@@ -35,8 +36,7 @@ from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import smoothing_radius
 from ..tiling.boxes import Bounds, Box, box_grid, chunk_grid, intersect
 from ..errors import ConfigError
-from ..sharpening.local_box import analyse_box, search_box
-from .tasks import BoxJob, overall_task, render_chunk, score_box
+from .tasks import BoxJob, overall_task, render_chunk, run_box, score_box
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     LocalResult
     """
     local = local or LocalOptions()
-    density, _ = api.load_map(map_or_path)
-    source = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
-    api.check_resolution(density, resolution, source)
-    opts = options or SharpenOptions(resolution=resolution)
-    if opts.resolution != resolution:
-        opts = opts.replace(resolution=resolution)
-    api.check_limitations(density, source, opts)  # before a store is made: a refusal leaves nothing behind
-    # the overall pass runs as one task: a worker reads a file itself (shared file system) or gets the map
-    task_source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
+    density, opts, task_source = _prepare(map_or_path, resolution, options)
     if store is None:
         with tempfile.TemporaryDirectory(prefix="localsharp-") as tmp:
             result = _run(density, task_source, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
@@ -149,12 +141,7 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     that run analyses.  Nothing else is written.
     """
     local = local or LocalOptions()
-    density, _ = api.load_map(map_or_path)
-    opts = options or SharpenOptions(resolution=resolution)
-    if opts.resolution != resolution:
-        opts = opts.replace(resolution=resolution)
-    api.check_limitations(density, str(map_or_path), opts)
-    source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
+    density, opts, source = _prepare(map_or_path, resolution, options)
     path = Path(store).resolve()
     run = _run_description(density, local, opts)
     store_ = RunStore.open(path, run) if path.exists() else RunStore.create(path, run, density.shape,
@@ -164,19 +151,30 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     if not 0 <= index < len(boxes):
         raise ConfigError(f"box {index} does not exist: this run has boxes 0…{len(boxes) - 1}")
     box = boxes[index]
-    data = store_.read("overall", box.outer)
-    solvent_fraction = 1.0 - float(store_.read("molecule", box.outer).mean())
-    outcome = analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
-                          soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
-    trials: list[dict[str, Any]] = []
-    if outcome.sharpening is not None:
-        _, _, result = search_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
-                                  soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
-        trials = result.table()
+    outcome, _, result = run_box(job, store_, box)
     row = _box_row(box, outcome.to_dict(), density)
     row["outer_zyx"] = [list(b) for b in box.outer]
-    row["trials"] = trials
+    row["trials"] = result.table() if result is not None else []
     return row
+
+
+def _prepare(map_or_path: DensityMap | str | Path, resolution: float,
+             options: SharpenOptions | None) -> tuple[DensityMap, SharpenOptions, DensityMap | str]:
+    """Load and check the map and options; also what the overall task reads the map from.
+
+    Checks run before a store is made, so a refusal leaves nothing behind.  The
+    overall pass runs as one task: a worker reads a file itself (shared file
+    system) or is sent the in-memory map.
+    """
+    density, _ = api.load_map(map_or_path)
+    name = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
+    api.check_resolution(density, resolution, name)
+    opts = options or SharpenOptions(resolution=resolution)
+    if opts.resolution != resolution:
+        opts = opts.replace(resolution=resolution)
+    api.check_limitations(density, name, opts)
+    source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
+    return density, opts, source
 
 
 def _plan(density: DensityMap, store: RunStore, overall: dict[str, Any], local: LocalOptions,
@@ -262,13 +260,14 @@ def _render_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], ou
                  resumed: dict[str, int]) -> None:
     written = {tuple(map(tuple, c)) for c in (store.record("chunks") or [])}
     resumed["chunks"] = len(written)
+    all_chunks = chunk_grid(shape, chunks)
     todo = []
-    for chunk in chunk_grid(shape, chunks):
+    for chunk in all_chunks:
         if chunk in written:
             continue
         touching = [b for b in boxes if intersect(chunk, b.core) is not None]
         todo.append((job, chunk, touching, [outcomes[b.index] for b in touching]))
-    total = len(chunk_grid(shape, chunks))
+    total = len(all_chunks)
     done_list = [list(map(list, c)) for c in written]
     recorder = _Recorder(store, "chunks", done_list, total, progress)
 
@@ -343,8 +342,6 @@ def _run_description(density: DensityMap, local: LocalOptions, opts: SharpenOpti
 
 
 def _jsonable(obj: Any) -> Any:
-    import dataclasses
-
     if dataclasses.is_dataclass(obj):
         return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -26,12 +26,11 @@ from .. import api
 from ..config import SharpenOptions
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
+from ..sharpening.local_box import BoxOutcome, sharpen_box
+from ..sharpening.search import SearchConfig, SearchResult
 from ..sharpening.solvent import RADIUS_FACTOR, local_variance
-from ..tiling.boxes import chunk_grid
-from ..sharpening.local_box import analyse_box, render_box
-from ..sharpening.search import SearchConfig
 from ..tiling.blend import blend_into
-from ..tiling.boxes import Bounds, Box
+from ..tiling.boxes import Bounds, Box, chunk_grid
 
 
 @dataclass(frozen=True)
@@ -101,22 +100,29 @@ def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
     return bounds
 
 
-def score_box(job: BoxJob, box: Box) -> tuple[int, dict[str, Any]]:
-    """Search and render ``box``; its core goes to ``boxes[box.index]``. Returns ``(index, outcome dict)``.
+def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
+    """Search and render ``box`` from the store (one Fourier transform of the box).
 
     The box's solvent fraction is the share of its voxels outside the stored molecule mask.
     """
-    store = RunStore(job.store)
     data = store.read("overall", box.outer)
     solvent_fraction = 1.0 - float(store.read("molecule", box.outer).mean())
-    outcome = analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
-                          soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
-    if outcome.status != "skipped":
-        values = render_box(data, job.voxel_zyx, job.resolution, outcome, soft_edge=job.soft_edge,
-                            d_min_ratio=job.d_min_ratio)
-        store.write("boxes", ((box.index, box.index + 1), *((0, b - a) for a, b in box.core)),
-                    values[box.core_in_outer()][None])
+    return sharpen_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
+                       d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+
+
+def score_box(job: BoxJob, box: Box) -> tuple[int, dict[str, Any]]:
+    """Search and render ``box``; its core goes to ``boxes[box.index]``. Returns ``(index, outcome dict)``."""
+    store = RunStore(job.store)
+    outcome, values, _ = run_box(job, store, box)
+    if values is not None:
+        store.write("boxes", _box_slot(box), values[box.core_in_outer()][None])
     return box.index, outcome.to_dict()
+
+
+def _box_slot(box: Box) -> tuple[tuple[int, int], ...]:
+    """Bounds of ``box``'s core in the ``boxes`` array (its own chunk)."""
+    return ((box.index, box.index + 1), *((0, b - a) for a, b in box.core))
 
 
 def render_chunk(job: BoxJob, chunk: Bounds, boxes: list[Box], outcomes: list[dict[str, Any]]) -> Bounds:
@@ -127,7 +133,7 @@ def render_chunk(job: BoxJob, chunk: Bounds, boxes: list[Box], outcomes: list[di
     for box, outcome in zip(boxes, outcomes):
         if outcome["status"] == "skipped":
             continue
-        core = store.read("boxes", ((box.index, box.index + 1), *((0, b - a) for a, b in box.core)))[0]
+        core = store.read("boxes", _box_slot(box))[0]
         contributions.append((box, core))
     store.write("output", chunk, blend_into(chunk, background, contributions, job.voxel_zyx, job.radius))
     return chunk

@@ -37,6 +37,7 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._arrays: dict[tuple[str, str], zarr.Array] = {}  # opened once per RunStore object
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -86,8 +87,11 @@ class RunStore:
                                                                dtype="float32", fill_value=0.0)
 
     def array(self, name: str, mode: str = "r") -> zarr.Array:
-        """Open one of the store's arrays (``"overall"`` or ``"output"``)."""
-        return zarr.open_array(str(self.path / name), mode=mode)
+        """One of the store's arrays (``overall``, ``molecule``, ``boxes``, ``output``), opened once."""
+        key = (name, mode)
+        if key not in self._arrays:
+            self._arrays[key] = zarr.open_array(str(self.path / name), mode=mode)
+        return self._arrays[key]
 
     def read(self, name: str, bounds: tuple[tuple[int, int], ...]) -> np.ndarray:
         """Values of array ``name`` on ``bounds``."""

@@ -119,31 +119,27 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
         Keep the box as it is when it scores higher than its best sharpening
         (the per-box form of the global ``discard_if_worse``).
     """
-    if solvent_fraction > MAX_BOX_SOLVENT:
-        return BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
-                          solvent_fraction=solvent_fraction)
-    if not np.ptp(data) > 0:
-        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
-    try:
-        spectrum, mask, result = search_box(data, voxel_zyx, resolution, solvent_fraction, config,
-                                            soft_edge=soft_edge, d_min_ratio=d_min_ratio)
-    except ConfigError as exc:
-        return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction)
-    chosen = result.sharpening
-    b_start = spectrum.b_iso if spectrum.b_iso_fitted else None
-    if keep_if_better and chosen.method != "no_sharpening":
-        as_is = data if mask is None else data * mask
-        measures = measure_map(np.ascontiguousarray(as_is, dtype=np.float32), solvent_fraction, config.score)
-        score_as_is = measures.kurtosis if result.target == "kurtosis" else measures.adjusted_sa(result.region_weight)
-        if score_as_is > result.score:
-            return BoxOutcome("unsharpened", f"the box as it is scores higher ({score_as_is:.3f}) than the best "
-                              f"sharpening ({chosen.method} b_sharpen {chosen.b_sharpen:.1f}, {result.score:.3f})",
-                              Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0), b_start,
-                              solvent_fraction, float(score_as_is), float(result.signal_to_noise))
-    status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
-    reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
-    return BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
-                      float(result.signal_to_noise))
+    return _analyse(data, voxel_zyx, resolution, solvent_fraction, config, soft_edge, d_min_ratio,
+                    keep_if_better)[0]
+
+
+def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
+                d_min_ratio: float = 0.833,
+                keep_if_better: bool = True) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
+    """:func:`analyse_box` and :func:`render_box` on one Fourier transform of the box.
+
+    Returns the outcome, the rendered box (None when skipped) and the search
+    result with its trial table (None when no search ran).
+    """
+    outcome, spectrum, mask, result = _analyse(data, voxel_zyx, resolution, solvent_fraction, config, soft_edge,
+                                               d_min_ratio, keep_if_better)
+    if spectrum is None:
+        return outcome, None, result
+    values = np.asarray(data, dtype=np.float32)
+    if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
+        return outcome, values.copy(), result
+    return outcome, _apply(values, spectrum, mask, outcome.sharpening), result
 
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
@@ -158,7 +154,45 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return values.copy()
     spectrum, mask = _box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
-    sharpened = spectrum.render(outcome.sharpening.factors(spectrum), workers=1)
+    return _apply(values, spectrum, mask, outcome.sharpening)
+
+
+def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, solvent_fraction: float,
+             config: SearchConfig, soft_edge: bool, d_min_ratio: float, keep_if_better: bool
+             ) -> tuple[BoxOutcome, Spectrum | None, np.ndarray | None, SearchResult | None]:
+    """The outcome of one box, with the spectrum, edge mask and search result it came from."""
+    if solvent_fraction > MAX_BOX_SOLVENT:
+        return (BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
+                           solvent_fraction=solvent_fraction), None, None, None)
+    if not np.ptp(data) > 0:
+        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction), None, None, None
+    try:
+        spectrum, mask, result = search_box(data, voxel_zyx, resolution, solvent_fraction, config,
+                                            soft_edge=soft_edge, d_min_ratio=d_min_ratio)
+    except ConfigError as exc:
+        return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction), None, None, None
+    chosen = result.sharpening
+    b_start = spectrum.b_iso if spectrum.b_iso_fitted else None
+    if keep_if_better and chosen.method != "no_sharpening":
+        as_is = data if mask is None else data * mask
+        measures = measure_map(np.ascontiguousarray(as_is, dtype=np.float32), solvent_fraction, config.score)
+        score_as_is = measures.kurtosis if result.target == "kurtosis" else measures.adjusted_sa(result.region_weight)
+        if score_as_is > result.score:
+            kept = BoxOutcome("unsharpened", f"the box as it is scores higher ({score_as_is:.3f}) than the best "
+                              f"sharpening ({chosen.method} b_sharpen {chosen.b_sharpen:.1f}, {result.score:.3f})",
+                              Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0), b_start,
+                              solvent_fraction, float(score_as_is), float(result.signal_to_noise))
+            return kept, spectrum, mask, result
+    status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
+    reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
+    outcome = BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
+                         float(result.signal_to_noise))
+    return outcome, spectrum, mask, result
+
+
+def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening) -> np.ndarray:
+    """Render ``sharpening`` of ``spectrum`` on the mean/SD of ``values``, blended through ``mask``."""
+    sharpened = spectrum.render(sharpening.factors(spectrum), workers=1)
     mean, sd = float(values.mean()), float(values.std())
     rms = float(sharpened.std())
     sharpened = (sharpened - sharpened.mean()) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
