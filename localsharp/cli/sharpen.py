@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--optimize-d-cut", action="store_true", help="refine d_cut around the grid optimum")
     method.add_argument("--optimize-k-sharpen", action="store_true", help="refine k_sharpen around the grid optimum")
     method.add_argument("--optimize-b-blur-hires", action="store_true", help="refine b_blur_hires")
-    method.add_argument("--no-peak-fit", action="store_true", help="keep the best grid point (no parabola fit)")
+    method.add_argument("--no-peak-fit", action="store_true", help="keep the best grid point (no smoothing of the score curve)")
     method.add_argument("--keep-if-worse", action="store_true",
                         help="keep the sharpened map even when the input map scores higher")
     method.add_argument("--ignore-map-limitations", action="store_true",
