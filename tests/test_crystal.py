@@ -68,3 +68,31 @@ def test_monoclinic_mtz_is_sharpened_with_its_cell(monoclinic_mtz: Path, tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resolution"] == pytest.approx(2.5, abs=0.01)  # taken from the MTZ
     assert summary["applicable"]["value"] is True
+
+
+def test_map_coefficients_of_a_non_cubic_box_reproduce_its_map(tmp_path: Path) -> None:
+    """The MTZ writer hands gemmi the map in its own x-fastest layout (no transposed copy): the
+    coefficients of a 48×40×47 box must give back that box, not an axis-swapped one."""
+    from localsharp.evaluate import pearson
+    from localsharp.maps.mtz import write_map_coefficients
+
+    density = read_map(Path(__file__).parent / "data/emd21457_spike_ntd/map_segment.mrc")
+    assert len(set(density.shape_xyz)) == 3
+    path = write_map_coefficients(tmp_path / "c.mtz", density, 3.0)
+    mtz = gemmi.read_mtz_file(str(path))
+    assert (mtz.cell.a, mtz.cell.b, mtz.cell.c) == pytest.approx(density.box_lengths, rel=1e-5)
+    hkl = np.array(mtz.make_miller_array())
+    f = np.array(mtz.column_with_label("FWT"), copy=False) * np.exp(
+        1j * np.radians(np.array(mtz.column_with_label("PHIFWT"), copy=False)))
+    # our own transform of data[z, y, x], indexed [l, k, h] (h >= 0 half; Friedel mates otherwise);
+    # crystallographic sign convention F(h) = sum rho exp(+2 pi i h.x), the conjugate of numpy's
+    ours = np.conj(np.fft.rfftn(density.data))
+    sign = np.where(hkl[:, 0] < 0, -1, 1)
+    h, k, l = (hkl * sign[:, None]).T
+    expected = ours[l, k, h]
+    expected = np.where(sign < 0, np.conj(expected), expected)
+    assert len(f) > 1000
+    assert pearson(np.abs(f), np.abs(expected)) > 0.9999
+    phase_error = np.angle(f * np.conj(expected))
+    strong = np.abs(expected) > np.median(np.abs(expected))
+    assert np.percentile(np.abs(phase_error[strong]), 99) < 0.01

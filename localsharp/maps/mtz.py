@@ -90,7 +90,9 @@ def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: 
         raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
     a, b, c = density.box_lengths
     cell = gemmi.UnitCell(a, b, c, *density.cell_angles)
-    grid = gemmi.FloatGrid(np.ascontiguousarray(np.transpose(density.data, (2, 1, 0))), cell, gemmi.SpaceGroup("P 1"))
+    # data[z, y, x] (C order) is the same memory as an x-fastest (Fortran-order) [x, y, z] array,
+    # which is gemmi's own layout: the transposed view is copied straight, with no strided transpose
+    grid = gemmi.FloatGrid(np.ascontiguousarray(density.data, dtype=np.float32).T, cell, gemmi.SpaceGroup("P 1"))
     fphi = gemmi.transform_map_to_f_phi(grid, half_l=True)
     asu = fphi.prepare_asu_data(dmin=d_min, with_000=False)
     values = np.asarray(asu.value_array)
