@@ -351,6 +351,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         box_data = box_data * box_edge_mask(box_data.shape, density.voxel_size_zyx, resolution)
     box_solvent = _box_solvent(box_data, density, whole_solvent, box,
                                None if variance is None else variance[box.slices()])
+    del variance  # a map-sized array: not kept through the search and the final application
     timings["box"] = time.perf_counter() - t
     log.info("analysis box %s: %s; box solvent fraction %.3f", box.bounds, box.reason, box_solvent.solvent_fraction)
 

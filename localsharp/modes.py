@@ -33,13 +33,13 @@ import scipy.fft
 from . import api
 from .config import SharpenOptions
 from .errors import ConfigError, InputFileError
-from .kernels import fourier, wilson
+from .kernels import fourier, radial, wilson
 from .kernels.masks import padded_convolve, soften_mask
 from .maps.density import DensityMap
 from .maps.model import box_positions, model_map, read_model
 from .sharpening.box import BoxChoice
 from .sharpening.shellscale import N_BINS, ShellScale, half_map_scale, model_scale
-from .sharpening.solvent import estimate_solvent, sphere_average_factors
+from .sharpening.solvent import estimate_solvent
 from .sharpening.spectrum import Spectrum
 
 MapInput = DensityMap | str | os.PathLike
@@ -117,8 +117,9 @@ def signal_mask(half1: np.ndarray, half2: np.ndarray, voxel_zyx: tuple[float, fl
     product = ((half1 - np.float32(half1.mean(dtype=np.float64)))
                * (half2 - np.float32(half2.mean(dtype=np.float64))))
     coeffs = fourier.to_coefficients(product)
-    coeffs *= sphere_average_factors(grid, radius_factor * resolution)
-    v = fourier.to_map(coeffs, half1.shape)
+    del product
+    radial.sphere_average_inplace(coeffs, grid, radius_factor * resolution)
+    v = fourier.to_map(coeffs, half1.shape, overwrite=True)
     tau = 0.05 * float(v.max())
     for _ in range(iterations):
         inside = v >= tau

@@ -474,3 +474,35 @@ def test_oracle19_spectrum_removes_anisotropy() -> None:
     kept = Spectrum.from_map(data, VOXEL, 2.5, remove_aniso=False)
     assert kept.b_cart is None
     assert kept.b_iso == pytest.approx(spec.b_iso, abs=1e-6)  # the overall B is the same either way
+
+
+@pytest.mark.parametrize("shape, angles", [((20, 24, 30), (90.0, 90.0, 90.0)), ((21, 17, 16), (80.0, 105.0, 95.0))])
+def test_sphere_average_in_place_matches_the_closed_form(shape, angles) -> None:
+    """The in-place radial kernel equals ``3(sin w − w cos w)/w³`` (w = 2πR|s|) at every coefficient,
+    for even and odd grids and an oblique cell, and leaves F000 unchanged."""
+    from localsharp.kernels.fourier import FourierGrid
+    from localsharp.kernels.radial import sphere_average_inplace
+
+    grid = FourierGrid(shape, (1.1, 0.9, 1.3), angles)
+    rng = np.random.default_rng(3)
+    coeffs = (rng.normal(size=grid.rfft_shape) + 1j * rng.normal(size=grid.rfft_shape)).astype(np.complex64)
+    w = 2.0 * np.pi * 4.35 * np.sqrt(grid.s2.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(w > 0, 3.0 * (np.sin(w) - w * np.cos(w)) / w**3, 1.0)
+    expected = coeffs * factor
+    sphere_average_inplace(coeffs, grid, 4.35)
+    assert np.allclose(coeffs, expected, rtol=0, atol=1e-5)
+    assert coeffs[0, 0, 0] == expected[0, 0, 0]
+
+
+@pytest.mark.parametrize("n_regions", [5, 200])
+def test_surfaces_of_many_isolated_voxels(n_regions: int) -> None:
+    """Each isolated voxel has a 26-voxel surface, with the int8 stamp (< 127 regions) and the int32 one."""
+    a = np.zeros((30, 30, 30), np.float32)
+    positions = [(z, y, x) for z in range(1, 30, 3) for y in range(1, 30, 3) for x in range(1, 30, 3)][:n_regions]
+    for p in positions:
+        a[p] = 1.0
+    labels, sizes = regions.label_regions(a, 0.5)
+    assert sizes.size - 1 == n_regions
+    chosen = np.arange(1, n_regions + 1)
+    assert regions.region_surfaces(labels, chosen, sizes).tolist() == [26] * n_regions

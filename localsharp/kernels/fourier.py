@@ -84,11 +84,30 @@ class FourierGrid:
             comps.append((row[0] * h_idx + row[1] * k_idx + row[2] * l_idx).astype(np.float32))
         return tuple(comps)  # type: ignore[return-value]
 
+    def s_cartesian_at(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cartesian components (sx, sy, sz) of s (float32) at flat rfft indices ``index`` only."""
+        l_idx, k_idx, h_idx = (axis.ravel() for axis in self.miller)
+        iz, iy, ix = np.unravel_index(np.asarray(index), self.rfft_shape)
+        h, k, l = h_idx[ix], k_idx[iy], l_idx[iz]
+        m = self.reciprocal_matrix
+        return tuple((row[0] * h + row[1] * k + row[2] * l).astype(np.float32) for row in m)  # type: ignore[return-value]
+
     @cached_property
     def s2(self) -> np.ndarray:
-        """|s|² = 1/d² for every rfft coefficient, shape :attr:`rfft_shape` (float32)."""
-        sx, sy, sz = self.s_cartesian()
-        return (sx * sx + sy * sy + sz * sz).astype(np.float32)
+        """|s|² = 1/d² for every rfft coefficient, shape :attr:`rfft_shape` (float32).
+
+        Built from the reciprocal metric ``G = MᵀM`` as ``Σ G_ij m_i m_j`` with broadcast 1-D
+        terms, so only the result is a full-size array (no per-component temporaries).
+        """
+        l_idx, k_idx, h_idx = self.miller
+        g = self.reciprocal_matrix.T @ self.reciprocal_matrix
+        out = np.empty(self.rfft_shape, dtype=np.float32)
+        np.add((g[2, 2] * l_idx * l_idx).astype(np.float32), (g[1, 1] * k_idx * k_idx).astype(np.float32), out=out)
+        out += (g[0, 0] * h_idx * h_idx).astype(np.float32)
+        for (i, a), (j, b) in (((0, h_idx), (1, k_idx)), ((0, h_idx), (2, l_idx)), ((1, k_idx), (2, l_idx))):
+            if g[i, j] != 0.0:
+                out += (2.0 * g[i, j] * a * b).astype(np.float32)
+        return out
 
     @property
     def sthol2(self) -> np.ndarray:
@@ -116,14 +135,23 @@ def to_coefficients(data: np.ndarray) -> np.ndarray:
     return scipy.fft.rfftn(np.asarray(data, dtype=np.float32), workers=FFT_WORKERS)
 
 
-def to_map(coeffs: np.ndarray, shape: tuple[int, int, int], workers: int | None = None) -> np.ndarray:
+def to_map(coeffs: np.ndarray, shape: tuple[int, int, int], workers: int | None = None, *,
+           overwrite: bool = False) -> np.ndarray:
     """Real map (float32) from rfft coefficients on a grid of ``shape``.
 
     ``coeffs`` may carry leading batch axes; the transform acts on the last three.
-    ``workers`` = FFT threads (default :data:`FFT_WORKERS`).
+    ``workers`` = FFT threads (default :data:`FFT_WORKERS`).  With ``overwrite`` the
+    coefficients are destroyed: the two complex passes run in place and only the
+    output is allocated (``irfftn`` would allocate a full complex copy first: on a
+    1000³ map that is 4 GB).
     """
+    workers = workers or FFT_WORKERS
+    if overwrite and coeffs.dtype == np.complex64 and coeffs.flags.c_contiguous:
+        inner = scipy.fft.ifftn(coeffs, axes=(-3, -2), workers=workers, overwrite_x=True)
+        return scipy.fft.irfft(inner, n=shape[-1], axis=-1, workers=workers,
+                               overwrite_x=True).astype(np.float32, copy=False)
     return scipy.fft.irfftn(coeffs, s=shape, axes=(-3, -2, -1),
-                            workers=workers or FFT_WORKERS).astype(np.float32, copy=False)
+                            workers=workers).astype(np.float32, copy=False)
 
 
 def resolution_mask(grid: FourierGrid, d_min: float, d_max: float | None = None) -> np.ndarray:
@@ -136,14 +164,31 @@ def resolution_mask(grid: FourierGrid, d_min: float, d_max: float | None = None)
     return mask
 
 
+#: Elements per float64 chunk in :func:`mean_square` (8 MB), so no map-sized float64 copy is made.
+_CHUNK = 1 << 20
+
+
+def mean_square(data: np.ndarray) -> float:
+    """``mean(data²)`` accumulated in float64, one 8 MB chunk at a time."""
+    flat = np.ascontiguousarray(data).reshape(-1)
+    if flat.size == 0:
+        return 0.0
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        chunk = flat[start:start + _CHUNK].astype(np.float64)
+        total += float(np.dot(chunk, chunk))
+    return total / flat.size
+
+
 def sigma_scale(data: np.ndarray) -> np.ndarray:
     """Return ``(data - mean) / rms`` over the whole box (float32)."""
-    data = np.asarray(data, dtype=np.float32)
-    centred = data - np.float32(data.mean(dtype=np.float64))
-    rms = float(np.sqrt(np.mean(centred.astype(np.float64) ** 2)))
+    centred = np.array(data, dtype=np.float32)  # a copy
+    centred -= np.float32(centred.mean(dtype=np.float64))
+    rms = float(np.sqrt(mean_square(centred)))
     if rms == 0.0:
         return centred
-    return centred / np.float32(rms)
+    centred /= np.float32(rms)
+    return centred
 
 
 def lowpass(data: np.ndarray, voxel_size_zyx: tuple[float, float, float], d_min: float,
@@ -166,7 +211,7 @@ def lowpass(data: np.ndarray, voxel_size_zyx: tuple[float, float, float], d_min:
     keep = grid.s2 <= np.float32(1.0 / d_min**2)
     keep[0, 0, 0] = keep_mean
     coeffs *= keep
-    return to_map(coeffs, data.shape)
+    return to_map(coeffs, data.shape, overwrite=True)
 
 
 def shell_edges_equal_volume(s_min: float, s_max: float, n_bins: int) -> np.ndarray:

@@ -23,7 +23,7 @@ def padded_convolve(data: np.ndarray, voxel_zyx: tuple[float, float, float], pad
     grid = fourier.FourierGrid(shape, tuple(voxel_zyx))  # type: ignore[arg-type]
     coeffs = fourier.to_coefficients(padded)
     coeffs *= kernel_ft(grid)
-    out = fourier.to_map(coeffs, shape)  # type: ignore[arg-type]
+    out = fourier.to_map(coeffs, shape, overwrite=True)  # type: ignore[arg-type]
     return np.ascontiguousarray(out[tuple(slice(0, n) for n in data.shape)])
 
 

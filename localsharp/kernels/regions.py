@@ -119,7 +119,8 @@ def label_regions_with_members(data: np.ndarray, threshold: float) -> tuple[np.n
 
 
 @njit(nogil=True, cache=True)
-def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: np.ndarray) -> np.ndarray:
+def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: np.ndarray,
+              stamp: np.ndarray) -> np.ndarray:
     nz, ny, nx = labels.shape
     flat = labels.ravel()
     n_chosen = chosen.size
@@ -138,7 +139,6 @@ def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: 
         if lab > 0 and rank[lab] >= 0:
             members[fill[rank[lab]]] = i
             fill[rank[lab]] += 1
-    stamp = np.full(flat.size, -1, dtype=np.int32)
     result = np.zeros(n_chosen, dtype=np.int64)
     plane = ny * nx
     for r in range(n_chosen):
@@ -194,7 +194,10 @@ def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray,
     """
     if above is None:
         above = np.flatnonzero(labels.ravel())
-    return _surfaces(labels, np.asarray(chosen, dtype=np.int64), sizes, above)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    # which region last counted each voxel; int8 (a quarter of the map's bytes) for the usual <= 31 regions
+    stamp = np.full(labels.size, -1, dtype=np.int8 if chosen.size < 127 else np.int32)
+    return _surfaces(labels, chosen, sizes, above, stamp)
 
 
 @njit(nogil=True, cache=True)

@@ -335,7 +335,7 @@ def _deblur_and_truncate(
     factor = np.zeros(s2.shape, dtype=np.float32)
     factor[keep] = np.exp(np.float32(blur / 4.0) * s2[keep])  # only inside: no overflow in the corners
     coeffs *= factor
-    return to_map(coeffs, data.shape)
+    return to_map(coeffs, data.shape, overwrite=True)
 
 
 # ----------------------------------------------------------------------- masks

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels import fourier
+from ..kernels import fourier, radial
 
 #: Smoothing radius of the local variance, in units of the resolution (the paper's Wang radius).
 RADIUS_FACTOR = 1.5
@@ -48,22 +48,16 @@ class SolventEstimate:
                 "variance_threshold": self.variance_threshold}
 
 
-def sphere_average_factors(grid: fourier.FourierGrid, radius: float) -> np.ndarray:
-    """Fourier transform of a normalised uniform sphere: ``3(sin w − w cos w)/w³``, ``w = 2πR|s|``."""
-    w = np.float32(2.0 * np.pi * radius) * np.sqrt(grid.s2)
-    w[0, 0, 0] = 1.0
-    f = np.float32(3.0) * (np.sin(w) - w * np.cos(w)) / (w * w * w)
-    f[0, 0, 0] = 1.0
-    return f
-
-
 def local_variance(data: np.ndarray, voxel_size: tuple[float, float, float], radius: float) -> np.ndarray:
     """Mean of ``(ρ − ρ̄)²`` within ``radius`` Å of every voxel (periodic, via FFT)."""
     grid = fourier.FourierGrid(tuple(data.shape), tuple(voxel_size))
-    centred = data.astype(np.float32) - np.float32(data.mean(dtype=np.float64))
-    coeffs = fourier.to_coefficients(centred * centred)
-    coeffs *= sphere_average_factors(grid, radius)
-    return fourier.to_map(coeffs, data.shape)
+    squared = data.astype(np.float32)  # a copy: the input is never modified
+    squared -= np.float32(data.mean(dtype=np.float64))
+    np.square(squared, out=squared)
+    coeffs = fourier.to_coefficients(squared)
+    del squared
+    radial.sphere_average_inplace(coeffs, grid, radius)
+    return fourier.to_map(coeffs, data.shape, overwrite=True)
 
 
 def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,

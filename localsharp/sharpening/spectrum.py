@@ -96,7 +96,7 @@ class Spectrum:
             raise ConfigError(f"only {index.size} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
                               f"the resolution {resolution} Å is too coarse for a box of shape {tuple(data.shape)}")
         coeffs = fourier.to_coefficients(data).ravel()[index]
-        s_xyz = tuple(c.ravel()[index] for c in grid.s_cartesian())
+        s_xyz = grid.s_cartesian_at(index)
         weight = np.ascontiguousarray(grid.multiplicity.ravel()[index])
         fit = wilson.fit_b_cart(np.abs(coeffs), s_xyz, d_fit or resolution, anisotropic=True)
         b_cart = None
@@ -131,7 +131,7 @@ class Spectrum:
         cached = self.__dict__.get("_s_xyz")
         if cached is None:
             grid = fourier.FourierGrid(self.shape, self.voxel_size, self.angles)
-            cached = tuple(c.ravel()[self.index] for c in grid.s_cartesian())
+            cached = grid.s_cartesian_at(self.index)
             object.__setattr__(self, "_s_xyz", cached)
         return cached  # type: ignore[return-value]
 
@@ -163,11 +163,13 @@ class Spectrum:
         The map has zero mean (F000 is absent) and, if ``sigma_scaled``, unit rms.
         ``workers`` = FFT threads (default: all cores).
         """
-        data = fourier.to_map(self.full_coefficients(factors), self.shape, workers=workers)
+        data = fourier.to_map(self.full_coefficients(factors), self.shape, workers=workers, overwrite=True)
         if not sigma_scaled:
             return data
-        rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
-        return data / np.float32(rms) if rms > 0 else data
+        rms = float(np.sqrt(fourier.mean_square(data)))
+        if rms > 0:
+            data /= np.float32(rms)  # data is a fresh array: scaled in place
+        return data
 
     def shell_mean_amplitude(self, n_bins: int = 20, factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean amplitude (times ``factors``) in shells of equal reciprocal volume: ``(d_centre, mean |F|)``."""
