@@ -9,6 +9,7 @@ import gemmi
 import numpy as np
 
 from ..errors import InputFileError, OutputError
+from ..kernels import fourier
 from .atomic import atomic_path
 from .density import DensityMap
 
@@ -78,6 +79,42 @@ def read_mtz_map(path: str | os.PathLike, labels: tuple[str, str] | None = None,
     return density, float(mtz.resolution_high())
 
 
+def p1_asu(h: np.ndarray, k: np.ndarray, l: np.ndarray) -> np.ndarray:
+    """Whether Miller indices lie in the P1 reciprocal asymmetric unit (CCP4/gemmi convention).
+
+    ``l > 0``, or ``l = 0`` and ``h > 0``, or ``l = h = 0`` and ``k > 0``.
+    """
+    return (l > 0) | ((l == 0) & ((h > 0) | ((h == 0) & (k > 0))))
+
+
+def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """Miller indices ``(n, 3)`` (h, k, l) and complex coefficients of ``density`` to ``d_min``, P1 ASU.
+
+    One real FFT of the map (our own, multi-threaded; no extra map-sized copy): the
+    rfft half ``h >= 0`` is folded into the ASU with Friedel's law.  The crystallographic
+    sign convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate of numpy's).
+    Terms on a Nyquist plane (ambiguous sign) and F000 are left out.
+    """
+    grid = fourier.FourierGrid(tuple(density.data.shape), density.voxel_size_zyx, density.cell_angles)
+    index = np.flatnonzero(fourier.resolution_mask(grid, d_min))
+    values = np.conj(fourier.to_coefficients(density.data).ravel()[index])
+    iz, iy, ix = np.unravel_index(index, grid.rfft_shape)
+    l_idx, k_idx, h_idx = (axis.ravel().astype(np.int32) for axis in grid.miller)
+    h, k, l = h_idx[ix], k_idx[iy], l_idx[iz]
+    nz, ny, nx = grid.shape
+    nyquist = ((nx % 2 == 0) & (np.abs(h) == nx // 2)) | ((ny % 2 == 0) & (np.abs(k) == ny // 2)) \
+        | ((nz % 2 == 0) & (np.abs(l) == nz // 2))
+    inside = p1_asu(h, k, l)
+    # on the h = 0 plane the rfft holds both Friedel mates: keep the one in the ASU
+    keep = ~nyquist & (inside | (h > 0))
+    flip = ~inside[keep]
+    hkl = np.column_stack([h[keep], k[keep], l[keep]])
+    hkl[flip] *= -1
+    values = values[keep]
+    values[flip] = np.conj(values[flip])
+    return hkl, values
+
+
 def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: float, *,
                            overwrite: bool = False) -> Path:
     """Write P1 coefficients (FWT, PHIFWT) of ``density`` to ``d_min``, atomically.
@@ -90,23 +127,21 @@ def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: 
         raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
     a, b, c = density.box_lengths
     cell = gemmi.UnitCell(a, b, c, *density.cell_angles)
-    # data[z, y, x] (C order) is the same memory as an x-fastest (Fortran-order) [x, y, z] array,
-    # which is gemmi's own layout: the transposed view is copied straight, with no strided transpose
-    grid = gemmi.FloatGrid(np.ascontiguousarray(density.data, dtype=np.float32).T, cell, gemmi.SpaceGroup("P 1"))
-    fphi = gemmi.transform_map_to_f_phi(grid, half_l=True)
-    asu = fphi.prepare_asu_data(dmin=d_min, with_000=False)
-    values = np.asarray(asu.value_array)
+    hkl, values = unique_coefficients(density, d_min)
     amps = np.abs(values)
-    scale = SCALE_MAX / max(float(amps.max()), 1e-30)
+    scale = SCALE_MAX / max(float(amps.max()), 1e-30) if amps.size else 1.0
     mtz = gemmi.Mtz(with_base=True)
     mtz.spacegroup = gemmi.SpaceGroup("P 1")
     mtz.set_cell_for_all(cell)
     mtz.add_dataset("localsharp")
     mtz.add_column("FWT", "F")
     mtz.add_column("PHIFWT", "P")
-    table = np.column_stack([asu.miller_array.astype(np.float32), (amps * scale).astype(np.float32),
-                             np.degrees(np.angle(values)).astype(np.float32)])
+    table = np.empty((hkl.shape[0], 5), dtype=np.float32)
+    table[:, :3] = hkl
+    table[:, 3] = amps * np.float32(scale)
+    table[:, 4] = np.degrees(np.angle(values))
     mtz.set_data(table)
+    mtz.sort()
     with atomic_path(path, overwrite=overwrite) as tmp:
         mtz.write_to_file(str(tmp))
     return path
