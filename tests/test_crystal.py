@@ -83,14 +83,21 @@ def test_monoclinic_mtz_is_sharpened_with_its_cell(monoclinic_mtz: Path, tmp_pat
     assert summary["applicable"]["value"] is True
 
 
-@pytest.mark.parametrize("case", ["emd21457_spike_ntd/map_segment.mrc", "emd3488_haemoglobin/map.mrc"])
-def test_map_coefficients_match_gemmis_own_transform(case: str, tmp_path: Path) -> None:
-    """The MTZ writer folds our own FFT into the P1 ASU; gemmi's transform of the same map is the
-    oracle: same reflections (Nyquist-plane terms aside), amplitudes and phases.  The spike box is
-    48×40×47 (non-cubic, one odd edge), so an axis swap or a sign-convention slip would show."""
+@pytest.mark.parametrize("case, angles", [("emd21457_spike_ntd/map_segment.mrc", None),
+                                          ("emd21457_spike_ntd/map_segment.mrc", (80.0, 105.0, 95.0)),
+                                          ("emd3488_haemoglobin/map.mrc", None)])
+def test_map_coefficients_match_gemmis_own_transform(case: str, angles, tmp_path: Path) -> None:
+    """The MTZ writer reads the P1 ASU off our own FFT; gemmi's transform of the same map is the
+    oracle: same reflections (Nyquist-plane terms aside), in h, k, l order, amplitudes and phases.
+    The spike box is 48×40×47 (non-cubic, one odd edge), also given an oblique cell, so an axis
+    swap, a metric or a sign-convention slip would show."""
+    import dataclasses
+
     from localsharp.maps.mtz import write_map_coefficients
 
     density = read_map(Path(__file__).parent / "data" / case)
+    if angles is not None:
+        density = dataclasses.replace(density, cell_angles=angles)
     d_min = 3.0
     path = write_map_coefficients(tmp_path / "c.mtz", density, d_min)
     mtz = gemmi.read_mtz_file(str(path))
@@ -108,6 +115,9 @@ def test_map_coefficients_match_gemmis_own_transform(case: str, tmp_path: Path) 
                 or (nz % 2 == 0 and abs(l) == nz // 2)):
             theirs[(h, k, l)] = v
     assert len(ours) == mtz.nreflections, "a reflection is written twice"
+    written = np.array(mtz.make_miller_array())
+    assert np.array_equal(np.lexsort(written.T[::-1]), np.arange(len(written))), "rows not sorted by h, k, l"
+    assert list(mtz.sort_order) == [1, 2, 3, 0, 0]
     assert len(theirs) > 1000 and set(ours) == set(theirs)
     keys = sorted(theirs)
     f_ours = np.array([ours[h][0] for h in keys])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gemmi
 import numpy as np
+import scipy.fft
 
 from ..errors import InputFileError, OutputError
 from ..kernels import fourier
@@ -88,31 +89,43 @@ def p1_asu(h: np.ndarray, k: np.ndarray, l: np.ndarray) -> np.ndarray:
 
 
 def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, np.ndarray]:
-    """Miller indices ``(n, 3)`` (h, k, l) and complex coefficients of ``density`` to ``d_min``, P1 ASU.
+    """Miller indices ``(n, 3)`` (h, k, l) and complex coefficients of ``density`` to ``d_min``.
 
-    One real FFT of the map (our own, multi-threaded; no extra map-sized copy): the
-    rfft half ``h >= 0`` is folded into the ASU with Friedel's law.  The crystallographic
-    sign convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate of numpy's).
-    Terms on a Nyquist plane (ambiguous sign) and F000 are left out.
+    Reflections are those of the P1 asymmetric unit (:func:`p1_asu`), in MTZ sort order
+    (h, then k, then l ascending), so no sort is needed.  One real FFT of the map (our own,
+    multi-threaded) with the halved axis along z gives exactly the ASU's half-space ``l >= 0``;
+    it is read one h-slab at a time, so no other map-sized array is made.  The
+    crystallographic sign convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate
+    of numpy's).  Terms on a Nyquist plane (ambiguous sign) and F000 are left out.
     """
-    grid = fourier.FourierGrid(tuple(density.data.shape), density.voxel_size_zyx, density.cell_angles)
-    index = np.flatnonzero(fourier.resolution_mask(grid, d_min))
-    values = np.conj(fourier.to_coefficients(density.data).ravel()[index])
-    iz, iy, ix = np.unravel_index(index, grid.rfft_shape)
-    l_idx, k_idx, h_idx = (axis.ravel().astype(np.int32) for axis in grid.miller)
-    h, k, l = h_idx[ix], k_idx[iy], l_idx[iz]
-    nz, ny, nx = grid.shape
-    nyquist = ((nx % 2 == 0) & (np.abs(h) == nx // 2)) | ((ny % 2 == 0) & (np.abs(k) == ny // 2)) \
-        | ((nz % 2 == 0) & (np.abs(l) == nz // 2))
-    inside = p1_asu(h, k, l)
-    # on the h = 0 plane the rfft holds both Friedel mates: keep the one in the ASU
-    keep = ~nyquist & (inside | (h > 0))
-    flip = ~inside[keep]
-    hkl = np.column_stack([h[keep], k[keep], l[keep]])
-    hkl[flip] *= -1
-    values = values[keep]
-    values[flip] = np.conj(values[flip])
-    return hkl, values
+    nz, ny, nx = density.data.shape
+    grid = fourier.FourierGrid((nz, ny, nx), density.voxel_size_zyx, density.cell_angles)
+    m = grid.reciprocal_matrix
+    g = m.T @ m  # reciprocal metric in (h, k, l)
+    half = scipy.fft.rfftn(np.asarray(density.data, dtype=np.float32), axes=(2, 1, 0),
+                           workers=fourier.FFT_WORKERS)  # [l >= 0, k, h]
+    ks = np.arange(-(ny // 2), (ny - 1) // 2 + 1)
+    ls = np.arange(0, nz // 2 + 1)
+    kk, ll = np.meshgrid(ks.astype(np.float64), ls.astype(np.float64), indexing="ij")
+    base = g[1, 1] * kk * kk + g[2, 2] * ll * ll + 2.0 * g[1, 2] * kk * ll
+    limit = 1.0 / d_min**2
+    nyquist_kl = ((ny % 2 == 0) & (np.abs(kk) == ny // 2)) | ((nz % 2 == 0) & (ll == nz // 2))
+    rows_hkl, rows_f = [], []
+    for h in range(-(nx // 2), (nx - 1) // 2 + 1):
+        if nx % 2 == 0 and abs(h) == nx // 2:
+            continue
+        s2 = base + g[0, 0] * h * h + 2.0 * h * (g[0, 1] * kk + g[0, 2] * ll)
+        keep = (s2 <= limit) & ~nyquist_kl
+        keep &= (ll > 0) | (h > 0) | ((h == 0) & (kk > 0))  # l = 0: the ASU half of the plane
+        ik, il = np.nonzero(keep)  # C order: k, then l ascending
+        if ik.size == 0:
+            continue
+        k, l = ks[ik], ls[il]
+        rows_f.append(np.conj(half[l, k % ny, h % nx]))
+        rows_hkl.append(np.column_stack([np.full(k.size, h), k, l]))
+    if not rows_f:
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.complex64)
+    return np.concatenate(rows_hkl), np.concatenate(rows_f)
 
 
 def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: float, *,
@@ -141,7 +154,7 @@ def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: 
     table[:, 3] = amps * np.float32(scale)
     table[:, 4] = np.degrees(np.angle(values))
     mtz.set_data(table)
-    mtz.sort()
+    mtz.sort_order = [1, 2, 3, 0, 0]  # rows come sorted by h, k, l
     with atomic_path(path, overwrite=overwrite) as tmp:
         mtz.write_to_file(str(tmp))
     return path
