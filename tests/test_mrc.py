@@ -64,6 +64,20 @@ def test_real_map_round_trip_is_exact(fixture: str, request: pytest.FixtureReque
         assert getattr(again, name) == getattr(density, name), name
 
 
+@pytest.mark.parametrize("fixture", REAL_MAPS)
+def test_written_header_statistics_describe_the_data(fixture: str, request: pytest.FixtureRequest,
+                                                     tmp_path: Path) -> None:
+    """DMIN, DMAX, DMEAN and RMS of a written map are those of its data (viewers scale contours by them)."""
+    density = read_map(request.getfixturevalue(fixture))
+    scaled = density.with_data(density.data * np.float32(2.5) + np.float32(1.0))
+    with mrcfile.open(write_map(tmp_path / "stats.mrc", scaled, label="stats"), permissive=True) as mrc:
+        h, data = mrc.header, mrc.data.astype(np.float64)
+        assert float(h.dmin) == pytest.approx(data.min(), rel=1e-6)
+        assert float(h.dmax) == pytest.approx(data.max(), rel=1e-6)
+        assert float(h.dmean) == pytest.approx(data.mean(), rel=1e-5, abs=1e-6)
+        assert float(h.rms) == pytest.approx(data.std(), rel=1e-5)
+
+
 def test_spike_segment_is_origin_positioned(spike_map: Path) -> None:
     density = read_map(spike_map)
     with mrcfile.open(spike_map, permissive=True) as mrc:

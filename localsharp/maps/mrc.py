@@ -272,10 +272,9 @@ def write_map(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
-                mrc.set_data(file_array(density))
+                mrc.set_data(file_array(density))  # also sets the header's data statistics
                 extended = density.header_extras.get("extended_header", b"")
                 if extended:
                     mrc.set_extended_header(np.frombuffer(extended, dtype=np.uint8))
                 _fill_header(mrc, density, label)
-                mrc.update_header_stats()
     return path
