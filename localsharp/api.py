@@ -28,6 +28,8 @@ from .sharpening.solvent import (SolventEstimate, estimate_from_variance, estima
 from .sharpening.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
+#: One line per finished stage, for a terminal (the CLI shows it unless ``-q``; ``-v`` shows all logs).
+progress = logging.getLogger("localsharp.progress")
 
 #: Fraction of exactly-zero voxels above which a map is reported as closely masked.
 MASKED_ZERO_FRACTION = 0.30
@@ -331,6 +333,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                                      sequence=opts.sequence, copies=opts.copies, variance=variance)
     timings["solvent"] = time.perf_counter() - t
     log.info("solvent fraction %.3f (%s)", whole_solvent.solvent_fraction, whole_solvent.method)
+    progress.info("solvent fraction %.3f (%.1f s)", whole_solvent.solvent_fraction, timings["solvent"])
 
     t = time.perf_counter()
     centre_index = None
@@ -354,6 +357,8 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     del variance  # a map-sized array: not kept through the search and the final application
     timings["box"] = time.perf_counter() - t
     log.info("analysis box %s: %s; box solvent fraction %.3f", box.bounds, box.reason, box_solvent.solvent_fraction)
+    progress.info("analysis box %s voxels (%s)", "x".join(str(n) for n in box_data.shape[::-1]),
+                  "whole map" if not box.used else box.method)
 
     t = time.perf_counter()
     angles = density.cell_angles
@@ -377,6 +382,9 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                  len(search.trials), search.region_weight, sharpening.method, sharpening.b_sharpen, search.score,
                  search.signal_to_noise)
     timings["search"] = time.perf_counter() - t
+    if search is not None:
+        progress.info("searched %d trials: %s b_sharpen %.1f Å² (%.1f s)", len(search.trials), sharpening.method,
+                      sharpening.b_sharpen, timings["search"])
 
     result = finish_sharpening(density, whole, sharpening, opts, search=search, solvent=whole_solvent,
                                box=box, box_solvent=box_solvent, warnings=warnings, timings=timings)
@@ -424,6 +432,7 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
     d_before, amp_before = whole.shell_mean_amplitude(20)
     _, amp_after = whole.shell_mean_amplitude(20, factors=factors)
     timings["apply"] = time.perf_counter() - t
+    progress.info("applied to the whole map and scored (%.1f s)", timings["apply"])
     return SharpenResult(
         map=density.with_data(out_data), sharpening=sharpening, search=search, options=opts,
         b_iso_input=whole.b_iso if whole.b_iso_fitted else None, b_iso_output=b_out, d_min=whole.d_min,

@@ -36,7 +36,7 @@ from .errors import ConfigError, InputFileError
 from .kernels import fourier, radial, wilson
 from .kernels.masks import padded_convolve, soften_mask
 from .maps.density import DensityMap
-from .maps.model import box_positions, model_map, read_model
+from .maps.model import box_positions, check_model_in_box, model_map, read_model
 from .sharpening.box import BoxChoice
 from .sharpening.shellscale import N_BINS, ShellScale, half_map_scale, model_scale
 from .sharpening.solvent import estimate_solvent
@@ -210,6 +210,7 @@ def _prepare(density: DensityMap, resolution: float, opts: SharpenOptions,
                                solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
                                sequence=opts.sequence, copies=opts.copies)
     timings["solvent"] = time.perf_counter() - t
+    api.progress.info("solvent fraction %.3f (%.1f s)", solvent.solvent_fraction, timings["solvent"])
     t = time.perf_counter()
     whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio,
                               angles=density.cell_angles, remove_aniso=opts.remove_aniso)
@@ -323,6 +324,7 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
                for m in (density, h1, h2)]
     scale = half_map_scale(*spectra, n_bins=n_bins, reference=reference)
     timings["shell_scale"] = time.perf_counter() - t
+    api.progress.info("%s scale factors in %d shells (%.1f s)", scale.method, len(scale.scale), timings["shell_scale"])
     result = _finish(density, whole, scale, opts, solvent, box, warnings, timings, "half_map", t0)
     return api.restore_input_grid(result, original)
 
@@ -421,11 +423,13 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
         raise ConfigError(f"model rms error must be zero or positive, got {model_rms}")
     if fraction_complete is not None and not 0.0 <= fraction_complete <= 1.0:
         raise ConfigError(f"model completeness must lie in [0, 1], got {fraction_complete}")
+    check_model_in_box(structure, density, model_name)  # before any heavy work
     opts, warnings, solvent, whole = _start(density, name, resolution, options, kwargs, timings, t0)
 
     t = time.perf_counter()
     calculated = model_map(structure, density, resolution=whole.d_min, b_factor=0.0, source=model_name)
     timings["model_map"] = time.perf_counter() - t
+    api.progress.info("model map computed (%.1f s)", timings["model_map"])
 
     t = time.perf_counter()
     binary = atom_ball_mask(structure, density, radius)
@@ -441,5 +445,6 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
     scale = model_scale(map_spec, model_spec, resolution, rmsd=model_rms, fraction_complete=fraction_complete,
                         n_bins=n_bins)
     timings["shell_scale"] = time.perf_counter() - t
+    api.progress.info("%s scale factors in %d shells (%.1f s)", scale.method, len(scale.scale), timings["shell_scale"])
     result = _finish(density, whole, scale, opts, solvent, box, warnings, timings, "model", t0)
     return api.restore_input_grid(result, original)

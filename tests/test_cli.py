@@ -88,6 +88,30 @@ def test_sharpen_succeeds_and_writes_every_output(hb_run) -> None:
     assert set(os.listdir(out)) == OUTPUTS  # nothing else, no temporary files
 
 
+def test_stage_progress_is_shown_on_stderr_unless_quiet(hb_run, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Each finished stage prints one line on stderr as it ends (long runs on big maps are not silent)."""
+    progress = [line for line in hb_run[2].splitlines() if line.startswith("localsharp sharpen: ")]
+    text = "\n".join(progress)
+    for stage in ("solvent fraction", "analysis box", "searched 23 trials", "applied to the whole map",
+                  "writing 6 output files"):
+        assert stage in text, (stage, hb_run[2])
+    rc = main(["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(tmp_path / "q"), "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "localsharp sharpen: " not in captured.err and captured.out == ""
+
+
+def test_installed_program_ends_with_the_status_of_main(tmp_path: Path) -> None:
+    """The program exits fast (os._exit) after a run; a user error must still give status 2 and its line."""
+    exe = shutil.which("localsharp")
+    assert exe is not None
+    proc = subprocess.run([exe, "sharpen", str(tmp_path / "missing.mrc"), "--resolution", "3.2",
+                           "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "missing.mrc" in proc.stderr and proc.stdout == ""
+    proc = subprocess.run([exe, "info", str(SPIKE_MAP)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["shape_xyz"] == [48, 40, 47]
+
+
 def test_table_is_printed_on_the_current_stdout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The short table must go to sys.stdout as it is when main() runs (so callers can capture it)."""
     rc = main(["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(tmp_path / "t")])

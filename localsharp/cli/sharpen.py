@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..api import global_sharpen, load_map
+from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
 from ..errors import ConfigError, InputFileError
 from ..report import plots
@@ -168,10 +168,32 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return result, inputs
 
 
+class _StderrLines(logging.Handler):
+    """Progress lines on whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"localsharp sharpen: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Sharpen, write every output atomically, print the table; returns the exit status."""
     t0 = time.perf_counter()
     _check_inputs(args)
+    handler = None
+    if not args.quiet and not getattr(args, "verbose", False):
+        handler = _StderrLines()
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        progress.propagate = False
+    try:
+        return _run(args, t0)
+    finally:
+        if handler is not None:
+            progress.removeHandler(handler)
+            progress.propagate = True
+
+
+def _run(args: argparse.Namespace, t0: float) -> int:
     paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
     prepare_output_dir(args.output_dir, paths, args.overwrite)
     # matplotlib's import and font loading overlap the (GIL-free) numerical work
@@ -183,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     summary["versions"] = versions()
     summary["command"] = sys.argv
     t_write = time.perf_counter()
+    progress.info("writing %d output files", len(paths))
     written = write_outputs(result, summary, paths, overwrite=args.overwrite)
     summary["timings_s"]["write"] = round(time.perf_counter() - t_write, 4)
     summary["timings_s"]["total"] = round(time.perf_counter() - t0, 4)

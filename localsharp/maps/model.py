@@ -126,6 +126,17 @@ def _outside_message(structure: gemmi.Structure, density: DensityMap) -> str:
     )
 
 
+def check_model_in_box(structure: gemmi.Structure, density: DensityMap, source: str | None = None) -> None:
+    """Raise :class:`InputFileError` (naming the model) unless some atom lies inside an orthogonal map box.
+
+    Cheap, so callers run it before any heavy work on the map.
+    """
+    source = _source_name(structure, source)
+    _check_orthogonal(density)
+    if not atoms_in_box(structure, density).any():
+        raise InputFileError(source, _outside_message(structure, density))
+
+
 def place_in_box(
     structure: gemmi.Structure,
     density: DensityMap,
@@ -155,11 +166,7 @@ def place_in_box(
     InputFileError
         If no atom lies inside the box.
     """
-    source = _source_name(structure, source)
-    _check_orthogonal(density)
-    inside = atoms_in_box(structure, density)
-    if not inside.any():
-        raise InputFileError(source, _outside_message(structure, density))
+    check_model_in_box(structure, density, source)
     keep = atoms_in_box(structure, density, margin)
     placed = structure.clone()
     while len(placed) > 1:
