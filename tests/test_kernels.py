@@ -506,3 +506,10 @@ def test_surfaces_of_many_isolated_voxels(n_regions: int) -> None:
     assert sizes.size - 1 == n_regions
     chosen = np.arange(1, n_regions + 1)
     assert regions.region_surfaces(labels, chosen, sizes).tolist() == [26] * n_regions
+
+
+def test_mean_square_in_chunks_equals_the_float64_mean() -> None:
+    """Chunked accumulation (no map-sized float64 copy) gives the float64 mean of squares, over several chunks."""
+    x = np.random.default_rng(5).normal(3.0, 2.0, size=(421_899, 5)).astype(np.float32)  # 2.01 chunks
+    assert fourier.mean_square(x) == pytest.approx(float(np.mean(x.astype(np.float64) ** 2)), rel=1e-12)
+    assert fourier.mean_square(np.zeros((0, 3), np.float32)) == 0.0

@@ -51,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # -v: the full log with times and sources; otherwise warnings only, as plain lines
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+                        format="%(asctime)s %(name)s: %(message)s" if args.verbose
+                        else f"localsharp {args.command}: warning: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)
     except LocalsharpError as exc:

@@ -180,17 +180,6 @@ def mean_square(data: np.ndarray) -> float:
     return total / flat.size
 
 
-def sigma_scale(data: np.ndarray) -> np.ndarray:
-    """Return ``(data - mean) / rms`` over the whole box (float32)."""
-    centred = np.array(data, dtype=np.float32)  # a copy
-    centred -= np.float32(centred.mean(dtype=np.float64))
-    rms = float(np.sqrt(mean_square(centred)))
-    if rms == 0.0:
-        return centred
-    centred /= np.float32(rms)
-    return centred
-
-
 def lowpass(data: np.ndarray, voxel_size_zyx: tuple[float, float, float], d_min: float,
             angles: tuple[float, float, float] = (90.0, 90.0, 90.0), keep_mean: bool = True) -> np.ndarray:
     """Hard low-pass filter of a map at resolution ``d_min`` (Å).
