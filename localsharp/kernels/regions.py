@@ -15,6 +15,8 @@ several trials can be scored in threads.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -224,6 +226,16 @@ def _kth_in_bracket(flat: np.ndarray, k: int, t_lo: float, t_hi: float) -> tuple
     return True, float(values[n_in - (k - n_hi)])
 
 
+#: Voxels sampled to bracket the contour threshold.
+SAMPLE_FOR_BRACKET = 65536
+
+
+@lru_cache(maxsize=8)
+def _sample_index(n: int) -> np.ndarray:
+    """Sorted, fixed-seed random indices into ``n`` voxels (the same for every call)."""
+    return np.sort(np.random.default_rng(12345).integers(0, n, SAMPLE_FOR_BRACKET))
+
+
 def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     """Cut-off ``t`` with exactly ``n_above`` voxels strictly above it (ties aside).
 
@@ -240,8 +252,10 @@ def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     if n_above >= n:
         return float(np.nextafter(flat.min(), -np.inf))
     k = n_above + 1
-    step = max(1, n // 65536)
-    sample = np.sort(flat[::step])[::-1]
+    # a fixed-seed random sample: a regular stride can alias with the box edges (384³ and a
+    # stride of 864 see only 4 x columns) and miss the bracket; the result is exact either way
+    sample = flat if n <= SAMPLE_FOR_BRACKET else flat[_sample_index(n)]
+    sample = np.sort(sample)[::-1]
     rank = k * sample.size / n
     margin = 5.0 * np.sqrt(rank) + 10.0
     lo_index = int(rank + margin)
