@@ -265,3 +265,18 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
     assert "box 999 does not exist" in capsys.readouterr().err
     assert main(args + ["--resume", "-q", "--in-process"]) == 0  # the store made by --only-box serves the run
     np.testing.assert_allclose(read_map(out / "local_sharpened_map.ccp4").data, serial.map.data, atol=1e-6)
+
+
+def test_the_command_lines_local_cluster_puts_no_memory_cap_on_its_workers() -> None:
+    """The overall pass is one task needing ~4 × the map: a RAM/n cap per worker would kill it on big maps."""
+    from localsharp.engine.cluster import make_client
+
+    client = make_client(workers=1)
+    try:
+        info = client.scheduler_info()
+        limits = [w["memory_limit"] for w in info["workers"].values()]
+        assert limits and all(limit in (0, None) for limit in limits), limits
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()

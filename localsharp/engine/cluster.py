@@ -31,8 +31,11 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    # memory_limit=0: no per-worker cap.  The default ("auto") gives each worker RAM / n, and the
+    # overall pass (one task, ~4 × the map's float32 size) would have its worker killed on a large
+    # map although the machine holds it; box tasks are small, results are tiny dicts (nothing to spill).
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.INFO if verbose else logging.WARNING,
+                           memory_limit=0, silence_logs=logging.INFO if verbose else logging.WARNING,
                            env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
     return Client(cluster)
 
