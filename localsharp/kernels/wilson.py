@@ -98,32 +98,62 @@ def fit_b_cart(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.n
     WilsonFit or None
         None when fewer than 20 usable reflections exist.
     """
-    sx, sy, sz = (np.asarray(c, dtype=np.float64) for c in s_xyz)
-    s2 = sx * sx + sy * sy + sz * sz
     d_lo = max(D_FIT_MIN, d_max_resolution)
-    amp = np.asarray(amplitudes, dtype=np.float64)
-    use = (s2 <= 1.0 / d_lo**2) & (s2 >= 1.0 / D_FIT_MAX**2) & (amp > 0)
-    n_used = int(np.count_nonzero(use))
+    n_used, coef = _least_squares(amplitudes, s_xyz, 1.0 / d_lo**2, 1.0 / D_FIT_MAX**2, anisotropic, protein_curve)
     if n_used < 20:
         return None
-    sx, sy, sz, s2, amp = sx[use], sy[use], sz[use], s2[use], amp[use]
-    y = 2.0 * np.log(amp)
-    if protein_curve:
-        y -= np.log(expected_protein_intensity(s2 / 4.0))
     if anisotropic:
-        design = np.column_stack(
-            [np.ones_like(s2), -0.5 * sx * sx, -0.5 * sy * sy, -0.5 * sz * sz, -sx * sy, -sx * sz, -sy * sz]
-        )
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         b_cart = tuple(float(v) for v in coef[1:])
     else:
-        design = np.column_stack([np.ones_like(s2), -0.5 * s2])
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
         b = float(coef[1])
         b_cart = (b, b, b, 0.0, 0.0, 0.0)
     if not all(np.isfinite(b_cart)):
         return None
     return WilsonFit(b_cart=b_cart, n_used=n_used)  # type: ignore[arg-type]
+
+
+#: Reflections per chunk of the least-squares accumulation (a 1M × 7 float64 design is 56 MB).
+FIT_CHUNK = 1 << 20
+
+
+def _least_squares(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], s2_max: float,
+                   s2_min: float, anisotropic: bool, protein_curve: bool) -> tuple[int, np.ndarray]:
+    """Number of reflections used and least-squares coefficients of the Wilson model.
+
+    Reflections with ``s2_min <= |s|² <= s2_max`` and ``F > 0`` are used.  The design
+    matrix is built and reduced one chunk at a time (``AᵀA``, ``Aᵀy`` accumulated in
+    float64), so the tens of millions of reflections of a 1000³ map need no design
+    matrix (nor float64 copies of the inputs) in memory; the small system is then
+    solved by SVD least squares.
+    """
+    n_par = 7 if anisotropic else 2
+    ata = np.zeros((n_par, n_par))
+    aty = np.zeros(n_par)
+    n_used = 0
+    amplitudes = np.asarray(amplitudes)
+    for start in range(0, amplitudes.size, FIT_CHUNK):
+        part = slice(start, start + FIT_CHUNK)
+        x, y, z = (np.asarray(c[part], dtype=np.float64) for c in s_xyz)
+        amp = np.asarray(amplitudes[part], dtype=np.float64)
+        q = x * x + y * y + z * z
+        use = (q <= s2_max) & (q >= s2_min) & (amp > 0)
+        if not use.any():
+            continue
+        x, y, z, q, amp = x[use], y[use], z[use], q[use], amp[use]
+        n_used += int(q.size)
+        target = 2.0 * np.log(amp)
+        if protein_curve:
+            target -= np.log(expected_protein_intensity(q / 4.0))
+        if anisotropic:
+            design = np.column_stack([np.ones_like(q), -0.5 * x * x, -0.5 * y * y, -0.5 * z * z, -x * y, -x * z, -y * z])
+        else:
+            design = np.column_stack([np.ones_like(q), -0.5 * q])
+        ata += design.T @ design
+        aty += design.T @ target
+    if n_used < n_par:
+        return n_used, np.full(n_par, np.nan)
+    coef, *_ = np.linalg.lstsq(ata, aty, rcond=None)
+    return n_used, coef
 
 
 def anisotropy_correction(fit: WilsonFit, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
