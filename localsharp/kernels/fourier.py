@@ -87,10 +87,16 @@ class FourierGrid:
     def s_cartesian_at(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cartesian components (sx, sy, sz) of s (float32) at flat rfft indices ``index`` only."""
         l_idx, k_idx, h_idx = (axis.ravel() for axis in self.miller)
-        iz, iy, ix = np.unravel_index(np.asarray(index), self.rfft_shape)
-        h, k, l = h_idx[ix], k_idx[iy], l_idx[iz]
         m = self.reciprocal_matrix
-        return tuple((row[0] * h + row[1] * k + row[2] * l).astype(np.float32) for row in m)  # type: ignore[return-value]
+        index = np.asarray(index)
+        out = tuple(np.empty(index.size, dtype=np.float32) for _ in range(3))
+        for start in range(0, index.size, _CHUNK):  # bounded temporaries on a 1000³ map
+            part = slice(start, start + _CHUNK)
+            iz, iy, ix = np.unravel_index(index[part], self.rfft_shape)
+            h, k, l = h_idx[ix], k_idx[iy], l_idx[iz]
+            for row, comp in zip(m, out):
+                comp[part] = row[0] * h + row[1] * k + row[2] * l
+        return out  # type: ignore[return-value]
 
     @cached_property
     def s2(self) -> np.ndarray:

@@ -115,8 +115,7 @@ def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, 
         if nx % 2 == 0 and abs(h) == nx // 2:
             continue
         s2 = base + g[0, 0] * h * h + 2.0 * h * (g[0, 1] * kk + g[0, 2] * ll)
-        keep = (s2 <= limit) & ~nyquist_kl
-        keep &= (ll > 0) | (h > 0) | ((h == 0) & (kk > 0))  # l = 0: the ASU half of the plane
+        keep = (s2 <= limit) & ~nyquist_kl & p1_asu(h, kk, ll)  # l = 0: only the ASU half of the plane
         ik, il = np.nonzero(keep)  # C order: k, then l ascending
         if ik.size == 0:
             continue

@@ -18,6 +18,9 @@ from ..kernels import fourier, wilson
 
 #: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
 FALLBACK_B_ISO = 200.0
+#: Spectra with more coefficients than this recompute their s components when asked instead of
+#: keeping them (12 bytes per coefficient: 1 GB on a 1000³ map); a 40³ box or a 200³ map keeps them.
+S_CACHE_LIMIT = 1 << 23
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +121,8 @@ class Spectrum:
             b_iso=fit.b_iso if fit is not None else FALLBACK_B_ISO,
             b_iso_fitted=fit is not None,
         )
-        object.__setattr__(spectrum, "_s_xyz", s_xyz)  # reused by measure_b_iso; not pickled
+        if index.size <= S_CACHE_LIMIT:  # reused by measure_b_iso; never pickled
+            object.__setattr__(spectrum, "_s_xyz", s_xyz)
         return spectrum
 
     @property
@@ -132,7 +136,8 @@ class Spectrum:
         if cached is None:
             grid = fourier.FourierGrid(self.shape, self.voxel_size, self.angles)
             cached = grid.s_cartesian_at(self.index)
-            object.__setattr__(self, "_s_xyz", cached)
+            if self.index.size <= S_CACHE_LIMIT:
+                object.__setattr__(self, "_s_xyz", cached)
         return cached  # type: ignore[return-value]
 
     def __getstate__(self) -> dict:
