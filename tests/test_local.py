@@ -267,6 +267,7 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
     np.testing.assert_allclose(read_map(out / "local_sharpened_map.ccp4").data, serial.map.data, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # the module's own cluster holds 8787
 def test_the_command_lines_local_cluster_puts_no_memory_cap_on_its_workers() -> None:
     """The overall pass is one task needing ~4 × the map: a RAM/n cap per worker would kill it on big maps."""
     from localsharp.engine.cluster import make_client
