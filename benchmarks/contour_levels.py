@@ -21,17 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peak_rules import MODELS, PHANTOM_RESOLUTION, PHANTOMS  # noqa: E402
+from peak_rules import MODELS, PHANTOM_RESOLUTION, PHANTOMS, analysis_box, cc_curve  # noqa: E402
 from _common import CASES, available, print_table, write_json  # noqa: E402
-from quality_modes import CachedEvaluator  # noqa: E402
 
 import localsharp  # noqa: E402
-from localsharp.kernels.masks import box_edge_mask  # noqa: E402
 from localsharp.phantom import phantom  # noqa: E402
-from localsharp.sharpening.functions import Sharpening  # noqa: E402
 from localsharp.sharpening.score import ScoreParams  # noqa: E402
 from localsharp.sharpening.search import SearchConfig, search_sharpening, smoothed_peak  # noqa: E402
-from localsharp.sharpening.spectrum import Spectrum  # noqa: E402
 
 FRACTIONS = (0.10, 0.15, 0.20, 0.25, 0.30)
 COMBINED = ((0.15, 0.20, 0.25), (0.20, 0.25), (0.20, 0.25, 0.30))
@@ -55,21 +51,13 @@ def pick(targets: np.ndarray, scores: np.ndarray) -> float:
 
 
 def measure(density, model, resolution: float) -> dict:
-    auto = localsharp.global_sharpen(density, resolution)
-    data = np.ascontiguousarray(density.data[auto.box.slices()]) if auto.box.used else density.data
-    if auto.box.used and auto.box.soft_edge:
-        data = data * box_edge_mask(data.shape, density.voxel_size_zyx, resolution)
-    box = Spectrum.from_map(data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
+    auto, box = analysis_box(density, resolution)
     curves = {}
     for f in FRACTIONS:
         result = search_sharpening(box, auto.box_solvent.solvent_fraction,
                                    SearchConfig(score=ScoreParams(fraction_occupied=f)))
         curves[f] = grid_curve(result)
-    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
-    cc = CachedEvaluator(density, model, resolution)
-    b_sharpen = np.arange(-160.0, 241.0, 10.0)
-    ccs = np.array([cc(density.with_data(whole.render(Sharpening("b_iso_to_d_cut", b_sharpen=float(b)).factors(whole))))
-                    for b in b_sharpen])
+    b_sharpen, ccs = cc_curve(density, model, resolution)
     return {"b_orig": box.b_iso, "curves": curves, "b_sharpen": b_sharpen, "cc": ccs}
 
 

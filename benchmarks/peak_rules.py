@@ -71,26 +71,37 @@ def rules() -> dict:
     return out
 
 
-def curves(density, model, resolution: float) -> dict:
-    """Score curve on the analysis box (5 Å² grid) and CC curve of the whole map."""
+def analysis_box(density, resolution: float) -> tuple:
+    """The automatic run and the spectrum of the box its search analysed."""
     auto = localsharp.global_sharpen(density, resolution)
     data = np.ascontiguousarray(density.data[auto.box.slices()]) if auto.box.used else density.data
     if auto.box.used and auto.box.soft_edge:
         data = data * box_edge_mask(data.shape, density.voxel_size_zyx, resolution)
-    box = Spectrum.from_map(data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
+    return auto, Spectrum.from_map(data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
+
+
+def cc_curve(density, model, resolution: float) -> tuple[np.ndarray, np.ndarray]:
+    """CC to the B = 0 model of the whole map sharpened with ``b_iso_to_d_cut``, every 10 Å² of b_sharpen."""
+    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
+    cc = CachedEvaluator(density, model, resolution)
+    b_sharpen = np.arange(-160.0, 241.0, 10.0)
+    ccs = [cc(density.with_data(whole.render(Sharpening("b_iso_to_d_cut", b_sharpen=float(b)).factors(whole))))
+           for b in b_sharpen]
+    return b_sharpen, np.array(ccs)
+
+
+def curves(density, model, resolution: float) -> dict:
+    """Score curve on the analysis box (5 Å² grid) and CC curve of the whole map."""
+    auto, box = analysis_box(density, resolution)
     targets = np.arange(-100.0, 300.0 + 0.5 * FINE_STEP, FINE_STEP)
     scores = []
     for b in targets:
         rendered = box.render(Sharpening("b_iso_to_d_cut", b_sharpen=float(box.b_iso - b)).factors(box),
                               sigma_scaled=False)
         scores.append(measure_map(rendered, auto.box_solvent.solvent_fraction).adjusted_sa(auto.region_weight))
-    whole = Spectrum.from_map(density.data, density.voxel_size_zyx, resolution, angles=density.cell_angles)
-    cc = CachedEvaluator(density, model, resolution)
-    b_sharpen = np.arange(-160.0, 241.0, 10.0)
-    ccs = [cc(density.with_data(whole.render(Sharpening("b_iso_to_d_cut", b_sharpen=float(b)).factors(whole))))
-           for b in b_sharpen]
+    b_sharpen, ccs = cc_curve(density, model, resolution)
     return {"b_orig": box.b_iso, "targets": targets, "scores": np.array(scores), "b_sharpen": b_sharpen,
-            "cc": np.array(ccs)}
+            "cc": ccs}
 
 
 def losses(c: dict) -> dict:
