@@ -75,6 +75,18 @@ class FourierGrid:
         lengths = tuple(n * v for n, v in zip(self.shape[::-1], self.voxel_size[::-1]))
         return np.linalg.inv(orthogonalisation_matrix(lengths, self.angles)).T
 
+    @cached_property
+    def metric(self) -> np.ndarray:
+        """Reciprocal metric ``G = MᵀM``: ``|s|² = Σ G_ij m_i m_j`` for Miller indices ``m = (h, k, l)``."""
+        m = self.reciprocal_matrix
+        return np.ascontiguousarray(m.T @ m)
+
+    @property
+    def flat_index_dtype(self) -> type:
+        """int32 when every flat index into the rfft array fits in it (half the bytes), else int64."""
+        nz, ny, nh = self.rfft_shape
+        return np.int32 if nz * ny * nh < 2**31 - 1 else np.int64
+
     def s_cartesian(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cartesian components (sx, sy, sz) of s for every rfft coefficient (float32)."""
         l_idx, k_idx, h_idx = self.miller
@@ -106,7 +118,7 @@ class FourierGrid:
         terms, so only the result is a full-size array (no per-component temporaries).
         """
         l_idx, k_idx, h_idx = self.miller
-        g = self.reciprocal_matrix.T @ self.reciprocal_matrix
+        g = self.metric
         out = np.empty(self.rfft_shape, dtype=np.float32)
         np.add((g[2, 2] * l_idx * l_idx).astype(np.float32), (g[1, 1] * k_idx * k_idx).astype(np.float32), out=out)
         out += (g[0, 0] * h_idx * h_idx).astype(np.float32)

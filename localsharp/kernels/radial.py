@@ -81,8 +81,7 @@ def sphere_average_inplace(coeffs: np.ndarray, grid: FourierGrid, radius: float)
     """
     if coeffs.shape != grid.rfft_shape:
         raise ValueError(f"coefficients of shape {coeffs.shape} do not match the grid {grid.rfft_shape}")
-    m = grid.reciprocal_matrix
-    g = np.ascontiguousarray(m.T @ m)
+    g = grid.metric
     top = _s2_max(coeffs.shape, g)
     if top <= 0.0:
         return

@@ -100,8 +100,7 @@ def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, 
     """
     nz, ny, nx = density.data.shape
     grid = fourier.FourierGrid((nz, ny, nx), density.voxel_size_zyx, density.cell_angles)
-    m = grid.reciprocal_matrix
-    g = m.T @ m  # reciprocal metric in (h, k, l)
+    g = grid.metric
     half = scipy.fft.rfftn(np.asarray(density.data, dtype=np.float32), axes=(2, 1, 0),
                            workers=fourier.FFT_WORKERS)  # [l >= 0, k, h]
     ks = np.arange(-(ny // 2), (ny - 1) // 2 + 1)

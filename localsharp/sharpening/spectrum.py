@@ -23,12 +23,6 @@ FALLBACK_B_ISO = 200.0
 S_CACHE_LIMIT = 1 << 23
 
 
-def keep_size_fits_int32(grid: fourier.FourierGrid) -> bool:
-    """Whether flat indices into the rfft array of ``grid`` fit in int32."""
-    nz, ny, nh = grid.rfft_shape
-    return nz * ny * nh < 2**31 - 1
-
-
 @dataclass(frozen=True, eq=False)
 class Spectrum:
     """Coefficients of a real map inside the resolution sphere.
@@ -100,10 +94,8 @@ class Spectrum:
         grid = fourier.FourierGrid(tuple(data.shape), tuple(voxel_size), tuple(angles))
         d_min = max(d_min_ratio * resolution, grid.nyquist)
         keep = fourier.resolution_mask(grid, d_min)
-        index = np.flatnonzero(keep)
+        index = np.flatnonzero(keep).astype(grid.flat_index_dtype, copy=False)  # int32: 0.35 GB less on 1000³
         del keep
-        if keep_size_fits_int32(grid):
-            index = index.astype(np.int32)  # half the bytes of int64 (0.35 GB on a 1000³ map)
         if index.size < 20:
             raise ConfigError(f"only {index.size} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
                               f"the resolution {resolution} Å is too coarse for a box of shape {tuple(data.shape)}")
