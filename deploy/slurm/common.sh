@@ -43,6 +43,10 @@ alive() {
 # pid_from FILE: the PID recorded in FILE (empty if none).
 pid_from() { if [[ -s $1 ]]; then tr -dc '0-9' <"$1"; fi; }
 
+# alive_from FILE NAME: is the process whose PID FILE records (read now, at each call) alive?
+# For wait_for: a daemon writes its PID file a moment after it forks.
+alive_from() { alive "$(pid_from "$1")" "$2"; }
+
 # stop_pid PID NAME: SIGTERM, wait up to 20 s, then SIGKILL. Only this one PID.
 stop_pid() {
     local pid=$1 name=$2 i

@@ -134,9 +134,9 @@ start_slurm() {
             slurmd -f "$CONF" -N localhost || die "slurmd failed; see $PREFIX/log/slurmd.log"
             started=1
         fi
-        wait_for 10 alive "$(pid_from "$RUN/slurmctld.pid")" slurmctld \
+        wait_for 10 alive_from "$RUN/slurmctld.pid" slurmctld \
             || { tail -n 20 "$PREFIX/log/slurmctld.log" >&2 || true; die "slurmctld is not running"; }
-        wait_for 10 alive "$(pid_from "$RUN/slurmd.pid")" slurmd \
+        wait_for 10 alive_from "$RUN/slurmd.pid" slurmd \
             || { tail -n 20 "$PREFIX/log/slurmd.log" >&2 || true; die "slurmd is not running"; }
     fi
     link_etc_conf
