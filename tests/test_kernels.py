@@ -513,3 +513,31 @@ def test_mean_square_in_chunks_equals_the_float64_mean() -> None:
     x = np.random.default_rng(5).normal(3.0, 2.0, size=(421_899, 5)).astype(np.float32)  # 2.01 chunks
     assert fourier.mean_square(x) == pytest.approx(float(np.mean(x.astype(np.float64) ** 2)), rel=1e-12)
     assert fourier.mean_square(np.zeros((0, 3), np.float32)) == 0.0
+
+
+def test_label_members_lists_every_voxel_above_with_its_region() -> None:
+    """The voxel-list labelling (no map-sized label array) gives scipy's partition, in scan order."""
+    data = smooth_random_map((22, 19, 25), sigma=1.2, seed=8)
+    level = 0.6 * float(data.std())
+    members, member_labels, sizes = regions.label_members(data, level)
+    assert np.array_equal(members, np.flatnonzero(data.ravel() > level))
+    ref, n_ref = ndimage.label(data > level)
+    assert sizes.size - 1 == n_ref > 3
+    pairs = np.unique(np.stack([member_labels, ref.ravel()[members]]), axis=1)
+    assert pairs.shape[1] == n_ref  # one-to-one
+    assert np.array_equal(np.bincount(member_labels, minlength=sizes.size), sizes)
+    first = [members[member_labels == lab][0] for lab in range(1, sizes.size)]
+    assert first == sorted(first)  # numbered in scan order of each region's first voxel
+
+
+def test_regions_joined_only_in_a_later_plane_are_one_region() -> None:
+    """Two columns along z that meet only in the last plane: the two-plane buffer must still unite them."""
+    a = np.zeros((12, 5, 9), np.float32)
+    a[:, 2, 1] = 1.0
+    a[:, 2, 7] = 1.0
+    a[-1, 2, 1:8] = 1.0  # the bridge, in the last z plane
+    _, member_labels, sizes = regions.label_members(a, 0.5)
+    assert sizes.tolist() == [0, 12 + 12 + 5]
+    a[-1, 2, 4] = 0.0  # break the bridge: two regions
+    _, _, sizes = regions.label_members(a, 0.5)
+    assert sizes.size == 3

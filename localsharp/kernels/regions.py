@@ -2,9 +2,10 @@
 
 These are the hot loops of the adjusted-surface-area score (ALGORITHM.md §4):
 
-* :func:`label_regions` — 6-connected components of ``data > threshold``
-  (face neighbours, no periodic wrapping), by union–find.
-* :func:`region_surfaces` — for chosen regions, the number of voxels added by
+* :func:`label_members` — 6-connected components of ``data > threshold``
+  (face neighbours, no periodic wrapping), by union–find, as voxel lists
+  (:func:`label_regions` gives a label array).
+* :func:`member_surfaces` — for chosen regions, the number of voxels added by
   dilating the region with a 3×3×3 cube (26-neighbourhood), wrapping
   periodically at the box edges as the reference does.
 * :func:`threshold_for_count` — the cut-off leaving exactly ``n`` voxels above.
@@ -44,36 +45,43 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
 
 
 @njit(nogil=True, cache=True)
-def _label_flat(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     nz, ny, nx = data.shape
     flat = data.ravel()
-    n = flat.size
     plane = ny * nx
-    # pass 1: provisional ids (1-based, scan order) for voxels above threshold,
-    # union-find over the compact ids only (a few % of the box)
-    labels = np.zeros(n, dtype=np.int32)
     count = 0
-    for i in range(n):
+    for i in range(flat.size):
         if flat[i] > threshold:
             count += 1
+    # pass 1: provisional ids (1-based, scan order) for voxels above threshold and union-find
+    # over those ids only (a few % of the box).  A voxel's earlier face neighbours lie in its own
+    # z plane or the previous one, so two planes of provisional ids suffice: no map-sized array.
     parent = np.empty(count + 1, dtype=np.int32)
     members = np.empty(count, dtype=np.int64)
+    prev = np.zeros(plane, dtype=np.int32)
+    cur = np.zeros(plane, dtype=np.int32)
     k = 0
-    for i in range(n):
-        if flat[i] > threshold:
-            k += 1
-            labels[i] = k
-            parent[k] = k
-            members[k - 1] = i
-            x = i % nx
-            if x > 0 and labels[i - 1] > 0:
-                _union(parent, k, labels[i - 1])
-            if (i // nx) % ny > 0 and labels[i - nx] > 0:
-                _union(parent, k, labels[i - nx])
-            if i >= plane and labels[i - plane] > 0:
-                _union(parent, k, labels[i - plane])
+    for z in range(nz):
+        base = z * plane
+        for p in range(plane):
+            i = base + p
+            if flat[i] > threshold:
+                k += 1
+                cur[p] = k
+                parent[k] = k
+                members[k - 1] = i
+                if p % nx > 0 and cur[p - 1] > 0:
+                    _union(parent, k, cur[p - 1])
+                if p >= nx and cur[p - nx] > 0:
+                    _union(parent, k, cur[p - nx])
+                if z > 0 and prev[p] > 0:
+                    _union(parent, k, prev[p])
+            else:
+                cur[p] = 0
+        prev, cur = cur, prev
     # pass 2: compact final labels in scan order of each region's first voxel
     final = np.zeros(count + 1, dtype=np.int32)
+    member_labels = np.empty(count, dtype=np.int32)
     sizes = np.zeros(count + 1, dtype=np.int64)
     n_labels = 0
     for k in range(1, count + 1):
@@ -82,13 +90,38 @@ def _label_flat(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndar
             n_labels += 1
             final[root] = n_labels
         lab = final[root]
-        labels[members[k - 1]] = lab
+        member_labels[k - 1] = lab
         sizes[lab] += 1
-    return labels.reshape(data.shape), sizes[: n_labels + 1].copy(), members
+    return members, member_labels, sizes[: n_labels + 1].copy()
+
+
+def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 6-connected regions of ``data > threshold``, as lists of their voxels.
+
+    Needs memory for the voxels above the threshold only (a few % of a map at
+    the score's contour), not a map-sized label array.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        3-D map (float32 or float64).
+    threshold : float
+        Voxels strictly above it belong to regions.
+
+    Returns
+    -------
+    members : numpy.ndarray of int64
+        Flat (C-order) indices of the voxels above the threshold, in scan order.
+    member_labels : numpy.ndarray of int32
+        Region label (1..n, numbered in scan order of each region's first voxel) of each member.
+    sizes : numpy.ndarray of int64
+        ``sizes[k]`` = voxel count of region k (``sizes[0]`` is 0).
+    """
+    return _label_members(np.ascontiguousarray(data), float(threshold))
 
 
 def label_regions(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Label the 6-connected regions of ``data > threshold``.
+    """Label the 6-connected regions of ``data > threshold`` (a map-sized label array).
 
     Parameters
     ----------
@@ -111,20 +144,16 @@ def label_regions(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     >>> sizes.tolist()
     [0, 1, 1]
     """
-    labels, sizes, _ = _label_flat(np.ascontiguousarray(data), float(threshold))
+    members, member_labels, sizes = label_members(data, threshold)
+    labels = np.zeros(np.shape(data), dtype=np.int32)
+    labels.ravel()[members] = member_labels
     return labels, sizes
 
 
-def label_regions_with_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As :func:`label_regions`, plus the flat indices of all voxels above the threshold (scan order)."""
-    return _label_flat(np.ascontiguousarray(data), float(threshold))
-
-
 @njit(nogil=True, cache=True)
-def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: np.ndarray,
-              stamp: np.ndarray) -> np.ndarray:
-    nz, ny, nx = labels.shape
-    flat = labels.ravel()
+def _surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np.ndarray, chosen: np.ndarray,
+              sizes: np.ndarray, stamp: np.ndarray) -> np.ndarray:
+    nz, ny, nx = shape
     n_chosen = chosen.size
     rank = np.full(sizes.size, -1, dtype=np.int64)
     for r in range(n_chosen):
@@ -134,20 +163,21 @@ def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: 
     for r in range(n_chosen):
         offsets[r + 1] = offsets[r] + sizes[chosen[r]]
     fill = offsets[:-1].copy()
-    members = np.empty(offsets[-1], dtype=np.int64)
-    for a in range(above.size):
-        i = above[a]
-        lab = flat[i]
-        if lab > 0 and rank[lab] >= 0:
-            members[fill[rank[lab]]] = i
-            fill[rank[lab]] += 1
+    grouped = np.empty(offsets[-1], dtype=np.int64)
+    for a in range(members.size):
+        r = rank[member_labels[a]]
+        if r >= 0:
+            grouped[fill[r]] = members[a]
+            fill[r] += 1
     result = np.zeros(n_chosen, dtype=np.int64)
     plane = ny * nx
     for r in range(n_chosen):
-        lab = chosen[r]
+        # stamp[j] == r: voxel j is in region r or already counted for it
+        for m in range(offsets[r], offsets[r + 1]):
+            stamp[grouped[m]] = r
         count = 0
         for m in range(offsets[r], offsets[r + 1]):
-            i = members[m]
+            i = grouped[m]
             x = i % nx
             y = (i // nx) % ny
             z = i // plane
@@ -158,34 +188,45 @@ def _surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray, above: 
                     for dx in range(-1, 2):
                         xx = (x + dx) % nx
                         j = (zz * ny + yy) * nx + xx
-                        if flat[j] != lab and stamp[j] != r:
+                        if stamp[j] != r:
                             stamp[j] = r
                             count += 1
         result[r] = count
     return result
 
 
-def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray,
-                    above: np.ndarray | None = None) -> np.ndarray:
+def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np.ndarray,
+                    chosen: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Surface count of each chosen region: ``|dilate(R)| - |R|`` with a 3×3×3 cube.
 
     Dilation wraps periodically at the box edges; dilated voxels may belong to
-    other regions.
+    other regions.  The only map-sized array is an int8 stamp (a quarter of a
+    float32 map's bytes) for the usual ≤ 31 chosen regions.
 
     Parameters
     ----------
-    labels, sizes : numpy.ndarray
-        Output of :func:`label_regions`.
+    shape : tuple of int
+        Shape ``(nz, ny, nx)`` of the labelled map.
+    members, member_labels, sizes : numpy.ndarray
+        Output of :func:`label_members`.
     chosen : numpy.ndarray of int
         Region labels to measure.
-    above : numpy.ndarray of int, optional
-        Flat indices of all labelled voxels (from :func:`label_regions_with_members`);
-        saves a scan of the whole box.
 
     Returns
     -------
     numpy.ndarray of int64
         One surface count per chosen region.
+    """
+    chosen = np.asarray(chosen, dtype=np.int64)
+    n = int(np.prod(shape))
+    # which region last counted each voxel; int8 for the usual <= 31 regions
+    stamp = np.full(n, -1, dtype=np.int8 if chosen.size < 127 else np.int32)
+    nz, ny, nx = (int(v) for v in shape)
+    return _surfaces((nz, ny, nx), members, member_labels, chosen, sizes, stamp)
+
+
+def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """As :func:`member_surfaces`, from a map-sized label array (:func:`label_regions`).
 
     Examples
     --------
@@ -194,12 +235,8 @@ def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray,
     >>> region_surfaces(labels, np.array([1]), sizes).tolist()   # (2+2)**3 - 2**3
     [56]
     """
-    if above is None:
-        above = np.flatnonzero(labels.ravel())
-    chosen = np.asarray(chosen, dtype=np.int64)
-    # which region last counted each voxel; int8 (a quarter of the map's bytes) for the usual <= 31 regions
-    stamp = np.full(labels.size, -1, dtype=np.int8 if chosen.size < 127 else np.int32)
-    return _surfaces(labels, chosen, sizes, above, stamp)
+    members = np.flatnonzero(labels.ravel())
+    return member_surfaces(labels.shape, members, labels.ravel()[members].astype(np.int32), chosen, sizes)
 
 
 @njit(nogil=True, cache=True)

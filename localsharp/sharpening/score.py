@@ -80,7 +80,7 @@ def measure_map(data: np.ndarray, solvent_fraction: float, params: ScoreParams =
     if n_target < 1:
         return MapMeasures(0.0, 0.0, 0, kurt, float(data.max()))
     threshold = regions.threshold_for_count(data, n_target)
-    labels, sizes, above = regions.label_regions_with_members(data, threshold)
+    members, member_labels, sizes = regions.label_members(data, threshold)
     n_regions = sizes.size - 1
     if n_regions == 0:
         return MapMeasures(0.0, 0.0, 0, kurt, threshold)
@@ -90,7 +90,7 @@ def measure_map(data: np.ndarray, solvent_fraction: float, params: ScoreParams =
     n_take = int(np.searchsorted(volumes, needed, side="left")) + 1
     n_take = min(n_take, params.max_regions_to_test + 1, order.size)
     chosen = order[:n_take]
-    surfaces = regions.region_surfaces(labels, chosen, sizes, above)
+    surfaces = regions.member_surfaces(data.shape, members, member_labels, chosen, sizes)
     sa_ratio = float(surfaces.sum()) / max(1.0, float(volumes[n_take - 1]))
     return MapMeasures(
         surface_area=sa_ratio,
