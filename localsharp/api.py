@@ -404,13 +404,14 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
     """
     t = time.perf_counter()
     factors = sharpening.factors(whole)
+    region_weight = search.region_weight if search else opts.search.region_weight
+    # The input is scored first, so that its region labels are freed before the output exists.
+    score_in = measure_map(density.data, solvent.solvent_fraction, opts.search.score)
     if sharpening.method == "no_sharpening":
-        out_data = density.data.copy()
+        out_data, score_out = density.data.copy(), score_in
     else:
         out_data = whole.render(factors)
-    region_weight = search.region_weight if search else opts.search.region_weight
-    score_out = measure_map(out_data, solvent.solvent_fraction, opts.search.score)
-    score_in = measure_map(density.data, solvent.solvent_fraction, opts.search.score)
+        score_out = measure_map(out_data, solvent.solvent_fraction, opts.search.score)
     discarded = False
     target = search.target if search is not None else "adjusted_sa"
 
@@ -426,6 +427,7 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
             "(--keep-if-worse to keep the sharpened map)"]
         sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
         factors = np.ones_like(factors)
+        del out_data  # the sharpened map is not kept: free it before the copy
         out_data, score_out = density.data.copy(), score_in
     d_fit = sharpening.d_cut or opts.resolution
     b_out = whole.measure_b_iso(factors, d_fit=d_fit) if sharpening.method != "no_sharpening" else whole.b_iso
