@@ -7,8 +7,8 @@ process; the peak resident memory (``ru_maxrss`` of the child) and the stage tim
 ``summary.json`` are recorded.  Bytes per voxel = peak RSS / voxels: what a 1000³ map would need
 is about 1e9 times that, plus the fixed ~0.3 GB of the interpreter and libraries.
 
-Run: ``python benchmarks/bench_large.py [--sizes 384] [--repeats 3]``.  Writes
-``benchmarks/results/large.json``.
+Run: ``python benchmarks/bench_large.py [--sizes 384] [--repeats 3] [--merge] [--output large.json]``.
+Writes ``benchmarks/results/large.json`` (``--merge`` keeps the sizes not re-run).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CASES, available, median, print_table, write_json
+from _common import CASES, RESULTS, available, median, print_table, write_json
 
 
 def make_map(size: int, path: Path) -> None:
@@ -61,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[384])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--merge", action="store_true", help="keep the other sizes already in large.json")
+    parser.add_argument("--output", default="large.json", help="results file name in benchmarks/results")
     args = parser.parse_args()
     if not available(CASES["emd11007"]):
         print(f"skip: {CASES['emd11007']['map']} missing")
@@ -82,7 +84,10 @@ def main() -> None:
                               "bytes_per_voxel": median(rss) * 1e6 / voxels, "stages_s_last": stages}
     print_table(["map", "MB", "wall s (median)", "global_sharpen s", "peak RSS MB", "bytes/voxel"], rows)
     print(f"(self ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, not included)")
-    write_json("large.json", {"benchmark": "whole CLI process on tiled EMD-11007, resolution 2.9 Å", "results": out})
+    previous = RESULTS / args.output
+    if args.merge and previous.exists():
+        out = {**json.loads(previous.read_text())["results"], **out}
+    write_json(args.output, {"benchmark": "whole CLI process on tiled EMD-11007, resolution 2.9 Å", "results": out})
 
 
 if __name__ == "__main__":
