@@ -3,9 +3,11 @@
 Maps far bigger than the shared cases (virus capsids reach 1000³ voxels) are built by tiling the
 real EMD-11007 crop (192³, 0.834 Å voxels) 2×2×2 (384³, 226 MB) and, with ``--sizes 384 512``,
 padding/cropping the tiling to other edge lengths.  Each size runs ``--repeats`` times as a fresh
-process; the peak resident memory (``ru_maxrss`` of the child) and the stage timings of
-``summary.json`` are recorded.  Bytes per voxel = peak RSS / voxels: what a 1000³ map would need
-is about 1e9 times that, plus the fixed ~0.3 GB of the interpreter and libraries.
+process; the peak resident memory (``ru_maxrss`` of the child), its peak *anonymous* memory
+(``RssAnon``, sampled every 20 ms: what the system cannot reclaim; pages of a memory-mapped input
+file count in RSS but not here) and the stage timings of ``summary.json`` are recorded.  Bytes per
+voxel = peak memory / voxels: what a 1000³ map would need is about 1e9 times that, plus the fixed
+~0.3 GB of the interpreter and libraries.
 
 Run: ``python benchmarks/bench_large.py [--sizes 384] [--repeats 3] [--merge] [--output large.json]``.
 Writes ``benchmarks/results/large.json`` (``--merge`` keeps the sizes not re-run).
@@ -41,20 +43,38 @@ def make_map(size: int, path: Path) -> None:
         mrc.voxel_size = tuple(float(v) for v in src.voxel_size)
 
 
-def run_once(map_path: Path, out_dir: Path) -> tuple[float, float, dict]:
-    """Wall time (s), peak RSS (MB) of one CLI process, and its stage timings."""
+def run_once(map_path: Path, out_dir: Path) -> tuple[float, float, float, dict]:
+    """Wall time (s), peak RSS and peak anonymous RSS (MB, sampled every 20 ms) of one CLI process, and its
+    stage timings."""
     cmd = [sys.executable, "-m", "localsharp", "sharpen", str(map_path), "--resolution", "2.9",
            "--output-dir", str(out_dir), "--overwrite", "-q"]
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child: exec the CLI so its ru_maxrss is its own
         os.execv(sys.executable, cmd)
-    _, status, usage = os.wait4(pid, 0)
+    anon = 0.0
+    while True:  # sample the child's anonymous memory (not file pages, which the system can drop)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        anon = max(anon, _rss_anon_mb(pid))
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed with status {status}")
     summary = json.loads((out_dir / "summary.json").read_text())
-    return wall, usage.ru_maxrss / 1024.0, summary["timings_s"]
+    return wall, usage.ru_maxrss / 1024.0, anon, summary["timings_s"]
+
+
+def _rss_anon_mb(pid: int) -> float:
+    """``RssAnon`` of a process (MB), 0 when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def main() -> None:
@@ -75,14 +95,18 @@ def main() -> None:
             runs = [run_once(map_path, Path(tmp) / f"out_{size}") for _ in range(args.repeats)]
             walls = [r[0] for r in runs]
             rss = [r[1] for r in runs]
+            anon = [r[2] for r in runs]
             voxels = size**3
-            stages = runs[-1][2]
+            stages = runs[-1][3]
             rows.append([f"{size}^3", round(voxels * 4 / 1e6), median(walls), stages.get("total", float("nan")),
-                         median(rss), median(rss) * 1e6 / voxels])
+                         median(rss), median(anon), median(anon) * 1e6 / voxels])
             out[f"{size}"] = {"voxels": voxels, "map_mb": voxels * 4 / 1e6, "wall_s": walls, "median_wall_s": median(walls),
                               "peak_rss_mb": rss, "median_peak_rss_mb": median(rss),
-                              "bytes_per_voxel": median(rss) * 1e6 / voxels, "stages_s_last": stages}
-    print_table(["map", "MB", "wall s (median)", "global_sharpen s", "peak RSS MB", "bytes/voxel"], rows)
+                              "peak_anon_mb": anon, "median_peak_anon_mb": median(anon),
+                              "bytes_per_voxel": median(rss) * 1e6 / voxels,
+                              "anon_bytes_per_voxel": median(anon) * 1e6 / voxels, "stages_s_last": stages}
+    print_table(["map", "MB", "wall s (median)", "global_sharpen s", "peak RSS MB", "peak anon MB",
+                 "anon bytes/voxel"], rows)
     print(f"(self ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, not included)")
     previous = RESULTS / args.output
     if args.merge and previous.exists():

@@ -317,3 +317,104 @@ def test_write_into_missing_directory_is_an_output_error(tmp_path: Path) -> None
     with pytest.raises(OutputError):
         write_map(tmp_path / "no_such_dir" / "x.mrc", small_map())
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------ memory mapping
+def _is_memory_mapped(array: np.ndarray) -> bool:
+    base = array
+    while base is not None:
+        if isinstance(base, np.memmap):
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
+@pytest.mark.parametrize("fixture", REAL_MAPS)
+def test_memory_mapped_read_gives_the_same_map(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Mapped and read maps are identical (values, geometry, labels) and round-trip the header alike."""
+    path = request.getfixturevalue(fixture)
+    mapped, loaded = read_map(path, mmap=True), read_map(path, mmap=False)
+    assert np.array_equal(mapped.data, loaded.data) and mapped.data.dtype == np.float32
+    assert mapped.geometry() == loaded.geometry()
+    assert mapped.header_extras == loaded.header_extras
+    # float32 in x, y, z order is used straight from the file; other axis orders are converted
+    assert _is_memory_mapped(mapped.data) == (loaded.axis_order == (1, 2, 3))
+    assert not _is_memory_mapped(loaded.data)
+    header_in, data_in = raw(path)
+    header_out, data_out = raw(write_map(tmp_path / "copy.mrc", mapped))
+    assert_same_header(header_in, header_out)
+    assert np.array_equal(data_out, data_in)
+
+
+@pytest.mark.parametrize("dtype, axis_order", [(np.int16, (3, 1, 2)), (np.float16, (1, 2, 3)), (np.float32, (2, 3, 1))])
+def test_memory_mapped_modes_axis_orders_and_extended_header(dtype, axis_order, tmp_path: Path) -> None:
+    vol = (physical_map() * 50).astype(dtype)
+    path = tmp_path / "m.mrc"
+    write_with_mrcfile(path, vol, axis_order, (2, 0, -1), (1.0, 1.5, 2.0), dtype=dtype)
+    with mrcfile.open(path, mode="r+") as mrc:  # an extended header moves the data offset
+        mrc.set_extended_header(np.arange(96, dtype=np.uint8))
+    mapped, loaded = read_map(path, mmap=True), read_map(path, mmap=False)
+    assert np.array_equal(mapped.data, vol.astype(np.float32))
+    assert np.array_equal(mapped.data, loaded.data)
+    assert mapped.header_extras["extended_header"] == bytes(range(96))
+    assert mapped.geometry() == loaded.geometry()
+
+
+@pytest.mark.parametrize("mmap", [True, False], ids=["mapped", "read"])
+def test_input_voxels_are_read_only(emd3488_map: Path, mmap: bool) -> None:
+    """Nothing downstream can modify the input's voxels (nor, when mapped, the file)."""
+    density = read_map(emd3488_map, mmap=mmap)
+    with pytest.raises(ValueError, match="read-only"):
+        density.data[0, 0, 0] = 1.0
+
+
+def test_big_files_are_memory_mapped_by_default(emd3488_map: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localsharp.maps import mrc as mrc_module
+
+    assert not _is_memory_mapped(read_map(emd3488_map).data)  # 4 MB: read
+    monkeypatch.setattr(mrc_module, "MMAP_MIN_BYTES", emd3488_map.stat().st_size)
+    assert _is_memory_mapped(read_map(emd3488_map).data)
+
+
+def test_gzipped_maps_are_read_even_when_mapping_is_asked(spike_map: Path, tmp_path: Path) -> None:
+    gz = tmp_path / "spike.mrc.gz"
+    with open(spike_map, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    density = read_map(gz, mmap=True)
+    assert not _is_memory_mapped(density.data)
+    assert np.array_equal(density.data, read_map(spike_map).data)
+
+
+@pytest.mark.parametrize("mmap", [True, False], ids=["mapped", "read"])
+@pytest.mark.parametrize("dtype", [">f4", ">i2"])
+def test_big_endian_maps_read_correctly(dtype: str, mmap: bool, tmp_path: Path) -> None:
+    vol = physical_map()
+    path = tmp_path / "be.mrc"
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(vol.astype(dtype))  # mrcfile writes the file (header too) in the array's byte order
+        mrc.voxel_size = 1.0
+    with mrcfile.open(path) as mrc:
+        assert mrc.header.mode.dtype.byteorder == ">"
+    assert np.array_equal(read_map(path, mmap=mmap).data, vol.astype(dtype).astype(np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
+def test_value_checks_span_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NaN/Inf and constant-map checks run chunk by chunk (no map-sized temporary) and miss nothing."""
+    from localsharp.errors import InputFileError
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "CHECK_CHUNK", 7)
+    vol = physical_map()
+    ok = tmp_path / "ok.mrc"
+    write_with_mrcfile(ok, vol, (1, 2, 3), (0, 0, 0), (1.0, 1.0, 1.0))
+    assert np.array_equal(read_map(ok).data, vol)
+    bad = vol.copy()
+    bad.flat[-1] = np.nan
+    bad.flat[100] = np.inf
+    write_with_mrcfile(tmp_path / "nan.mrc", bad, (1, 2, 3), (0, 0, 0), (1.0, 1.0, 1.0))
+    with pytest.raises(InputFileError, match="2 NaN or infinite"):
+        read_map(tmp_path / "nan.mrc")
+    write_with_mrcfile(tmp_path / "flat.mrc", np.full_like(vol, 2.5), (1, 2, 3), (0, 0, 0), (1.0, 1.0, 1.0))
+    with pytest.raises(InputFileError, match="constant"):
+        read_map(tmp_path / "flat.mrc")

@@ -120,22 +120,57 @@ def _voxel_size(path: Path, header: np.recarray) -> tuple[float, float, float]:
     return tuple(c / g for c, g in zip(cell, grid))  # type: ignore[return-value]
 
 
+#: Voxels checked at a time by :func:`_check_values` (no map-sized boolean temporary).
+CHECK_CHUNK = 1 << 24
+
+
 def _check_values(path: Path, data: np.ndarray) -> None:
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - np.count_nonzero(finite))
+    flat = data.reshape(-1)
+    bad, low, high = 0, np.inf, -np.inf
+    for start in range(0, flat.size, CHECK_CHUNK):
+        part = flat[start:start + CHECK_CHUNK]
+        finite = np.isfinite(part)
+        n_finite = int(np.count_nonzero(finite))
+        bad += part.size - n_finite
+        if n_finite:
+            values = part if n_finite == part.size else part[finite]
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if bad:
         raise InputFileError(path, f"map holds {bad} NaN or infinite values")
-    if float(data.max()) == float(data.min()):
-        raise InputFileError(path, f"map is constant (every voxel is {float(data.flat[0])}); nothing to sharpen")
+    if low == high:
+        raise InputFileError(path, f"map is constant (every voxel is {float(flat[0])}); nothing to sharpen")
 
 
-def read_map(path: str | os.PathLike) -> DensityMap:
+#: Uncompressed maps at least this big are memory-mapped instead of read (see :func:`read_map`).
+MMAP_MIN_BYTES = 256 * 2**20
+
+
+def _mapped_voxels(path: Path, header: np.recarray) -> np.ndarray:
+    """The voxels of an uncompressed map as a read-only memory map, in file order ``[section, row, column]``.
+
+    The header has been validated (:func:`_check_size`), so the file holds exactly these bytes.
+    """
+    byte_order = header.dtype.fields["mode"][0].byteorder  # the order _parse_header found ("<", ">" or "=")
+    dtype = np.dtype(SUPPORTED_MODES[int(header.mode)]).newbyteorder(byte_order)
+    shape = (int(header.nz), int(header.ny), int(header.nx))
+    return np.memmap(path, dtype=dtype, mode="r", offset=_HEADER_BYTES + int(header.nsymbt), shape=shape)
+
+
+def read_map(path: str | os.PathLike, *, mmap: bool | None = None) -> DensityMap:
     """Read an MRC/CCP4 map (optionally gzipped) into a :class:`DensityMap`.
 
     Parameters
     ----------
     path : str or path-like
         ``.mrc``, ``.map``, ``.ccp4``, optionally ``.gz``-compressed.
+    mmap : bool, optional
+        Memory-map the voxels of an uncompressed file instead of reading them.
+        Default: for files of :data:`MMAP_MIN_BYTES` or more.  A float32 map in
+        x, y, z axis order then costs no memory of its own: its pages are
+        read from the file when used and the system may drop them again (a
+        1000³ map is 4 GB).  The data are read-only either way.  Other modes
+        and axis orders are converted into memory from the map, without a
+        second raw copy.
 
     Returns
     -------
@@ -159,11 +194,14 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     header = _parse_header(path, _read_raw_header(path, gz))
     _check_size(path, header, gz)
     voxel = _voxel_size(path, header)
+    if mmap is None:
+        mmap = not gz and path.stat().st_size >= MMAP_MIN_BYTES
+    mapped = bool(mmap) and not gz
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            with mrcfile.open(path, mode="r", permissive=True) as mrc:
-                raw = np.asarray(mrc.data)
+            with mrcfile.open(path, mode="r", permissive=True, header_only=mapped) as mrc:
+                raw = _mapped_voxels(path, header) if mapped else np.asarray(mrc.data)
                 extended = bytes(np.asarray(mrc.extended_header).tobytes())
                 labels = [bytes(lbl) for lbl in mrc.header.label[: int(mrc.header.nlabl)]]
         except (OSError, ValueError, EOFError) as exc:
@@ -175,6 +213,8 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     file_axes = _file_axes(header)
     perm = [file_axes.index(3), file_axes.index(2), file_axes.index(1)]
     data = np.ascontiguousarray(np.transpose(raw, perm), dtype=np.float32)
+    if not mapped:
+        data.flags.writeable = False  # as for a mapped file: the input is never modified
     _check_values(path, data)
     starts_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
     nstart = [0, 0, 0]
