@@ -123,12 +123,7 @@ def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
 def label_regions(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Label the 6-connected regions of ``data > threshold`` (a map-sized label array).
 
-    Parameters
-    ----------
-    data : numpy.ndarray
-        3-D map (float32 or float64).
-    threshold : float
-        Voxels strictly above it belong to regions.
+    Parameters are those of :func:`label_members`.
 
     Returns
     -------
