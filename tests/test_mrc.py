@@ -418,3 +418,43 @@ def test_value_checks_span_every_chunk(tmp_path: Path, monkeypatch: pytest.Monke
     write_with_mrcfile(tmp_path / "flat.mrc", np.full_like(vol, 2.5), (1, 2, 3), (0, 0, 0), (1.0, 1.0, 1.0))
     with pytest.raises(InputFileError, match="constant"):
         read_map(tmp_path / "flat.mrc")
+
+
+def test_chunked_statistics_match_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMIN/DMAX/DMEAN/RMS accumulated over many chunks, with a large offset, equal numpy's float64 values."""
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "WRITE_CHUNK", 1000)
+    data = (np.random.default_rng(3).normal(0.0, 0.01, (17, 19, 23)) + 1000.0).astype(np.float32)
+    low, high, mean, rms = mrc_module.data_statistics(data)
+    ref = data.astype(np.float64)
+    assert (low, high) == (float(data.min()), float(data.max()))
+    assert mean == pytest.approx(ref.mean(), rel=1e-12)
+    assert rms == pytest.approx(ref.std(), rel=1e-6)
+
+
+def test_plain_and_gzipped_writers_give_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory-mapped writer (plain files, a few sections at a time) and mrcfile's (gzip) write the same
+    bytes: header (statistics to float32 rounding), extended header and data, in a permuted axis order."""
+    from mrcfile.dtypes import HEADER_DTYPE
+
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "WRITE_CHUNK", 50)  # several chunks on this small map
+    vol = physical_map((9, 8, 7))
+    src = tmp_path / "src.mrc"
+    write_with_mrcfile(src, vol, (2, 3, 1), (1, 2, 3), (1.0, 1.5, 2.0))
+    with mrcfile.open(src, mode="r+") as mrc:
+        mrc.set_extended_header(np.arange(64, dtype=np.uint8))
+    density = read_map(src)
+    plain = write_map(tmp_path / "plain.mrc", density, label="test").read_bytes()
+    packed = gzip.decompress(write_map(tmp_path / "packed.mrc.gz", density, label="test").read_bytes())
+    assert len(plain) == len(packed) and plain[1024:] == packed[1024:]
+    h_plain, h_packed = (np.frombuffer(b[:1024], HEADER_DTYPE)[0] for b in (plain, packed))
+    for name in HEADER_DTYPE.names:
+        if name in ("dmin", "dmax", "dmean", "rms"):
+            assert float(h_plain[name]) == pytest.approx(float(h_packed[name]), rel=1e-6)
+        else:
+            assert h_plain[name].tobytes() == h_packed[name].tobytes(), name
+    again = read_map(tmp_path / "plain.mrc")
+    assert np.array_equal(again.data, vol) and again.header_extras["extended_header"] == bytes(range(64))

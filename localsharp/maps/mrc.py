@@ -308,13 +308,62 @@ def write_map(
     """
     path = Path(path)
     compression = "gzip" if path.suffix == ".gz" else None
+    extended = density.header_extras.get("extended_header", b"")
     with atomic_path(path, overwrite=overwrite) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
-                mrc.set_data(file_array(density))  # also sets the header's data statistics
-                extended = density.header_extras.get("extended_header", b"")
-                if extended:
-                    mrc.set_extended_header(np.frombuffer(extended, dtype=np.uint8))
-                _fill_header(mrc, density, label)
+            if compression:
+                with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
+                    mrc.set_data(file_array(density))  # also sets the header's data statistics
+                    if extended:
+                        mrc.set_extended_header(np.frombuffer(extended, dtype=np.uint8))
+                    _fill_header(mrc, density, label)
+            else:
+                _write_mapped(tmp, density, label, extended)
     return path
+
+
+#: Voxels copied into a memory-mapped output at a time by :func:`_write_mapped`.
+WRITE_CHUNK = 1 << 22
+
+
+def _write_mapped(tmp: Path, density: DensityMap, label: str | None, extended: bytes) -> None:
+    """Write an uncompressed map through a memory map, a few sections at a time.
+
+    No copy of the map is made (``mrcfile``'s ``set_data`` copies it and its
+    statistics make map-sized temporaries); DMIN/DMAX/DMEAN/RMS are
+    accumulated chunk by chunk (:func:`data_statistics`).
+    """
+    mapc, mapr, maps = density.axis_order
+    layout = np.transpose(density.data, [3 - s for s in (maps, mapr, mapc)])  # a view in file order
+    header_ext = np.frombuffer(extended, dtype=np.uint8) if extended else None
+    with mrcfile.new_mmap(tmp, shape=layout.shape, mrc_mode=2, overwrite=True,
+                          extended_header=header_ext) as mrc:
+        step = max(1, WRITE_CHUNK // max(1, layout.shape[1] * layout.shape[2]))
+        for start in range(0, layout.shape[0], step):
+            mrc.data[start:start + step] = layout[start:start + step]
+        dmin, dmax, dmean, rms = data_statistics(density.data)
+        mrc.header.dmin, mrc.header.dmax = dmin, dmax
+        mrc.header.dmean, mrc.header.rms = dmean, rms
+        _fill_header(mrc, density, label)
+
+
+def data_statistics(data: np.ndarray) -> tuple[float, float, float, float]:
+    """``(min, max, mean, rms)`` of a map, rms about the mean (MRC's RMS), in float64 chunks.
+
+    Sums are taken about the first chunk's mean, so a large offset does not
+    cost precision; no map-sized temporary is made.
+    """
+    flat = data.reshape(-1)
+    shift = float(flat[:WRITE_CHUNK].mean(dtype=np.float64)) if flat.size else 0.0
+    total = total_sq = 0.0
+    low, high = np.inf, -np.inf
+    for start in range(0, flat.size, WRITE_CHUNK):
+        part = flat[start:start + WRITE_CHUNK].astype(np.float64)
+        low, high = min(low, float(part.min())), max(high, float(part.max()))
+        part -= shift
+        total += float(part.sum())
+        total_sq += float(np.dot(part, part))
+    n = max(1, flat.size)
+    mean = total / n
+    return low, high, shift + mean, float(np.sqrt(max(0.0, total_sq / n - mean * mean)))

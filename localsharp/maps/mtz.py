@@ -88,15 +88,16 @@ def p1_asu(h: np.ndarray, k: np.ndarray, l: np.ndarray) -> np.ndarray:
     return (l > 0) | ((l == 0) & ((h > 0) | ((h == 0) & (k > 0))))
 
 
-def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, np.ndarray]:
-    """Miller indices ``(n, 3)`` (h, k, l) and complex coefficients of ``density`` to ``d_min``.
+def coefficient_table(density: DensityMap, d_min: float) -> np.ndarray:
+    """Rows ``(h, k, l, |F|, φ in degrees)`` (float32) of the coefficients of ``density`` to ``d_min``.
 
     Reflections are those of the P1 asymmetric unit (:func:`p1_asu`), in MTZ sort order
     (h, then k, then l ascending), so no sort is needed.  One real FFT of the map (our own,
     multi-threaded) with the halved axis along z gives exactly the ASU's half-space ``l >= 0``;
-    it is read one h-slab at a time, so no other map-sized array is made.  The
-    crystallographic sign convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate
-    of numpy's).  Terms on a Nyquist plane (ambiguous sign) and F000 are left out.
+    it is read one h-slab at a time, each slab straight into its float32 rows (20 bytes a
+    reflection), so besides the FFT no map-sized array is made.  The crystallographic sign
+    convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate of numpy's).  Terms on a
+    Nyquist plane (ambiguous sign) and F000 are left out.
     """
     nz, ny, nx = density.data.shape
     grid = fourier.FourierGrid((nz, ny, nx), density.voxel_size_zyx, density.cell_angles)
@@ -109,7 +110,7 @@ def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, 
     base = g[1, 1] * kk * kk + g[2, 2] * ll * ll + 2.0 * g[1, 2] * kk * ll
     limit = 1.0 / d_min**2
     nyquist_kl = ((ny % 2 == 0) & (np.abs(kk) == ny // 2)) | ((nz % 2 == 0) & (ll == nz // 2))
-    rows_hkl, rows_f = [], []
+    blocks = []
     for h in range(-(nx // 2), (nx - 1) // 2 + 1):
         if nx % 2 == 0 and abs(h) == nx // 2:
             continue
@@ -119,11 +120,18 @@ def unique_coefficients(density: DensityMap, d_min: float) -> tuple[np.ndarray, 
         if ik.size == 0:
             continue
         k, l = ks[ik], ls[il]
-        rows_f.append(np.conj(half[l, k % ny, h % nx]))
-        rows_hkl.append(np.column_stack([np.full(k.size, h), k, l]))
-    if not rows_f:
-        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.complex64)
-    return np.concatenate(rows_hkl), np.concatenate(rows_f)
+        values = np.conj(half[l, k % ny, h % nx])
+        block = np.empty((ik.size, 5), dtype=np.float32)
+        block[:, 0] = h
+        block[:, 1] = k
+        block[:, 2] = l
+        block[:, 3] = np.abs(values)
+        block[:, 4] = np.degrees(np.angle(values))
+        blocks.append(block)
+    del half
+    if not blocks:
+        return np.zeros((0, 5), dtype=np.float32)
+    return np.concatenate(blocks)
 
 
 def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: float, *,
@@ -138,19 +146,16 @@ def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: 
         raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
     a, b, c = density.box_lengths
     cell = gemmi.UnitCell(a, b, c, *density.cell_angles)
-    hkl, values = unique_coefficients(density, d_min)
-    amps = np.abs(values)
+    table = coefficient_table(density, d_min)
+    amps = table[:, 3]  # a view: scaled in place
     scale = SCALE_MAX / max(float(amps.max()), 1e-30) if amps.size else 1.0
+    amps *= np.float32(scale)
     mtz = gemmi.Mtz(with_base=True)
     mtz.spacegroup = gemmi.SpaceGroup("P 1")
     mtz.set_cell_for_all(cell)
     mtz.add_dataset("localsharp")
     mtz.add_column("FWT", "F")
     mtz.add_column("PHIFWT", "P")
-    table = np.empty((hkl.shape[0], 5), dtype=np.float32)
-    table[:, :3] = hkl
-    table[:, 3] = amps * np.float32(scale)
-    table[:, 4] = np.degrees(np.angle(values))
     mtz.set_data(table)
     mtz.sort_order = [1, 2, 3, 0, 0]  # rows come sorted by h, k, l
     with atomic_path(path, overwrite=overwrite) as tmp:
