@@ -166,10 +166,37 @@ def to_map(coeffs: np.ndarray, shape: tuple[int, int, int], workers: int | None 
     workers = workers or FFT_WORKERS
     if overwrite and coeffs.dtype == np.complex64 and coeffs.flags.c_contiguous:
         inner = scipy.fft.ifftn(coeffs, axes=(-3, -2), workers=workers, overwrite_x=True)
+        if inner.ndim == 3 and inner.size >= IN_PLACE_MIN and np.shares_memory(inner, coeffs):
+            return _last_axis_in_place(inner, shape, workers)
         return scipy.fft.irfft(inner, n=shape[-1], axis=-1, workers=workers,
                                overwrite_x=True).astype(np.float32, copy=False)
     return scipy.fft.irfftn(coeffs, s=shape, axes=(-3, -2, -1),
                             workers=workers).astype(np.float32, copy=False)
+
+
+#: Complex coefficients from which :func:`to_map` writes the map into their own memory (16 M = 128 MB).
+IN_PLACE_MIN = 1 << 24
+
+
+def _last_axis_in_place(inner: np.ndarray, shape: tuple[int, int, int], workers: int) -> np.ndarray:
+    """The last (half-complex → real) pass of :func:`to_map`, written into ``inner``'s own memory.
+
+    Each z-slab's real rows (``nx`` floats) fit in the bytes of its complex rows
+    (``2·(nx//2 + 1)`` floats): slab by slab, the rows are transformed and stored
+    over the coefficients they came from, then moved forward into a contiguous
+    ``(nz, ny, nx)`` map at the start of the buffer (a destination never overlaps
+    a later slab's source).  The map is a view of that buffer, so the pass needs
+    one slab of extra memory instead of a whole map.
+    """
+    nz, ny, nx = shape
+    floats = inner.reshape(-1).view(np.float32)
+    rows = floats.reshape(nz, ny, 2 * inner.shape[-1])
+    for z in range(nz):
+        rows[z, :, :nx] = scipy.fft.irfft(inner[z], n=nx, axis=-1, workers=workers)
+    out = floats[: nz * ny * nx].reshape(nz, ny, nx)
+    for z in range(nz):
+        out[z] = rows[z, :, :nx]  # overlapping forward move: numpy buffers the slab when needed
+    return out
 
 
 def resolution_mask(grid: FourierGrid, d_min: float, d_max: float | None = None) -> np.ndarray:
