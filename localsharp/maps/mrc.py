@@ -170,7 +170,9 @@ def read_map(path: str | os.PathLike, *, mmap: bool | None = None) -> DensityMap
         read from the file when used and the system may drop them again (a
         1000³ map is 4 GB).  The data are read-only either way.  Other modes
         and axis orders are converted into memory from the map, without a
-        second raw copy.
+        second raw copy.  A mapped file must not be truncated or rewritten in
+        place by another program while the map is in use (replacing it by a
+        new file, as every localsharp writer does, is safe).
 
     Returns
     -------
