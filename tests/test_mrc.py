@@ -46,8 +46,13 @@ REAL_MAPS = [
 
 
 # ------------------------------------------------------------------ real maps
+@pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
-def test_real_map_round_trip_is_exact(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_real_map_round_trip_is_exact(fixture: str, writer: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "WRITE_MAPPED_MIN", 0 if writer == "mapped" else 2**62)
     path = request.getfixturevalue(fixture)
     header_in, data_in = raw(path)
     density = read_map(path)
@@ -64,10 +69,14 @@ def test_real_map_round_trip_is_exact(fixture: str, request: pytest.FixtureReque
         assert getattr(again, name) == getattr(density, name), name
 
 
+@pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
-def test_written_header_statistics_describe_the_data(fixture: str, request: pytest.FixtureRequest,
-                                                     tmp_path: Path) -> None:
+def test_written_header_statistics_describe_the_data(fixture: str, writer: str, request: pytest.FixtureRequest,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """DMIN, DMAX, DMEAN and RMS of a written map are those of its data (viewers scale contours by them)."""
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "WRITE_MAPPED_MIN", 0 if writer == "mapped" else 2**62)
     density = read_map(request.getfixturevalue(fixture))
     scaled = density.with_data(density.data * np.float32(2.5) + np.float32(1.0))
     with mrcfile.open(write_map(tmp_path / "stats.mrc", scaled, label="stats"), permissive=True) as mrc:
@@ -441,6 +450,7 @@ def test_plain_and_gzipped_writers_give_the_same_file(tmp_path: Path, monkeypatc
     from localsharp.maps import mrc as mrc_module
 
     monkeypatch.setattr(mrc_module, "WRITE_CHUNK", 50)  # several chunks on this small map
+    monkeypatch.setattr(mrc_module, "WRITE_MAPPED_MIN", 0)
     vol = physical_map((9, 8, 7))
     src = tmp_path / "src.mrc"
     write_with_mrcfile(src, vol, (2, 3, 1), (1, 2, 3), (1.0, 1.5, 2.0))

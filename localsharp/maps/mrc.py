@@ -314,7 +314,7 @@ def write_map(
     with atomic_path(path, overwrite=overwrite) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if compression:
+            if compression or density.data.nbytes < WRITE_MAPPED_MIN:
                 with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
                     mrc.set_data(file_array(density))  # also sets the header's data statistics
                     if extended:
@@ -327,6 +327,9 @@ def write_map(
 
 #: Voxels copied into a memory-mapped output at a time by :func:`_write_mapped`.
 WRITE_CHUNK = 1 << 22
+#: Plain maps of at least this many bytes are written by :func:`_write_mapped` (smaller ones by
+#: mrcfile, whose copy costs little and which is ~20 ms faster on a 4 MB map).
+WRITE_MAPPED_MIN = 64 * 2**20
 
 
 def _write_mapped(tmp: Path, density: DensityMap, label: str | None, extended: bytes) -> None:
