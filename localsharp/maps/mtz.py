@@ -94,8 +94,9 @@ def coefficient_table(density: DensityMap, d_min: float) -> np.ndarray:
     Reflections are those of the P1 asymmetric unit (:func:`p1_asu`), in MTZ sort order
     (h, then k, then l ascending), so no sort is needed.  One real FFT of the map (our own,
     multi-threaded) with the halved axis along z gives exactly the ASU's half-space ``l >= 0``;
-    it is read one h-slab at a time, each slab straight into its float32 rows (20 bytes a
-    reflection), so besides the FFT no map-sized array is made.  The crystallographic sign
+    it is read one h-slab at a time, only over the (k, l) window of the resolution ellipse
+    (:func:`_kl_window`), each slab straight into its float32 rows (20 bytes a reflection), so
+    besides the FFT no map-sized array is made.  The crystallographic sign
     convention ``F(h) = Σ ρ(x) exp(+2πi h·x)`` is used (the conjugate of numpy's).  Terms on a
     Nyquist plane (ambiguous sign) and F000 are left out.
     """
@@ -114,12 +115,17 @@ def coefficient_table(density: DensityMap, d_min: float) -> np.ndarray:
     for h in range(-(nx // 2), (nx - 1) // 2 + 1):
         if nx % 2 == 0 and abs(h) == nx // 2:
             continue
-        s2 = base + g[0, 0] * h * h + 2.0 * h * (g[0, 1] * kk + g[0, 2] * ll)
-        keep = (s2 <= limit) & ~nyquist_kl & p1_asu(h, kk, ll)  # l = 0: only the ASU half of the plane
+        window = _kl_window(g, limit, h, ks, ls)
+        if window is None:
+            continue
+        part = np.s_[window[0]:window[1], window[2]:window[3]]
+        k_part, l_part = kk[part], ll[part]
+        s2 = base[part] + g[0, 0] * h * h + 2.0 * h * (g[0, 1] * k_part + g[0, 2] * l_part)
+        keep = (s2 <= limit) & ~nyquist_kl[part] & p1_asu(h, k_part, l_part)  # l = 0: only the ASU half
         ik, il = np.nonzero(keep)  # C order: k, then l ascending
         if ik.size == 0:
             continue
-        k, l = ks[ik], ls[il]
+        k, l = ks[ik + window[0]], ls[il + window[2]]
         values = np.conj(half[l, k % ny, h % nx])
         block = np.empty((ik.size, 5), dtype=np.float32)
         block[:, 0] = h
@@ -132,6 +138,33 @@ def coefficient_table(density: DensityMap, d_min: float) -> np.ndarray:
     if not blocks:
         return np.zeros((0, 5), dtype=np.float32)
     return np.concatenate(blocks)
+
+
+def _kl_window(g: np.ndarray, limit: float, h: int, ks: np.ndarray,
+               ls: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Index ranges ``(k0, k1, l0, l1)`` into ``ks``/``ls`` holding every ``(k, l)`` with ``|s(h, k, l)|² <= limit``.
+
+    At fixed h the sphere of resolution is an ellipse in (k, l): with ``A = G[1:, 1:]`` and
+    ``b = G[1:, 0]`` its centre is ``−h A⁻¹ b`` and ``r² = limit − h² (G₀₀ − bᵀ A⁻¹ b)``; its half
+    extents are ``√(r² (A⁻¹)_kk)`` and ``√(r² (A⁻¹)_ll)``.  One index of margin absorbs rounding;
+    the exact test is still made on every (k, l) of the window.  None when the plane holds no
+    reflection.
+    """
+    a = g[1:, 1:]
+    b = g[1:, 0]
+    a_inv = np.linalg.inv(a)
+    r2 = limit - h * h * (g[0, 0] - float(b @ a_inv @ b))
+    if r2 < 0:
+        return None
+    centre = -h * (a_inv @ b)
+    half_k, half_l = np.sqrt(r2 * a_inv[0, 0]), np.sqrt(r2 * a_inv[1, 1])
+    k0 = max(0, int(np.floor(centre[0] - half_k)) - 1 - int(ks[0]))
+    k1 = min(ks.size, int(np.ceil(centre[0] + half_k)) + 2 - int(ks[0]))
+    l0 = max(0, int(np.floor(centre[1] - half_l)) - 1 - int(ls[0]))
+    l1 = min(ls.size, int(np.ceil(centre[1] + half_l)) + 2 - int(ls[0]))
+    if k0 >= k1 or l0 >= l1:
+        return None
+    return k0, k1, l0, l1
 
 
 def write_map_coefficients(path: str | os.PathLike, density: DensityMap, d_min: float, *,
