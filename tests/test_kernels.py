@@ -556,3 +556,25 @@ def test_map_written_into_its_own_coefficients_is_bit_identical(shape, monkeypat
     assert in_place.shape == shape and in_place.flags.c_contiguous and in_place.dtype == np.float32
     assert np.array_equal(in_place, usual)
     assert np.allclose(in_place, data, atol=1e-5)
+
+
+def test_chunked_anisotropy_and_sharpening_factors_equal_the_whole_array_formulas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Computing the anisotropy correction and B-type factors chunk by chunk changes no value."""
+    from localsharp.sharpening import functions
+
+    rng = np.random.default_rng(12)
+    s_xyz = tuple(rng.normal(0.0, 0.2, 5003).astype(np.float32) for _ in range(3))
+    fit = wilson.WilsonFit(b_cart=(40.0, 55.0, 50.0, 3.0, -2.0, 1.0), n_used=5003)
+    sx, sy, sz = (c.astype(np.float64) for c in s_xyz)
+    quad = 40 * sx * sx + 55 * sy * sy + 50 * sz * sz + 2 * (3 * sx * sy - 2 * sx * sz + 1 * sy * sz)
+    whole = np.exp(0.25 * quad - 0.25 * fit.b_iso * (sx * sx + sy * sy + sz * sz)).astype(np.float32)
+    monkeypatch.setattr(wilson, "FIT_CHUNK", 1000)
+    assert np.array_equal(wilson.anisotropy_correction(fit, s_xyz), whole)
+
+    data = smooth_random_map((30, 28, 26), seed=13)
+    spectrum = Spectrum.from_map(data, (1.0, 1.0, 1.0), 3.0)
+    sharpening = Sharpening("b_iso_to_d_cut", b_sharpen=35.0)
+    expected = np.exp(sharpening.log_factor(spectrum.sthol2, spectrum.resolution)).astype(np.float32)
+    monkeypatch.setattr(functions, "FACTOR_CHUNK", 777)
+    assert spectrum.sthol2.size > 3 * 777
+    assert np.array_equal(sharpening.factors(spectrum), expected)

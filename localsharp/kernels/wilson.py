@@ -161,8 +161,13 @@ def anisotropy_correction(fit: WilsonFit, s_xyz: tuple[np.ndarray, np.ndarray, n
 
     ``F' = F · exp(+¼ sᵀ B s) · exp(-¼ b̄ |s|²)`` (ALGORITHM.md §1.4).
     """
-    sx, sy, sz = (np.asarray(c, dtype=np.float64) for c in s_xyz)
+    n = np.asarray(s_xyz[0]).size
+    out = np.empty(n, dtype=np.float32)
     b11, b22, b33, b12, b13, b23 = fit.b_cart
-    quad = b11 * sx * sx + b22 * sy * sy + b33 * sz * sz + 2 * (b12 * sx * sy + b13 * sx * sz + b23 * sy * sz)
-    s2 = sx * sx + sy * sy + sz * sz
-    return np.exp(0.25 * quad - 0.25 * fit.b_iso * s2).astype(np.float32)
+    for start in range(0, n, FIT_CHUNK):  # float64 temporaries one chunk at a time (same values)
+        part = slice(start, start + FIT_CHUNK)
+        sx, sy, sz = (np.asarray(c[part], dtype=np.float64) for c in s_xyz)
+        quad = b11 * sx * sx + b22 * sy * sy + b33 * sz * sz + 2 * (b12 * sx * sy + b13 * sx * sz + b23 * sy * sz)
+        s2 = sx * sx + sy * sy + sz * sz
+        out[part] = np.exp(0.25 * quad - 0.25 * fit.b_iso * s2)
+    return out

@@ -30,6 +30,10 @@ METHODS = (
 SHELL_METHODS = ("half_map_sharpening", "model_sharpening")
 
 
+#: Coefficients whose B-type factors are computed at a time (float64 temporaries of 8 MB each).
+FACTOR_CHUNK = 1 << 20
+
+
 @dataclass(frozen=True)
 class Sharpening:
     """One sharpening function.
@@ -88,7 +92,12 @@ class Sharpening:
             return self._shell_factors(spectrum)
         if self.method == "resolution_dependent":
             return self._resolution_dependent(spectrum)
-        return np.exp(self.log_factor(spectrum.sthol2, spectrum.resolution)).astype(np.float32)
+        sthol2 = spectrum.sthol2
+        out = np.empty(sthol2.shape, dtype=np.float32)
+        for start in range(0, sthol2.size, FACTOR_CHUNK):  # float64 temporaries one chunk at a time
+            part = slice(start, start + FACTOR_CHUNK)
+            out[part] = np.exp(self.log_factor(sthol2[part], spectrum.resolution))
+        return out
 
     def is_uniform(self) -> bool:
         """True when the B-type sharpening is the same at every resolution."""
