@@ -277,10 +277,15 @@ def _fill_header(mrc: mrcfile.mrcfile.MrcFile, density: DensityMap, label: str |
     header.nlabl = min(len(labels), 10)
 
 
-def file_array(density: DensityMap) -> np.ndarray:
-    """Voxel array in the file layout given by ``density.axis_order``."""
+def _file_layout(density: DensityMap) -> np.ndarray:
+    """A view of the voxels in the file layout ``[section, row, column]`` given by ``density.axis_order``."""
     mapc, mapr, maps = density.axis_order
-    return np.ascontiguousarray(np.transpose(density.data, [3 - s for s in (maps, mapr, mapc)]))
+    return np.transpose(density.data, [3 - s for s in (maps, mapr, mapc)])
+
+
+def file_array(density: DensityMap) -> np.ndarray:
+    """Voxel array in the file layout given by ``density.axis_order`` (C-contiguous)."""
+    return np.ascontiguousarray(_file_layout(density))
 
 
 def write_map(
@@ -339,8 +344,7 @@ def _write_mapped(tmp: Path, density: DensityMap, label: str | None, extended: b
     statistics make map-sized temporaries); DMIN/DMAX/DMEAN/RMS are
     accumulated chunk by chunk (:func:`data_statistics`).
     """
-    mapc, mapr, maps = density.axis_order
-    layout = np.transpose(density.data, [3 - s for s in (maps, mapr, mapc)])  # a view in file order
+    layout = _file_layout(density)
     header_ext = np.frombuffer(extended, dtype=np.uint8) if extended else None
     with mrcfile.new_mmap(tmp, shape=layout.shape, mrc_mode=2, overwrite=True,
                           extended_header=header_ext) as mrc:

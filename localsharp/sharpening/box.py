@@ -187,7 +187,7 @@ def segmentation_threshold(data: np.ndarray, solvent_fraction: float, voxel_volu
     cache: dict[int, float] = {}
 
     def _scan_score(n: int) -> float:
-        _, sizes = regions.label_regions(centred, t0 * 0.95**n)
+        sizes = regions.label_members(centred, t0 * 0.95**n)[2]
         return _segment_score(sizes[1:], target, expected)
 
     def score(n: int) -> float:
@@ -214,7 +214,7 @@ def segmented_region_bounds(data: np.ndarray, solvent_fraction: float, voxel_siz
     75 % of the list, whose volume is at least 25 % of the largest.
     """
     threshold, expected = segmentation_threshold(data, solvent_fraction, float(np.prod(voxel_size)))
-    labels, sizes = regions.label_regions(data, threshold)
+    members, member_labels, sizes = regions.label_members(data, threshold)
     if sizes.size <= 1:
         whole = tuple((0, n) for n in data.shape)
         return whole, "segmentation found no region"  # type: ignore[return-value]
@@ -224,7 +224,7 @@ def segmented_region_bounds(data: np.ndarray, solvent_fraction: float, voxel_siz
         head = order[:max(1, int(0.75 * order.size))]
         strong_enough = head[sizes[head] >= 0.25 * sizes[order[0]]]
         pick = strong_enough[-1]
-    where = np.nonzero(labels == pick)
+    where = np.unravel_index(members[member_labels == pick], data.shape)
     bounds = tuple((int(w.min()), int(w.max()) + 1) for w in where)
     kind = "weaker" if use_weak_density else "largest"
     return bounds, (f"{kind} of {order.size} regions at contour {threshold:.3g} "  # type: ignore[return-value]
