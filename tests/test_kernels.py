@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from localsharp.kernels import fourier, regions, wilson
+from localsharp.kernels import fourier, radial, regions, wilson
 from localsharp.sharpening.functions import Sharpening
 from localsharp.sharpening.score import (MapMeasures, ScoreParams, calibrate_region_weight, measure_map,
                                          signal_to_noise, target_voxels)
@@ -41,6 +41,15 @@ def synthetic_map(b_cart=(80.0, 80.0, 80.0, 0.0, 0.0, 0.0), shape=(40, 40, 40), 
     full = (amplitude * phases).astype(np.complex64)
     full[0, 0, 0] = 0
     return fourier.to_map(full, shape)
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernel_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a kernel test through the numpy/scipy path (small maps) and through the numba loops."""
+    jit = request.param == "numba"
+    monkeypatch.setattr(regions, "JIT_MIN_VOXELS", 0 if jit else 1 << 62)
+    monkeypatch.setattr(radial, "JIT_MIN_COEFFS", 0 if jit else 1 << 62)
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +182,7 @@ def test_oracle5_b_sharpen_is_original_minus_target(spectrum: Spectrum) -> None:
     assert all(s.b_sharpen == pytest.approx(b0 - s.b_iso_target) for s in grid_rows)
 
 
+@pytest.mark.usefixtures("kernel_backend")
 # ------------------------------------------------------------------- oracle 6
 @pytest.mark.parametrize("n", [0, 1, 2, 17, 1000, 6553, 32767, 32768, 40000])
 def test_oracle6_threshold_leaves_exactly_n_above(n: int) -> None:
@@ -182,6 +192,7 @@ def test_oracle6_threshold_leaves_exactly_n_above(n: int) -> None:
     assert int(np.count_nonzero(data > tau)) == min(n, data.size)
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_oracle6_threshold_on_a_smooth_map_and_in_measure_map() -> None:
     data = smooth_random_map(seed=2).astype(np.float64) + np.arange(32**3).reshape(32, 32, 32) * 1e-12
     assert np.unique(data).size == data.size
@@ -194,6 +205,7 @@ def test_oracle6_threshold_on_a_smooth_map_and_in_measure_map() -> None:
     assert int(np.count_nonzero(data > m.threshold)) == n_target
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_threshold_with_ties_never_exceeds_the_count() -> None:
     data = np.repeat(np.arange(10, dtype=np.float32), 100).reshape(10, 10, 10)
     for n in (50, 100, 350):
@@ -208,6 +220,7 @@ def surfaces_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return labels, sizes, regions.region_surfaces(labels, chosen, sizes)
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_oracle7_single_voxel_has_surface_26() -> None:
     for pos in [(4, 4, 4), (0, 0, 0), (7, 0, 3)]:  # also at the box corner/edge: dilation wraps
         mask = np.zeros((8, 8, 8), bool)
@@ -217,6 +230,7 @@ def test_oracle7_single_voxel_has_surface_26() -> None:
         assert surf.tolist() == [26]
 
 
+@pytest.mark.usefixtures("kernel_backend")
 @pytest.mark.parametrize("k, expected", [(1, 26), (2, 56), (3, 98)])
 def test_oracle7_cube_surface(k: int, expected: int) -> None:
     assert (k + 2) ** 3 - k**3 == expected
@@ -227,6 +241,7 @@ def test_oracle7_cube_surface(k: int, expected: int) -> None:
     assert surf.tolist() == [expected]
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_oracle7_edge_and_corner_contacts_are_separate_regions() -> None:
     for second in [(3, 3, 4), (4, 5, 3), (5, 4, 5), (3, 3, 3), (5, 5, 5)]:  # 3 edge, 2 corner contacts
         mask = np.zeros((8, 8, 8), bool)
@@ -242,6 +257,7 @@ def test_oracle7_edge_and_corner_contacts_are_separate_regions() -> None:
     assert surf.tolist() == [4 * 3 * 3 - 2]
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_regions_do_not_wrap_across_the_box() -> None:
     mask = np.zeros((6, 6, 6), bool)
     mask[2, 2, 0] = mask[2, 2, 5] = True  # neighbours only through the periodic boundary
@@ -258,6 +274,7 @@ def brute_force_surface(region: np.ndarray) -> int:
     return int(dilated.sum() - region.sum())
 
 
+@pytest.mark.usefixtures("kernel_backend")
 @pytest.mark.parametrize("seed, shape, level", [(0, (24, 24, 24), 0.5), (1, (20, 27, 31), 0.8),
                                                 (2, (30, 18, 22), 1.2), (3, (16, 16, 40), 0.2)])
 def test_oracle7_labels_match_scipy_and_surfaces_match_brute_force(seed, shape, level) -> None:
@@ -278,6 +295,7 @@ def test_oracle7_labels_match_scipy_and_surfaces_match_brute_force(seed, shape, 
     assert surf.tolist() == [brute_force_surface(labels == lab) for lab in chosen]
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_labels_work_on_float64_and_float32_alike() -> None:
     data = smooth_random_map((20, 20, 20), seed=4)
     l32, s32 = regions.label_regions(data, 0.1)
@@ -317,6 +335,7 @@ def test_score_changes_under_a_non_linear_transform() -> None:
     assert cubed.kurtosis > base.kurtosis + 1.0
 
 
+@pytest.mark.usefixtures("kernel_backend")
 # ------------------------------------------------------------------- oracle 9
 def test_oracle9_kurtosis_of_gaussian_noise() -> None:
     rng = np.random.default_rng(11)
@@ -476,6 +495,7 @@ def test_oracle19_spectrum_removes_anisotropy() -> None:
     assert kept.b_iso == pytest.approx(spec.b_iso, abs=1e-6)  # the overall B is the same either way
 
 
+@pytest.mark.usefixtures("kernel_backend")
 @pytest.mark.parametrize("shape, angles", [((20, 24, 30), (90.0, 90.0, 90.0)), ((21, 17, 16), (80.0, 105.0, 95.0))])
 def test_sphere_average_in_place_matches_the_closed_form(shape, angles) -> None:
     """The in-place radial kernel equals ``3(sin w − w cos w)/w³`` (w = 2πR|s|) at every coefficient,
@@ -495,6 +515,7 @@ def test_sphere_average_in_place_matches_the_closed_form(shape, angles) -> None:
     assert coeffs[0, 0, 0] == expected[0, 0, 0]
 
 
+@pytest.mark.usefixtures("kernel_backend")
 @pytest.mark.parametrize("n_regions", [5, 200])
 def test_surfaces_of_many_isolated_voxels(n_regions: int) -> None:
     """Each isolated voxel has a 26-voxel surface, with the int8 stamp (< 127 regions) and the int32 one."""
@@ -515,6 +536,7 @@ def test_mean_square_in_chunks_equals_the_float64_mean() -> None:
     assert fourier.mean_square(np.zeros((0, 3), np.float32)) == 0.0
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_label_members_lists_every_voxel_above_with_its_region() -> None:
     """The voxel-list labelling (no map-sized label array) gives scipy's partition, in scan order."""
     data = smooth_random_map((22, 19, 25), sigma=1.2, seed=8)
@@ -530,6 +552,7 @@ def test_label_members_lists_every_voxel_above_with_its_region() -> None:
     assert first == sorted(first)  # numbered in scan order of each region's first voxel
 
 
+@pytest.mark.usefixtures("kernel_backend")
 def test_regions_joined_only_in_a_later_plane_are_one_region() -> None:
     """Two columns along z that meet only in the last plane: the two-plane buffer must still unite them."""
     a = np.zeros((12, 5, 9), np.float32)

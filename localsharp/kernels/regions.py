@@ -1,17 +1,22 @@
-"""Connected regions above a threshold and their surface counts (numba kernels).
+"""Connected regions above a threshold and their surface counts.
 
 These are the hot loops of the adjusted-surface-area score (ALGORITHM.md §4):
 
 * :func:`label_members` — 6-connected components of ``data > threshold``
-  (face neighbours, no periodic wrapping), by union–find, as voxel lists
+  (face neighbours, no periodic wrapping), as voxel lists
   (:func:`label_regions` gives a label array).
 * :func:`member_surfaces` — for chosen regions, the number of voxels added by
   dilating the region with a 3×3×3 cube (26-neighbourhood), wrapping
   periodically at the box edges as the reference does.
 * :func:`threshold_for_count` — the cut-off leaving exactly ``n`` voxels above.
+* :func:`kurtosis`.
 
-All functions are pure (no I/O, no global state) and release the GIL so
-several trials can be scored in threads.
+Maps of :data:`JIT_MIN_VOXELS` voxels or more go through the numba loops of
+:mod:`.regions_jit` (no map-sized label array, GIL released); smaller ones
+through numpy and scipy.ndimage, which give the same regions, surfaces and
+thresholds: numba's import and first dispatch cost about 0.5 s per process,
+more than its loops save on a 100³ map.  All functions are pure (no I/O, no
+global state).
 """
 
 from __future__ import annotations
@@ -19,87 +24,31 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from scipy import ndimage
+
+#: Maps with at least this many voxels use the numba loops (128³); smaller ones numpy/scipy.
+JIT_MIN_VOXELS = 1 << 21
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _find(parent: np.ndarray, i: int) -> int:
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        nxt = parent[i]
-        parent[i] = root
-        i = nxt
-    return root
+def _use_jit(n_voxels: int) -> bool:
+    return n_voxels >= JIT_MIN_VOXELS
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _union(parent: np.ndarray, a: int, b: int) -> None:
-    ra = _find(parent, a)
-    rb = _find(parent, b)
-    if ra < rb:
-        parent[rb] = ra
-    elif rb < ra:
-        parent[ra] = rb
-
-
-@njit(nogil=True, cache=True)
-def _label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    nz, ny, nx = data.shape
-    flat = data.ravel()
-    plane = ny * nx
-    count = 0
-    for i in range(flat.size):
-        if flat[i] > threshold:
-            count += 1
-    # pass 1: provisional ids (1-based, scan order) for voxels above threshold and union-find
-    # over those ids only (a few % of the box).  A voxel's earlier face neighbours lie in its own
-    # z plane or the previous one, so two planes of provisional ids suffice: no map-sized array.
-    parent = np.empty(count + 1, dtype=np.int32)
-    members = np.empty(count, dtype=np.int64)
-    prev = np.zeros(plane, dtype=np.int32)
-    cur = np.zeros(plane, dtype=np.int32)
-    k = 0
-    for z in range(nz):
-        base = z * plane
-        for p in range(plane):
-            i = base + p
-            if flat[i] > threshold:
-                k += 1
-                cur[p] = k
-                parent[k] = k
-                members[k - 1] = i
-                if p % nx > 0 and cur[p - 1] > 0:
-                    _union(parent, k, cur[p - 1])
-                if p >= nx and cur[p - nx] > 0:
-                    _union(parent, k, cur[p - nx])
-                if z > 0 and prev[p] > 0:
-                    _union(parent, k, prev[p])
-            else:
-                cur[p] = 0
-        prev, cur = cur, prev
-    # pass 2: compact final labels in scan order of each region's first voxel
-    final = np.zeros(count + 1, dtype=np.int32)
-    member_labels = np.empty(count, dtype=np.int32)
-    sizes = np.zeros(count + 1, dtype=np.int64)
-    n_labels = 0
-    for k in range(1, count + 1):
-        root = _find(parent, k)
-        if final[root] == 0:
-            n_labels += 1
-            final[root] = n_labels
-        lab = final[root]
-        member_labels[k - 1] = lab
-        sizes[lab] += 1
-    return members, member_labels, sizes[: n_labels + 1].copy()
+def _label_members_numpy(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`label_members` with scipy.ndimage (which also numbers regions in scan order)."""
+    labels, n_labels = ndimage.label(data > threshold)
+    flat = labels.ravel()
+    members = np.flatnonzero(flat)
+    member_labels = flat[members].astype(np.int32, copy=False)
+    sizes = np.bincount(member_labels, minlength=n_labels + 1).astype(np.int64)
+    return members, member_labels, sizes
 
 
 def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 6-connected regions of ``data > threshold``, as lists of their voxels.
 
-    Needs memory for the voxels above the threshold only (a few % of a map at
-    the score's contour), not a map-sized label array.
+    On large maps (numba) it needs memory for the voxels above the threshold
+    only (a few % of a map at the score's contour), not a map-sized label array.
 
     Parameters
     ----------
@@ -117,7 +66,11 @@ def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     sizes : numpy.ndarray of int64
         ``sizes[k]`` = voxel count of region k (``sizes[0]`` is 0).
     """
-    return _label_members(np.ascontiguousarray(data), float(threshold))
+    data = np.ascontiguousarray(data)
+    if _use_jit(data.size):
+        from . import regions_jit
+        return regions_jit.label_members(data, float(threshold))
+    return _label_members_numpy(data, float(threshold))
 
 
 def label_regions(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -145,48 +98,39 @@ def label_regions(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     return labels, sizes
 
 
-@njit(nogil=True, cache=True)
-def _surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np.ndarray, chosen: np.ndarray,
-              sizes: np.ndarray, stamp: np.ndarray) -> np.ndarray:
-    nz, ny, nx = shape
-    n_chosen = chosen.size
+def _grouped_members(members: np.ndarray, member_labels: np.ndarray, chosen: np.ndarray,
+                     sizes: np.ndarray) -> list[np.ndarray]:
+    """Voxel indices of each chosen region, in the order of ``chosen``."""
     rank = np.full(sizes.size, -1, dtype=np.int64)
-    for r in range(n_chosen):
-        rank[chosen[r]] = r
-    # voxel lists of the chosen regions, grouped by rank (counting sort)
-    offsets = np.zeros(n_chosen + 1, dtype=np.int64)
-    for r in range(n_chosen):
-        offsets[r + 1] = offsets[r] + sizes[chosen[r]]
-    fill = offsets[:-1].copy()
-    grouped = np.empty(offsets[-1], dtype=np.int64)
-    for a in range(members.size):
-        r = rank[member_labels[a]]
-        if r >= 0:
-            grouped[fill[r]] = members[a]
-            fill[r] += 1
-    result = np.zeros(n_chosen, dtype=np.int64)
-    plane = ny * nx
-    for r in range(n_chosen):
-        # stamp[j] == r: voxel j is in region r or already counted for it
-        for m in range(offsets[r], offsets[r + 1]):
-            stamp[grouped[m]] = r
-        count = 0
-        for m in range(offsets[r], offsets[r + 1]):
-            i = grouped[m]
-            x = i % nx
-            y = (i // nx) % ny
-            z = i // plane
-            for dz in range(-1, 2):
-                zz = (z + dz) % nz
-                for dy in range(-1, 2):
-                    yy = (y + dy) % ny
-                    for dx in range(-1, 2):
-                        xx = (x + dx) % nx
-                        j = (zz * ny + yy) * nx + xx
-                        if stamp[j] != r:
-                            stamp[j] = r
-                            count += 1
-        result[r] = count
+    rank[chosen] = np.arange(chosen.size)
+    r = rank[member_labels]
+    keep = np.flatnonzero(r >= 0)
+    order = keep[np.argsort(r[keep], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(sizes[chosen])])
+    grouped = members[order]
+    return [grouped[bounds[i]:bounds[i + 1]] for i in range(chosen.size)]
+
+
+#: The 27 offsets of a 3×3×3 cube, per axis.
+_STEPS = np.array([-1, 0, 1])
+
+
+def _surfaces_numpy(shape: tuple[int, int, int], members: np.ndarray, member_labels: np.ndarray,
+                    chosen: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """:func:`member_surfaces` with numpy: mark each region's periodic 3×3×3 dilation and count it."""
+    nz, ny, nx = shape
+    mark = np.zeros(nz * ny * nx, dtype=bool)
+    result = np.zeros(chosen.size, dtype=np.int64)
+    for r, voxels in enumerate(_grouped_members(members, member_labels, chosen, sizes)):
+        z, rest = np.divmod(voxels, ny * nx)
+        y, x = np.divmod(rest, nx)
+        zz = ((z[:, None] + _STEPS) % nz) * (ny * nx)
+        yy = ((y[:, None] + _STEPS) % ny) * nx
+        xx = (x[:, None] + _STEPS) % nx
+        dilated = (zz[:, :, None, None] + yy[:, None, :, None] + xx[:, None, None, :]).ravel()
+        mark[dilated] = True
+        result[r] = np.count_nonzero(mark) - voxels.size
+        mark[dilated] = False
     return result
 
 
@@ -214,10 +158,13 @@ def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_lab
     """
     chosen = np.asarray(chosen, dtype=np.int64)
     n = int(np.prod(shape))
+    nz, ny, nx = (int(v) for v in shape)
+    if not _use_jit(n):
+        return _surfaces_numpy((nz, ny, nx), members, member_labels, chosen, sizes)
+    from . import regions_jit
     # which region last counted each voxel; int8 for the usual <= 31 regions
     stamp = np.full(n, -1, dtype=np.int8 if chosen.size < 127 else np.int32)
-    nz, ny, nx = (int(v) for v in shape)
-    return _surfaces((nz, ny, nx), members, member_labels, chosen, sizes, stamp)
+    return regions_jit.surfaces((nz, ny, nx), members, member_labels, chosen, sizes, stamp)
 
 
 def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -234,28 +181,14 @@ def region_surfaces(labels: np.ndarray, chosen: np.ndarray, sizes: np.ndarray) -
     return member_surfaces(labels.shape, members, labels.ravel()[members].astype(np.int32), chosen, sizes)
 
 
-@njit(nogil=True, cache=True)
-def _kth_in_bracket(flat: np.ndarray, k: int, t_lo: float, t_hi: float) -> tuple[bool, float]:
-    """k-th largest value if it lies in [t_lo, t_hi]: count above t_hi, sort only the bracket."""
-    n_hi = 0
-    n_in = 0
-    for i in range(flat.size):
-        v = flat[i]
-        if v > t_hi:
-            n_hi += 1
-        elif v >= t_lo:
-            n_in += 1
-    if not (n_hi < k <= n_hi + n_in):
+def _kth_in_bracket_numpy(flat: np.ndarray, k: int, t_lo: float, t_hi: float) -> tuple[bool, float]:
+    """k-th largest value if it lies in [t_lo, t_hi] (as :func:`.regions_jit.kth_in_bracket`)."""
+    n_hi = int(np.count_nonzero(flat > t_hi))
+    inside = flat[(flat >= t_lo) & (flat <= t_hi)]
+    if not (n_hi < k <= n_hi + inside.size):
         return False, 0.0
-    values = np.empty(n_in, dtype=flat.dtype)
-    m = 0
-    for i in range(flat.size):
-        v = flat[i]
-        if t_lo <= v <= t_hi:
-            values[m] = v
-            m += 1
-    values.sort()
-    return True, float(values[n_in - (k - n_hi)])
+    inside.sort()
+    return True, float(inside[inside.size - (k - n_hi)])
 
 
 #: Voxels sampled to bracket the contour threshold.
@@ -296,30 +229,30 @@ def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     t_hi = float(sample[hi_index]) if hi_index >= 0 else float(sample[0])
     if hi_index < 0:
         t_hi = float(np.inf)
-    ok, value = _kth_in_bracket(flat, k, t_lo, t_hi)
+    if _use_jit(n):
+        from . import regions_jit
+        ok, value = regions_jit.kth_in_bracket(flat, k, t_lo, t_hi)
+    else:
+        ok, value = _kth_in_bracket_numpy(flat, k, t_lo, t_hi)
     if ok:
         return value
     return float(np.partition(flat, n - k)[n - k])
 
 
-@njit(nogil=True, cache=True)
 def kurtosis(data: np.ndarray) -> float:
-    """Non-excess kurtosis ``mean((x-mu)**4) / sigma**4`` (population sigma; Gaussian = 3)."""
-    flat = data.ravel()
-    n = flat.size
-    total = 0.0
-    for i in range(n):
-        total += flat[i]
-    mean = total / n
-    m2 = 0.0
-    m4 = 0.0
-    for i in range(n):
-        d = flat[i] - mean
-        d2 = d * d
-        m2 += d2
-        m4 += d2 * d2
-    m2 /= n
-    m4 /= n
+    """Non-excess kurtosis ``mean((x-mu)**4) / sigma**4`` (population sigma; Gaussian = 3).
+
+    Accumulated in float64; the numpy path (small maps) sums pairwise, the numba
+    one in order, so the two agree to about 1e-11 (relative), not bit for bit.
+    """
+    flat = np.ascontiguousarray(data).ravel()
+    if _use_jit(flat.size):
+        from . import regions_jit
+        return float(regions_jit.kurtosis(flat))
+    x = flat.astype(np.float64)
+    x -= x.sum() / x.size
+    np.square(x, out=x)
+    m2 = x.sum() / x.size
     if m2 == 0.0:
         return 0.0
-    return m4 / (m2 * m2)
+    return float(np.dot(x, x) / x.size / (m2 * m2))
