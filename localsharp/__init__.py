@@ -20,28 +20,40 @@ local_sharpen(map, client=None, *, resolution, store=None, local=LocalOptions())
 >>> result.sharpening.b_sharpen, result.b_iso_output  # doctest: +SKIP
 """
 
-from .api import SharpenResult, global_sharpen
-from .config import LocalOptions, SharpenOptions
-from .errors import ConfigError, InputFileError, LocalsharpError, OutputError
-from .evaluate import evaluate_map
-from .maps.density import DensityMap
-from .maps.mrc import read_map, write_map
-from .phantom import PhantomResult, phantom
-from .sharpening.functions import Sharpening
-from .sharpening.search import SearchConfig, SearchResult, search_sharpening
-from .sharpening.spectrum import Spectrum
+from __future__ import annotations
 
-__all__ = [
-    "ConfigError", "DensityMap", "LocalOptions", "LocalResult", "local_sharpen", "InputFileError", "LocalsharpError", "OutputError", "PhantomResult",
-    "SearchConfig", "SearchResult", "SharpenOptions", "SharpenResult", "Sharpening", "Spectrum",
-    "evaluate_map", "global_sharpen", "phantom", "read_map", "search_sharpening", "write_map",
-]
+import importlib
+from typing import Any
+
+#: Public name -> module that defines it.  Imported on first use (PEP 562), so that importing a
+#: submodule (``localsharp.report.plots`` in the plot process, ``localsharp.cli``) does not pay
+#: for numpy, scipy, zarr and the engine it does not need.
+_EXPORTS = {
+    "SharpenResult": ".api", "global_sharpen": ".api",
+    "LocalOptions": ".config", "SharpenOptions": ".config",
+    "ConfigError": ".errors", "InputFileError": ".errors", "LocalsharpError": ".errors", "OutputError": ".errors",
+    "evaluate_map": ".evaluate",
+    "DensityMap": ".maps.density",
+    "read_map": ".maps.mrc", "write_map": ".maps.mrc",
+    "PhantomResult": ".phantom", "phantom": ".phantom",
+    "Sharpening": ".sharpening.functions",
+    "SearchConfig": ".sharpening.search", "SearchResult": ".sharpening.search",
+    "search_sharpening": ".sharpening.search",
+    "Spectrum": ".sharpening.spectrum",
+    "LocalResult": ".engine.run", "local_sharpen": ".engine.run",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """``local_sharpen`` and ``LocalResult`` are imported on first use (zarr costs import time)."""
-    if name in ("local_sharpen", "LocalResult"):
-        from .engine import run
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'localsharp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(run, name)
-    raise AttributeError(f"module 'localsharp' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
