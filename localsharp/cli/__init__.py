@@ -8,20 +8,22 @@ Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import LocalsharpError
-from . import evaluate, info, local, phantom, sharpen
 
+#: Subcommand -> (module in this package, help).  The modules are imported when the parser is
+#: built, after ``console_main`` has started the plot process of a ``sharpen`` run.
 COMMANDS = {
-    "sharpen": (sharpen, "automatically sharpen a map (model-free, half-map or model-based)"),
-    "local": (local, "local sharpening: boxes optimised in parallel on Dask workers, blended smoothly"),
-    "evaluate": (evaluate, "correlation of a map with a B = 0 model map"),
-    "info": (info, "print the header geometry of a map"),
-    "phantom": (phantom, "make phantom maps with known truth from a model"),
+    "sharpen": ("sharpen", "automatically sharpen a map (model-free, half-map or model-based)"),
+    "local": ("local", "local sharpening: boxes optimised in parallel on Dask workers, blended smoothly"),
+    "evaluate": ("evaluate", "correlation of a map with a B = 0 model map"),
+    "info": ("info", "print the header geometry of a map"),
+    "phantom": ("phantom", "make phantom maps with known truth from a model"),
 }
 
 
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text)
         module.add_arguments(sub_parser)
         sub_parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -47,10 +50,23 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
+    """Run the command line; returns the exit status.
+
+    ``plotter`` is a :class:`~localsharp.report.plot_process.PlotProcess` started
+    before the imports (``console_main``); it is closed here whatever happens.
+    """
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.plotter = plotter
+        return _run(args)
+    finally:
+        if plotter is not None:
+            plotter.close()
+
+
+def _run(args: argparse.Namespace) -> int:
     # -v: the full log with times and sources; otherwise warnings only, as plain lines
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s" if args.verbose
@@ -77,8 +93,14 @@ FAST_EXIT = frozenset({"sharpen", "evaluate", "info", "phantom"})
 def console_main() -> None:
     """Entry point of the ``localsharp`` program (and ``python -m localsharp``)."""
     argv = sys.argv[1:]
-    status = main(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    plotter = None
+    if command == "sharpen" and not {"-h", "--help"} & set(argv):
+        # started before numpy/scipy are imported: matplotlib loads on the other core meanwhile
+        from ..report.plot_process import PlotProcess
+
+        plotter = PlotProcess()
+    status = main(argv, plotter)
     if command in FAST_EXIT:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
 from ..errors import ConfigError, InputFileError
-from ..report import plots
+from ..report.plot_process import PlotProcess
 from ..report.outputs import planned_outputs, prepare_output_dir, write_outputs
 from ..report.summary import print_table, sha256, versions
 from ..sharpening.functions import METHODS
@@ -196,8 +195,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, t0: float) -> int:
     paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
     prepare_output_dir(args.output_dir, paths, args.overwrite)
-    # matplotlib's import and font loading overlap the (GIL-free) numerical work
-    threading.Thread(target=plots.warm_up, daemon=True).start()
+    # matplotlib's import and font loading run in a helper process beside the computation
+    plotter = getattr(args, "plotter", None) or PlotProcess()
+    try:
+        return _sharpen_and_write(args, t0, paths, plotter)
+    finally:
+        plotter.close()
+
+
+def _sharpen_and_write(args: argparse.Namespace, t0: float, paths: dict[str, Path], plotter: PlotProcess) -> int:
     result, inputs = _sharpen(args)
     summary = result.summary()
     summary["input"] = inputs
@@ -206,7 +212,7 @@ def _run(args: argparse.Namespace, t0: float) -> int:
     summary["command"] = sys.argv
     t_write = time.perf_counter()
     progress.info("writing %d output files", len(paths))
-    written = write_outputs(result, summary, paths, overwrite=args.overwrite)
+    written = write_outputs(result, summary, paths, overwrite=args.overwrite, plotter=plotter)
     summary["timings_s"]["write"] = round(time.perf_counter() - t_write, 4)
     summary["timings_s"]["total"] = round(time.perf_counter() - t0, 4)
     if not args.quiet:

@@ -10,7 +10,7 @@ from ..errors import OutputError
 from ..maps.atomic import AtomicSet
 from ..maps.mrc import write_map
 from ..maps.mtz import write_map_coefficients
-from . import plots
+from .plot_process import PlotProcess, job, render
 from .summary import write_json
 
 #: Output file names, keyed by role.
@@ -54,22 +54,31 @@ def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], ov
                           "use --overwrite to replace them or choose another --output-dir")
 
 
-def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], *, overwrite: bool) -> dict[str, str]:
+def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], *, overwrite: bool,
+                  plotter: PlotProcess | None = None) -> dict[str, str]:
     """Write maps, coefficients, plots and summary all-or-nothing; return role → path written.
 
     Every file is first written under a temporary name in the output directory;
-    only when all of them succeeded are they renamed into place.
+    only when all of them succeeded are they renamed into place.  With a
+    ``plotter`` (started when the run began) the plots are drawn by that helper
+    process while the maps are written; without one, here.
     """
     label = f"localsharp {summary['mode']}: {summary['method']} b_sharpen {summary['b_sharpen']:.1f}"
     summary["outputs"] = {role: str(path) for role, path in paths.items()}
     with AtomicSet(overwrite=overwrite) as files:
+        jobs = [job("plot_score_vs_b", files.stage(paths["score_plot"]), summary),
+                job("plot_amplitudes", files.stage(paths["amplitude_plot"]), summary)]
+        if "fsc_plot" in paths:
+            jobs.append(job("plot_fsc", files.stage(paths["fsc_plot"]), summary["shells"] or [], summary["resolution"]))
+        if plotter is not None:
+            plotter.submit(jobs)
         write_map(files.stage(paths["sharpened_map"]), result.map, overwrite=True, label=label)
         write_map(files.stage(paths["shifted_sharpened_map"]), result.map.origin_shifted(), overwrite=True,
                   label=label)
         write_map_coefficients(files.stage(paths["map_coefficients"]), result.map, result.d_min, overwrite=True)
-        plots.plot_score_vs_b(summary, files.stage(paths["score_plot"]))
-        plots.plot_amplitudes(summary, files.stage(paths["amplitude_plot"]))
-        if "fsc_plot" in paths:
-            plots.plot_fsc(summary["shells"] or [], files.stage(paths["fsc_plot"]), summary["resolution"])
+        if plotter is not None:
+            plotter.finish()
+        else:
+            render(jobs)
         write_json(files.stage(paths["summary"]), summary)
     return {role: str(path) for role, path in paths.items()}

@@ -37,6 +37,11 @@ def warm_up() -> None:
         plt.close(fig)
 
 
+#: A fixed title height: matplotlib's automatic one measures every axis's tight bounding box
+#: (≈ 40 % of a plot's drawing time).
+TITLE_Y = 1.01
+
+
 def _save(fig: Any, path: Path) -> None:
     plt = _pyplot()
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.93, hspace=0.12)
@@ -62,7 +67,7 @@ def plot_score_vs_b(summary: dict[str, Any], path: Path) -> None:
     else:
         axes[1].text(0.5, 0.5, "no search was run (fixed sharpening or scale factors)", ha="center",
                      transform=axes[1].transAxes)
-    axes[0].set_title(f"score vs B ({summary['method']})")
+    axes[0].set_title(f"score vs B ({summary['method']})", y=TITLE_Y)
     _save(fig, path)
 
 
@@ -81,8 +86,8 @@ def plot_amplitudes(summary: dict[str, Any], path: Path) -> None:
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("1/d (Å⁻¹)")
     ax.set_ylabel("mean |F| (arbitrary units)")
-    ax.legend()
-    ax.set_title("amplitude fall-off")
+    ax.legend(loc="upper right")  # the curves fall from the upper left; "best" costs a search
+    ax.set_title("amplitude fall-off", y=TITLE_Y)
     _save(fig, path)
 
 
@@ -98,5 +103,5 @@ def plot_fsc(shells: list[dict[str, Any]], path: Path, resolution: float) -> Non
     ax.axvline(1.0 / resolution, color="grey", lw=1, ls="--")
     ax.set_xlabel("1/d (Å⁻¹)")
     ax.legend()
-    ax.set_title("shell statistics")
+    ax.set_title("shell statistics", y=TITLE_Y)
     _save(fig, path)
