@@ -15,12 +15,15 @@ Phantoms (``localsharp.phantom``, voxel 1 Å, resolution 3.5 Å): haemoglobin (5
 for seeds 0–2 × noise 0.5/1/2 and uniform B 100 Å² for noise 0.5/1/2; spike NTD (6VYB) with
 B 20→200 Å² for noise 0.5/1/2 and uniform B 100 Å² at noise 1.
 
+Also: finer grids (10 and 5 Å² of target B, i.e. 41 and 81 trials) with bandwidths fixed in Å².
+
 Run: ``python benchmarks/peak_rules.py`` (about 5 minutes); prints a table and writes
-``benchmarks/results/peak_rules.json``.
+``benchmarks/results/peak_rules.json`` with the curves, which ``--from-json`` re-analyses.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +54,9 @@ PHANTOMS = ([("hb", seed, noise, 20.0, 200.0) for seed in (0, 1, 2) for noise in
 PHANTOM_RESOLUTION = 3.5
 FINE_STEP = 5.0
 BANDWIDTHS = (0.75, 1.0, 1.5, 2.0)
+#: Finer search grids (Å² of target B) tried with a smoothing bandwidth fixed in Å².
+FINE_GRIDS = (10.0, 5.0)
+FINE_BANDWIDTHS_A2 = (20.0, 30.0, 40.0)
 
 
 def parabola3(b: np.ndarray, y: np.ndarray) -> float:
@@ -65,9 +71,14 @@ def parabola3(b: np.ndarray, y: np.ndarray) -> float:
 
 
 def rules() -> dict:
-    out = {"grid": lambda b, y: float(b[int(np.argmax(y))]), "parabola3": parabola3}
+    """Rule name -> (grid step in Å², rule(b, y) -> picked target B)."""
+    out = {"grid": (20.0, lambda b, y: float(b[int(np.argmax(y))])), "parabola3": (20.0, parabola3)}
     for k in BANDWIDTHS:
-        out[f"smoothed {k:g}"] = (lambda k: lambda b, y: smoothed_peak(b, y, k * abs(b[1] - b[0]))[0])(k)
+        out[f"smoothed {k:g}"] = (20.0, (lambda k: lambda b, y: smoothed_peak(b, y, k * abs(b[1] - b[0]))[0])(k))
+    for step in FINE_GRIDS:
+        out[f"grid {step:g}"] = (step, lambda b, y: float(b[int(np.argmax(y))]))
+        for width in FINE_BANDWIDTHS_A2:
+            out[f"grid {step:g} smoothed {width:g} A2"] = (step, (lambda w: lambda b, y: smoothed_peak(b, y, w)[0])(width))
     return out
 
 
@@ -107,19 +118,22 @@ def curves(density, model, resolution: float) -> dict:
 def losses(c: dict) -> dict:
     from scipy.interpolate import CubicSpline
 
+    c = {k: np.asarray(v) for k, v in c.items()}
     spline = CubicSpline(c["b_sharpen"], c["cc"])
-    grid = slice(0, None, int(round(20.0 / FINE_STEP)))
-    b, y = c["targets"][grid], c["scores"][grid]
     best = float(c["cc"].max())
     out = {}
-    for name, rule in rules().items():
+    for name, (step, rule) in rules().items():
+        grid = slice(0, None, int(round(step / FINE_STEP)))
+        b, y = np.asarray(c["targets"])[grid], np.asarray(c["scores"])[grid]
         b_sharpen = c["b_orig"] - rule(b, y)
         out[name] = {"b_sharpen": b_sharpen, "loss": best - float(spline(b_sharpen))}
     return out
 
 
-def main() -> None:
+def compute_curves() -> dict:
+    """Score and CC curves of every map (the slow part, about 5 minutes)."""
     maps = []
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model, seed, noise, b_core, b_edge in PHANTOMS:
             name = f"{model} s{seed} n{noise:g} B{b_core:g}-{b_edge:g}"
@@ -131,24 +145,39 @@ def main() -> None:
                 maps.append((name, localsharp.read_map(case["map"]), case["model"], case["resolution"]))
             else:
                 print(f"skip {name}: {case['map']} missing")
-        results = {}
         for name, density, model, resolution in maps:
             c = curves(density, model, resolution)
-            results[name] = {"best_b_sharpen": float(c["b_sharpen"][int(np.argmax(c["cc"]))]),
-                             "best_cc": float(c["cc"].max()), "rules": losses(c)}
-            print(name, {k: round(v["loss"], 4) for k, v in results[name]["rules"].items()}, flush=True)
+            out[name] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()}
+            print(name, "done", flush=True)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    """``--from-json`` re-reads the curves saved by an earlier run instead of recomputing them."""
+    if "--from-json" in argv:
+        all_curves = json.loads((ROOT / "benchmarks/results/peak_rules.json").read_text())["curves"]
+    else:
+        all_curves = compute_curves()
+        write_json("peak_rules.json", {"benchmark": "CC loss of peak rules vs the family's best b_sharpen",
+                                       "curves": all_curves})
+    results = {}
+    for name, c in all_curves.items():
+        results[name] = {"best_b_sharpen": float(c["b_sharpen"][int(np.argmax(c["cc"]))]),
+                         "best_cc": float(max(c["cc"])), "rules": losses(c)}
     names = list(rules())
     rows = []
     for rule in names:
         values = np.array([r["rules"][rule]["loss"] for r in results.values()])
+        real = np.array([r["rules"][rule]["loss"] for n, r in results.items() if n in CASES])
         rows.append([rule + (" (default)" if rule == f"smoothed {PEAK_BANDWIDTH_STEPS:g}" else ""),
                      round(float(np.mean(values)), 4), round(float(np.median(values)), 4),
-                     round(float(values.max()), 4)])
-    print_table(["rule", "mean CC loss", "median", "max"], rows)
+                     round(float(values.max()), 4), round(float(np.mean(real)), 4) if real.size else "-"])
+    print_table(["rule", "mean CC loss", "median", "max", "mean (real maps)"], rows)
     write_json("peak_rules.json", {"benchmark": "CC loss of peak rules vs the family's best b_sharpen",
-                                   "maps": results,
-                                   "summary": {r[0]: {"mean": r[1], "median": r[2], "max": r[3]} for r in rows}})
+                                   "maps": results, "curves": all_curves,
+                                   "summary": {r[0]: {"mean": r[1], "median": r[2], "max": r[3], "mean_real": r[4]}
+                                               for r in rows}})
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
