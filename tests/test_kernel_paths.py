@@ -14,7 +14,7 @@ import pytest
 import localsharp
 from localsharp.kernels import radial, regions
 from localsharp.kernels.fourier import FourierGrid
-from localsharp.sharpening.score import measure_map
+from localsharp.sharpening.score import ScoreParams, measure_map
 
 LARGE = 1 << 62
 
@@ -52,8 +52,9 @@ def test_labels_surfaces_and_threshold_are_identical(box: np.ndarray, fraction: 
     assert small[3].size > 10  # many regions at these contours
 
 
-def test_kurtosis_and_measures_agree(box: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    small, jit = _both(monkeypatch, lambda: measure_map(box, 0.894))
+def test_kurtosis_and_measures_agree(box: np.ndarray) -> None:
+    """``ScoreParams.jit`` chooses the path per call (the local engine asks for numba)."""
+    small, jit = (measure_map(box, 0.894, ScoreParams(jit=flag)) for flag in (False, True))
     assert small.kurtosis == pytest.approx(jit.kurtosis, rel=1e-10)  # summation order only
     assert (small.surface_area, small.n_regions, small.threshold) == (jit.surface_area, jit.n_regions, jit.threshold)
 
@@ -83,3 +84,14 @@ def test_search_picks_the_same_sharpening_on_both_paths(emd3488_map, monkeypatch
         picks.append((r.sharpening.b_sharpen, r.region_weight, r.solvent.solvent_fraction,
                       r.box_solvent.solvent_fraction, r.score_output.n_regions))
     assert picks[0] == picks[1]
+
+
+def test_local_box_jobs_score_with_numba() -> None:
+    """Workers score many boxes, so their jobs ask for the numba kernels unless told otherwise."""
+    from localsharp.engine.tasks import BoxJob
+    from localsharp.sharpening.search import SearchConfig
+
+    job = BoxJob("store.zarr", 3.2, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 5.0)
+    assert job.search.score.jit is True and job.search.n_threads == 1
+    told = BoxJob("store.zarr", 3.2, (1.0, 1.0, 1.0), SearchConfig(score=ScoreParams(jit=False)), True, 0.833, 5.0)
+    assert told.search.score.jit is False

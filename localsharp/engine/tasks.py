@@ -55,8 +55,10 @@ class BoxJob:
     keep_if_better: bool = True
 
     def __post_init__(self) -> None:
-        # one thread per task: the parallelism is across boxes
-        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0))
+        # one thread per task: the parallelism is across boxes; numba region kernels, whose
+        # start-up (~0.5 s per worker) the many boxes of a worker repay (ScoreParams.jit)
+        score = dataclasses.replace(self.search.score, jit=True) if self.search.score.jit is None else self.search.score
+        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0, score=score))
 
 
 def overall_task(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from scipy import ndimage
 JIT_MIN_VOXELS = 1 << 21
 
 
-def _use_jit(n_voxels: int) -> bool:
-    return n_voxels >= JIT_MIN_VOXELS
+def _use_jit(n_voxels: int, jit: bool | None) -> bool:
+    """``jit`` if given, else whether the map is large enough for the numba loops to pay."""
+    return n_voxels >= JIT_MIN_VOXELS if jit is None else bool(jit)
 
 
 def _label_members_numpy(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +45,8 @@ def _label_members_numpy(data: np.ndarray, threshold: float) -> tuple[np.ndarray
     return members, member_labels, sizes
 
 
-def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_members(data: np.ndarray, threshold: float,
+                  jit: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 6-connected regions of ``data > threshold``, as lists of their voxels.
 
     On large maps (numba) it needs memory for the voxels above the threshold
@@ -56,6 +58,9 @@ def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
         3-D map (float32 or float64).
     threshold : float
         Voxels strictly above it belong to regions.
+    jit : bool, optional
+        Use the numba loops (True) or numpy/scipy (False); by default numba
+        from :data:`JIT_MIN_VOXELS` voxels up.  The same regions either way.
 
     Returns
     -------
@@ -67,7 +72,7 @@ def label_members(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
         ``sizes[k]`` = voxel count of region k (``sizes[0]`` is 0).
     """
     data = np.ascontiguousarray(data)
-    if _use_jit(data.size):
+    if _use_jit(data.size, jit):
         from . import regions_jit
         return regions_jit.label_members(data, float(threshold))
     return _label_members_numpy(data, float(threshold))
@@ -135,7 +140,7 @@ def _surfaces_numpy(shape: tuple[int, int, int], members: np.ndarray, member_lab
 
 
 def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np.ndarray,
-                    chosen: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+                    chosen: np.ndarray, sizes: np.ndarray, jit: bool | None = None) -> np.ndarray:
     """Surface count of each chosen region: ``|dilate(R)| - |R|`` with a 3×3×3 cube.
 
     Dilation wraps periodically at the box edges; dilated voxels may belong to
@@ -150,6 +155,8 @@ def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_lab
         Output of :func:`label_members`.
     chosen : numpy.ndarray of int
         Region labels to measure.
+    jit : bool, optional
+        As in :func:`label_members`.
 
     Returns
     -------
@@ -159,7 +166,7 @@ def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_lab
     chosen = np.asarray(chosen, dtype=np.int64)
     n = int(np.prod(shape))
     nz, ny, nx = (int(v) for v in shape)
-    if not _use_jit(n):
+    if not _use_jit(n, jit):
         return _surfaces_numpy((nz, ny, nx), members, member_labels, chosen, sizes)
     from . import regions_jit
     # which region last counted each voxel; int8 for the usual <= 31 regions
@@ -201,7 +208,7 @@ def _sample_index(n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(12345).integers(0, n, SAMPLE_FOR_BRACKET))
 
 
-def threshold_for_count(data: np.ndarray, n_above: int) -> float:
+def threshold_for_count(data: np.ndarray, n_above: int, jit: bool | None = None) -> float:
     """Cut-off ``t`` with exactly ``n_above`` voxels strictly above it (ties aside).
 
     ``t`` is the ``(n_above + 1)``-th largest value.  A strided sample brackets
@@ -229,7 +236,7 @@ def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     t_hi = float(sample[hi_index]) if hi_index >= 0 else float(sample[0])
     if hi_index < 0:
         t_hi = float(np.inf)
-    if _use_jit(n):
+    if _use_jit(n, jit):
         from . import regions_jit
         ok, value = regions_jit.kth_in_bracket(flat, k, t_lo, t_hi)
     else:
@@ -239,14 +246,14 @@ def threshold_for_count(data: np.ndarray, n_above: int) -> float:
     return float(np.partition(flat, n - k)[n - k])
 
 
-def kurtosis(data: np.ndarray) -> float:
+def kurtosis(data: np.ndarray, jit: bool | None = None) -> float:
     """Non-excess kurtosis ``mean((x-mu)**4) / sigma**4`` (population sigma; Gaussian = 3).
 
     Accumulated in float64; the numpy path (small maps) sums pairwise, the numba
     one in order, so the two agree to about 1e-11 (relative), not bit for bit.
     """
     flat = np.ascontiguousarray(data).ravel()
-    if _use_jit(flat.size):
+    if _use_jit(flat.size, jit):
         from . import regions_jit
         return float(regions_jit.kurtosis(flat))
     x = flat.astype(np.float64)
