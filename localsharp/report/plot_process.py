@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
+from .summary import json_default
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 PLOTS = ("plot_score_vs_b", "plot_amplitudes", "plot_fsc")
 #: Seconds to wait for the child's answer before drawing in the parent instead.
 TIMEOUT_S = 120.0
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 class PlotProcess:
@@ -67,7 +60,7 @@ class PlotProcess:
         if self._proc is None or self._proc.stdin is None:
             return
         try:
-            self._proc.stdin.write(json.dumps({"jobs": self._jobs}, allow_nan=False, default=_json_default))
+            self._proc.stdin.write(json.dumps({"jobs": self._jobs}, allow_nan=False, default=json_default))
             self._proc.stdin.close()
         except (OSError, ValueError, TypeError):
             self.close()

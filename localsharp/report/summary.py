@@ -36,11 +36,12 @@ def sha256(path: str | Path) -> str:
 def write_json(path: Path, content: dict[str, Any]) -> None:
     """Write JSON to an open temporary path (the caller renames it into place)."""
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(content, fh, indent=2, allow_nan=False, default=_default)
+        json.dump(content, fh, indent=2, allow_nan=False, default=json_default)
         fh.write("\n")
 
 
-def _default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json`` fallback for numpy values and paths."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
