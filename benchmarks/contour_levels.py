@@ -21,11 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peak_rules import MODELS, PHANTOM_RESOLUTION, PHANTOMS, analysis_box, cc_curve  # noqa: E402
-from _common import CASES, available, print_table, write_json  # noqa: E402
+from peak_rules import analysis_box, benchmark_maps, cc_curve  # noqa: E402
+from _common import print_table, write_json  # noqa: E402
 
-import localsharp  # noqa: E402
-from localsharp.phantom import phantom  # noqa: E402
 from localsharp.sharpening.score import ScoreParams  # noqa: E402
 from localsharp.sharpening.search import SearchConfig, search_sharpening, smoothed_peak  # noqa: E402
 
@@ -78,20 +76,9 @@ def picks(m: dict) -> dict[str, float]:
 def main() -> None:
     from scipy.interpolate import CubicSpline
 
-    maps = []
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for model, seed, noise, b_core, b_edge in PHANTOMS:
-            name = f"{model} s{seed} n{noise:g} B{b_core:g}-{b_edge:g}"
-            ph = phantom(MODELS[model], Path(tmp) / name.replace(" ", "_"), voxel=1.0, resolution=PHANTOM_RESOLUTION,
-                         noise=noise, seed=seed, b_core=b_core, b_edge=b_edge)
-            maps.append((name, ph.full_map, ph.paths["model_b0"], PHANTOM_RESOLUTION, False))
-        for name, case in CASES.items():
-            if available(case):
-                maps.append((name, localsharp.read_map(case["map"]), case["model"], case["resolution"], True))
-            else:
-                print(f"skip {name}: {case['map']} missing")
-        for name, density, model, resolution, real in maps:
+        for name, density, model, resolution, real in benchmark_maps(Path(tmp)):
             m = measure(density, model, resolution)
             spline = CubicSpline(m["b_sharpen"], m["cc"])
             best = float(m["cc"].max())

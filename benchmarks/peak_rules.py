@@ -130,22 +130,27 @@ def losses(c: dict) -> dict:
     return out
 
 
+def benchmark_maps(tmp: Path) -> list[tuple]:
+    """``(name, map, model, resolution, real)`` of the 16 phantoms (written under ``tmp``) and the real maps."""
+    maps = []
+    for model, seed, noise, b_core, b_edge in PHANTOMS:
+        name = f"{model} s{seed} n{noise:g} B{b_core:g}-{b_edge:g}"
+        ph = phantom(MODELS[model], tmp / name.replace(" ", "_"), voxel=1.0, resolution=PHANTOM_RESOLUTION,
+                     noise=noise, seed=seed, b_core=b_core, b_edge=b_edge)
+        maps.append((name, ph.full_map, ph.paths["model_b0"], PHANTOM_RESOLUTION, False))
+    for name, case in CASES.items():
+        if available(case):
+            maps.append((name, localsharp.read_map(case["map"]), case["model"], case["resolution"], True))
+        else:
+            print(f"skip {name}: {case['map']} missing")
+    return maps
+
+
 def compute_curves() -> dict:
     """Score and CC curves of every map (the slow part, about 5 minutes)."""
-    maps = []
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for model, seed, noise, b_core, b_edge in PHANTOMS:
-            name = f"{model} s{seed} n{noise:g} B{b_core:g}-{b_edge:g}"
-            ph = phantom(MODELS[model], Path(tmp) / name.replace(" ", "_"), voxel=1.0, resolution=PHANTOM_RESOLUTION,
-                         noise=noise, seed=seed, b_core=b_core, b_edge=b_edge)
-            maps.append((name, ph.full_map, ph.paths["model_b0"], PHANTOM_RESOLUTION))
-        for name, case in CASES.items():
-            if available(case):
-                maps.append((name, localsharp.read_map(case["map"]), case["model"], case["resolution"]))
-            else:
-                print(f"skip {name}: {case['map']} missing")
-        for name, density, model, resolution in maps:
+        for name, density, model, resolution, _ in benchmark_maps(Path(tmp)):
             c = curves(density, model, resolution)
             out[name] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()}
             print(name, "done", flush=True)
