@@ -17,7 +17,7 @@ import pytest
 from localsharp.errors import OutputError
 from localsharp.maps.atomic import atomic_path
 from localsharp.maps.density import DensityMap
-from localsharp.maps.mrc import read_map, write_map
+from localsharp.maps.mrc import read_map, write_map, write_map_like
 
 #: Raw header fields that carry the geometry; a round trip must keep them bit for bit.
 GEOMETRY_FIELDS = ("nx", "ny", "nz", "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella", "cellb",
@@ -468,3 +468,42 @@ def test_plain_and_gzipped_writers_give_the_same_file(tmp_path: Path, monkeypatc
             assert h_plain[name].tobytes() == h_packed[name].tobytes(), name
     again = read_map(tmp_path / "plain.mrc")
     assert np.array_equal(again.data, vol) and again.header_extras["extended_header"] == bytes(range(64))
+
+
+@pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
+@pytest.mark.parametrize("fixture", REAL_MAPS)
+def test_shifted_copy_is_byte_identical_to_writing_it(fixture: str, writer: str, request: pytest.FixtureRequest,
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The origin-shifted output made by copying the written map and rewriting its header is the
+    file write_map makes (NSTART and axis order 3,2,1 on RdRp; both writers)."""
+    from localsharp.maps import mrc as mrc_module
+
+    monkeypatch.setattr(mrc_module, "WRITE_MAPPED_MIN", 0 if writer == "mapped" else 2**62)
+    density = read_map(request.getfixturevalue(fixture))
+    first = write_map(tmp_path / "map.ccp4", density, label="localsharp test")
+    shifted = density.origin_shifted()
+    expected = write_map(tmp_path / "shifted_written.ccp4", shifted, label="localsharp test")
+    copied = write_map_like(tmp_path / "shifted_copied.ccp4", shifted, first, label="localsharp test")
+    assert copied.read_bytes() == expected.read_bytes()
+    assert first.read_bytes() != expected.read_bytes() or density.nstart == (0, 0, 0) == tuple(density.origin)
+    again = read_map(copied)
+    assert again.nstart == (0, 0, 0) and again.origin == (0.0, 0.0, 0.0) and np.array_equal(again.data, density.data)
+
+
+def test_shifted_copy_keeps_an_extended_header_and_refuses_other_voxels(tmp_path: Path) -> None:
+    path = tmp_path / "ext.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6))
+        mrc.set_extended_header(np.arange(96, dtype=np.uint8))
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 3, -2, 7
+        mrc.voxel_size = 1.5
+    density = read_map(path)
+    first = write_map(tmp_path / "a.mrc", density)
+    copied = write_map_like(tmp_path / "b.mrc", density.origin_shifted(), first)
+    assert copied.read_bytes() == write_map(tmp_path / "c.mrc", density.origin_shifted()).read_bytes()
+    other = dataclasses.replace(density, data=np.zeros((5, 5, 6), np.float32))
+    with pytest.raises(ValueError, match="does not hold this map's voxels"):
+        write_map_like(tmp_path / "d.mrc", other, first)
+    assert not (tmp_path / "d.mrc").exists()
+    with pytest.raises(OutputError):  # atomic and no silent overwrite, like write_map
+        write_map_like(tmp_path / "b.mrc", density, first)

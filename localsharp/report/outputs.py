@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import OutputError
 from ..maps.atomic import AtomicSet
-from ..maps.mrc import write_map
+from ..maps.mrc import write_map, write_map_like
 from ..maps.mtz import write_map_coefficients
 from .plot_process import PlotProcess, job, render
 from .summary import write_json
@@ -72,9 +72,10 @@ def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], 
             jobs.append(job("plot_fsc", files.stage(paths["fsc_plot"]), summary["shells"] or [], summary["resolution"]))
         if plotter is not None:
             plotter.submit(jobs)
-        write_map(files.stage(paths["sharpened_map"]), result.map, overwrite=True, label=label)
-        write_map(files.stage(paths["shifted_sharpened_map"]), result.map.origin_shifted(), overwrite=True,
-                  label=label)
+        sharpened = write_map(files.stage(paths["sharpened_map"]), result.map, overwrite=True, label=label)
+        # the same voxels with the origin at (0, 0, 0): a copy of the file with a new header
+        write_map_like(files.stage(paths["shifted_sharpened_map"]), result.map.origin_shifted(), sharpened,
+                       overwrite=True, label=label)
         write_map_coefficients(files.stage(paths["map_coefficients"]), result.map, result.d_min, overwrite=True)
         if plotter is not None:
             plotter.finish()
