@@ -13,7 +13,7 @@ from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
 from ..errors import ConfigError, InputFileError
 from ..report.plot_process import PlotProcess
-from ..report.outputs import planned_outputs, prepare_output_dir, write_outputs
+from ..report.outputs import planned_outputs, prepare_output_dir, remove_if_unused, write_outputs
 from ..report.summary import print_table, sha256, versions
 from ..sharpening.functions import METHODS
 from ..sharpening.search import TARGETS, SearchConfig
@@ -194,11 +194,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, t0: float) -> int:
     paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
-    prepare_output_dir(args.output_dir, paths, args.overwrite)
+    created = prepare_output_dir(args.output_dir, paths, args.overwrite)
     # matplotlib's import and font loading run in a helper process beside the computation
     plotter = getattr(args, "plotter", None) or PlotProcess()
     try:
         return _sharpen_and_write(args, t0, paths, plotter)
+    except BaseException:
+        remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
+        raise
     finally:
         plotter.close()
 

@@ -34,12 +34,14 @@ def planned_outputs(output_dir: str | os.PathLike, with_shells: bool) -> dict[st
     return {role: directory / name for role, name in names.items()}
 
 
-def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], overwrite: bool) -> None:
+def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], overwrite: bool) -> bool:
     """Create the directory, check it is writable, and refuse existing outputs unless ``overwrite``.
 
     Called before any computation so that a user mistake costs nothing.
+    Returns whether the directory was created here (see :func:`remove_if_unused`).
     """
     directory = Path(output_dir)
+    created = not directory.exists()
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{directory}: output directory path exists and is not a directory")
     try:
@@ -52,6 +54,16 @@ def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], ov
     if existing and not overwrite:
         raise OutputError(f"{existing[0]}: already exists ({len(existing)} output file(s) present); "
                           "use --overwrite to replace them or choose another --output-dir")
+    return created
+
+
+def remove_if_unused(output_dir: str | os.PathLike, created: bool) -> None:
+    """After a failed run: remove the output directory if this run created it and it is still empty."""
+    if created:
+        try:
+            Path(output_dir).rmdir()  # only succeeds on an empty directory
+        except OSError:
+            pass
 
 
 def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], *, overwrite: bool,
