@@ -111,6 +111,8 @@ class SharpenResult:
             "box": self.box.to_dict(),
             "b_cart_removed": list(self.b_cart_removed) if self.b_cart_removed else None,
             "signal_to_noise": self.signal_to_noise,
+            "b_sharpen_within_noise": (list(self.search.plateau_b_sharpen)
+                                       if self.search and self.search.plateau_b_sharpen else None),
             "target": self.search.target if self.search else None,
             "score": {
                 "output": {"adjusted_sa": _finite(self.score_output.adjusted_sa(w)), "kurtosis": self.score_output.kurtosis,

@@ -337,3 +337,23 @@ def test_smoothed_peak_of_a_monotone_curve_is_at_its_end() -> None:
     b = np.linspace(-100.0, 300.0, 21)
     x, _ = smoothed_peak(b, 0.01 * b, 30.0)
     assert x == pytest.approx(300.0)
+
+
+def test_plateau_of_a_parabola_is_where_it_is_within_the_drop() -> None:
+    from localsharp.sharpening.search import plateau
+
+    b = np.arange(-100.0, 301.0, 20.0)
+    y = 3.0 - ((b - 40.0) / 100.0) ** 2
+    lo, hi = plateau(b, y, 30.0, drop=0.25)  # 3 - 0.25 is reached 50 Å² either side
+    assert lo == pytest.approx(-10.0, abs=1.0) and hi == pytest.approx(90.0, abs=1.0)
+    assert plateau(b, np.full(b.size, 2.0), 30.0, drop=0.01) == (-100.0, 300.0)  # flat: nothing is decided
+
+
+def test_summary_reports_the_b_sharpen_range_within_the_score_noise(emd3488_map) -> None:
+    import localsharp
+
+    result = localsharp.global_sharpen(emd3488_map, 3.2)
+    lo, hi = result.summary()["b_sharpen_within_noise"]
+    assert lo < result.sharpening.b_sharpen < hi
+    method = next(m for m in result.search.methods if m.method == result.sharpening.method)
+    assert method.noise > 0 and hi - lo > 20.0  # EMD-3488's curve is a broad plateau

@@ -63,6 +63,9 @@ def plot_score_vs_b(summary: dict[str, Any], path: Path) -> None:
             ax.set_ylabel(label)
             if summary.get("target_b_iso") is not None:
                 ax.axvline(summary["target_b_iso"], color="tab:red", lw=1, ls="--")
+            span, b0 = summary.get("b_sharpen_within_noise"), summary.get("b_iso_analysis_box")
+            if span and b0 is not None:  # target B the score cannot tell from its optimum
+                ax.axvspan(b0 - span[1], b0 - span[0], color="tab:red", alpha=0.08, lw=0)
         axes[-1].set_xlabel("target B_iso of the map (Å²)")
     else:
         axes[1].text(0.5, 0.5, "no search was run (fixed sharpening or scale factors)", ha="center",

@@ -57,6 +57,13 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     return str(value)
 
 
+def _within_noise(span: list[float] | None) -> str:
+    """``"  (score within noise: lo ... hi)"``: how sharply the score curve fixes b_sharpen."""
+    if not span:
+        return ""
+    return f"  (score within its noise for {span[0]:.1f} ... {span[1]:.1f})"
+
+
 def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO | None = None) -> None:
     """Short human-readable report of a sharpening run (to ``out``, default the current stdout)."""
     out = out if out is not None else sys.stdout
@@ -67,7 +74,7 @@ def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO | 
     rows = [
         ("mode / method", f"{summary['mode']} / {summary['method']}"),
         ("B_iso input -> output (Å²)", f"{_fmt(summary['b_iso_input'])} -> {_fmt(summary['b_iso_output'])}"),
-        ("b_sharpen (Å²)", _fmt(summary["b_sharpen"])),
+        ("b_sharpen (Å²)", _fmt(summary["b_sharpen"]) + _within_noise(summary.get("b_sharpen_within_noise"))),
         ("target B_iso (Å²)", _fmt(summary["target_b_iso"])),
         ("d_cut (Å) / k_sharpen / b_blur_hires", f"{_fmt(summary['d_cut'], '.2f')} / {_fmt(summary['k_sharpen'])} / "
                                                 f"{_fmt(summary['b_blur_hires'])}"),

@@ -168,6 +168,8 @@ class MethodResult:
     noise: float = 0.0
     signal_to_noise: float = 0.0
     discarded: bool = False
+    #: Target-B interval whose smoothed score is within the noise of its peak (B-type methods).
+    plateau_b_iso: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,15 @@ class SearchResult:
             if m.method == self.sharpening.method:
                 return m.signal_to_noise
         return 0.0
+
+    @property
+    def plateau_b_sharpen(self) -> tuple[float, float] | None:
+        """b_sharpen values the chosen method's score cannot tell from its optimum (low, high)."""
+        for m in self.methods:
+            if m.method == self.sharpening.method and m.plateau_b_iso is not None:
+                lo, hi = m.plateau_b_iso
+                return self.b_iso_original - hi, self.b_iso_original - lo
+        return None
 
     def table(self) -> list[dict[str, Any]]:
         """One row per trial (grid order)."""
@@ -293,15 +304,14 @@ def _refine_parameter(scorer: _Scorer, best: Trial, get: Callable[[Sharpening], 
     return best
 
 
-def smoothed_peak(b: np.ndarray, y: np.ndarray, bandwidth: float, resolution: float = 1.0) -> tuple[float, float]:
-    """Maximum of a kernel-weighted local quadratic regression of a score curve.
+def smoothed_curve(b: np.ndarray, y: np.ndarray, bandwidth: float,
+                   resolution: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A score curve smoothed by kernel-weighted local quadratic regression.
 
     At every candidate ``x`` (``resolution`` apart, over the range of ``b``) a
     quadratic in ``b − x`` is fitted to the points ``(b, y)`` with Gaussian
     weights ``exp(−½((b − x)/bandwidth)²)``; its value at ``x`` is the smoothed
-    curve.  Returns ``(x_max, smoothed value at x_max)``.  A noiseless parabola
-    is reproduced exactly; a single outlying grid point moves the maximum far
-    less than it moves the argmax or a parabola through the best point.
+    curve.  Returns ``(x, values)``.
     """
     b = np.asarray(b, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -312,8 +322,49 @@ def smoothed_peak(b: np.ndarray, y: np.ndarray, bandwidth: float, resolution: fl
     rhs = [np.sum(w * u**k * y[None, :], axis=1) for k in range(3)]
     normal = np.stack([np.stack(moments[i:i + 3], axis=-1) for i in range(3)], axis=-2)
     values = np.linalg.solve(normal + 1e-12 * np.eye(3), np.stack(rhs, axis=-1)[..., None])[:, 0, 0]
+    return x, values
+
+
+def smoothed_peak(b: np.ndarray, y: np.ndarray, bandwidth: float, resolution: float = 1.0) -> tuple[float, float]:
+    """Maximum of :func:`smoothed_curve`: ``(x_max, smoothed value at x_max)``.
+
+    A noiseless parabola is reproduced exactly; a single outlying grid point
+    moves the maximum far less than it moves the argmax or a parabola through
+    the best point.
+    """
+    x, values = smoothed_curve(b, y, bandwidth, resolution)
     i = int(np.argmax(values))
     return float(x[i]), float(values[i])
+
+
+def plateau(b: np.ndarray, y: np.ndarray, bandwidth: float, drop: float) -> tuple[float, float]:
+    """The interval around the smoothed curve's maximum where it stays within ``drop`` of it.
+
+    With ``drop`` = the score curve's noise (:func:`~.score.signal_to_noise`)
+    this is the range of B that the score cannot tell apart from its optimum.
+    """
+    x, values = smoothed_curve(b, y, bandwidth)
+    i = int(np.argmax(values))
+    inside = values >= values[i] - drop
+    lo = i
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    hi = i
+    while hi < x.size - 1 and inside[hi + 1]:
+        hi += 1
+    return float(x[lo]), float(x[hi])
+
+
+def _plateau(trials: list[Trial], b_orig: float, target: str, weight: float,
+             noise: float) -> tuple[float, float] | None:
+    """:func:`plateau` of a grid's trials in target B (None with fewer than three scores)."""
+    b = np.array([b_orig - t.sharpening.b_sharpen for t in trials])
+    y = np.array([t.score(target, weight) for t in trials])
+    ok = np.isfinite(y)
+    if np.count_nonzero(ok) < 3:
+        return None
+    step = float(np.median(np.abs(np.diff(b))))
+    return plateau(b[ok], y[ok], PEAK_BANDWIDTH_STEPS * step, noise)
 
 
 def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, target: str,
@@ -454,13 +505,16 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
             peak = score
         signal = noise = sn = 0.0
         discarded = False
+        span = None
         if len(trials) >= 2:
             signal, noise, sn = signal_to_noise([t.score(target, weight) for t in trials])
+            if method in B_TYPE_METHODS and len(trials) >= 3:
+                span = _plateau(trials, b_orig, target, weight, noise)
             if sn < config.signal_min and (config.reference_quirks is False or "target_b_iso_to_d_cut" in config.methods):
                 discarded = True
                 notes.append(f"{method}: signal-to-noise {sn:.2f} of the score curve < {config.signal_min}; "
                              "its optimum is not determined and its result is discarded")
-        results.append(MethodResult(method, best, score, tuple(trials), peak, signal, noise, sn, discarded))
+        results.append(MethodResult(method, best, score, tuple(trials), peak, signal, noise, sn, discarded, span))
     if not results:
         raise ConfigError("no searchable sharpening method was given")
     candidates = [r for r in results if not r.discarded]
