@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
@@ -136,10 +137,38 @@ def _labels(args: argparse.Namespace) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def _start_checksums(files: list[str]) -> Callable[[], dict[str, str]]:
+    """Start hashing ``files`` in a daemon thread; the returned function waits for the digests."""
+    result: dict[str, Any] = {"digests": {}}
+
+    def work() -> None:
+        for f in files:
+            try:
+                result["digests"][str(f)] = sha256(f)
+            except OSError as exc:
+                result["error"] = (f, exc)
+                return
+
+    thread = threading.Thread(target=work, name="localsharp-sha256", daemon=True)
+    thread.start()
+
+    def wait() -> dict[str, str]:
+        thread.join()
+        if "error" in result:
+            path, exc = result["error"]
+            raise InputFileError(path, f"cannot read the file to checksum it ({exc.strerror or exc})")
+        return result["digests"]
+
+    return wait
+
+
 def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Load the input(s), run the requested mode; return the result and the input description."""
     labels = _labels(args)
     source = args.mtz or args.map
+    # checksums of the inputs, read in a thread while the map is sharpened (hashlib releases the GIL)
+    checksums = _start_checksums([f for f in [source, *(args.half_maps or []), args.model, args.mask, args.sequence]
+                                  if f])
     density = None
     resolution = args.resolution
     if source:
@@ -161,8 +190,7 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         inputs["model"] = args.model
     else:
         result = global_sharpen(density, resolution, options=opts, name=str(source))
-    files = [f for f in [source, *(args.half_maps or []), args.model, args.mask, args.sequence] if f]
-    inputs["sha256"] = {str(f): sha256(f) for f in files}
+    inputs["sha256"] = checksums()
     inputs["geometry"] = result.map.geometry()
     return result, inputs
 
