@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: Plot functions a request may name (each takes its args, with the path inserted second).
 PLOTS = ("plot_score_vs_b", "plot_amplitudes", "plot_fsc")
+#: ``-P`` (Python ≥ 3.11): the working directory is not put first on the child's sys.path, so it
+#: imports the same localsharp as this process, not a checkout that happens to be the cwd.
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
 #: Seconds to wait for the child's answer before drawing in the parent instead.
 TIMEOUT_S = 120.0
 
@@ -49,7 +52,7 @@ class PlotProcess:
         self._jobs: list[dict[str, Any]] = []
         try:
             self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-                [sys.executable, "-m", "localsharp.report.plot_process"], stdin=subprocess.PIPE,
+                [sys.executable, *SAFE_PATH, "-m", "localsharp.report.plot_process"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         except OSError:
             self._proc = None
