@@ -106,11 +106,11 @@ def job(plot: str, path: Path, *args: Any) -> dict[str, Any]:
 
 def render(jobs: list[dict[str, Any]]) -> None:
     """Draw each job with its :mod:`.plots` function."""
-    for job in jobs:
-        if job["plot"] not in PLOTS:
-            raise ValueError(f"unknown plot {job['plot']!r}")
-        args = list(job["args"])
-        getattr(plots, job["plot"])(args[0], Path(job["path"]), *args[1:])
+    for item in jobs:
+        if item["plot"] not in PLOTS:
+            raise ValueError(f"unknown plot {item['plot']!r}")
+        args = list(item["args"])
+        getattr(plots, item["plot"])(args[0], Path(item["path"]), *args[1:])
 
 
 def main() -> int:
