@@ -45,12 +45,11 @@ def _s2_max(shape: tuple[int, int, int], g: np.ndarray) -> float:
     return top
 
 
-def _sphere_average_numpy(coeffs: np.ndarray, grid: FourierGrid, radius: float, s2_top: float) -> None:
+def _sphere_average_numpy(coeffs: np.ndarray, grid: FourierGrid, table: np.ndarray, step: float) -> None:
     l_idx, k_idx, h_idx = grid.miller
     g = grid.metric
     s2 = (g[0, 0] * h_idx * h_idx + g[1, 1] * k_idx * k_idx + g[2, 2] * l_idx * l_idx
           + 2.0 * (g[0, 1] * h_idx * k_idx + g[0, 2] * h_idx * l_idx + g[1, 2] * k_idx * l_idx))
-    table, step = sphere_factor_table(radius, s2_top)
     x = s2 / step
     i = np.minimum(x.astype(np.int64), TABLE_POINTS - 1)
     coeffs *= table[i] + (x - i) * (table[i + 1] - table[i])
@@ -77,8 +76,9 @@ def sphere_average_inplace(coeffs: np.ndarray, grid: FourierGrid, radius: float)
     top = _s2_max(coeffs.shape, g)
     if top <= 0.0:
         return
+    table, step = sphere_factor_table(float(radius), top * (1.0 + 1e-9))
     if coeffs.size < JIT_MIN_COEFFS:
-        _sphere_average_numpy(coeffs, grid, float(radius), top * (1.0 + 1e-9))
+        _sphere_average_numpy(coeffs, grid, table, step)
         return
     from . import radial_jit
-    radial_jit.sphere_average_inplace(coeffs, g, float(radius), top * (1.0 + 1e-9))
+    radial_jit.sphere_average_inplace(coeffs, g, table, step)
