@@ -355,16 +355,27 @@ def plateau(b: np.ndarray, y: np.ndarray, bandwidth: float, drop: float) -> tupl
     return float(x[lo]), float(x[hi])
 
 
-def _plateau(trials: list[Trial], b_orig: float, target: str, weight: float,
-             noise: float) -> tuple[float, float] | None:
-    """:func:`plateau` of a grid's trials in target B (None with fewer than three scores)."""
+def _score_curve(trials: list[Trial], b_orig: float, target: str,
+                 weight: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Target B and score of the trials with a defined score, and the smoothing bandwidth.
+
+    None with fewer than three defined scores.  The bandwidth is
+    :data:`PEAK_BANDWIDTH_STEPS` grid steps.
+    """
     b = np.array([b_orig - t.sharpening.b_sharpen for t in trials])
     y = np.array([t.score(target, weight) for t in trials])
     ok = np.isfinite(y)
     if np.count_nonzero(ok) < 3:
         return None
     step = float(np.median(np.abs(np.diff(b))))
-    return plateau(b[ok], y[ok], PEAK_BANDWIDTH_STEPS * step, noise)
+    return b[ok], y[ok], PEAK_BANDWIDTH_STEPS * step
+
+
+def _plateau(trials: list[Trial], b_orig: float, target: str, weight: float,
+             noise: float) -> tuple[float, float] | None:
+    """:func:`plateau` of a grid's trials in target B (None with fewer than three scores)."""
+    curve = _score_curve(trials, b_orig, target, weight)
+    return None if curve is None else plateau(*curve, noise)
 
 
 def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, target: str,
@@ -373,19 +384,15 @@ def _fit_peak(scorer: _Scorer, trials: list[Trial], best: Trial, b_orig: float, 
 
     The score curve is noisy at the grid spacing (a region merging or splitting
     moves one grid point), and near its optimum it is often a broad plateau on
-    which the best single grid point is a matter of chance.  The smoothing
-    bandwidth is :data:`PEAK_BANDWIDTH_STEPS` grid steps.  Returns the trial at
-    the smoothed maximum and the smoothed peak height (used to compare methods).
-    Grid points with undefined scores are left out; with fewer than three the
-    grid best is kept.
+    which the best single grid point is a matter of chance.  Returns the trial
+    at the smoothed maximum and the smoothed peak height (used to compare
+    methods).  Grid points with undefined scores are left out; with fewer than
+    three the grid best is kept.
     """
-    b = np.array([b_orig - t.sharpening.b_sharpen for t in trials])
-    y = np.array([t.score(target, weight) for t in trials])
-    ok = np.isfinite(y)
-    if np.count_nonzero(ok) < 3:
-        return best, float(np.max(y))
-    step = float(np.median(np.abs(np.diff(b))))
-    vertex, height = smoothed_peak(b[ok], y[ok], PEAK_BANDWIDTH_STEPS * step)
+    curve = _score_curve(trials, b_orig, target, weight)
+    if curve is None:
+        return best, float(np.max([t.score(target, weight) for t in trials]))
+    vertex, height = smoothed_peak(*curve)
     sharpening = best.sharpening.replace(b_sharpen=float(b_orig - vertex), b_iso_target=float(vertex))
     return scorer.measure([sharpening])[0], height
 
