@@ -224,14 +224,17 @@ def _run(args: argparse.Namespace, t0: float) -> int:
     paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
     created = prepare_output_dir(args.output_dir, paths, args.overwrite)
     # matplotlib's import and font loading run in a helper process beside the computation
-    plotter = getattr(args, "plotter", None) or PlotProcess()
+    # (console_main starts it before the imports and closes it; otherwise it is ours to close)
+    given = getattr(args, "plotter", None)
+    plotter = given or PlotProcess()
     try:
         return _sharpen_and_write(args, t0, paths, plotter)
     except BaseException:
         remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
         raise
     finally:
-        plotter.close()
+        if given is None:
+            plotter.close()
 
 
 def _sharpen_and_write(args: argparse.Namespace, t0: float, paths: dict[str, Path], plotter: PlotProcess) -> int:
