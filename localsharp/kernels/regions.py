@@ -144,8 +144,8 @@ def member_surfaces(shape: tuple[int, int, int], members: np.ndarray, member_lab
     """Surface count of each chosen region: ``|dilate(R)| - |R|`` with a 3×3×3 cube.
 
     Dilation wraps periodically at the box edges; dilated voxels may belong to
-    other regions.  The only map-sized array is an int8 stamp (a quarter of a
-    float32 map's bytes) for the usual ≤ 31 chosen regions.
+    other regions.  The only map-sized array is one byte per voxel (numba: an
+    int8 stamp for the usual ≤ 31 chosen regions; numpy: a boolean mark).
 
     Parameters
     ----------

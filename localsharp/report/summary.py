@@ -58,7 +58,7 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def _within_noise(span: list[float] | None) -> str:
-    """``"  (score within noise: lo ... hi)"``: how sharply the score curve fixes b_sharpen."""
+    """``"  (score within its noise for lo ... hi)"``: how sharply the score curve fixes b_sharpen."""
     if not span:
         return ""
     return f"  (score within its noise for {span[0]:.1f} ... {span[1]:.1f})"
