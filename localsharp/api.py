@@ -114,6 +114,7 @@ class SharpenResult:
             "b_sharpen_within_noise": (list(self.search.plateau_b_sharpen)
                                        if self.search and self.search.plateau_b_sharpen else None),
             "target": self.search.target if self.search else None,
+            "search_choice": self._search_choice(),
             "score": {
                 "output": {"adjusted_sa": _finite(self.score_output.adjusted_sa(w)), "kurtosis": self.score_output.kurtosis,
                            "surface_area": self.score_output.surface_area, "n_regions": self.score_output.n_regions},
@@ -131,6 +132,17 @@ class SharpenResult:
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "options": _jsonable(self.options.to_dict()),
         }
+
+    def _search_choice(self) -> dict[str, Any] | None:
+        """What the search picked (before the input may have been kept instead), or None."""
+        if self.search is None:
+            return None
+        s = self.search.sharpening
+        target_b = s.b_iso_target
+        if target_b is None and s.method in ("b_iso", "b_iso_to_d_cut"):
+            target_b = self.search.b_iso_original - s.b_sharpen
+        return {"method": s.method, "b_sharpen": s.b_sharpen, "target_b_iso": target_b,
+                "score": _finite(self.search.score)}
 
 
 def _finite(value: Any) -> Any:

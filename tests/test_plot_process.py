@@ -60,3 +60,34 @@ def test_unknown_plots_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown plot"):
         job("plot_everything", Path("x.png"), {})
 
+
+
+def _pixels(path: Path):
+    from matplotlib import image
+
+    return image.imread(path)
+
+
+@pytest.mark.parametrize("plot", ["plot_score_vs_b", "plot_amplitudes"])
+def test_a_figure_built_in_advance_draws_the_same_picture(tmp_path: Path, plot: str) -> None:
+    """The child builds empty figures while waiting; drawing on one gives the very picture of a fresh one."""
+    import numpy as np
+
+    from localsharp.report.plot_process import prepared_figures, render
+
+    fresh, early = tmp_path / "fresh.png", tmp_path / "early.png"
+    render([job(plot, fresh, _summary())])
+    render([job(plot, early, _summary())], prepared_figures())
+    assert _is_png(early)
+    assert np.array_equal(_pixels(fresh), _pixels(early))
+
+
+def test_each_prepared_figure_serves_one_job(tmp_path: Path) -> None:
+    """A second plot of the same kind gets a new figure (it is not drawn over the first one's)."""
+    import numpy as np
+
+    from localsharp.report.plot_process import prepared_figures, render
+
+    paths = [tmp_path / f"score{i}.png" for i in range(2)]
+    render([job("plot_score_vs_b", p, _summary()) for p in paths], prepared_figures())
+    assert np.array_equal(_pixels(paths[0]), _pixels(paths[1]))

@@ -10,7 +10,9 @@ imports matplotlib and warms it up, then waits for one request on stdin::
     {"jobs": [{"plot": "plot_score_vs_b", "path": "...", "args": [summary]}, ...]}
 
 renders each job with the function of :mod:`.plots` of that name to the given
-(temporary) path and answers ``{"ok": true}`` on stdout, or
+(temporary) path — the score and amplitude plots on empty figures it built while
+waiting (:data:`.plots.FIGURES`), so only their data are drawn after the
+request — and answers ``{"ok": true}`` on stdout, or
 ``{"ok": false, "error": "..."}``.  The parent renames the files into place
 only after the answer (:func:`localsharp.report.outputs.write_outputs`), so
 nothing half-written reaches a final path.  If the child cannot be started or
@@ -104,21 +106,33 @@ def job(plot: str, path: Path, *args: Any) -> dict[str, Any]:
     return {"plot": plot, "path": str(path), "args": list(args)}
 
 
-def render(jobs: list[dict[str, Any]]) -> None:
-    """Draw each job with its :mod:`.plots` function."""
+def render(jobs: list[dict[str, Any]], figures: dict[str, Any] | None = None) -> None:
+    """Draw each job with its :mod:`.plots` function.
+
+    ``figures`` maps a plot name to an empty figure built in advance
+    (:data:`.plots.FIGURES`); each is used by the first job of that plot.
+    """
+    figures = dict(figures or {})
     for item in jobs:
         if item["plot"] not in PLOTS:
             raise ValueError(f"unknown plot {item['plot']!r}")
         args = list(item["args"])
-        getattr(plots, item["plot"])(args[0], Path(item["path"]), *args[1:])
+        extra = {"figure": figures.pop(item["plot"])} if item["plot"] in figures else {}
+        getattr(plots, item["plot"])(args[0], Path(item["path"]), *args[1:], **extra)
+
+
+def prepared_figures() -> dict[str, Any]:
+    """The empty figures of :data:`.plots.FIGURES`, built before the request arrives."""
+    return {name: build() for name, build in plots.FIGURES.items()}
 
 
 def main() -> int:
-    """The child: warm matplotlib up, read the request, render it, answer."""
+    """The child: warm matplotlib up, build the empty figures, read the request, render it, answer."""
     plots.warm_up()
+    figures = prepared_figures()
     request = json.loads(sys.stdin.read() or '{"jobs": []}')
     try:
-        render(request["jobs"])
+        render(request["jobs"], figures)
     except Exception as exc:  # the parent redraws in-process and reports real errors itself
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1

@@ -88,15 +88,37 @@ def print_table(summary: dict[str, Any], outputs: dict[str, str], out: TextIO | 
     width = max(len(r[0]) for r in rows)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}", file=out)
-    trials = [t for t in summary.get("trials", []) if t.get("method") == summary["method"]]
-    if trials:
-        print("  trials:  target_B  b_sharpen  surf_area  regions  adjusted_SA  kurtosis", file=out)
-        for t in sorted(trials, key=lambda r: r["b_iso"] if r["b_iso"] is not None else 0.0):
-            mark = "*" if abs(t["b_sharpen"] - summary["b_sharpen"]) < 1e-9 else " "
-            print(f"         {mark}{_fmt(t['b_iso']):>8} {t['b_sharpen']:10.1f} {t['surface_area']:10.3f} "
-                  f"{t['n_regions']:8d} {_fmt(t['adjusted_sa'], '.3f'):>12} {t['kurtosis']:9.2f}", file=out)
+    _print_trials(summary, out)
     for warning in summary.get("warnings", []):
         print(f"  warning: {warning}", file=out)
     for name, path in outputs.items():
         print(f"  wrote {name}: {path}", file=out)
     print(f"  time: {summary['timings_s'].get('total', 0.0):.2f} s", file=out)
+
+
+def searched_trials(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Trial rows of each searched B-type method (those with a target B), in order of target B."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in summary.get("trials", []):
+        if row.get("b_iso") is not None and row.get("method") in ("b_iso", "b_iso_to_d_cut"):
+            groups.setdefault(row["method"], []).append(row)
+    return {m: sorted(rows, key=lambda r: r["b_iso"]) for m, rows in groups.items()}
+
+
+def _print_trials(summary: dict[str, Any], out: TextIO) -> None:
+    """The trial table of every searched method; ``*`` marks the search's pick (even if the input was kept)."""
+    groups = searched_trials(summary)
+    choice = summary.get("search_choice") or {}
+    if not groups:
+        return
+    several = len(groups) > 1
+    print("  trials:  target_B  b_sharpen  surf_area  regions  adjusted_SA  kurtosis" + ("  method" if several else ""),
+          file=out)
+    for method, rows in groups.items():
+        for t in rows:
+            picked = method == choice.get("method") and abs(t["b_sharpen"] - choice.get("b_sharpen", float("nan"))) < 1e-9
+            print(f"         {'*' if picked else ' '}{_fmt(t['b_iso']):>8} {t['b_sharpen']:10.1f} "
+                  f"{t['surface_area']:10.3f} {t['n_regions']:8d} {_fmt(t['adjusted_sa'], '.3f'):>12} "
+                  f"{t['kurtosis']:9.2f}" + (f"  {method}" if several else ""), file=out)
+    if summary.get("discarded_as_worse"):
+        print("         (* the search's best; the input map scored higher and was kept)", file=out)
