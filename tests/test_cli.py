@@ -384,3 +384,26 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert set(os.listdir(out)) == OUTPUTS
     assert strict_json(out / "summary.json")["command"][1:3] == ["sharpen", str(SPIKE_MAP)]
+
+
+def _spike_summary(tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tmp_path / name
+    assert main(["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(out), "-q", *extra]) == 0
+    return strict_json(out / "summary.json")
+
+
+def test_scoring_options_reach_the_search(tmp_path: Path) -> None:
+    """--fraction-occupied, --sa-percent, --max-regions-to-test, --region-weight-method/-factor, --signal-min."""
+    default = _spike_summary(tmp_path, "default")
+    custom = _spike_summary(tmp_path, "custom", "--fraction-occupied", "0.3", "--sa-percent", "50",
+                            "--max-regions-to-test", "5", "--region-weight-method", "initial_ratio",
+                            "--region-weight-factor", "2", "--signal-min", "1.5")
+    search = custom["options"]["search"]
+    assert search["score"] == {**search["score"], "fraction_occupied": 0.3, "sa_percent": 50.0, "max_regions_to_test": 5}
+    assert (search["region_weight_method"], search["region_weight_factor"], search["signal_min"]) == ("initial_ratio", 2.0, 1.5)
+    # a larger contour and another surface-area share change every trial's measures
+    by_b = {row["b_iso"]: row for row in default["trials"]}
+    changed = [row for row in custom["trials"] if row["b_iso"] in by_b
+               and row["surface_area"] != by_b[row["b_iso"]]["surface_area"]]
+    assert len(changed) >= 20
+    assert custom["region_weight"] != default["region_weight"]

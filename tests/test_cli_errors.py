@@ -201,6 +201,8 @@ def test_missing_resolution(small_map: Path, out: Path, capsys) -> None:
     (["--methods", "b_iso", "bar"], ("--methods", "bar")),
     (["--b-sharpen", "lots"], ("--b-sharpen", "lots")),
     (["--search-b-n", "2.5"], ("--search-b-n",)),
+    (["--region-weight-method", "median"], ("--region-weight-method", "median")),
+    (["--max-regions-to-test", "3.5"], ("--max-regions-to-test",)),
 ])
 def test_unknown_option_values_are_refused_by_argparse(small_map: Path, out: Path, capsys, extra,
                                                        mentions) -> None:
@@ -222,6 +224,14 @@ def test_unknown_option_values_are_refused_by_argparse(small_map: Path, out: Pat
     (["--solvent-content", "-0.2"], "solvent content"),
     (["--copies", "0"], "copies"),
     (["--b-sharpen", "20", "--b-iso", "50"], "at most one"),
+    (["--fraction-occupied", "1.5"], "fraction-occupied"),
+    (["--fraction-occupied", "0"], "fraction-occupied"),
+    (["--fraction-occupied", "nan"], "fraction-occupied"),
+    (["--sa-percent", "0"], "sa-percent"),
+    (["--sa-percent", "150"], "sa-percent"),
+    (["--max-regions-to-test", "0"], "max-regions-to-test"),
+    (["--region-weight-factor", "0"], "region-weight-factor"),
+    (["--signal-min", "inf"], "signal-min"),
 ])
 def test_unusable_option_values(small_map: Path, out: Path, capsys, extra, mention) -> None:
     assert_clean_failure(capsys, sharpen_args(small_map, out, *extra), out, mention)

@@ -17,6 +17,7 @@ from ..report.plot_process import PlotProcess
 from ..report.outputs import planned_outputs, prepare_output_dir, remove_if_unused, write_outputs
 from ..report.summary import print_table, sha256, versions
 from ..sharpening.functions import METHODS
+from ..sharpening.score import ScoreParams
 from ..sharpening.search import TARGETS, SearchConfig
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--region-weight", type=float, default=40.0, metavar="W",
                         help="region weight (calibrated automatically unless --no-adjust-region-weight)")
     method.add_argument("--no-adjust-region-weight", action="store_true")
+    method.add_argument("--region-weight-method", choices=("delta_ratio", "initial_ratio", "b_iso"),
+                        default="delta_ratio", help="region-weight calibration rule (default delta_ratio)")
+    method.add_argument("--region-weight-factor", type=float, default=1.0, metavar="F",
+                        help="multiplier of the calibrated region weight (default 1)")
+    method.add_argument("--fraction-occupied", type=float, default=0.20, metavar="F",
+                        help="fraction of the molecular volume inside the scoring contour (default 0.20)")
+    method.add_argument("--sa-percent", type=float, default=30.0, metavar="P",
+                        help="percent of the contoured volume whose largest regions give the surface area "
+                             "(default 30)")
+    method.add_argument("--max-regions-to-test", type=int, default=30, metavar="N",
+                        help="at most N + 1 regions enter the surface area (default 30)")
+    method.add_argument("--signal-min", type=float, default=3.0, metavar="S",
+                        help="score-curve signal-to-noise below which a method's optimum counts as "
+                             "undetermined (default 3)")
     method.add_argument("--optimize-d-cut", action="store_true", help="refine d_cut around the grid optimum")
     method.add_argument("--optimize-k-sharpen", action="store_true", help="refine k_sharpen around the grid optimum")
     method.add_argument("--optimize-b-blur-hires", action="store_true", help="refine b_blur_hires")
@@ -90,7 +105,10 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         search_b_max=args.search_b_max, search_b_n=args.search_b_n, region_weight=args.region_weight,
         adjust_region_weight=not args.no_adjust_region_weight, optimize_d_cut=args.optimize_d_cut,
         optimize_k_sharpen=args.optimize_k_sharpen, optimize_b_blur_hires=args.optimize_b_blur_hires,
-        peak_fit=not args.no_peak_fit)
+        peak_fit=not args.no_peak_fit, region_weight_method=args.region_weight_method,
+        region_weight_factor=args.region_weight_factor, signal_min=args.signal_min,
+        score=ScoreParams(fraction_occupied=args.fraction_occupied, sa_percent=args.sa_percent,
+                          max_regions_to_test=args.max_regions_to_test))
     if args.methods:
         search_kw["methods"] = tuple(args.methods)
     for name in ("k_sharpen", "d_cut", "b_blur_hires"):

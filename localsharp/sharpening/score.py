@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..kernels import regions
 
 
@@ -21,6 +22,15 @@ class ScoreParams:
     #: numba scores a 40³ box ~2.5× faster but costs ~0.5 s to start in each process, so the
     #: local engine (many boxes per worker) sets True and a one-off small map keeps None.
     jit: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction_occupied <= 1.0:  # also refuses NaN
+            raise ConfigError(f"fraction-occupied must lie in (0, 1] (a fraction of the molecular volume), "
+                              f"got {self.fraction_occupied}")
+        if not 0.0 < self.sa_percent <= 100.0:
+            raise ConfigError(f"sa-percent must lie in (0, 100] (percent of the contoured volume), got {self.sa_percent}")
+        if int(self.max_regions_to_test) != self.max_regions_to_test or self.max_regions_to_test < 1:
+            raise ConfigError(f"max-regions-to-test must be a whole number >= 1, got {self.max_regions_to_test}")
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ class SearchConfig:
             raise ConfigError(f"unknown sharpening method(s) {unknown}; expected some of {', '.join(METHODS)}")
         if self.target not in TARGETS:
             raise ConfigError(f"unknown sharpening target {self.target!r}; expected one of {', '.join(TARGETS)}")
+        if self.region_weight_factor <= 0:
+            raise ConfigError(f"region-weight-factor must be > 0, got {self.region_weight_factor}")
         if self.search_b_n < 1:
             raise ConfigError(f"search_b_n must be at least 1, got {self.search_b_n}")
         if self.region_weight_method not in ("delta_ratio", "initial_ratio", "b_iso"):
