@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..phantom import phantom
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``phantom`` options to ``parser``."""
@@ -30,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Make the phantom, print a short summary; returns the exit status."""
+    from ..phantom import phantom  # scipy and gemmi: imported only when this command runs
+
     result = phantom(
         args.model,
         args.output_dir,

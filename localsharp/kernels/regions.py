@@ -13,10 +13,11 @@ These are the hot loops of the adjusted-surface-area score (ALGORITHM.md §4):
 
 Maps of :data:`JIT_MIN_VOXELS` voxels or more go through the numba loops of
 :mod:`.regions_jit` (no map-sized label array, GIL released); smaller ones
-through numpy and scipy.ndimage, which give the same regions, surfaces and
-thresholds: numba's import and first dispatch cost about 0.5 s per process,
-more than its loops save on a 100³ map.  All functions are pure (no I/O, no
-global state).
+through vectorised numpy, which gives the same regions (numbered as
+``scipy.ndimage.label`` numbers them), surfaces and thresholds: numba's import
+and first dispatch cost about 0.5 s per process, more than its loops save on a
+100³ map, and the numpy path needs no scipy import either.  All functions are
+pure (no I/O, no global state).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
-#: Maps with at least this many voxels use the numba loops (128³); smaller ones numpy/scipy.
+#: Maps with at least this many voxels use the numba loops (128³); smaller ones numpy.
 JIT_MIN_VOXELS = 1 << 21
 
 
@@ -35,13 +35,63 @@ def _use_jit(n_voxels: int, jit: bool | None) -> bool:
     return n_voxels >= JIT_MIN_VOXELS if jit is None else bool(jit)
 
 
+def _neighbour_pairs(fg: np.ndarray, axis: int) -> np.ndarray:
+    """Flat indices of the voxels of ``fg`` whose next voxel along ``axis`` is in ``fg`` too."""
+    both = np.zeros_like(fg)
+    lower = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+    upper = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+    np.logical_and(fg[lower], fg[upper], out=both[lower])
+    return np.flatnonzero(both)
+
+
+def _join(label: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Connected components of the graph with edges ``(u, v)``: each node's smallest connected node.
+
+    ``label`` starts as ``arange``; the lower root of every edge whose ends disagree is
+    hooked onto the smaller one (``minimum.at``), then every node jumps to its root,
+    until all edges agree.
+    """
+    while True:
+        lu, lv = label[u], label[v]
+        differ = lu != lv
+        if not differ.any():
+            return label
+        lu, lv = lu[differ], lv[differ]
+        np.minimum.at(label, np.maximum(lu, lv), np.minimum(lu, lv))
+        while True:  # pointer jumping: labels only ever point to smaller nodes
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+
+
 def _label_members_numpy(data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`label_members` with scipy.ndimage (which also numbers regions in scan order)."""
-    labels, n_labels = ndimage.label(data > threshold)
-    flat = labels.ravel()
+    """:func:`label_members` in vectorised numpy (the regions and numbers of ``scipy.ndimage.label``).
+
+    Runs of voxels along x are the nodes; the y and z face contacts between
+    runs are joined by :func:`_join`.  A region's number follows the scan order
+    of its first voxel, as in scipy.ndimage and the numba loops.
+    """
+    fg = np.ascontiguousarray(data > threshold)
+    flat = fg.ravel()
     members = np.flatnonzero(flat)
-    member_labels = flat[members].astype(np.int32, copy=False)
-    sizes = np.bincount(member_labels, minlength=n_labels + 1).astype(np.int64)
+    if members.size == 0:
+        return members, np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
+    nz, ny, nx = fg.shape
+    rank = np.cumsum(flat, dtype=np.int32)  # rank[i] = position of voxel i among the members
+    rank -= 1
+    starts = np.ones(members.size, dtype=bool)
+    starts[rank[_neighbour_pairs(fg, 2) + 1]] = False  # a member whose left neighbour is a member continues a run
+    run = np.cumsum(starts, dtype=np.int32)
+    run -= 1
+    n_runs = int(run[-1]) + 1
+    contacts = [(_neighbour_pairs(fg, axis), step) for axis, step in ((1, nx), (0, nx * ny))]
+    u = np.concatenate([run[rank[src]] for src, _ in contacts])
+    v = np.concatenate([run[rank[src + step]] for src, step in contacts])
+    label = _join(np.arange(n_runs, dtype=np.int32), u, v)
+    number = np.cumsum(label == np.arange(n_runs), dtype=np.int32)  # roots numbered in scan order
+    member_labels = number[label][run]
+    sizes = np.bincount(member_labels, minlength=int(number[-1]) + 1).astype(np.int64)
     return members, member_labels, sizes
 
 
@@ -59,7 +109,7 @@ def label_members(data: np.ndarray, threshold: float,
     threshold : float
         Voxels strictly above it belong to regions.
     jit : bool, optional
-        Use the numba loops (True) or numpy/scipy (False); by default numba
+        Use the numba loops (True) or numpy (False); by default numba
         from :data:`JIT_MIN_VOXELS` voxels up.  The same regions either way.
 
     Returns
