@@ -1,4 +1,4 @@
-"""The numpy/scipy path (maps below ``JIT_MIN_VOXELS``) and the numba loops give the same results.
+"""The numpy path (maps below ``JIT_MIN_VOXELS``) and the numba loops give the same results.
 
 Small maps skip numba (its import and first dispatch cost ~0.5 s per process); these tests
 pin the two paths to each other on a real map, down to the sharpening a search picks.
