@@ -16,7 +16,6 @@ Run: ``python benchmarks/reference_scores.py``; prints a table per map and write
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 

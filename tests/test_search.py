@@ -206,6 +206,7 @@ def test_reported_score_is_the_score_of_the_chosen_sharpening(blurred_box_spectr
             assert result.sharpening.b_iso_target == pytest.approx(expected, abs=1e-9)
         else:
             assert chosen_score >= scores.max() - 1e-12
+            assert result.sharpening.b_iso_target == best_grid  # the best grid point itself (ties: first)
 
 
 def test_chosen_target_b_stays_inside_the_searched_range(blurred_box_spectrum) -> None:

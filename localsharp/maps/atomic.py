@@ -69,7 +69,7 @@ class AtomicSet:
         try:
             if exc_type is None:
                 mode = 0o666 & ~_umask()
-                for tmp, final in self._staged:
+                for tmp, _ in self._staged:
                     os.chmod(tmp, mode)
                 for tmp, final in self._staged:
                     os.replace(tmp, final)
