@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .summary import searched_trials
+
 _lock = threading.Lock()
 
 
@@ -76,9 +78,7 @@ def plot_score_vs_b(summary: dict[str, Any], path: Path, figure: tuple[Any, Any]
     whole input map scored higher than the whole sharpened map, the title says
     so (those whole-map scores are not on the scale of these box trials).
     """
-    from .summary import searched_trials  # the same rows as the printed table
-
-    groups = searched_trials(summary)
+    groups = searched_trials(summary)  # the same rows as the printed table
     fig, axes = figure if figure is not None else score_figure()
     choice = summary.get("search_choice") or {}
     for method, trials in groups.items():
