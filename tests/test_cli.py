@@ -406,3 +406,15 @@ def test_scoring_options_reach_the_search(tmp_path: Path) -> None:
                and row["surface_area"] != by_b[row["b_iso"]]["surface_area"]]
     assert len(changed) >= 20
     assert custom["region_weight"] != default["region_weight"]
+
+
+def test_d_min_ratio_and_max_box_fraction_reach_the_run(hb_run, tmp_path: Path) -> None:
+    """EMD-3488's density box holds 45 % of the map: used by default, refused at --max-box-fraction 0.3."""
+    assert strict_json(hb_run[3] / "summary.json")["box"]["used"] is True
+    out = tmp_path / "ratio"
+    assert main(["sharpen", str(HB_MAP), "--resolution", "3.2", "--output-dir", str(out), "-q",
+                 "--d-min-ratio", "0.95", "--max-box-fraction", "0.3"]) == 0
+    summary = strict_json(out / "summary.json")
+    assert summary["d_min"] == pytest.approx(0.95 * 3.2)
+    assert summary["options"]["max_box_fraction"] == 0.3
+    assert summary["box"]["used"] is False

@@ -232,6 +232,8 @@ def test_unknown_option_values_are_refused_by_argparse(small_map: Path, out: Pat
     (["--max-regions-to-test", "0"], "max-regions-to-test"),
     (["--region-weight-factor", "0"], "region-weight-factor"),
     (["--signal-min", "inf"], "signal-min"),
+    (["--max-box-fraction", "0"], "max_box_fraction"),
+    (["--d-min-ratio", "1.5"], "d_min_ratio"),
 ])
 def test_unusable_option_values(small_map: Path, out: Path, capsys, extra, mention) -> None:
     assert_clean_failure(capsys, sharpen_args(small_map, out, *extra), out, mention)

@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp.add_argument("--sequence", metavar="FILE", help="sequence file (FASTA or plain one-letter)")
     comp.add_argument("--copies", type=int, default=1, help="copies of the sequence (default 1)")
     comp.add_argument("--no-density-select", action="store_true", help="analyse the whole map, not a box")
+    comp.add_argument("--max-box-fraction", type=float, default=0.5, metavar="F",
+                      help="analyse the whole map when the density box holds more than this fraction of it "
+                           "(default 0.5)")
+    comp.add_argument("--d-min-ratio", type=float, default=0.833, metavar="R",
+                      help="Fourier terms are used to R x resolution (default 0.833)")
     comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")
     comp.add_argument("--box-size", type=int, nargs=3, default=(40, 40, 40), metavar=("NX", "NY", "NZ"))
     comp.add_argument("--box-in-auto-sharpen", action="store_true",
@@ -123,7 +128,8 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
     return SharpenOptions(
         resolution=resolution, search=SearchConfig(**search_kw), remove_aniso=not args.no_remove_aniso,
         solvent_content=args.solvent_content, molecular_mass=args.molecular_mass, sequence=sequence,
-        copies=args.copies, density_select=not args.no_density_select,
+        copies=args.copies, density_select=not args.no_density_select, max_box_fraction=args.max_box_fraction,
+        d_min_ratio=args.d_min_ratio,
         box_center=tuple(args.box_center) if args.box_center else None, box_size=tuple(args.box_size),
         box_in_auto_sharpen=args.box_in_auto_sharpen, use_weak_density=args.use_weak_density,
         soft_mask=not args.no_soft_mask,
