@@ -42,12 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--target", choices=TARGETS, default="adjusted_sa", help="score to maximise")
     method.add_argument("--reference-quirks", action="store_true",
                         help="reproduce the reference's quirks (kurtosis target replaced by adjusted SA, ...)")
-    method.add_argument("--search-b-min", type=float, default=-100.0, metavar="B")
-    method.add_argument("--search-b-max", type=float, default=300.0, metavar="B")
-    method.add_argument("--search-b-n", type=int, default=21, metavar="N")
+    method.add_argument("--search-b-min", type=float, default=-100.0, metavar="B",
+                        help="lowest target map B of the grid, Å² (default -100; the map's own B if lower)")
+    method.add_argument("--search-b-max", type=float, default=300.0, metavar="B",
+                        help="highest target map B of the grid, Å² (default 300; the map's own B if higher)")
+    method.add_argument("--search-b-n", type=int, default=21, metavar="N",
+                        help="number of grid points (default 21)")
     method.add_argument("--region-weight", type=float, default=40.0, metavar="W",
                         help="region weight (calibrated automatically unless --no-adjust-region-weight)")
-    method.add_argument("--no-adjust-region-weight", action="store_true")
+    method.add_argument("--no-adjust-region-weight", action="store_true",
+                        help="use --region-weight as given (no three-point calibration)")
     method.add_argument("--region-weight-method", choices=("delta_ratio", "initial_ratio", "b_iso"),
                         default="delta_ratio", help="region-weight calibration rule (default delta_ratio)")
     method.add_argument("--region-weight-factor", type=float, default=1.0, metavar="F",
