@@ -84,9 +84,7 @@ class SharpenResult:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary (see ``summary.json``)."""
         s = self.sharpening
-        target_b = s.b_iso_target
-        if target_b is None and self.b_iso_input is not None and s.method in ("b_iso", "b_iso_to_d_cut"):
-            target_b = self.b_iso_input - s.b_sharpen
+        target_b = _target_b(s, self.b_iso_input)
         w = self.region_weight
         return {
             "mode": self.mode,
@@ -138,11 +136,15 @@ class SharpenResult:
         if self.search is None:
             return None
         s = self.search.sharpening
-        target_b = s.b_iso_target
-        if target_b is None and s.method in ("b_iso", "b_iso_to_d_cut"):
-            target_b = self.search.b_iso_original - s.b_sharpen
-        return {"method": s.method, "b_sharpen": s.b_sharpen, "target_b_iso": target_b,
-                "score": _finite(self.search.score)}
+        return {"method": s.method, "b_sharpen": s.b_sharpen,
+                "target_b_iso": _target_b(s, self.search.b_iso_original), "score": _finite(self.search.score)}
+
+
+def _target_b(s: Sharpening, b_original: float | None) -> float | None:
+    """Target map B of a sharpening: its own, or ``b_original − b_sharpen`` for the B-type methods."""
+    if s.b_iso_target is None and b_original is not None and s.method in ("b_iso", "b_iso_to_d_cut"):
+        return b_original - s.b_sharpen
+    return s.b_iso_target
 
 
 def _finite(value: Any) -> Any:
