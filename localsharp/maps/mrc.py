@@ -1,13 +1,13 @@
 """Reading and writing MRC/CCP4 maps (the only module that knows the file's axis order).
 
-The header is validated *before* any voxel is read: a header whose sizes
-disagree with the file length is refused, so a corrupt or lying header never
-makes us allocate memory for data that is not there.
+The header is parsed and validated by :mod:`.mrc_header` *before* any voxel
+is read: a header whose sizes disagree with the file length is refused, so a
+corrupt or lying header never makes us allocate memory for data that is not
+there.  Region reads without loading the map: :mod:`.source`.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import warnings
@@ -15,110 +15,23 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-from mrcfile.dtypes import HEADER_DTYPE
 
 from ..errors import InputFileError
 from .atomic import atomic_path
 from .density import DensityMap
-
-#: MRC modes we accept and the numpy type of their voxels.
-SUPPORTED_MODES = {0: np.int8, 1: np.int16, 2: np.float32, 6: np.uint16, 12: np.float16}
-#: Refuse headers announcing more voxels than this (2**34 = 64 GB of float32).
-MAX_VOXELS = 2**34
-_HEADER_BYTES = 1024
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _read_raw_header(path: Path, gz: bool) -> bytes:
-    opener = gzip.open if gz else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read(_HEADER_BYTES)
-    except (OSError, EOFError) as exc:
-        raise InputFileError(path, f"cannot read the file ({exc})") from None
-    if len(raw) < _HEADER_BYTES:
-        raise InputFileError(
-            path, f"not an MRC/CCP4 map: {len(raw)} bytes, shorter than the 1024-byte header"
-        )
-    return raw
-
-
-def _parse_header(path: Path, raw: bytes) -> np.recarray:
-    """Interpret the 1024 header bytes, choosing the byte order that makes sense."""
-    for order in ("<", ">"):
-        header = np.frombuffer(raw, dtype=HEADER_DTYPE.newbyteorder(order)).view(np.recarray)[0]
-        dims = (int(header.nx), int(header.ny), int(header.nz))
-        axes = sorted((int(header.mapc), int(header.mapr), int(header.maps)))
-        if all(0 < n < 2**24 for n in dims) and axes == [1, 2, 3]:
-            return header
-    raise InputFileError(
-        path,
-        "not an MRC/CCP4 map: header has no valid sizes (NX, NY, NZ) and axis order "
-        "(MAPC, MAPR, MAPS) in either byte order",
-    )
-
-
-def _expected_bytes(path: Path, header: np.recarray) -> int:
-    mode = int(header.mode)
-    if mode not in SUPPORTED_MODES:
-        raise InputFileError(
-            path,
-            f"unsupported MRC data mode {mode}; supported modes are 0 (int8), 1 (int16), "
-            "2 (float32), 6 (uint16) and 12 (float16)",
-        )
-    n_voxels = int(header.nx) * int(header.ny) * int(header.nz)
-    if n_voxels > MAX_VOXELS:
-        raise InputFileError(path, f"header announces {n_voxels} voxels, more than the limit {MAX_VOXELS}")
-    nsymbt = int(header.nsymbt)
-    if nsymbt < 0:
-        raise InputFileError(path, f"negative extended-header size NSYMBT={nsymbt}")
-    itemsize = np.dtype(SUPPORTED_MODES[mode]).itemsize
-    return _HEADER_BYTES + nsymbt + n_voxels * itemsize
-
-
-def _actual_bytes(path: Path, gz: bool) -> int:
-    if not gz:
-        return path.stat().st_size
-    # gzip's trailer stores the uncompressed size modulo 2**32 (ISIZE).
-    with open(path, "rb") as fh:
-        fh.seek(-4, os.SEEK_END)
-        return int.from_bytes(fh.read(4), "little")
-
-
-def _check_size(path: Path, header: np.recarray, gz: bool) -> None:
-    expected = _expected_bytes(path, header)
-    actual = _actual_bytes(path, gz)
-    if gz:
-        expected %= 2**32
-    if actual != expected:
-        dims = f"{int(header.nx)}x{int(header.ny)}x{int(header.nz)}"
-        what = "truncated" if actual < expected else "longer than its header says"
-        raise InputFileError(
-            path,
-            f"file is {what}: header (NX x NY x NZ = {dims}, mode {int(header.mode)}, "
-            f"NSYMBT {int(header.nsymbt)}) implies {expected} bytes of map, found {actual}",
-        )
-
-
-def _file_axes(header: np.recarray) -> tuple[int, int, int]:
-    """Spatial axis (1=x, 2=y, 3=z) of the file array's axes (section, row, column)."""
-    return (int(header.maps), int(header.mapr), int(header.mapc))
-
-
-def _voxel_size(path: Path, header: np.recarray) -> tuple[float, float, float]:
-    cell = (float(header.cella.x), float(header.cella.y), float(header.cella.z))
-    grid = (int(header.mx), int(header.my), int(header.mz))
-    if any(g <= 0 for g in grid) or any(not np.isfinite(c) or c <= 0 for c in cell):
-        raise InputFileError(
-            path,
-            f"cannot derive the voxel size: cell lengths {cell} Å and cell grid (MX, MY, MZ) = {grid} "
-            "must all be positive",
-        )
-    return tuple(c / g for c, g in zip(cell, grid))  # type: ignore[return-value]
+from .mrc_header import (  # noqa: F401  (re-exported: the header API lived here first)
+    HEADER_BYTES as _HEADER_BYTES,
+    MAX_VOXELS,
+    SUPPORTED_MODES,
+    check_regular_file,
+    check_size as _check_size,
+    density_fields,
+    is_gzip as _is_gzip,
+    parse_header as _parse_header,
+    read_raw_header as _read_raw_header,
+    voxel_dtype,
+    zyx_permutation,
+)
 
 
 #: Voxels checked at a time by :func:`_check_values` (no map-sized boolean temporary).
@@ -151,10 +64,9 @@ def _mapped_voxels(path: Path, header: np.recarray) -> np.ndarray:
 
     The header has been validated (:func:`_check_size`), so the file holds exactly these bytes.
     """
-    byte_order = header.dtype.fields["mode"][0].byteorder  # the order _parse_header found ("<", ">" or "=")
-    dtype = np.dtype(SUPPORTED_MODES[int(header.mode)]).newbyteorder(byte_order)
     shape = (int(header.nz), int(header.ny), int(header.nx))
-    return np.memmap(path, dtype=dtype, mode="r", offset=_HEADER_BYTES + int(header.nsymbt), shape=shape)
+    return np.memmap(path, dtype=voxel_dtype(header), mode="r", offset=_HEADER_BYTES + int(header.nsymbt),
+                     shape=shape)
 
 
 def read_map(path: str | os.PathLike, *, mmap: bool | None = None) -> DensityMap:
@@ -189,14 +101,11 @@ def read_map(path: str | os.PathLike, *, mmap: bool | None = None) -> DensityMap
         mode, or holds NaN/Inf or constant values.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "no such file")
-    if not path.is_file():
-        raise InputFileError(path, "not a regular file")
+    check_regular_file(path)
     gz = _is_gzip(path)
     header = _parse_header(path, _read_raw_header(path, gz))
     _check_size(path, header, gz)
-    voxel = _voxel_size(path, header)
+    fields = density_fields(path, header, [], b"")  # validates the voxel size before any voxel is read
     if mmap is None:
         mmap = not gz and path.stat().st_size >= MMAP_MIN_BYTES
     mapped = bool(mmap) and not gz
@@ -213,35 +122,12 @@ def read_map(path: str | os.PathLike, *, mmap: bool | None = None) -> DensityMap
         raise InputFileError(path, "file holds no 3-D map data")
     if raw.ndim == 2:
         raw = raw[np.newaxis]
-    file_axes = _file_axes(header)
-    perm = [file_axes.index(3), file_axes.index(2), file_axes.index(1)]
-    data = np.ascontiguousarray(np.transpose(raw, perm), dtype=np.float32)
+    data = np.ascontiguousarray(np.transpose(raw, zyx_permutation(header)), dtype=np.float32)
     if not mapped:
         data.flags.writeable = False  # as for a mapped file: the input is never modified
     _check_values(path, data)
-    starts_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-    nstart = [0, 0, 0]
-    for crs_index, spatial in enumerate((int(header.mapc), int(header.mapr), int(header.maps))):
-        nstart[spatial - 1] = starts_crs[crs_index]
-    return DensityMap(
-        data=data,
-        voxel_size=voxel,
-        origin=(float(header.origin.x), float(header.origin.y), float(header.origin.z)),
-        nstart=tuple(nstart),  # type: ignore[arg-type]
-        cell_grid=(int(header.mx), int(header.my), int(header.mz)),
-        cell_angles=(float(header.cellb.alpha), float(header.cellb.beta), float(header.cellb.gamma)),
-        axis_order=(int(header.mapc), int(header.mapr), int(header.maps)),
-        space_group=int(header.ispg),
-        header_extras={
-            "labels": labels,
-            "exttyp": bytes(header.exttyp),
-            "nversion": int(header.nversion),
-            "extended_header": extended,
-            "cella": (float(header.cella.x), float(header.cella.y), float(header.cella.z)),
-            "voxel_size": voxel,
-            "cell_grid": (int(header.mx), int(header.my), int(header.mz)),
-        },
-    )
+    fields["header_extras"].update(labels=labels, extended_header=extended)
+    return DensityMap(data=data, **fields)
 
 
 def _cell_lengths_for_header(density: DensityMap) -> tuple[float, float, float]:
