@@ -176,6 +176,26 @@ class MapSource:
         return {"path": self.path, "kind": self.kind, **metadata_identity(Path(self.path))}
 
 
+def geometry_of(template: Any) -> tuple[dict[str, Any], Int3]:
+    """Header geometry (:attr:`MapSource.geometry`'s form, a copy) and ``(z, y, x)`` shape of a map.
+
+    ``template`` is a :class:`MapSource` or a :class:`DensityMap`.
+    """
+    if isinstance(template, MapSource):
+        return copy.deepcopy(template.geometry), template.shape
+    if isinstance(template, DensityMap):
+        names = ("voxel_size", "origin", "nstart", "cell_grid", "cell_angles", "axis_order", "space_group",
+                 "header_extras")
+        return {name: copy.deepcopy(getattr(template, name)) for name in names}, template.shape
+    raise TypeError(f"expected a MapSource or a DensityMap, got {type(template).__name__}")
+
+
+def header_density(template: Any) -> DensityMap:
+    """A one-voxel :class:`DensityMap` carrying ``template``'s header geometry (for headers and positions)."""
+    geometry, _ = geometry_of(template)
+    return DensityMap(data=np.zeros((1, 1, 1), np.float32), **geometry)
+
+
 # ------------------------------------------------------------------ MRC files
 def _open_mrc(path: Path) -> MapSource:
     mh.check_regular_file(path)
