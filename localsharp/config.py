@@ -134,7 +134,16 @@ class LocalOptions:
     soft_mask : bool
         Buffer each box by 1.5 × resolution and taper it to zero at its faces.
     chunk : int
-        Edge of the output chunks (voxels); each chunk is written by one task.
+        Edge of the output chunks (voxels).
+    task_block : int
+        Boxes per search task along each axis: a task searches the (up to
+        ``task_block³``) neighbouring boxes of one block of the box grid.
+    tile_chunks : int
+        Output chunks per render task along each axis (a tile of
+        ``(tile_chunks · chunk)³`` voxels, written by one task).
+
+    The result does not depend on ``task_block``, ``tile_chunks`` or the number
+    of workers, bit for bit.
     """
 
     box_size: int = 40
@@ -142,6 +151,8 @@ class LocalOptions:
     smoothing_radius: float | None = None
     soft_mask: bool = True
     chunk: int = 64
+    task_block: int = 3
+    tile_chunks: int = 2
 
     def __post_init__(self) -> None:
         if not 8 <= self.box_size:
@@ -153,6 +164,10 @@ class LocalOptions:
             raise ConfigError(f"smoothing radius must be a positive number of Å, got {self.smoothing_radius}")
         if self.chunk < 8:
             raise ConfigError(f"chunk edge must be at least 8 voxels, got {self.chunk}")
+        if self.task_block < 1:
+            raise ConfigError(f"boxes per task edge must be at least 1, got {self.task_block}")
+        if self.tile_chunks < 1:
+            raise ConfigError(f"chunks per render tile edge must be at least 1, got {self.tile_chunks}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

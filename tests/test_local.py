@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def test_serial_run(serial, crop: DensityMap) -> None:
     assert serial.map.shape == crop.shape and serial.map.geometry() == crop.geometry()
     assert s["n_boxes"] == len(s["boxes"]) > 4
     assert s["boxes_by_status"].get("sharpened", 0) >= 1
-    assert np.isfinite(serial.map.data).all()
+    assert np.isfinite(serial.map.compute().data).all()
     b = [row["sharpening"]["b_sharpen"] for row in s["boxes"] if row["status"] == "sharpened"]
     assert np.ptp(b) > 0  # boxes really get their own sharpening
     json.dumps(s, allow_nan=False)
@@ -101,12 +102,13 @@ def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tm
                                            store=tmp_path / "run.zarr")
     ran = [str(t["key"]) for t in stream.data]
     assert sum("overall_task" in k for k in ran) == 1  # the overall pass is one task on a worker
-    assert sum("score_box" in k for k in ran) == len(serial.boxes)
-    assert sum("render_chunk" in k for k in ran) == 8
-    np.testing.assert_array_equal(distributed_result.map.data, serial.map.data)
+    n_blocks = len({row["index"] // 1 for row in serial.boxes})
+    assert 1 <= sum("score_block" in k for k in ran) <= n_blocks
+    assert sum("render_tile" in k for k in ran) == 1  # one 64³ tile of 32³ chunks covers the crop
+    np.testing.assert_array_equal(distributed_result.map.compute().data, serial.map.compute().data)
     assert distributed_result.boxes == serial.boxes
     again = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL)  # temporary store, same result
-    np.testing.assert_array_equal(again.map.data, serial.map.data)
+    np.testing.assert_array_equal(again.map.compute().data, serial.map.compute().data)
     assert again.store is None
 
 
@@ -121,21 +123,23 @@ def _interrupt_after(stage: str, n: int):
     return progress
 
 
-@pytest.mark.parametrize("stage, n", [("boxes", 3), ("chunks", 2)])
+@pytest.mark.parametrize("stage, n", [("boxes", 1), ("tiles", 2)])
 def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, client, tmp_path: Path,
                                                  stage: str, n: int) -> None:
     store = tmp_path / "run.zarr"
+    local = dataclasses.replace(LOCAL, task_block=1, tile_chunks=1)  # 18 box tasks, 8 tiles
     with pytest.raises(Interrupt):
-        local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=store,
+        local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store,
                       progress=_interrupt_after(stage, n))
-    recorded = RunStore(store).record(stage)
-    assert recorded is not None and len(recorded) >= n  # progress was saved when the run stopped
+    recorded = RunStore(store).done_batches() if stage == "boxes" else RunStore(store).done_tiles()
+    assert len(recorded) >= n  # what finished is on disk
     calls = []
-    resumed = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL, store=store, resume=True,
+    resumed = local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store, resume=True,
                             progress=lambda name, done, total: calls.append(name))
     assert resumed.resumed["overall"] == 1 and resumed.resumed[stage] >= n
-    assert calls.count(stage) == (len(serial.boxes) if stage == "boxes" else 8) - resumed.resumed[stage]
-    np.testing.assert_array_equal(resumed.map.data, serial.map.data)
+    tasks_left = (len(serial.boxes) - resumed.resumed["boxes"]) if stage == "boxes" else 8 - resumed.resumed["tiles"]
+    assert calls.count(stage) == tasks_left  # only what had not finished ran again (one box per task here)
+    np.testing.assert_array_equal(resumed.map.compute().data, serial.map.compute().data)
 
 
 def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Path) -> None:
@@ -170,7 +174,7 @@ def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_pa
     assert "boxes searched" in captured.err and "local_map" in captured.out
     written = read_map(out / "local_sharpened_map.ccp4")
     assert written.geometry() == read_map(path).geometry()
-    np.testing.assert_allclose(written.data, serial.map.data, atol=1e-6)
+    np.testing.assert_array_equal(written.data, serial.map.compute().data)
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["n_boxes"] == len(summary["boxes"]) == len(serial.boxes)
     centres = gemmi.read_structure(str(out / "local_box_centres.pdb"))
@@ -189,7 +193,7 @@ def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_pa
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--resume", "-q"]) == 0
     summary = json.loads((out / "local_summary.json").read_text())
-    assert summary["resumed"] == {"overall": 1, "boxes": len(serial.boxes), "chunks": 8}
+    assert summary["resumed"] == {"overall": 1, "boxes": len(serial.boxes), "tiles": 1}
 
 
 @pytest.mark.parametrize("extra, mention", [(["--stride", "64"], "stride"), (["--box-size", "4"], "box size"),
@@ -264,20 +268,22 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
     assert main(args + ["--only-box", "999"]) == 2
     assert "box 999 does not exist" in capsys.readouterr().err
     assert main(args + ["--resume", "-q", "--in-process"]) == 0  # the store made by --only-box serves the run
-    np.testing.assert_allclose(read_map(out / "local_sharpened_map.ccp4").data, serial.map.data, atol=1e-6)
+    np.testing.assert_array_equal(read_map(out / "local_sharpened_map.ccp4").data, serial.map.compute().data)
 
 
 @pytest.mark.filterwarnings("ignore:Port .* is already in use")  # the module's own cluster holds 8787
-def test_the_command_lines_local_cluster_puts_no_memory_cap_on_its_workers() -> None:
-    """The overall pass is one task needing ~4 × the map: a RAM/n cap per worker would kill it on big maps."""
+def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
+    """No task holds the map, so workers run under Dask's memory limit (never 0 = unlimited)."""
     from localsharp.engine.cluster import make_client
 
-    client = make_client(workers=1)
+    client = make_client(workers=1, memory_limit="1GiB")
     try:
-        info = client.scheduler_info()
-        limits = [w["memory_limit"] for w in info["workers"].values()]
-        assert limits and all(limit in (0, None) for limit in limits), limits
+        limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+        assert limits == [2**30]
     finally:
         cluster = client.cluster
         client.close()
         cluster.close()
+    for bad in ("0", "lots", "-1GiB"):
+        with pytest.raises(ConfigError, match="memory-limit"):
+            make_client(workers=1, memory_limit=bad)

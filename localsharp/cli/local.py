@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, InputFileError
+from ..engine.inputs import open_input, template_of
 from ..maps.atomic import AtomicSet
 from ..maps.model import write_points_pdb
-from ..maps.mrc import write_map
+from ..maps.store import RunStore
+from ..maps.stream import write_map_streamed
 from ..report.outputs import prepare_output_dir
-from ..report.summary import sha256, versions, write_json
+from ..report.summary import json_default, versions
 
-OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "summary": "local_summary.json",
-           "box_centres": "local_box_centres.pdb"}
+OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
+           "summary": "local_summary.json", "box_centres": "local_box_centres.pdb"}
 #: Occupancy written for each box status in the centres file.
 STATUS_OCCUPANCY = {"sharpened": 1.0, "unsharpened": 0.5, "skipped": 0.0}
 STORE = "local_run.zarr"
@@ -29,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``local`` options to ``parser``."""
     parser.description = ("Sharpen a map locally: overall sharpening first, then overlapping boxes each optimised "
                           "on their own (in parallel on Dask workers) and blended with Gaussian weights.")
-    parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz)")
+    parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
+                        "a zarr v3 array or an OME-Zarr image")
     parser.add_argument("--resolution", type=float, required=True, help="nominal resolution (Å)")
     parser.add_argument("--output-dir", default="localsharp_local", help="output directory (holds the run store)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs and run store")
@@ -42,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiling.add_argument("--stride", type=int, default=20, help="largest spacing of box centres (voxels, default 20)")
     tiling.add_argument("--smoothing-radius", type=float, help="R of the blending weight exp(-r²/2R²) (Å)")
     tiling.add_argument("--chunk", type=int, default=64, help="output chunk edge (voxels, default 64)")
+    tiling.add_argument("--task-block", type=int, default=3,
+                        help="boxes per search task along each axis (up to N³ boxes a task, default 3)")
+    tiling.add_argument("--tile-chunks", type=int, default=2,
+                        help="output chunks per blend task along each axis (default 2)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, help="solvent fraction (0-1) of the map")
     comp.add_argument("--molecular-mass", type=float, help="molecular mass in the map (kDa)")
@@ -49,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="sharpen a map whose header says it is already sharpened (refused by default)")
     cluster = parser.add_argument_group("cluster (default: a LocalCluster on this machine)")
     cluster.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the cores)")
+    cluster.add_argument("--memory-limit", default="auto", metavar="SIZE",
+                         help="memory limit of each LocalCluster worker, e.g. 2GiB (default: Dask's 'auto', "
+                              "the machine's memory shared among the workers)")
     cluster.add_argument("--scheduler-file", help="connect to a running scheduler (e.g. started under SLURM)")
     cluster.add_argument("--scheduler-address", help="connect to a running scheduler at this address")
     cluster.add_argument("--in-process", action="store_true", help="no cluster: run every task in this process")
@@ -65,7 +78,7 @@ class _Progress:
         if self.quiet or (now - self.last < 0.5 and done < total):
             return
         self.last = now
-        label = {"boxes": "boxes searched", "chunks": "chunks blended"}.get(stage, stage)
+        label = {"boxes": "boxes searched", "tiles": "tiles blended"}.get(stage, stage)
         end = "\n" if done >= total else "\r"
         print(f"localsharp local: {label} {done}/{total}  ({now - self.t0:.1f} s)", end=end, file=sys.stderr,
               flush=True)
@@ -78,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
-    if not Path(args.map).is_file():
+    if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
-                         chunk=args.chunk)
+                         chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
@@ -94,11 +107,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
     client = None if args.in_process else make_client(workers=args.workers, scheduler_file=args.scheduler_file,
-                                                      scheduler_address=args.scheduler_address, verbose=args.verbose)
+                                                      scheduler_address=args.scheduler_address, verbose=args.verbose,
+                                                      memory_limit=args.memory_limit)
     try:
         result = local_sharpen(args.map, client, resolution=args.resolution, store=out / STORE, local=local,
                                options=options, resume=args.resume, overwrite=args.overwrite,
-                               progress=_Progress(args.quiet))
+                               progress=_Progress(args.quiet), output=paths["local_image"])
     except KeyboardInterrupt:
         print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
               "run the same command with --resume to continue", file=sys.stderr)
@@ -106,16 +120,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             _close(client)
-    summary = result.summary()
-    summary.update({"input": {"map": args.map, "sha256": sha256(args.map), "geometry": result.map.geometry()},
+    summary = result.summary(with_boxes=False)
+    digest = (RunStore(result.store).record("input") or {}).get("voxels_sha256") if result.store else None
+    summary.update({"input": {"map": args.map, "voxels_sha256": digest, "geometry": result.map.geometry()},
                     "resolution": args.resolution, "versions": versions(), "command": sys.argv,
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
+    template = template_of(open_input(args.map))
     with AtomicSet(overwrite=True) as files:
-        write_map(files.stage(paths["local_map"]), result.map, overwrite=True,
-                  label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
-        write_json(files.stage(paths["summary"]), summary)
-        _write_centres(files.stage(paths["box_centres"]), summary["boxes"], result.map)
+        write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
+                           label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        _write_summary(files.stage(paths["summary"]), summary, result.iter_boxes())
+        _write_centres(files.stage(paths["box_centres"]), result.iter_boxes(), result.map.geometry())
     if not args.quiet:
         _print_table(summary, paths)
     return 0
@@ -143,12 +159,29 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
     return 0
 
 
-def _write_centres(path: Path, boxes: list[dict[str, Any]], density: Any) -> None:
-    """Box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept / skipped."""
-    positions = np.array([row["centre_A"] for row in boxes], dtype=float).reshape(-1, 3)
-    b = np.array([(row["sharpening"] or {}).get("b_sharpen", 0.0) for row in boxes], dtype=float)
-    occupancy = np.array([STATUS_OCCUPANCY.get(row["status"], 0.0) for row in boxes], dtype=float)
-    write_points_pdb(path, positions, b, occupancy, density)
+def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
+    """The summary as JSON with its per-box table streamed row by row (no list of every box is built)."""
+    head = json.dumps(summary, indent=1, allow_nan=False, default=json_default)
+    with open(path, "w") as handle:
+        handle.write(head[:-2] + ',\n "boxes": [')
+        for i, row in enumerate(rows):
+            handle.write(("," if i else "") + "\n  " + json.dumps(row, allow_nan=False, default=json_default))
+        handle.write("\n ]\n}\n")
+
+
+def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
+    """Searched box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept /
+    skipped (boxes the coarse mask skipped without a task are left out)."""
+    positions, b, occupancy = [], [], []
+    for row in rows:
+        if row["status"] == "skipped" and "no task" in row["reason"]:
+            continue
+        positions.append(row["centre_A"])
+        b.append((row["sharpening"] or {}).get("b_sharpen", 0.0))
+        occupancy.append(STATUS_OCCUPANCY.get(row["status"], 0.0))
+    cell = SimpleNamespace(cell_lengths=tuple(geometry["cell_lengths"]), cell_angles=tuple(geometry["cell_angles"]))
+    write_points_pdb(path, np.array(positions, dtype=float).reshape(-1, 3), np.array(b, dtype=float),
+                     np.array(occupancy, dtype=float), cell)
 
 
 def _close(client: Any) -> None:
@@ -162,7 +195,8 @@ def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
     overall = summary["overall"]
     print(f"localsharp local: {summary['input']['map']}")
     print(f"  overall sharpening        {overall['method']} b_sharpen {overall['b_sharpen']:.1f} Å²")
-    print(f"  boxes                     {summary['n_boxes']} ({', '.join(f'{v} {k}' for k, v in summary['boxes_by_status'].items())})")
+    print(f"  boxes                     {summary['n_boxes']} ({', '.join(f'{v} {k}' for k, v in summary['boxes_by_status'].items())}); "
+          f"{summary['boxes_searched']} searched, {summary['boxes_skipped_by_mask']} skipped by the coarse mask")
     mean_b = summary["mean_b_sharpen_sharpened_boxes"]
     print(f"  mean local b_sharpen      {'-' if mean_b is None else f'{mean_b:.1f} Å²'}")
     print(f"  smoothing radius          {summary['smoothing_radius']:.1f} Å")

@@ -1,6 +1,6 @@
-"""Orchestration of local sharpening: per-box and per-chunk tasks, run on a Dask client or in-process."""
+"""Orchestration of local sharpening: box-search and render tasks, run on a Dask client or in-process."""
 
-from .run import LocalResult, local_sharpen
-from .tasks import BoxJob, render_chunk, score_box
+from .run import LocalMap, LocalResult, local_sharpen
+from .tasks import BoxJob, render_tile, score_block
 
-__all__ = ["BoxJob", "LocalResult", "local_sharpen", "render_chunk", "score_box"]
+__all__ = ["BoxJob", "LocalMap", "LocalResult", "local_sharpen", "render_tile", "score_block"]

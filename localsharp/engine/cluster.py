@@ -10,12 +10,16 @@ from ..errors import ConfigError
 
 
 def make_client(*, workers: int | None = None, scheduler_file: str | None = None,
-                scheduler_address: str | None = None, verbose: bool = False) -> Any:
+                scheduler_address: str | None = None, verbose: bool = False,
+                memory_limit: str | int | None = "auto") -> Any:
     """A ``distributed.Client``: to a running scheduler (file or address), else a LocalCluster.
 
     The LocalCluster runs ``workers`` single-threaded worker processes (default:
     the machine's cores); every task is single-threaded, the parallelism is
-    across boxes.
+    across boxes.  Each worker has Dask's memory limit ``memory_limit`` (e.g.
+    ``"2GiB"``; ``"auto"`` shares the machine's memory among the workers): no
+    task of a run holds more than a few slabs, boxes or tiles, so the limit
+    depends on those sizes, not on the map's.
     """
     from distributed import Client, LocalCluster
 
@@ -28,16 +32,29 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
         return Client(scheduler_file=scheduler_file, timeout="30s")
     if scheduler_address:
         return Client(scheduler_address, timeout="30s")
-    n = workers or os.cpu_count() or 1
-    if n < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    # memory_limit=0: no per-worker cap.  The default ("auto") gives each worker RAM / n, and the
-    # overall pass (one task, ~4 × the map's float32 size) would have its worker killed on a large
-    # map although the machine holds it; box tasks are small, results are tiny dicts (nothing to spill).
+    n = workers or os.cpu_count() or 1
+    limit = _memory_limit(memory_limit)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           memory_limit=0, silence_logs=logging.INFO if verbose else logging.WARNING,
+                           memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
                            env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
     return Client(cluster)
+
+
+def _memory_limit(value: str | int | None) -> str | int:
+    """Check a worker memory limit: ``"auto"`` or a positive size such as ``2GiB`` (0 and "none" refused)."""
+    if value is None or value == "auto":
+        return "auto"
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"--memory-limit must be a size such as 2GiB or 1500MB, got {value!r}") from None
+    if size <= 0:
+        raise ConfigError(f"--memory-limit must be a positive size such as 2GiB, got {value!r}")
+    return size
 
 
 def quiet_distributed_logs() -> None:

@@ -1,27 +1,35 @@
-"""Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, chunk-wise blending.
+"""Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, tile-wise blending.
 
 ``local_sharpen(map, client)`` runs
 
-1. the overall (global) sharpening of the whole map → ``M0`` and its molecule mask, one task,
+0. the input checks: the header in the client; the voxel values (NaN/Inf, constant) and the
+   input's checksum chunk by chunk in tasks, before anything is written;
+1. the overall (global) sharpening → ``M0``, its molecule mask and the coarse molecule counts,
    stored in the run's zarr store;
-2. pass 1: :func:`~localsharp.engine.tasks.score_box` on every box (search, then its sharpened core
-   is stored in the box's own chunk);
-3. pass 2: :func:`~localsharp.engine.tasks.render_chunk` blends the stored cores into every output chunk.
+2. the plan: the box grid over the molecule, arithmetic on the regular grid; boxes the coarse
+   counts prove to be solvent never become tasks;
+3. the box pass: :func:`~localsharp.engine.tasks.score_block` on every block of boxes (each
+   task records its boxes' outcomes itself);
+4. the blend pass: :func:`~localsharp.engine.tasks.render_tile` re-renders and blends the boxes
+   touching each output tile.
 
-Tasks go to the Dask ``client`` when one is given, else run in this process —
-the same functions either way, so the results are identical.  Progress of each
-pass is recorded in the store as tasks complete (at most once a second, less often for large records)
-and when the run stops, so an interrupted run resumes where it stopped.
+Tasks go to the Dask ``client`` when one is given, else run in this process — the same
+functions either way, so the results are identical, bit for bit, whatever the number of
+workers, ``task_block`` or ``tile_chunks``.  A bounded number of tasks is in flight and each
+result is released when it arrives, so the client holds no more than a few small records per
+worker, and never the map.  Everything a task finishes is on disk, so an interrupted run
+(Ctrl-C, or the client or a worker killed) resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,19 +38,64 @@ import numpy as np
 
 from .. import api
 from ..config import LocalOptions, SharpenOptions
+from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
+from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
 from ..sharpening.solvent import RADIUS_FACTOR
-from ..tiling.blend import smoothing_radius
-from ..tiling.boxes import Bounds, Box, box_grid, chunk_grid, intersect
-from ..errors import ConfigError
-from .tasks import BoxJob, overall_task, render_chunk, run_box, score_box
+from ..tiling.blend import radius_from_spacing
+from ..tiling.boxes import Box, BoxGrid
+from ..tiling.occupancy import possibly_molecule
+from ..tiling.plan import LocalPlan
+from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
+from .submit import run_bounded
+from .tasks import BoxJob, check_slab, overall_task, render_tile, run_box, save_plan, score_block
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two writes of a progress record.
-RECORD_INTERVAL = 1.0
 Progress = Callable[[str, int, int], None]
+#: The output image inside the store, unless the caller names another place.
+OUTPUT_IMAGE = "output.ome.zarr"
+#: Bytes of input each value-check task reads.
+CHECK_SLAB_BYTES = 64 * 2**20
+
+
+@dataclass
+class LocalMap:
+    """The locally sharpened map, kept on disk as a zarr array (lazy: nothing is read until asked).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The zarr array.
+    shape : tuple of int
+        (z, y, x).
+    """
+
+    path: Path
+    shape: tuple[int, int, int]
+    _source: Source = field(repr=False)
+
+    @property
+    def array(self) -> Any:
+        """The zarr array (read-only)."""
+        import zarr
+
+        return zarr.open_array(str(self.path), mode="r")
+
+    def to_dask(self) -> Any:
+        """A dask array over the zarr chunks."""
+        import dask.array as da
+
+        return da.from_zarr(self.array)
+
+    def compute(self) -> DensityMap:
+        """The whole map in memory, with the input's header geometry (for maps that fit in memory)."""
+        return self._source.like(np.asarray(self.array[...], dtype=np.float32))
+
+    def geometry(self) -> dict[str, Any]:
+        """The input's header geometry (JSON-friendly), read from no voxel."""
+        return geometry_of(self._source)
 
 
 @dataclass
@@ -51,64 +104,71 @@ class LocalResult:
 
     Attributes
     ----------
-    map : DensityMap
-        The locally sharpened map (input geometry).
+    map : LocalMap
+        The locally sharpened map (input geometry), lazily on disk.
     overall : dict
         Summary of the overall sharpening the local work started from.
-    boxes : list of dict
-        One row per box: index, centre (Å), core bounds, outcome.
     radius : float
         Smoothing radius of the blending weights (Å).
     store : pathlib.Path or None
-        The run store (None when a temporary one was used).
+        The run store (None when a temporary one was used; it lives as long as ``map``).
+    counts : dict
+        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome.
     """
 
-    map: DensityMap
+    map: LocalMap
     overall: dict[str, Any]
-    boxes: list[dict[str, Any]]
     radius: float
     store: Path | None
     options: LocalOptions
+    counts: dict[str, Any]
+    mean_b_sharpen: float | None
     timings_s: dict[str, float] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=dict)
+    _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-friendly summary: counts, mean B applied, per-box table, timings."""
-        by_status: dict[str, int] = {}
-        b_values = []
-        for row in self.boxes:
-            by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-            if row["status"] == "sharpened":
-                b_values.append(row["sharpening"]["b_sharpen"])
-        return {
-            "mode": "local", "n_boxes": len(self.boxes), "boxes_by_status": by_status,
-            "mean_b_sharpen_sharpened_boxes": float(np.mean(b_values)) if b_values else None,
-            "smoothing_radius": self.radius, "local_options": self.options.to_dict(),
-            "overall": self.overall, "boxes": self.boxes, "timings_s": self.timings_s,
-            "resumed": self.resumed, "store": None if self.store is None else str(self.store),
-        }
+    def iter_boxes(self) -> Iterator[dict[str, Any]]:
+        """One row per box (index, centre in Å, core bounds, outcome), read from the store's records."""
+        return self._rows() if self._rows is not None else iter(())
+
+    @property
+    def boxes(self) -> list[dict[str, Any]]:
+        """All rows of :meth:`iter_boxes`, sorted by box index (small runs; large ones iterate)."""
+        return sorted(self.iter_boxes(), key=lambda row: row["index"])
+
+    def summary(self, *, with_boxes: bool = True) -> dict[str, Any]:
+        """JSON-friendly summary: counts, mean B applied, timings and (optionally) the per-box table."""
+        out = {"mode": "local", "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
+               "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
+               "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
+               "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
+               "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
+        if with_boxes:
+            out["boxes"] = self.boxes
+        return out
 
 
 def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, resolution: float,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
-                  progress: Progress | None = None) -> LocalResult:
+                  progress: Progress | None = None, output: str | Path | None = None) -> LocalResult:
     """Sharpen a map locally: overlapping boxes each get their own sharpening, blended smoothly.
 
     Parameters
     ----------
     map_or_path : DensityMap, str or path-like
-        The map (MRC/CCP4, gzipped too) or an in-memory :class:`DensityMap`.
+        The map (MRC/CCP4, zarr v3 array or OME-Zarr image) or an in-memory :class:`DensityMap`.
+        A file is read by region in the tasks; the client reads only its header.
     client : distributed.Client, optional
-        Where the box and chunk tasks run; ``None`` runs them in this process.
+        Where the tasks run; ``None`` runs them in this process.
     resolution : float
         Nominal resolution (Å).
     store : path, optional
         Directory of the run's zarr store (kept, so the run can be resumed; made absolute, since
-        workers may run in another directory);
-        default a temporary directory removed at the end.
+        workers may run in another directory); default a temporary directory that lives as long
+        as the returned map.
     local : LocalOptions, optional
-        Box size, stride, smoothing radius, chunking.
+        Box size, stride, smoothing radius, chunking, task grouping.
     options : SharpenOptions, optional
         Options of the overall sharpening and of every box's search.
     resume : bool
@@ -116,20 +176,30 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     overwrite : bool
         Replace an existing store.
     progress : callable, optional
-        ``progress(stage, done, total)`` after every completed task.
+        ``progress(stage, done, total)`` after every completed task (stages ``"boxes"``, ``"tiles"``).
+    output : path, optional
+        The OME-Zarr image (OME-NGFF 0.5, zarr v3) the blend tasks write the map into;
+        default ``output.ome.zarr`` inside the store.
 
     Returns
     -------
     LocalResult
+        Its ``map`` is on disk (``.array``, ``.to_dask()``, ``.compute()``).
     """
     local = local or LocalOptions()
-    density, opts, task_source = _prepare(map_or_path, resolution, options)
+    source, opts = _prepare(map_or_path, resolution, options)
     if store is None:
-        with tempfile.TemporaryDirectory(prefix="localsharp-") as tmp:
-            result = _run(density, task_source, client, Path(tmp) / "run.zarr", local, opts, False, True, progress)
-            result.store = None
-            return result
-    return _run(density, task_source, client, Path(store).resolve(), local, opts, resume, overwrite, progress)
+        tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
+        try:
+            result = _run(source, client, tmp / "run.zarr", local, opts, False, True, progress, None)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        weakref.finalize(result.map, shutil.rmtree, str(tmp), True)
+        result.store = None
+        return result
+    output = None if output is None else Path(output).resolve()
+    return _run(source, client, Path(store).resolve(), local, opts, resume, overwrite, progress, output)
 
 
 def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
@@ -141,68 +211,66 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     that run analyses.  Nothing else is written.
     """
     local = local or LocalOptions()
-    density, opts, source = _prepare(map_or_path, resolution, options)
+    source, opts = _prepare(map_or_path, resolution, options)
     path = Path(store).resolve()
-    run = _run_description(density, local, opts)
-    store_ = RunStore.open(path, run) if path.exists() else RunStore.create(path, run, density.shape,
-                                                                              (local.chunk,) * 3)
+    run = _run_description(source, local, opts)
+    if path.exists():
+        store_ = RunStore.open(path, run)
+    else:
+        _check_values(None, source)
+        store_ = RunStore.create(path, run, source.shape, (local.chunk,) * 3)
     overall = store_.record("overall") or _overall_pass(None, source, store_, opts)
-    boxes, job = _plan(density, store_, overall, local, opts)
-    if not 0 <= index < len(boxes):
-        raise ConfigError(f"box {index} does not exist: this run has boxes 0…{len(boxes) - 1}")
-    box = boxes[index]
+    plan, job = _plan(source, store_, overall, local, opts)
+    if not 0 <= index < plan.grid.n_boxes:
+        raise ConfigError(f"box {index} does not exist: this run has boxes 0…{plan.grid.n_boxes - 1}")
+    box = plan.grid.box(index)
     outcome, _, result = run_box(job, store_, box)
-    row = _box_row(box, outcome.to_dict(), density)
+    row = _box_row(box, outcome.to_dict(), geometry_of(source))
     row["outer_zyx"] = [list(b) for b in box.outer]
     row["trials"] = result.table() if result is not None else []
     return row
 
 
 def _prepare(map_or_path: DensityMap | str | Path, resolution: float,
-             options: SharpenOptions | None) -> tuple[DensityMap, SharpenOptions, DensityMap | str]:
-    """Load and check the map and options; also what the overall task reads the map from.
-
-    Checks run before a store is made, so a refusal leaves nothing behind.  The
-    overall pass runs as one task: a worker reads a file itself (shared file
-    system) or is sent the in-memory map.
-    """
-    density, _ = api.load_map(map_or_path)
+             options: SharpenOptions | None) -> tuple[Source, SharpenOptions]:
+    """Open the input (header only) and check it and the options, before anything is written."""
+    source = open_input(map_or_path)
     name = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
-    api.check_resolution(density, resolution, name)
+    header = header_of(source)
+    api.check_resolution(header, resolution, name)  # type: ignore[arg-type]
     opts = options or SharpenOptions(resolution=resolution)
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
-    api.check_limitations(density, name, opts)
-    source = density if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
-    return density, opts, source
+    api.check_limitations(header, name, opts)  # type: ignore[arg-type]
+    return source, opts
 
 
-def _plan(density: DensityMap, store: RunStore, overall: dict[str, Any], local: LocalOptions,
-          opts: SharpenOptions) -> tuple[list[Box], BoxJob]:
-    """The box grid over the molecule and the job every box task shares."""
-    voxel = density.voxel_size_zyx
-    buffer = int(round(RADIUS_FACTOR * opts.resolution / min(density.voxel_size))) if local.soft_mask else 0
-    region = overall.get("molecule_bounds_zyx")
-    region = tuple(tuple(b) for b in region) if region else None
-    boxes = box_grid(density.shape, local.box_size, local.stride, buffer, region)  # type: ignore[arg-type]
-    radius = local.smoothing_radius or smoothing_radius([b.centre for b in boxes], voxel)
-    job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
-                 keep_if_better=opts.discard_if_worse)
-    store.ensure_boxes(len(boxes), tuple(b - a for a, b in boxes[0].core))  # type: ignore[arg-type]
-    log.info("local: %d boxes of %d voxels (stride %d, buffer %d), smoothing radius %.1f Å",
-             len(boxes), local.box_size, local.stride, buffer, radius)
-    return boxes, job
+def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
+                resume: bool, overwrite: bool) -> RunStore:
+    """The run's store: the recorded run (``resume``), or a new one after the value checks pass."""
+    run = _run_description(source, local, opts)
+    if resume:
+        if not path.exists():
+            raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
+        return RunStore.open(path, run)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: a run store already exists; resume it with --resume, "
+                          "or replace it with --overwrite")
+    checksum = _check_values(client, source)
+    store = RunStore.create(path, run, source.shape, (local.chunk,) * 3, overwrite=overwrite)
+    if checksum is not None:
+        store.write_record("input", {"voxels_sha256": checksum})
+    return store
 
 
-def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path, local: LocalOptions,
-         opts: SharpenOptions, resume: bool, overwrite: bool, progress: Progress | None) -> LocalResult:
+def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
+         overwrite: bool, progress: Progress | None, output: Path | None) -> LocalResult:
     timings: dict[str, float] = {}
-    run = _run_description(density, local, opts)
-    chunks = (local.chunk,) * 3
-    if resume and path.exists():
-        store = RunStore.open(path, run)
-    else:
-        store = RunStore.create(path, run, density.shape, chunks, overwrite=overwrite)
+    t = time.perf_counter()
+    store = _open_store(source, client, path, local, opts, resume, overwrite)
+    output = output or store.path / OUTPUT_IMAGE
+    _ensure_output(store, source, output, local)
+    timings["checks"] = time.perf_counter() - t
 
     t = time.perf_counter()
     overall = store.record("overall")
@@ -211,133 +279,132 @@ def _run(density: DensityMap, source: DensityMap | str, client: Any, path: Path,
         overall = _overall_pass(client, source, store, opts)
     timings["overall"] = time.perf_counter() - t
 
-    boxes, job = _plan(density, store, overall, local, opts)
-    radius = job.radius
+    t = time.perf_counter()
+    plan, job = _plan(source, store, overall, local, opts)
+    job = dataclasses.replace(job, output=str(output / "0"))
+    timings["plan"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    outcomes = _score_pass(client, job, store, boxes, progress, resumed)
+    _box_pass(client, job, store, plan, progress, resumed)
     timings["boxes"] = time.perf_counter() - t
     t = time.perf_counter()
-    _render_pass(client, job, store, boxes, outcomes, density.shape, chunks, progress, resumed)
+    _blend_pass(client, job, store, plan, progress, resumed)
     timings["blend"] = time.perf_counter() - t
 
-    out = density.with_data(np.asarray(store.array("output")[...], dtype=np.float32))
-    rows = [_box_row(b, outcomes[b.index], density) for b in boxes]
-    return LocalResult(out, overall, rows, radius, path, local, timings, resumed)
+    t = time.perf_counter()
+    geometry = geometry_of(source)
+    by_status, mean_b = _tally(_rows(store, plan, geometry))
+    counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
+              "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status}
+    timings["tally"] = time.perf_counter() - t
+    result_map = LocalMap(output / "0", source.shape, source)
+    return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
+                       lambda: _rows(store, plan, geometry))
+
+
+def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions) -> None:
+    """Create the output image unless the recorded tiles are in it; an image that is gone is made
+    again and its tiles rendered again."""
+    if (output / "0").exists() and store.done_tiles():
+        return
+    from ..maps.omezarr import create_image
+
+    store.forget_tiles()
+    create_image(output, template_of(source), (local.chunk,) * 3, overwrite=True)
 
 
 # ---------------------------------------------------------------- passes
-def _overall_pass(client: Any, source: DensityMap | str, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
-    """Overall sharpening of the whole map (§8 item 1), as one task; recorded in the store."""
+def _check_values(client: Any, source: Source) -> str | None:
+    """NaN/Inf and constant-map checks of a file's voxels, slab by slab in tasks; returns their checksum.
+
+    An in-memory map was checked when it was made (None is returned).  Raises
+    :class:`~localsharp.errors.InputFileError` naming the file.
+    """
+    if isinstance(source, MemorySource):
+        return None
+    from ..maps.checks import combine_reports
+
+    nz, ny, nx = source.shape
+    step = max(1, CHECK_SLAB_BYTES // max(1, ny * nx * 4))
+    slabs = [((z, min(nz, z + step)), (0, ny), (0, nx)) for z in range(0, nz, step)]
+    reports: dict[int, dict[str, Any]] = {}
+
+    def done(result: tuple[int, dict[str, Any]]) -> None:
+        reports[result[0]] = result[1]
+
+    run_bounded(client, check_slab, [(source, i, slab) for i, slab in enumerate(slabs)], done)
+    return combine_reports(source.path, [reports[i] for i in range(len(slabs))])
+
+
+def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
+    """Overall sharpening of the whole map (§8 item 1) and its molecule mask; recorded in the store."""
+    argument = source.density if isinstance(source, MemorySource) else source.path
     if client is None:
-        overall = overall_task(str(store.path), source, opts)
+        overall = overall_task(str(store.path), argument, opts)
     else:
-        overall = client.submit(overall_task, str(store.path), source, opts, pure=False).result()
+        overall = client.submit(overall_task, str(store.path), argument, opts, pure=False).result()
     store.write_record("overall", overall)
     return overall
 
 
-def _score_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], progress: Progress | None,
-                resumed: dict[str, int]) -> dict[int, dict[str, Any]]:
-    outcomes = {int(k): v for k, v in (store.record("boxes") or {}).items()}
-    resumed["boxes"] = len(outcomes)
-    todo = [(job, box) for box in boxes if box.index not in outcomes]
-    recorder = _Recorder(store, "boxes", outcomes, len(boxes), progress)
-
-    def done(result: tuple[int, dict[str, Any]]) -> None:
-        index, outcome = result
-        recorder.add(index, outcome)
-
-    try:
-        _run_tasks(client, score_box, todo, done)
-    finally:
-        recorder.flush()
-    return outcomes
-
-
-def _render_pass(client: Any, job: BoxJob, store: RunStore, boxes: list[Box], outcomes: dict[int, dict[str, Any]],
-                 shape: tuple[int, int, int], chunks: tuple[int, int, int], progress: Progress | None,
-                 resumed: dict[str, int]) -> None:
-    written = {tuple(map(tuple, c)) for c in (store.record("chunks") or [])}
-    resumed["chunks"] = len(written)
-    all_chunks = chunk_grid(shape, chunks)
-    todo = []
-    for chunk in all_chunks:
-        if chunk in written:
-            continue
-        touching = [b for b in boxes if intersect(chunk, b.core) is not None]
-        todo.append((job, chunk, touching, [outcomes[b.index] for b in touching]))
-    total = len(all_chunks)
-    done_list = [list(map(list, c)) for c in written]
-    recorder = _Recorder(store, "chunks", done_list, total, progress)
-
-    def done(chunk: Bounds) -> None:
-        recorder.add(None, [list(c) for c in chunk])
-
-    try:
-        _run_tasks(client, render_chunk, todo, done)
-    finally:
-        recorder.flush()
+def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: LocalOptions,
+          opts: SharpenOptions) -> tuple[LocalPlan, BoxJob]:
+    """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares."""
+    voxel = source.voxel_size_zyx
+    buffer = int(round(RADIUS_FACTOR * opts.resolution / min(source.voxel_size))) if local.soft_mask else 0
+    region = overall.get("molecule_bounds_zyx")
+    region = tuple(tuple(b) for b in region) if region else None
+    grid = BoxGrid.build(source.shape, local.box_size, local.stride, buffer, region)  # type: ignore[arg-type]
+    active = possibly_molecule(grid, store.counts(), MAX_BOX_SOLVENT)
+    chunks = (local.chunk,) * 3
+    plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
+    save_plan(store, plan)
+    radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
+    job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
+                 keep_if_better=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
+                 tile=plan.tile)
+    log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
+             grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
+    return plan, job
 
 
-def _run_tasks(client: Any, fn: Callable[..., Any], calls: Iterable[tuple], on_result: Callable[[Any], None]) -> None:
-    """Run ``fn(*args)`` for every ``args`` on ``client`` (or here), calling ``on_result`` as each finishes."""
-    calls = list(calls)
-    if client is None:
-        for args in calls:
-            on_result(fn(*args))
-        return
-    from distributed import as_completed
-
-    futures = [client.submit(fn, *args, pure=False) for args in calls]
-    try:
-        for future in as_completed(futures):
-            on_result(future.result())
-    finally:
-        client.cancel([f for f in futures if not f.done()])
+def _box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
+              resumed: dict[str, int]) -> None:
+    done = store.done_batches()
+    boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
+    resumed["boxes"] = boxes_done
+    counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"])
+    calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
+    run_bounded(client, score_block, calls, counter)
 
 
-class _Recorder:
-    """Collects task results and writes them to a store record, at most once a second.
+def _blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
+                resumed: dict[str, int]) -> None:
+    done = store.done_tiles()
+    resumed["tiles"] = len(done)
+    counter = _Counter("tiles", len(done), plan.n_tiles, progress)
+    run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
 
-    The interval grows to 20 × the last write's duration, so that rewriting a
-    large record (many thousands of boxes) never takes more than ~5 % of the run.
-    """
 
-    def __init__(self, store: RunStore, name: str, container: Any, total: int, progress: Progress | None) -> None:
-        self.store, self.name, self.container, self.total, self.progress = store, name, container, total, progress
-        self.last = time.monotonic()
-        self.interval = RECORD_INTERVAL
-        self.dirty = False
+class _Counter:
+    """Counts the work (tasks, or what ``weight`` says a result stands for) of one pass for ``progress``."""
 
-    def add(self, key: Any, value: Any) -> None:
-        if isinstance(self.container, dict):
-            self.container[key] = value
-        else:
-            self.container.append(value)
-        self.dirty = True
-        if time.monotonic() - self.last >= self.interval:
-            self.flush()
+    def __init__(self, stage: str, done: int, total: int, progress: Progress | None,
+                 weight: Callable[[Any], int] | None = None) -> None:
+        self.stage, self.done, self.total, self.progress = stage, done, total, progress
+        self.weight = weight
+
+    def __call__(self, result: Any) -> None:
+        self.done += 1 if self.weight is None else self.weight(result)
         if self.progress is not None:
-            self.progress(self.name, len(self.container), self.total)
-
-    def flush(self) -> None:
-        if not self.dirty:
-            return
-        start = time.monotonic()
-        value = ({str(k): v for k, v in self.container.items()} if isinstance(self.container, dict)
-                 else self.container)
-        self.store.write_record(self.name, value)
-        self.last = time.monotonic()
-        self.interval = max(RECORD_INTERVAL, 20.0 * (self.last - start))
-        self.dirty = False
+            self.progress(self.stage, self.done, self.total)
 
 
 # --------------------------------------------------------------- helpers
-def _run_description(density: DensityMap, local: LocalOptions, opts: SharpenOptions) -> dict[str, Any]:
-    """What identifies a run: the data, its geometry and every option."""
-    digest = hashlib.sha256(np.ascontiguousarray(density.data).tobytes()).hexdigest()
-    return {"data_sha256": digest, "geometry": density.geometry(), "local": local.to_dict(),
+def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions) -> dict[str, Any]:
+    """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry
+    and every option."""
+    return {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
             "options": _jsonable(opts)}
 
 
@@ -349,10 +416,33 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _box_row(box: Box, outcome: dict[str, Any], density: DensityMap) -> dict[str, Any]:
-    first = density.first_voxel_position  # x, y, z
-    centre_xyz = [first[i] + box.centre[2 - i] * density.voxel_size[i] for i in range(3)]
+def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every box's row: the recorded outcomes block by block, then the boxes skipped by the coarse mask."""
+    for block, _ in plan.blocks():
+        for row in store.read_batch(block) or []:
+            yield _box_row(plan.grid.box(row["index"]), row, geometry)
+    skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
+                         "(no task)").to_dict()
+    for index in np.flatnonzero(~plan.active):
+        yield _box_row(plan.grid.box(int(index)), skipped, geometry)
+
+
+def _tally(rows: Iterator[dict[str, Any]]) -> tuple[dict[str, int], float | None]:
+    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed)."""
+    by_status: dict[str, int] = {}
+    total, n = 0.0, 0
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+        if row["status"] == "sharpened":
+            total += row["sharpening"]["b_sharpen"]
+            n += 1
+    return by_status, (total / n if n else None)
+
+
+def _box_row(box: Box, outcome: dict[str, Any], geometry: dict[str, Any]) -> dict[str, Any]:
+    first, voxel = geometry["first_voxel_position"], geometry["voxel_size"]  # x, y, z
+    centre_xyz = [first[i] + box.centre[2 - i] * voxel[i] for i in range(3)]
     row = {"index": box.index, "centre_A": [round(c, 3) for c in centre_xyz],
            "core_zyx": [list(b) for b in box.core]}
-    row.update(outcome)
+    row.update({k: v for k, v in outcome.items() if k != "index"})
     return row

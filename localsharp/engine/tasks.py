@@ -1,23 +1,27 @@
-"""The two units of work of local sharpening, as plain functions of a store path.
+"""The units of work of local sharpening, as plain functions of a store path.
 
 * :func:`overall_task` (one task): the overall sharpening of the whole map and
   its molecule mask, written to the store.
-* :func:`score_box` (pass 1): read one box of the overall-sharpened map, search
-  its sharpening, write the sharpened core into the box's own chunk of
-  ``boxes``; returns a small JSON-friendly outcome.
-* :func:`render_chunk` (pass 2): blend the cores of every box touching one
-  output chunk and write the chunk.
+* :func:`score_block` (the box pass): search the boxes of one block of the box
+  grid, read from one region of the overall map; their outcomes (small JSON
+  rows) are recorded by the task itself.
+* :func:`render_tile` (the blend pass): re-render every sharpened box touching
+  one output tile from the overall map and its recorded outcome, blend them and
+  write the tile's chunks.
 
-Every zarr chunk has exactly one writer, so no locks are needed, and a rerun of
-a task is idempotent.
-
-Both run the same way on a Dask worker or in the driver (``client=None``).
+Every zarr chunk and every record has exactly one writer, so no locks are
+needed, and a rerun of a task is idempotent.  The functions run the same way
+on a Dask worker or in the driver (``client=None``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,11 +30,13 @@ from .. import api
 from ..config import SharpenOptions
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
-from ..sharpening.local_box import BoxOutcome, sharpen_box
+from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ..sharpening.search import SearchConfig, SearchResult
 from ..sharpening.solvent import RADIUS_FACTOR, local_variance
 from ..tiling.blend import blend_into
-from ..tiling.boxes import Bounds, Box, chunk_grid
+from ..tiling.boxes import Bounds, Box, BoxGrid, chunk_grid
+from ..tiling.occupancy import block_counts
+from ..tiling.plan import LocalPlan, relative, union_bounds
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ class BoxJob:
     d_min_ratio: float
     radius: float
     keep_if_better: bool = True
+    grid: BoxGrid | None = None
+    block: int = 3
+    chunks: tuple[int, int, int] = (64, 64, 64)
+    tile: tuple[int, int, int] = (128, 128, 128)
+    output: str = ""
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -77,6 +88,7 @@ def overall_task(store_path: str, source: DensityMap | str, options: SharpenOpti
         region = tuple(slice(a, b) for a, b in bounds)
         store.write("overall", bounds, result.map.data[region])
         store.write("molecule", bounds, molecule[region].astype(np.uint8))
+    store.write_counts(block_counts(molecule))
     summary = result.summary()
     overall = {k: summary[k] for k in ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction",
                                        "signal_to_noise", "applicable", "warnings")}
@@ -102,8 +114,40 @@ def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
     return bounds
 
 
+def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
+    """Search every box of one task block and record their outcomes in the store.
+
+    The block's boxes are cut from one read of the overall map (and of the
+    molecule mask) over the union of their outer regions.  Returns a small
+    summary for the driver: counts by status and where the task ran.
+    """
+    start = time.perf_counter()
+    store = RunStore(job.store)
+    boxes = [job.grid.box(int(i)) for i in indices]  # type: ignore[union-attr]
+    region = union_bounds([b.outer for b in boxes])
+    data = store.read("overall", region)
+    molecule = store.read("molecule", region)
+    rows, by_status = [], {}
+    for box in boxes:
+        inside = relative(box.outer, region)
+        outcome = _search(job, np.ascontiguousarray(data[inside]), molecule[inside])
+        row = {"index": box.index, **outcome.to_dict()}
+        rows.append(row)
+        by_status[outcome.status] = by_status.get(outcome.status, 0) + 1
+    store.write_batch(block, rows)
+    return {"block": block, "n": len(rows), "by_status": by_status, "host": socket.gethostname(),
+            "seconds": time.perf_counter() - start}
+
+
+def _search(job: BoxJob, data: np.ndarray, molecule: np.ndarray) -> BoxOutcome:
+    """The outcome of one box; its solvent fraction is the share of its voxels outside the molecule mask."""
+    solvent_fraction = 1.0 - float(molecule.mean())
+    return analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
+                       d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+
+
 def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
-    """Search and render ``box`` from the store (one Fourier transform of the box).
+    """Search and render ``box`` from the store (one Fourier transform of the box), for inspection.
 
     The box's solvent fraction is the share of its voxels outside the stored molecule mask.
     """
@@ -113,29 +157,85 @@ def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndar
                        d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
 
 
-def score_box(job: BoxJob, box: Box) -> tuple[int, dict[str, Any]]:
-    """Search and render ``box``; its core goes to ``boxes[box.index]``. Returns ``(index, outcome dict)``."""
+def render_tile(job: BoxJob, tile: int) -> int:
+    """Blend every box touching output tile ``tile`` over the overall map and write the tile.
+
+    Each sharpened box is rendered again from the overall map and its recorded
+    outcome (:func:`~localsharp.sharpening.local_box.render_box`, the same values
+    its search produced), so no box's voxels are ever stored.
+    """
     store = RunStore(job.store)
-    outcome, values, _ = run_box(job, store, box)
-    if values is not None:
-        store.write("boxes", _box_slot(box), values[box.core_in_outer()][None])
-    return box.index, outcome.to_dict()
-
-
-def _box_slot(box: Box) -> tuple[tuple[int, int], ...]:
-    """Bounds of ``box``'s core in the ``boxes`` array (its own chunk)."""
-    return ((box.index, box.index + 1), *((0, b - a) for a, b in box.core))
-
-
-def render_chunk(job: BoxJob, chunk: Bounds, boxes: list[Box], outcomes: list[dict[str, Any]]) -> Bounds:
-    """Blend the cores of the boxes touching ``chunk`` over the overall map and write the chunk of ``output``."""
-    store = RunStore(job.store)
-    background = store.read("overall", chunk)
+    plan = load_plan(job)
+    bounds = plan.tile_bounds(tile)
+    indices, blocks = plan.touching(bounds)
+    outcomes = _outcomes(store, indices, blocks)
+    boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
+    region = union_bounds([bounds] + [b.outer for b in boxes])
+    overall = store.read("overall", region)
     contributions = []
-    for box, outcome in zip(boxes, outcomes):
-        if outcome["status"] == "skipped":
-            continue
-        core = store.read("boxes", _box_slot(box))[0]
-        contributions.append((box, core))
-    store.write("output", chunk, blend_into(chunk, background, contributions, job.voxel_zyx, job.radius))
-    return chunk
+    for box in boxes:
+        data = np.ascontiguousarray(overall[relative(box.outer, region)])
+        values = render_box(data, job.voxel_zyx, job.resolution, BoxOutcome.from_dict(outcomes[box.index]),
+                            soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
+        contributions.append((box, values[box.core_in_outer()]))
+    background = overall[relative(bounds, region)]
+    blended = blend_into(bounds, background, contributions, job.voxel_zyx, job.radius)
+    _output_array(job.output)[tuple(slice(a, b) for a, b in bounds)] = blended
+    store.mark_tile(tile)
+    return tile
+
+
+@lru_cache(maxsize=4)
+def _output_array(path: str) -> Any:
+    """The output image's level-0 array, opened once per process."""
+    import zarr
+
+    return zarr.open_array(path, mode="r+")
+
+
+def _outcomes(store: RunStore, indices: np.ndarray, blocks: np.ndarray) -> dict[int, dict[str, Any]]:
+    """The recorded outcome of each box in ``indices`` (read from the records of their blocks)."""
+    wanted = {int(i) for i in indices}
+    found: dict[int, dict[str, Any]] = {}
+    for block in np.unique(blocks):
+        rows = store.read_batch(int(block))
+        if rows is None:
+            raise RuntimeError(f"{store.path}: search task {int(block)} has no record; the box pass is incomplete")
+        found.update({row["index"]: row for row in rows if row["index"] in wanted})
+    missing = wanted - set(found)
+    if missing:
+        raise RuntimeError(f"{store.path}: no recorded outcome for boxes {sorted(missing)[:5]}")
+    return found
+
+
+PLAN_FILE = "plan.npz"
+
+
+def save_plan(store: RunStore, plan: LocalPlan) -> None:
+    """Write the plan's active-box flags next to the store's records (read by the render tasks)."""
+    path = store.path / PLAN_FILE
+    tmp = path.with_name(".plan.tmp.npz")
+    np.savez(tmp, active=np.packbits(plan.active), n=plan.active.size)
+    os.replace(tmp, path)
+
+
+def load_plan(job: BoxJob) -> LocalPlan:
+    """The run's plan, rebuilt from ``job`` and the saved active flags (read once per process)."""
+    path = os.path.join(job.store, PLAN_FILE)
+    active = _active_flags(path, os.stat(path).st_mtime_ns)
+    return LocalPlan(job.grid, job.block, active, job.chunks, job.tile)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4)
+def _active_flags(path: str, mtime_ns: int) -> np.ndarray:
+    with np.load(path) as saved:
+        active = np.unpackbits(saved["active"], count=int(saved["n"])).astype(bool)
+    active.flags.writeable = False
+    return active
+
+
+def check_slab(source: Any, index: int, bounds: Bounds) -> tuple[int, dict[str, Any]]:
+    """Value report (non-finite count, range, checksum) of one slab of the input, read by the task."""
+    from ..maps.checks import chunk_report
+
+    return index, chunk_report(source.read(bounds))

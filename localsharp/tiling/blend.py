@@ -26,20 +26,27 @@ WEIGHT_FLOOR = 1e-10
 DEFAULT_RADIUS = 10.0
 
 
+def radius_from_spacing(nearest: float | None) -> float:
+    """``round(⅔ · D_nn)`` Å (at least 1 Å) for a mean nearest-neighbour distance ``D_nn``, or the default."""
+    if nearest is None:
+        return DEFAULT_RADIUS
+    return float(max(1.0, round(2.0 / 3.0 * float(nearest))))
+
+
 def smoothing_radius(centres: Iterable[tuple[float, float, float]], voxel_size: tuple[float, float, float]) -> float:
     """``round(⅔ · D_nn)`` Å, ``D_nn`` the mean nearest-neighbour distance between box centres.
 
     ``centres`` are voxel coordinates (z, y, x); ``voxel_size`` is (z, y, x) in Å.
+    Any set of centres (a k-d tree, O(n log n)); a regular grid has
+    :meth:`~localsharp.tiling.boxes.BoxGrid.nearest_neighbour_distance`.
     """
-    points = np.asarray(list(centres), dtype=np.float64) * np.asarray(voxel_size, dtype=np.float64)
+    points = np.asarray(list(centres), dtype=np.float64).reshape(-1, 3) * np.asarray(voxel_size, dtype=np.float64)
     if len(points) < 2:
         return DEFAULT_RADIUS
-    nearest = []
-    for i, p in enumerate(points):
-        d = np.sqrt(((points - p) ** 2).sum(axis=1))
-        d[i] = np.inf
-        nearest.append(d.min())
-    return float(max(1.0, round(2.0 / 3.0 * float(np.mean(nearest)))))
+    from scipy.spatial import cKDTree
+
+    distances, _ = cKDTree(points).query(points, k=2)
+    return radius_from_spacing(float(np.mean(distances[:, 1])))
 
 
 def box_weight(box: Box, voxel_size: tuple[float, float, float], radius: float,

@@ -13,6 +13,8 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 
@@ -71,9 +73,109 @@ def _span(centre: float, size: int, n: int) -> tuple[int, int]:
     return start, start + size
 
 
+@dataclass(frozen=True, eq=False)
+class BoxGrid:
+    """The regular grid of overlapping boxes, by arithmetic: no list of boxes is ever built.
+
+    Box ``i`` sits at grid position ``(iz, iy, ix) = unravel(i, counts)`` (x fastest), so
+    indices are those of :func:`box_grid`'s list.  Along each axis the cores start
+    and end in increasing order, which makes the boxes touching a region a product of
+    three index ranges (:meth:`touching`).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Map shape (z, y, x).
+    centres : tuple of tuple of float
+        Box centres along each axis (voxel coordinates).
+    spans : tuple of numpy.ndarray
+        Per axis, ``(n, 2)`` core bounds of the boxes along that axis.
+    buffer : int
+        Voxels of the outer region beyond the core on each side (clipped to the map).
+    """
+
+    shape: tuple[int, int, int]
+    centres: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray]
+    buffer: int
+
+    @classmethod
+    def build(cls, shape: tuple[int, int, int], box_size: int | tuple[int, int, int] = 40,
+              stride: int | tuple[int, int, int] = 20, buffer: int = 0, region: Bounds | None = None) -> "BoxGrid":
+        """The grid covering ``region`` (default: the whole map); see :func:`box_grid` for the arguments."""
+        sizes = _per_axis(box_size, "box_size")
+        strides = _per_axis(stride, "stride")
+        if buffer < 0:
+            raise ValueError(f"buffer must be >= 0 voxels, got {buffer}")
+        for s, t in zip(sizes, strides):
+            if t > s:
+                raise ValueError(f"stride {t} is larger than the box {s}: boxes would leave gaps; use a stride <= {s}")
+        region = region or tuple((0, n) for n in shape)  # type: ignore[assignment]
+        centres = tuple(tuple(float(c) for c in axis_centres(a, b, s, t))
+                        for (a, b), s, t in zip(region, sizes, strides))  # type: ignore[union-attr]
+        spans = tuple(np.array([_span(c, s, n) for c in cs], dtype=np.int64).reshape(-1, 2)
+                      for cs, s, n in zip(centres, sizes, shape))
+        return cls(tuple(int(n) for n in shape), centres, spans, int(buffer))  # type: ignore[arg-type]
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """Number of boxes along z, y, x."""
+        return tuple(len(c) for c in self.centres)  # type: ignore[return-value]
+
+    @property
+    def n_boxes(self) -> int:
+        nz, ny, nx = self.counts
+        return nz * ny * nx
+
+    def outer_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per axis, ``(n, 2)`` bounds of the outer regions (core plus buffer, clipped)."""
+        return tuple(np.stack([np.maximum(0, s[:, 0] - self.buffer), np.minimum(n, s[:, 1] + self.buffer)], axis=1)
+                     for s, n in zip(self.spans, self.shape))  # type: ignore[return-value]
+
+    def box(self, index: int) -> Box:
+        """Box ``index`` (its geometry is that of ``box_grid(...)[index]``)."""
+        if not 0 <= index < self.n_boxes:
+            raise IndexError(f"box {index} does not exist: the grid has boxes 0…{self.n_boxes - 1}")
+        pos = np.unravel_index(int(index), self.counts)
+        core = tuple((int(s[p, 0]), int(s[p, 1])) for s, p in zip(self.spans, pos))
+        outer = tuple((max(0, a - self.buffer), min(n, b + self.buffer)) for (a, b), n in zip(core, self.shape))
+        centre = tuple(c[p] for c, p in zip(self.centres, pos))
+        return Box(int(index), centre, core, outer)  # type: ignore[arg-type]
+
+    def touching(self, bounds: Bounds) -> np.ndarray:
+        """Indices (ascending) of the boxes whose core overlaps ``bounds``."""
+        ranges = []
+        for (a, b), s in zip(bounds, self.spans):
+            # cores overlap [a, b) when start < b and end > a; starts and ends are both sorted
+            lo = int(np.searchsorted(s[:, 1], a, side="right"))
+            hi = int(np.searchsorted(s[:, 0], b, side="left"))
+            ranges.append(np.arange(lo, max(lo, hi)))
+        iz, iy, ix = np.meshgrid(*ranges, indexing="ij")
+        return np.ravel_multi_index((iz.ravel(), iy.ravel(), ix.ravel()), self.counts).astype(np.int64)
+
+    def nearest_neighbour_distance(self, voxel_size: tuple[float, float, float]) -> float | None:
+        """Mean distance (Å) from each box centre to its nearest neighbour (None for a single box).
+
+        On a rectilinear grid the nearest neighbour of a centre lies along one axis (a
+        neighbour that differs along several axes is at least as far as the nearest
+        one along each of them), so the per-centre distance is the smallest axis gap.
+        """
+        gaps = []
+        for cs, v in zip(self.centres, voxel_size):
+            c = np.asarray(cs, dtype=np.float64) * v
+            if c.size < 2:
+                gaps.append(np.full(c.size, np.inf))
+                continue
+            d = np.diff(c)
+            gaps.append(np.minimum(np.concatenate([[np.inf], d]), np.concatenate([d, [np.inf]])))
+        gz, gy, gx = gaps
+        nearest = np.minimum(np.minimum(gz[:, None, None], gy[None, :, None]), gx[None, None, :])
+        return None if not np.isfinite(nearest).all() else float(nearest.mean())
+
+
 def box_grid(shape: tuple[int, int, int], box_size: int | tuple[int, int, int] = 40,
              stride: int | tuple[int, int, int] = 20, buffer: int = 0, region: Bounds | None = None) -> list[Box]:
-    """Overlapping boxes covering ``region`` (default: the whole map).
+    """Overlapping boxes covering ``region`` (default: the whole map), as a list (small maps, tests).
 
     Parameters
     ----------
@@ -91,21 +193,8 @@ def box_grid(shape: tuple[int, int, int], box_size: int | tuple[int, int, int] =
     ValueError
         If a size, stride or buffer is not usable, naming the value.
     """
-    sizes = _per_axis(box_size, "box_size")
-    strides = _per_axis(stride, "stride")
-    if buffer < 0:
-        raise ValueError(f"buffer must be >= 0 voxels, got {buffer}")
-    for s, t in zip(sizes, strides):
-        if t > s:
-            raise ValueError(f"stride {t} is larger than the box {s}: boxes would leave gaps; use a stride <= {s}")
-    region = region or tuple((0, n) for n in shape)  # type: ignore[assignment]
-    per_axis = [axis_centres(a, b, s, t) for (a, b), s, t in zip(region, sizes, strides)]  # type: ignore[union-attr]
-    boxes = []
-    for i, centre in enumerate(itertools.product(*per_axis)):
-        core = tuple(_span(c, s, n) for c, s, n in zip(centre, sizes, shape))
-        outer = tuple((max(0, a - buffer), min(n, b + buffer)) for (a, b), n in zip(core, shape))
-        boxes.append(Box(i, tuple(float(c) for c in centre), core, outer))  # type: ignore[arg-type]
-    return boxes
+    grid = BoxGrid.build(shape, box_size, stride, buffer, region)
+    return [grid.box(i) for i in range(grid.n_boxes)]
 
 
 def chunk_grid(shape: tuple[int, int, int], chunks: tuple[int, int, int]) -> list[Bounds]:
