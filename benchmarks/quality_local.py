@@ -40,7 +40,7 @@ def measure(name: str, density, model, resolution: float, rows: list, out: dict)
     local = localsharp.local_sharpen(density, None, resolution=resolution)
     t2 = time.perf_counter()
     s = local.summary()
-    cc_in, cc_global, cc_local = cc(density), cc(overall.map), cc(local.map)
+    cc_in, cc_global, cc_local = cc(density), cc(overall.map), cc(local.map.compute())
     rows.append([name, round(cc_in, 4), round(cc_global, 4), round(cc_local, 4), round(cc_local - cc_global, 4),
                  s["n_boxes"], round(t2 - t1, 1)])
     out[name] = {"cc_input": cc_in, "cc_global": cc_global, "cc_local": cc_local, "n_boxes": s["n_boxes"],

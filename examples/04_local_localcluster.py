@@ -25,8 +25,8 @@ if __name__ == "__main__":  # LocalCluster starts worker processes: keep the mai
                 Client(cluster) as client:
             local = localsharp.local_sharpen(density, client, resolution=3.5, store=Path(tmp) / "run.zarr")
         serial = localsharp.local_sharpen(density, None, resolution=3.5)
-        print("Dask result identical to the in-process one:", np.array_equal(local.map.data, serial.map.data))
+        print("Dask result identical to the in-process one:", np.array_equal(local.map.compute().data, serial.map.compute().data))
         s = local.summary()
         print(f"{s['n_boxes']} boxes {s['boxes_by_status']}, smoothing radius {s['smoothing_radius']:.0f} Å")
-        for name, m in (("input", density), ("global", overall.map), ("local", local.map)):
+        for name, m in (("input", density), ("global", overall.map), ("local", local.map.compute())):
             print(f"CC to the B = 0 model, {name}: {localsharp.evaluate_map(m, truth, 3.5)['cc_mask']:.4f}")

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["slurm"] = {"jobs": args.jobs, "job_ids": job_ids, "workers_requested": n_workers,
                         "workers_at_start": n_connected, "settings": settings}
     summary["timings_s"]["total"] = time.perf_counter() - t0
-    localsharp.write_map(paths["map"], result.map, overwrite=True)
+    localsharp.write_map(paths["map"], result.map.compute(), overwrite=True)
     paths["summary"].write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
     print(f"run_local.py: {summary['n_boxes']} boxes in {summary['timings_s']['total']:.1f} s; "
           f"wrote {paths['map']} and {paths['summary']}", file=sys.stderr)
