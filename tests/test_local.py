@@ -287,3 +287,56 @@ def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
     for bad in ("0", "lots", "-1GiB"):
         with pytest.raises(ConfigError, match="memory-limit"):
             make_client(workers=1, memory_limit=bad)
+
+
+# ------------------------------------------------------ scale-free invariants
+def test_the_map_is_the_same_bit_for_bit_for_any_workers_and_task_grouping(crop: DensityMap, serial,
+                                                                           tmp_path: Path) -> None:
+    """1, 2 and 3 workers, and two task groupings, on a 64 x 60 x 56 map (not a multiple of the 16-voxel stride)."""
+    distributed = pytest.importorskip("distributed")
+    reference = serial.map.compute().data
+    groupings = {1: (1, 1), 2: (2, 2), 3: (3, 1)}
+    for workers, (block, tiles) in groupings.items():
+        local = dataclasses.replace(LOCAL, task_block=block, tile_chunks=tiles)
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, memory_limit="1GiB") as cluster, \
+                distributed.Client(cluster) as c:
+            result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / f"w{workers}")
+        np.testing.assert_array_equal(result.map.compute().data, reference)
+        assert result.boxes == serial.boxes
+
+
+def _bad_map(tmp_path: Path, crop: DensityMap, value: float | None) -> Path:
+    data = crop.data.copy()
+    if value is None:
+        data[...] = 0.5  # constant
+    else:
+        data[30, 30, 30] = value
+    path = tmp_path / "bad.mrc"
+    write_map(path, crop.with_data(data))
+    return path
+
+
+@pytest.mark.parametrize("value, message", [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"),
+                                            (None, "constant")])
+def test_bad_voxels_are_found_by_the_tasks_and_nothing_is_left_behind(crop: DensityMap, tmp_path: Path, capsys,
+                                                                    value, message) -> None:
+    path = _bad_map(tmp_path, crop, value)
+    out = tmp_path / "out"
+    rc = main(["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--in-process"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err and "bad.mrc" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, message", [(["--workers", "0"], "--workers must be at least 1"),
+                                            (["--resume"], "no run to resume"),
+                                            (["--memory-limit", "0"], "--memory-limit")])
+def test_bad_run_options_fail_cleanly(crop: DensityMap, tmp_path: Path, capsys, extra, message) -> None:
+    path = tmp_path / "crop.mrc"
+    write_map(path, crop)
+    out = tmp_path / "out"
+    rc = main(["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not out.exists()

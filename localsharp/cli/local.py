@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..config import LocalOptions, SharpenOptions
-from ..errors import ConfigError, InputFileError
-from ..engine.inputs import open_input, template_of
+from ..errors import ConfigError, InputFileError, LocalsharpError
+from ..engine.inputs import template_of
 from ..maps.atomic import AtomicSet
 from ..maps.model import write_points_pdb
 from ..maps.store import RunStore
 from ..maps.stream import write_map_streamed
-from ..report.outputs import prepare_output_dir
+from ..report.outputs import prepare_output_dir, remove_if_unused
 from ..report.summary import json_default, versions
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
@@ -86,13 +86,15 @@ class _Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Run local sharpening and write the map and summary atomically; returns the exit status."""
-    from ..engine.cluster import make_client, quiet_distributed_logs
-    from ..engine.run import local_sharpen
+    from ..engine.cluster import check_memory_limit
+    from ..engine.run import prepare_input
 
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
     if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
@@ -100,33 +102,29 @@ def run(args: argparse.Namespace) -> int:
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
+    source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
+    if args.resume and not (out / STORE / "run.json").exists():
+        raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
+    if not args.in_process and not (args.scheduler_file or args.scheduler_address):
+        check_memory_limit(args.memory_limit)
     if args.only_box is not None:
         return _only_box(args, out, local, options)
-    prepare_output_dir(out, paths, args.overwrite or args.resume)
+    created = prepare_output_dir(out, paths, args.overwrite or args.resume)
     t0 = time.perf_counter()
-    if not args.verbose and not args.in_process:
-        quiet_distributed_logs()
-    client = None if args.in_process else make_client(workers=args.workers, scheduler_file=args.scheduler_file,
-                                                      scheduler_address=args.scheduler_address, verbose=args.verbose,
-                                                      memory_limit=args.memory_limit)
     try:
-        result = local_sharpen(args.map, client, resolution=args.resolution, store=out / STORE, local=local,
-                               options=options, resume=args.resume, overwrite=args.overwrite,
-                               progress=_Progress(args.quiet), output=paths["local_image"])
-    except KeyboardInterrupt:
-        print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
-              "run the same command with --resume to continue", file=sys.stderr)
+        result = _sharpen(args, source, out, local, options, paths)
+    except LocalsharpError:
+        remove_if_unused(out, created)
+        raise
+    if result is None:
         return 130
-    finally:
-        if client is not None:
-            _close(client)
     summary = result.summary(with_boxes=False)
     digest = (RunStore(result.store).record("input") or {}).get("voxels_sha256") if result.store else None
     summary.update({"input": {"map": args.map, "voxels_sha256": digest, "geometry": result.map.geometry()},
                     "resolution": args.resolution, "versions": versions(), "command": sys.argv,
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
-    template = template_of(open_input(args.map))
+    template = template_of(source)
     with AtomicSet(overwrite=True) as files:
         write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
                            label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
@@ -135,6 +133,30 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_table(summary, paths)
     return 0
+
+
+def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
+             paths: dict[str, Path]) -> Any:
+    """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
+    from ..engine.cluster import make_client, quiet_distributed_logs
+    from ..engine.run import local_sharpen
+
+    if not args.verbose and not args.in_process:
+        quiet_distributed_logs()
+    client = None if args.in_process else make_client(workers=args.workers, scheduler_file=args.scheduler_file,
+                                                      scheduler_address=args.scheduler_address, verbose=args.verbose,
+                                                      memory_limit=args.memory_limit)
+    try:
+        return local_sharpen(source, client, resolution=args.resolution, store=out / STORE, local=local,
+                             options=options, resume=args.resume, overwrite=args.overwrite,
+                             progress=_Progress(args.quiet), output=paths["local_image"])
+    except KeyboardInterrupt:
+        print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
+              "run the same command with --resume to continue", file=sys.stderr)
+        return None
+    finally:
+        if client is not None:
+            _close(client)
 
 
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:

@@ -35,14 +35,14 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
-    limit = _memory_limit(memory_limit)
+    limit = check_memory_limit(memory_limit)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
                            env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
     return Client(cluster)
 
 
-def _memory_limit(value: str | int | None) -> str | int:
+def check_memory_limit(value: str | int | None) -> str | int:
     """Check a worker memory limit: ``"auto"`` or a positive size such as ``2GiB`` (0 and "none" refused)."""
     if value is None or value == "auto":
         return "auto"

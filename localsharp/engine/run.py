@@ -187,7 +187,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
         Its ``map`` is on disk (``.array``, ``.to_dask()``, ``.compute()``).
     """
     local = local or LocalOptions()
-    source, opts = _prepare(map_or_path, resolution, options)
+    source, opts = prepare_input(map_or_path, resolution, options)
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
         try:
@@ -211,7 +211,7 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     that run analyses.  Nothing else is written.
     """
     local = local or LocalOptions()
-    source, opts = _prepare(map_or_path, resolution, options)
+    source, opts = prepare_input(map_or_path, resolution, options)
     path = Path(store).resolve()
     run = _run_description(source, local, opts)
     if path.exists():
@@ -231,9 +231,13 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     return row
 
 
-def _prepare(map_or_path: DensityMap | str | Path, resolution: float,
+def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
              options: SharpenOptions | None) -> tuple[Source, SharpenOptions]:
-    """Open the input (header only) and check it and the options, before anything is written."""
+    """Open the input (header only) and check it and the options, before anything is written or started.
+
+    Returns the source (pass it on to :func:`local_sharpen`) and the options.
+    Raises :class:`~localsharp.errors.InputFileError` / :class:`~localsharp.errors.ConfigError`.
+    """
     source = open_input(map_or_path)
     name = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
     header = header_of(source)
