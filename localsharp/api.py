@@ -204,12 +204,13 @@ def options_from_kwargs(resolution: float, options: dict[str, Any]) -> SharpenOp
     return SharpenOptions(resolution=resolution, search=SearchConfig(**search_kw), **options)
 
 
-def _box_solvent(box_data: np.ndarray, density: DensityMap, whole: SolventEstimate, box: BoxChoice,
+def _box_solvent(box_data: np.ndarray, density: Any, whole: SolventEstimate, box: BoxChoice,
                  box_variance: np.ndarray | None) -> SolventEstimate:
     """Solvent fraction of the analysis box (§3 item 5).
 
     With a given composition the molecular volume is assumed to lie in the box;
     otherwise the whole map's local variance, cropped to the box, is re-thresholded.
+    ``density`` needs only ``voxel_size`` and ``voxel_size_zyx`` (a map or its header).
     """
     if not box.used:
         return whole
@@ -279,7 +280,12 @@ def restore_input_grid(result: "SharpenResult", original: DensityMap) -> "Sharpe
 
 
 def _masked_warning(density: DensityMap) -> str | None:
-    zeros = float(np.count_nonzero(density.data == 0.0)) / density.data.size
+    return masked_warning(int(np.count_nonzero(density.data == 0.0)), density.data.size)
+
+
+def masked_warning(n_zeros: int, n_voxels: int) -> str | None:
+    """The closely-masked warning for a map with ``n_zeros`` exactly-zero voxels of ``n_voxels``, or None."""
+    zeros = float(n_zeros) / n_voxels
     if zeros > MASKED_ZERO_FRACTION:
         return (f"map looks closely masked ({zeros:.0%} of voxels are exactly 0); automatic sharpening is "
                 "less reliable on masked maps (the paper recommends unmasked maps)")

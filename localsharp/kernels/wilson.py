@@ -98,16 +98,30 @@ def fit_b_cart(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.n
     WilsonFit or None
         None when fewer than 20 usable reflections exist.
     """
+    s2_max, s2_min = fit_range(d_max_resolution)
+    n_used, ata, aty = normal_equations(amplitudes, s_xyz, s2_max, s2_min, anisotropic, protein_curve)
+    return fit_from_normal_equations(n_used, ata, aty, anisotropic)
+
+
+def fit_range(d_max_resolution: float) -> tuple[float, float]:
+    """``(s2_max, s2_min)``: the |s|² range of the fit for data to ``d_max_resolution`` (and the Wilson range)."""
     d_lo = max(D_FIT_MIN, d_max_resolution)
-    n_used, coef = _least_squares(amplitudes, s_xyz, 1.0 / d_lo**2, 1.0 / D_FIT_MAX**2, anisotropic, protein_curve)
+    return 1.0 / d_lo**2, 1.0 / D_FIT_MAX**2
+
+
+def fit_from_normal_equations(n_used: int, ata: np.ndarray, aty: np.ndarray, anisotropic: bool) -> WilsonFit | None:
+    """The fit from summed normal equations (``AᵀA``, ``Aᵀy`` of :func:`normal_equations`, possibly added
+    over several parts of a map); None when fewer than 20 reflections were used or the fit is not finite."""
+    n_par = 7 if anisotropic else 2
     if n_used < 20:
         return None
+    coef, *_ = np.linalg.lstsq(ata, aty, rcond=None)
     if anisotropic:
         b_cart = tuple(float(v) for v in coef[1:])
     else:
         b = float(coef[1])
         b_cart = (b, b, b, 0.0, 0.0, 0.0)
-    if not all(np.isfinite(b_cart)):
+    if len(coef) != n_par or not all(np.isfinite(b_cart)):
         return None
     return WilsonFit(b_cart=b_cart, n_used=n_used)  # type: ignore[arg-type]
 
@@ -116,15 +130,16 @@ def fit_b_cart(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.n
 FIT_CHUNK = 1 << 20
 
 
-def _least_squares(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], s2_max: float,
-                   s2_min: float, anisotropic: bool, protein_curve: bool) -> tuple[int, np.ndarray]:
-    """Number of reflections used and least-squares coefficients of the Wilson model.
+def normal_equations(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], s2_max: float,
+                     s2_min: float, anisotropic: bool, protein_curve: bool) -> tuple[int, np.ndarray, np.ndarray]:
+    """Number of reflections used and the normal equations ``(AᵀA, Aᵀy)`` of the Wilson model.
 
     Reflections with ``s2_min <= |s|² <= s2_max`` and ``F > 0`` are used.  The design
     matrix is built and reduced one chunk at a time (``AᵀA``, ``Aᵀy`` accumulated in
     float64), so the tens of millions of reflections of a 1000³ map need no design
     matrix (nor float64 copies of the inputs) in memory; the small system is then
-    solved by SVD least squares.
+    solved by SVD least squares (:func:`fit_from_normal_equations`).  The sums of several parts
+    of a map add up to those of the whole (the distributed overall pass).
     """
     n_par = 7 if anisotropic else 2
     ata = np.zeros((n_par, n_par))
@@ -150,10 +165,7 @@ def _least_squares(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray, 
             design = np.column_stack([np.ones_like(q), -0.5 * q])
         ata += design.T @ design
         aty += design.T @ target
-    if n_used < n_par:
-        return n_used, np.full(n_par, np.nan)
-    coef, *_ = np.linalg.lstsq(ata, aty, rcond=None)
-    return n_used, coef
+    return n_used, ata, aty
 
 
 def anisotropy_correction(fit: WilsonFit, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:

@@ -97,16 +97,34 @@ def density_select_bounds(data: np.ndarray, voxel_size: tuple[float, float, floa
     cushion : float
         Padding (Å) added on each side.
     """
+    faces, profiles = select_profiles(data)
+    return bounds_from_profiles(faces, profiles, tuple(data.shape), voxel_size, threshold_fraction=threshold_fraction,
+                                cushion=cushion)
+
+
+def select_profiles(data: np.ndarray) -> tuple[list, list[np.ndarray]]:
+    """The six face maxima and, per axis, the maximum of every slab across it (float32).
+
+    Maxima over parts of a map combine by ``max`` into those of the whole, so the
+    distributed overall pass finds the same box from its z-slabs.
+    """
     faces = [data[0].max(), data[-1].max(), data[:, 0].max(), data[:, -1].max(), data[:, :, 0].max(),
              data[:, :, -1].max()]
+    profiles = [data.max(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+    return faces, profiles
+
+
+def bounds_from_profiles(faces: list, profiles: list[np.ndarray], shape: tuple[int, int, int],
+                         voxel_size: tuple[float, float, float], *, threshold_fraction: float = 0.05,
+                         cushion: float = 3.0) -> Bounds:
+    """:func:`density_select_bounds` from :func:`select_profiles`."""
     baseline = float(np.mean(faces))
     bounds = []
     for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        profile = data.max(axis=others).astype(np.float64) - baseline
+        profile = profiles[axis].astype(np.float64) - baseline
         start, stop = _axis_span(profile, threshold_fraction)
         pad = int(np.ceil(cushion / voxel_size[axis]))
-        bounds.append((max(0, start - pad), min(data.shape[axis], stop + pad)))
+        bounds.append((max(0, start - pad), min(shape[axis], stop + pad)))
     return tuple(bounds)  # type: ignore[return-value]
 
 
@@ -270,12 +288,19 @@ def choose_box(data: np.ndarray, voxel_size: tuple[float, float, float], *, dens
     if not density_select:
         return BoxChoice(whole, "whole_map", False, "density selection off")
     bounds = density_select_bounds(data, voxel_size, threshold_fraction=threshold_fraction)
+    return selected_box(bounds, tuple(data.shape), max_box_fraction=max_box_fraction, min_edge=min_edge)
+
+
+def selected_box(bounds: Bounds, shape: tuple[int, int, int], *, max_box_fraction: float = 0.5,
+                 min_edge: int = 16) -> BoxChoice:
+    """The density-selected box, or the whole map when it is too thin or too large (see :func:`choose_box`)."""
+    whole = tuple((0, n) for n in shape)
     n_box = int(np.prod([b - a for a, b in bounds]))
-    fraction = n_box / data.size
+    fraction = n_box / int(np.prod(shape))
     if min(b - a for a, b in bounds) < min_edge:
         return BoxChoice(whole, "whole_map", False, f"density-selected box too thin ({bounds}); whole map used")
     if fraction > max_box_fraction:
         return BoxChoice(whole, "whole_map", False,
                          f"density-selected box holds {fraction:.0%} of the map (> {max_box_fraction:.0%}); whole map used")
-    return BoxChoice(fft_friendly(bounds, data.shape), "density_select", True,
+    return BoxChoice(fft_friendly(bounds, shape), "density_select", True,
                      f"density-selected box holds {fraction:.0%} of the map (grown to FFT-friendly sizes)")

@@ -99,9 +99,21 @@ def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float]
     # the threshold iterations run on an evenly strided sample (deterministic), sorted once so
     # that "molecule" (>= tau) is a suffix and its median an index lookup; the final fraction is
     # counted on every voxel
-    ordered = np.sort(flat[:: max(1, flat.size // SAMPLE_SIZE)])
-    floor = float(flat.min())
-    tau = floor + start_fraction_of_max * (float(flat.max()) - floor)
+    ordered = np.sort(flat[:: sample_step(flat.size)])
+    tau, history = iterate_threshold(ordered, float(flat.min()), float(flat.max()), iterations=iterations,
+                                     start_fraction_of_max=start_fraction_of_max)
+    return finish_estimate(history, int(np.count_nonzero(flat >= tau)), flat.size, tau, voxel_size, radius_factor)
+
+
+def sample_step(n_voxels: int) -> int:
+    """Stride of the evenly strided sample (flat indices ``0, step, 2·step, …``) of the threshold iterations."""
+    return max(1, n_voxels // SAMPLE_SIZE)
+
+
+def iterate_threshold(ordered: np.ndarray, floor: float, top: float, *, iterations: int = 3,
+                      start_fraction_of_max: float = 0.05) -> tuple[float, list[float]]:
+    """Threshold ``tau`` and the sample's solvent fractions of its iterations, from the sorted sample."""
+    tau = floor + start_fraction_of_max * (top - floor)
     history = []
     for _ in range(iterations):
         k = int(np.searchsorted(ordered, np.asarray(tau, dtype=ordered.dtype), side="left"))
@@ -109,10 +121,16 @@ def estimate_from_variance(v: np.ndarray, voxel_size: tuple[float, float, float]
         if k == 0 or k == ordered.size:
             break
         tau = 0.5 * (_sorted_median(ordered[k:]) + _sorted_median(ordered[:k]))
-    history.append(1.0 - float(np.count_nonzero(flat >= tau)) / flat.size)
+    return tau, history
+
+
+def finish_estimate(history: list[float], n_at_or_above: int, n_voxels: int, tau: float,
+                    voxel_size: tuple[float, float, float], radius_factor: float = RADIUS_FACTOR) -> SolventEstimate:
+    """The estimate from the iterations and the count of voxels with local variance ``>= tau``."""
+    history = list(history) + [1.0 - float(n_at_or_above) / n_voxels]
     f_sol = float(np.clip(history[-1], 0.001, 0.999))
     return SolventEstimate(f_sol, f"local variance (R = {radius_factor} x resolution, {len(history) - 1} iterations)",
-                           (1.0 - f_sol) * float(np.prod(voxel_size)) * v.size, tuple(history), float(tau))
+                           (1.0 - f_sol) * float(np.prod(voxel_size)) * n_voxels, tuple(history), float(tau))
 
 
 def volume_from_sequence(text: str, copies: int = 1) -> float:
@@ -164,7 +182,20 @@ def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], r
 
     ``variance`` may pass a precomputed local-variance map (radius 1.5 × resolution).
     """
-    box_volume = float(np.prod(voxel_size)) * data.size
+    given = estimate_from_composition(data.size, voxel_size, solvent_content=solvent_content,
+                                      molecular_mass=molecular_mass, sequence=sequence, copies=copies)
+    if given is not None:
+        return given
+    if variance is not None:
+        return estimate_from_variance(variance, voxel_size)
+    return estimate_from_map(data, voxel_size, resolution)
+
+
+def estimate_from_composition(n_voxels: int, voxel_size: tuple[float, float, float], *,
+                              solvent_content: float | None = None, molecular_mass: float | None = None,
+                              sequence: str | None = None, copies: int = 1) -> SolventEstimate | None:
+    """The solvent fraction from a given content, mass or sequence (§3 items 1-3), or None when none is given."""
+    box_volume = float(np.prod(voxel_size)) * n_voxels
     if solvent_content is not None:
         value = solvent_content / 100.0 if solvent_content >= 1.0 else solvent_content
         if not 0.0 < value < 1.0:
@@ -176,6 +207,4 @@ def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], r
     if sequence is not None:
         volume = volume_from_sequence(sequence, copies)
         return SolventEstimate(solvent_from_volume(volume, box_volume), "sequence", volume)
-    if variance is not None:
-        return estimate_from_variance(variance, voxel_size)
-    return estimate_from_map(data, voxel_size, resolution)
+    return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..kernels import fourier, wilson
+from ..kernels import fourier, shell_sums, wilson
 
 #: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
 FALLBACK_B_ISO = 200.0
@@ -179,14 +179,9 @@ class Spectrum:
 
     def shell_mean_amplitude(self, n_bins: int = 20, factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean amplitude (times ``factors``) in shells of equal reciprocal volume: ``(d_centre, mean |F|)``."""
-        s = np.sqrt(4.0 * self.sthol2.astype(np.float64))
-        edges = fourier.shell_edges_equal_volume(float(s.min()), float(s.max()), n_bins)
-        which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)
+        edges = shell_sums.shell_edges(float(self.sthol2.min()), float(self.sthol2.max()), n_bins)
         amps = np.abs(self.coeffs).astype(np.float64)
         if factors is not None:
             amps = amps * factors
-        total = np.bincount(which, weights=amps * self.weight, minlength=n_bins)
-        count = np.bincount(which, weights=self.weight.astype(np.float64), minlength=n_bins)
-        centres = 0.5 * (edges[:-1] + edges[1:])
-        ok = count > 0
-        return 1.0 / centres[ok], total[ok] / count[ok]
+        total, count = shell_sums.shell_sums(self.sthol2, amps, self.weight, edges)
+        return shell_sums.shell_means(edges, total, count)

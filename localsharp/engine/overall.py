@@ -1,0 +1,202 @@
+"""The overall pass of local sharpening (§8 item 1): one task when the map fits a worker, else distributed.
+
+:func:`overall_pass` writes ``overall`` (the overall-sharpened map, float32), ``molecule``
+(uint8 0/1) and ``molecule_counts`` (uint16, molecule voxels per 8³ block, for skipping
+solvent boxes) into the run store and returns the overall sharpening's summary.
+
+One task (``path = "one_task"``): ``api.global_sharpen`` and the molecule mask on the whole
+map in one worker (about 6× the map's float32 bytes).
+
+Distributed (``path = "distributed"``, :mod:`.overall_dist`): every task holds one z-slab, one
+y-pencil of the spectrum (:mod:`.dfft`) or the analysis box, never the map; the client reads
+only the header.  Exact (the same statistics as in memory, reduced over slabs or pencils;
+differences are float rounding of a differently ordered FFT and of sums, ~1e-7 relative):
+
+* the map's mean, zero count and the density-select maxima (exact reductions);
+* the whole-map spectrum: Wilson anisotropic fit (summed normal equations), anisotropy
+  removal, shell mean amplitudes, the output's B fit, the sigma scaling (Parseval);
+* the local variance (FFT of (ρ − ρ̄)², sphere factor, inverse), the solvent estimate (its
+  strided sample gathered exactly, the final count over every voxel) and the molecule
+  mask's quantile threshold (histogram refinement to the exact order statistics);
+* the analysis box and the search when the box holds at most :data:`MAX_BOX_VOXELS`.
+
+Approximate:
+
+* a larger box (or a whole-map fallback larger than that) is replaced by a box of
+  160³ voxels placed where the molecule mask (its 8³ block counts) is densest; the
+  search then sees that part of the map only (maps up to 160³, and any map whose
+  density-selected box fits, get exactly the in-memory box);
+* discard-if-worse compares whole-map scores up to :data:`SCORE_WHOLE_MAX_VOXELS`
+  (256³, gathered into one task); above it, the input and the sharpened map are scored
+  on the analysis box only;
+* segmentation boxes (``box_in_auto_sharpen`` / ``use_weak_density``) need the whole map
+  and are refused on the distributed path; a duplicated last plane is not dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from .. import api
+from ..config import SharpenOptions
+from ..maps import mrc
+from ..maps.density import DensityMap
+from ..maps.store import RunStore
+from ..tiling.boxes import chunk_grid
+from . import overall_tasks as tasks
+from .dfft import Runner
+from .tasks import bounding_box, molecule_mask
+
+#: Analysis boxes above this many voxels are capped (a 160³ box).
+MAX_BOX_VOXELS = 160**3
+#: discard-if-worse scores the whole map up to this many voxels (one task), else the analysis box.
+SCORE_WHOLE_MAX_VOXELS = 256**3
+#: A map fits one worker when this many times its float32 bytes fit the smallest worker's memory limit.
+ONE_TASK_FACTOR = 6
+#: Summary keys copied from ``SharpenResult.summary()``.
+SUMMARY_KEYS = ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction", "signal_to_noise",
+                "applicable", "warnings")
+
+
+@dataclass(frozen=True)
+class MapHeader:
+    """What the driver knows of a map without its voxels (duck-types the geometry of a DensityMap)."""
+
+    shape: tuple[int, int, int]
+    voxel_size: tuple[float, float, float]
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    nstart: tuple[int, int, int] = (0, 0, 0)
+    cell_angles: tuple[float, float, float] = (90.0, 90.0, 90.0)
+    header_extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def voxel_size_zyx(self) -> tuple[float, float, float]:
+        vx, vy, vz = self.voxel_size
+        return (vz, vy, vx)
+
+    @property
+    def box_lengths(self) -> tuple[float, float, float]:
+        return tuple(n * v for n, v in zip(self.shape[::-1], self.voxel_size))  # type: ignore[return-value]
+
+    @property
+    def first_voxel_position(self) -> tuple[float, float, float]:
+        if any(o != 0.0 for o in self.origin):
+            return self.origin
+        return tuple(s * v for s, v in zip(self.nstart, self.voxel_size))  # type: ignore[return-value]
+
+    @property
+    def n_voxels(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def map_header(source: DensityMap | str) -> MapHeader:
+    """The header of an in-memory map or of an MRC file (reads 1024 bytes, never the voxels)."""
+    if isinstance(source, DensityMap):
+        return MapHeader(source.shape, source.voxel_size, source.origin, source.nstart, source.cell_angles,
+                         {"labels": source.header_extras.get("labels", [])})
+    path = Path(source)
+    if not path.is_file():
+        from ..errors import InputFileError
+        raise InputFileError(path, "no such file")
+    gz = mrc._is_gzip(path)
+    h = mrc._parse_header(path, mrc._read_raw_header(path, gz))
+    mrc._check_size(path, h, gz)
+    file_axes = mrc._file_axes(h)
+    raw_shape = (int(h.nz), int(h.ny), int(h.nx))
+    shape = tuple(raw_shape[file_axes.index(axis)] for axis in (3, 2, 1))
+    starts = (int(h.nxstart), int(h.nystart), int(h.nzstart))
+    nstart = [0, 0, 0]
+    for i, spatial in enumerate((int(h.mapc), int(h.mapr), int(h.maps))):
+        nstart[spatial - 1] = starts[i]
+    labels = [bytes(lbl) for lbl in h.label[: int(h.nlabl)]]
+    return MapHeader(shape, mrc._voxel_size(path, h), (float(h.origin.x), float(h.origin.y), float(h.origin.z)),
+                     tuple(nstart), (float(h.cellb.alpha), float(h.cellb.beta), float(h.cellb.gamma)),
+                     {"labels": labels})
+
+
+def fits_one_worker(client: Any, shape: tuple[int, int, int]) -> bool:
+    """Whole-map processing fits: ~6× the float32 map against the smallest worker memory limit (0/None = no limit)."""
+    if client is None:
+        return True
+    limits = [w.get("memory_limit") for w in client.scheduler_info().get("workers", {}).values()]
+    limits = [int(v) for v in limits if v]
+    if not limits:
+        return True
+    return ONE_TASK_FACTOR * 4 * int(np.prod(shape, dtype=np.int64)) <= min(limits)
+
+
+def overall_pass(client: Any, source: DensityMap | str, store_path: str, options: SharpenOptions, *,
+                 distributed: bool | None = None) -> dict[str, Any]:
+    """Sharpen the whole map into the store's ``overall`` and mark its molecule (see the module notes).
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        Where tasks run (None: in this process).
+    source : DensityMap or str
+        The map, or the absolute path of its file (workers read it themselves).
+    store_path : str
+        A run store made by ``RunStore.create`` (``overall``, ``molecule`` exist).
+    distributed : bool, optional
+        Force one task (False) or the distributed path (True); default: by :func:`fits_one_worker`.
+
+    Returns
+    -------
+    dict
+        ``method, b_sharpen, b_iso_input, b_iso_output, solvent_fraction, signal_to_noise, applicable,
+        warnings, molecule_bounds_zyx``, ``box`` (the analysis box, ``BoxChoice.to_dict()``) and ``path``
+        ("one_task" or "distributed").
+    """
+    header = map_header(source)
+    if distributed is None:
+        distributed = not fits_one_worker(client, header.shape)
+    if not distributed:
+        runner = Runner(client)
+        summary = runner.call(one_task_overall, store_path, source, options)
+        summary["path"] = "one_task"
+        return summary
+    from .overall_dist import distributed_overall
+    summary = distributed_overall(Runner(client), source, store_path, options, header)
+    summary["path"] = "distributed"
+    return summary
+
+
+def one_task_overall(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
+    """The whole overall pass in this process: ``global_sharpen``, the molecule mask, the store's arrays."""
+    store = RunStore(store_path)
+    density, _ = api.load_map(source)
+    result = api.global_sharpen(density, options.resolution, options=options)
+    molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
+    chunks = tuple(store.array("overall").chunks)
+    for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
+        region = tuple(slice(a, b) for a, b in bounds)
+        store.write("overall", bounds, result.map.data[region])
+        store.write("molecule", bounds, molecule[region].astype(np.uint8))
+    create_molecule_counts(store_path, density.shape, slab_thickness(chunks))
+    counts = tasks.block_counts(molecule)
+    store.write("molecule_counts", tuple((0, n) for n in counts.shape), counts)
+    summary = result.summary()
+    overall = {k: summary[k] for k in SUMMARY_KEYS}
+    overall["molecule_bounds_zyx"] = bounding_box(molecule)
+    overall["box"] = summary["box"]
+    return overall
+
+
+def slab_thickness(chunks: tuple[int, ...]) -> int:
+    """z-slab thickness: a multiple of the store's z-chunk and of the 8-voxel count blocks."""
+    return math.lcm(int(chunks[0]), tasks.COUNT_BLOCK)
+
+
+def create_molecule_counts(store_path: str, shape: tuple[int, int, int], t: int) -> None:
+    """Create (or replace) the store's ``molecule_counts`` array, chunked so that each z-slab owns its chunks."""
+    b = tasks.COUNT_BLOCK
+    counts_shape = tuple(-(-n // b) for n in shape)
+    zarr.open_group(str(store_path), mode="a").create_array(
+        "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]), dtype="uint16", fill_value=0,
+        overwrite=True)
