@@ -100,24 +100,12 @@ def map_header(source: DensityMap | str) -> MapHeader:
     if isinstance(source, DensityMap):
         return MapHeader(source.shape, source.voxel_size, source.origin, source.nstart, source.cell_angles,
                          {"labels": source.header_extras.get("labels", [])})
-    path = Path(source)
-    if not path.is_file():
-        from ..errors import InputFileError
-        raise InputFileError(path, "no such file")
-    gz = mrc._is_gzip(path)
-    h = mrc._parse_header(path, mrc._read_raw_header(path, gz))
-    mrc._check_size(path, h, gz)
-    file_axes = mrc._file_axes(h)
-    raw_shape = (int(h.nz), int(h.ny), int(h.nx))
-    shape = tuple(raw_shape[file_axes.index(axis)] for axis in (3, 2, 1))
-    starts = (int(h.nxstart), int(h.nystart), int(h.nzstart))
-    nstart = [0, 0, 0]
-    for i, spatial in enumerate((int(h.mapc), int(h.mapr), int(h.maps))):
-        nstart[spatial - 1] = starts[i]
-    labels = [bytes(lbl) for lbl in h.label[: int(h.nlabl)]]
-    return MapHeader(shape, mrc._voxel_size(path, h), (float(h.origin.x), float(h.origin.y), float(h.origin.z)),
-                     tuple(nstart), (float(h.cellb.alpha), float(h.cellb.beta), float(h.cellb.gamma)),
-                     {"labels": labels})
+    from ..maps.source import MapSource
+
+    opened = MapSource.open(source)
+    g = opened.geometry
+    return MapHeader(opened.shape, tuple(g["voxel_size"]), tuple(g["origin"]), tuple(g["nstart"]),
+                     tuple(g["cell_angles"]), {"labels": g.get("header_extras", {}).get("labels", [])})
 
 
 def fits_one_worker(client: Any, shape: tuple[int, int, int]) -> bool:

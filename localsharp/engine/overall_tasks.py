@@ -7,6 +7,8 @@ They are module-level (picklable) and take only paths and small parameters.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +44,15 @@ def _read_region(source: str | ZarrInput, bounds: Bounds) -> np.ndarray:
     slices = tuple(slice(a, b) for a, b in bounds)
     if isinstance(source, ZarrInput):
         return np.asarray(zarr.open_array(source.path, mode="r")[slices], dtype=np.float32)
-    path = Path(source)
-    gz = mrc._is_gzip(path)
-    if gz:
-        return np.ascontiguousarray(mrc.read_map(path).data[slices])
-    header = mrc._parse_header(path, mrc._read_raw_header(path, gz))
-    raw = mrc._mapped_voxels(path, header)
-    file_axes = mrc._file_axes(header)
-    perm = [file_axes.index(3), file_axes.index(2), file_axes.index(1)]
-    region = np.array(np.transpose(raw, perm)[slices], dtype=np.float32)
-    del raw
-    return region
+    return _opened(str(source)).read(bounds)
+
+
+@lru_cache(maxsize=8)
+def _opened(path: str) -> Any:
+    """The file's :class:`~localsharp.maps.source.MapSource` (header read once per process)."""
+    from ..maps.source import MapSource
+
+    return MapSource.open(path)
 
 
 def rho_slab(source: str | ZarrInput, shape: tuple[int, int, int], z0: int, z1: int) -> tuple[np.ndarray, dict]:

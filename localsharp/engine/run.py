@@ -49,7 +49,8 @@ from ..tiling.occupancy import possibly_molecule
 from ..tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
 from .submit import run_bounded
-from .tasks import BoxJob, check_slab, overall_task, render_tile, run_box, save_plan, score_block
+from .overall import overall_pass
+from .tasks import BoxJob, check_slab, render_tile, run_box, save_plan, score_block
 
 log = logging.getLogger(__name__)
 
@@ -341,12 +342,13 @@ def _check_values(client: Any, source: Source) -> str | None:
 
 
 def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
-    """Overall sharpening of the whole map (§8 item 1) and its molecule mask; recorded in the store."""
+    """Overall sharpening of the whole map (§8 item 1), its molecule mask and coarse counts; recorded in the store.
+
+    One task when the map fits a worker, else distributed over slabs and pencils
+    (:func:`~localsharp.engine.overall.overall_pass`).
+    """
     argument = source.density if isinstance(source, MemorySource) else source.path
-    if client is None:
-        overall = overall_task(str(store.path), argument, opts)
-    else:
-        overall = client.submit(overall_task, str(store.path), argument, opts, pure=False).result()
+    overall = overall_pass(client, argument, str(store.path), opts)
     store.write_record("overall", overall)
     return overall
 
