@@ -110,6 +110,15 @@ def test_rdrp_321_region_is_the_transposed_file_block(rdrp_map: Path) -> None:
     assert np.array_equal(block, np.transpose(file_data, (2, 1, 0)))
 
 
+def test_blocks_are_writable_copies(emd3488_map: Path) -> None:
+    source = MapSource.open(emd3488_map)
+    block = source.read(((0, 2), (0, 100), (0, 100)))  # already contiguous in the file: still a copy
+    assert block.flags.writeable and block.flags.owndata
+    before = block.copy()
+    block += 1.0
+    assert np.array_equal(source.read(((0, 2), (0, 100), (0, 100))), before)
+
+
 def test_pickle_holds_no_voxels(emd3488_map: Path) -> None:
     source = MapSource.open(emd3488_map)
     blob = pickle.dumps(source)

@@ -113,7 +113,8 @@ class MapSource:
         Returns
         -------
         numpy.ndarray
-            Equal bit for bit to ``read_map(path).data[z0:z1, y0:y1, x0:x1]``.
+            Equal bit for bit to ``read_map(path).data[z0:z1, y0:y1, x0:x1]``;
+            a new, writable array owned by the caller.
         """
         slices = self._slices(bounds)
         if self.kind == "mrc":
@@ -121,10 +122,10 @@ class MapSource:
             file_slices = [slice(None)] * 3
             for zyx_axis, file_axis in enumerate(self.perm):
                 file_slices[file_axis] = slices[zyx_axis]
-            block = np.transpose(raw[tuple(file_slices)], self.perm)
-        else:
-            block = _zarr_array(self.array_path)[slices]
-        return np.ascontiguousarray(block, dtype=np.float32)
+            # always a copy: the caller owns a writable array, never a view of the mapped file
+            return np.array(np.transpose(raw[tuple(file_slices)], self.perm), dtype=np.float32, order="C")
+        block = np.asarray(_zarr_array(self.array_path)[slices])
+        return np.require(block.astype(np.float32, copy=False), requirements=["C", "W", "O"])
 
     def _slices(self, bounds: Bounds | None) -> tuple[slice, slice, slice]:
         if bounds is None:
