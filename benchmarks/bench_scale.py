@@ -1,0 +1,244 @@
+"""Scale of local sharpening: capsid phantoms of 512³ and 1024³ on a LocalCluster, memory per process.
+
+For each size, the capsid phantom (``localsharp phantom-capsid``, haemoglobin copies on a shell,
+1.1 Å voxels) is made once into the cache directory and reused; then
+``localsharp local MAP --resolution R --workers W [--memory-limit M] --output-dir OUT -q`` runs
+as a subprocess while /proc is read every 0.2 s for its whole process tree (VmRSS and RssAnon per
+pid, roles client / nanny / worker / other).  ``--memory-limit`` is passed only when
+``localsharp local --help`` offers it.
+
+Reported per size: boxes searched / skipped / total, wall time per pass and in all, boxes/s/core
+(searched boxes / (box-pass wall × workers)), peak RSS and anonymous memory of the client and of
+the workers, the run store's size and file count (OUT without the final map) and OUT's, signs of
+workers killed, restarted or paused for memory (stderr lines, distinct worker pids) and the exit
+status.  Prints a table and merges the sizes into ``benchmarks/results/scale.json``.
+
+Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
+``python benchmarks/bench_scale.py --sizes 128`` for a quick check of the harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, ROOT, print_table  # noqa: E402
+from _proctree import TreeSampler, machine, memory_summary  # noqa: E402
+
+MODEL = ROOT / "tests/data/emd3488_haemoglobin/model_5ni1.cif"
+POLL_S = 0.2
+#: stderr patterns that tell of workers killed, restarted or paused, or memory trouble.
+STDERR_PATTERNS = {"KilledWorker": r"KilledWorker", "worker_process": r"Worker process",
+                   "paused": r"paus", "memory": r"memory", "restarting": r"restart"}
+#: Box statuses counted as not searched (no score search ran in them).
+SKIPPED_WORDS = ("skip", "solvent", "empty", "outside")
+
+
+def localsharp_command() -> list[str]:
+    """The ``localsharp`` program of this interpreter (``python -m localsharp``)."""
+    return [sys.executable, "-m", "localsharp"]
+
+
+def local_options() -> str:
+    """The text of ``localsharp local --help``."""
+    done = subprocess.run(localsharp_command() + ["local", "--help"], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def phantom_path(cache: Path, size: int, seed: int) -> Path:
+    return cache / f"capsid_{size}_seed{seed}.mrc"
+
+
+def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | None]:
+    """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it."""
+    path = phantom_path(cache, size, seed)
+    sidecar = path.with_suffix(".json")
+    if path.exists() and sidecar.exists():
+        params = json.loads(sidecar.read_text()).get("parameters", {})
+        if params.get("size") == size and params.get("seed") == seed:
+            return path, None
+    cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    subprocess.run(localsharp_command() + ["phantom-capsid", str(MODEL), "--size", str(size), "--seed", str(seed),
+                                           "--output", str(path), "--overwrite"], check=True)
+    return path, time.perf_counter() - t0
+
+
+def tree_size(root: Path, exclude: set[Path] = frozenset()) -> tuple[int, int]:
+    """Bytes and number of regular files under ``root`` (``exclude``: paths not counted)."""
+    total = count = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            if path in exclude or path.is_symlink():
+                continue
+            total += path.stat().st_size
+            count += 1
+    return total, count
+
+
+def stderr_signs(text: str, examples: int = 3) -> dict:
+    """Per pattern of :data:`STDERR_PATTERNS`: matching lines (case-insensitive) and a few of them."""
+    lines = text.splitlines()
+    out = {}
+    for key, pattern in STDERR_PATTERNS.items():
+        hits = [line.strip() for line in lines if re.search(pattern, line, re.IGNORECASE)]
+        out[key] = {"lines": len(hits), "examples": [h[:240] for h in hits[:examples]]}
+    return out
+
+
+def box_counts(summary: dict) -> dict:
+    """Boxes searched / skipped / total from a local_summary.json."""
+    by_status = dict(summary.get("boxes_by_status", {}))
+    skipped = sum(n for status, n in by_status.items() if any(w in status.lower() for w in SKIPPED_WORDS))
+    total = int(summary.get("n_boxes", sum(by_status.values())))
+    return {"total": total, "searched": total - skipped, "skipped": skipped, "by_status": by_status}
+
+
+def run_local(map_path: Path, out: Path, resolution: float, workers: int, memory_limit: str | None,
+              timeout: float, log: Path) -> tuple[int | None, float, TreeSampler, str]:
+    """Run ``localsharp local`` and sample its process tree; returns (status, wall s, sampler, stderr)."""
+    cmd = localsharp_command() + ["local", str(map_path), "--resolution", str(resolution), "--workers", str(workers),
+                                  "--output-dir", str(out), "--overwrite", "-q"]
+    if memory_limit:
+        cmd[-2:-2] = ["--memory-limit", memory_limit]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+        sampler = TreeSampler(proc.pid)
+        status = None
+        while status is None:
+            sampler.sample()
+            if time.perf_counter() - t0 > timeout:
+                _stop(proc)
+                break
+            time.sleep(POLL_S)
+            status = proc.poll()
+        wall = time.perf_counter() - t0
+    return (proc.returncode if status is not None else None), wall, sampler, log.read_text(errors="replace")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the run's process group (it has its own session): SIGTERM, then SIGKILL after 20 s."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> dict:
+    map_path, made_s = ensure_phantom(args.cache, size, args.seed)
+    run_dir = args.cache / f"run_{size}"
+    out = run_dir / "out"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    print(f"{size}³: localsharp local on {map_path} ...", flush=True)
+    status, wall, sampler, stderr = run_local(map_path, out, args.resolution, args.workers, memory_limit,
+                                              args.timeout, run_dir / "stderr.log")
+    summary_path = out / "local_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    final_map = Path(summary.get("outputs", {}).get("local_map", out / "local_sharpened_map.ccp4"))
+    store_bytes, store_files = tree_size(out, {final_map}) if out.exists() else (0, 0)
+    out_bytes, out_files = tree_size(out) if out.exists() else (0, 0)
+    timings = {k: round(float(v), 2) for k, v in summary.get("timings_s", {}).items()}
+    boxes = box_counts(summary) if summary else {}
+    box_wall = timings.get("boxes")
+    rate = boxes["searched"] / (box_wall * args.workers) if boxes and box_wall else None
+    memory = memory_summary(sampler)
+    result = {
+        "size": size, "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
+        "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
+        "boxes": boxes, "boxes_per_s_per_core": rate,
+        "store_bytes": store_bytes, "store_files": store_files, "out_bytes": out_bytes, "out_files": out_files,
+        "memory": memory, "stderr_signs": stderr_signs(stderr),
+        "workers_restarted": memory["distinct_worker_pids"] > args.workers,
+        "stderr_tail": stderr.splitlines()[-5:],
+    }
+    if not args.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def table_row(r: dict) -> list:
+    b, m, t = r["boxes"], r["memory"], r["timings_s"]
+    signs = ",".join(f"{k}:{v['lines']}" for k, v in r["stderr_signs"].items() if v["lines"]) or "-"
+    rate = r["boxes_per_s_per_core"]
+    return [r["size"], r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
+            t.get("overall", "-"), t.get("boxes", "-"), t.get("blend", "-"), r["wall_s"],
+            round(rate, 3) if rate else "-", m["client_peak_rss_mib"], m["client_peak_anon_mib"],
+            m["worker_peak_rss_mib"], m["worker_peak_anon_mib"], m["distinct_worker_pids"],
+            round(r["store_bytes"] / 2**20, 1), r["store_files"], round(r["out_bytes"] / 2**20, 1), signs]
+
+
+HEADERS = ["size", "exit", "boxes s/k/n", "overall s", "boxes s", "blend s", "wall s", "box/s/core",
+           "client RSS", "client anon", "worker RSS", "worker anon", "worker pids", "store MiB", "store files",
+           "OUT MiB", "stderr signs"]
+
+
+def write_results(results: list[dict], args: argparse.Namespace) -> Path:
+    """Merge the sizes measured into results/scale.json (atomically)."""
+    path = RESULTS / "scale.json"
+    content = json.loads(path.read_text()) if path.exists() else {}
+    content["benchmark"] = "localsharp local on capsid phantoms: walls, boxes/s/core, memory per process"
+    content.setdefault("sizes", {})
+    stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
+    for r in results:
+        content["sizes"][str(r["size"])] = {**stamp, **r}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="map edges (default 512 1024)")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
+    parser.add_argument("--memory-limit", default="2GiB", help="per-worker limit when supported (default 2GiB)")
+    parser.add_argument("--resolution", type=float, default=3.5, help="resolution given to localsharp (default 3.5)")
+    parser.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/localsharp-bench"),
+                        help="phantoms and run directories (default /tmp/localsharp-bench)")
+    parser.add_argument("--keep", action="store_true", help="keep each run's output directory and stderr log")
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run before it is stopped")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    supported = "--memory-limit" in local_options()
+    memory_limit = args.memory_limit if supported else None
+    if not supported:
+        print("localsharp local has no --memory-limit: running without it")
+    results = []
+    for size in args.sizes:
+        results.append(measure(size, args, memory_limit))
+        print_table(HEADERS, [table_row(results[-1])])
+    print()
+    print_table(HEADERS, [table_row(r) for r in results])
+    print(f"wrote {write_results(results, args)}")
+
+
+if __name__ == "__main__":
+    main()
