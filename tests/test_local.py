@@ -340,3 +340,33 @@ def test_bad_run_options_fail_cleanly(crop: DensityMap, tmp_path: Path, capsys, 
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_an_ome_zarr_input_gives_the_map_of_its_mrc(crop: DensityMap, serial, tmp_path: Path) -> None:
+    from localsharp.maps.omezarr import create_image
+    from localsharp.maps.source import MapSource
+
+    mrc_path = tmp_path / "crop.mrc"
+    write_map(mrc_path, crop)
+    image = create_image(tmp_path / "crop.ome.zarr", MapSource.open(mrc_path), (32, 32, 32))
+    image[...] = read_map(mrc_path).data
+    result = local_sharpen(tmp_path / "crop.ome.zarr", None, resolution=RESOLUTION, local=LOCAL,
+                           store=tmp_path / "run.zarr")
+    np.testing.assert_array_equal(result.map.compute().data, serial.map.compute().data)
+    assert result.map.geometry() == crop.geometry()
+
+
+def test_the_output_is_an_ome_zarr_image_with_the_input_geometry(serial, crop: DensityMap) -> None:
+    import zarr
+
+    group = zarr.open_group(str(serial.map.path.parent), mode="r")
+    ome = group.attrs["ome"]
+    assert ome["version"] == "0.5"
+    axes = ome["multiscales"][0]["axes"]
+    assert [a["name"] for a in axes] == ["z", "y", "x"] and {a["unit"] for a in axes} == {"angstrom"}
+    transforms = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    scale = next(t["scale"] for t in transforms if t["type"] == "scale")
+    translation = next(t["translation"] for t in transforms if t["type"] == "translation")
+    assert scale == pytest.approx(list(crop.voxel_size_zyx))
+    assert translation == pytest.approx(list(crop.first_voxel_position)[::-1])
+    assert serial.map.to_dask().shape == crop.shape

@@ -157,8 +157,10 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
 
 def one_task_overall(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
     """The whole overall pass in this process: ``global_sharpen``, the molecule mask, the store's arrays."""
+    from ..maps.source import MapSource
+
     store = RunStore(store_path)
-    density, _ = api.load_map(source)
+    density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
     result = api.global_sharpen(density, options.resolution, options=options)
     molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
     chunks = tuple(store.array("overall").chunks)
