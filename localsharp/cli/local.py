@@ -21,6 +21,7 @@ from ..maps.model import write_points_pdb
 from ..maps.store import RunStore
 from ..maps.stream import write_map_streamed
 from ..report.outputs import prepare_output_dir, remove_if_unused
+from ..report.progress import ProgressReporter
 from ..report.summary import json_default, versions
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
@@ -65,23 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--scheduler-file", help="connect to a running scheduler (e.g. started under SLURM)")
     cluster.add_argument("--scheduler-address", help="connect to a running scheduler at this address")
     cluster.add_argument("--in-process", action="store_true", help="no cluster: run every task in this process")
-
-
-class _Progress:
-    """One status line per pass on stderr, refreshed at most every 0.5 s."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet, self.t0, self.last = quiet, time.perf_counter(), 0.0
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if self.quiet or (now - self.last < 0.5 and done < total):
-            return
-        self.last = now
-        label = {"boxes": "boxes searched", "tiles": "tiles blended"}.get(stage, stage)
-        end = "\n" if done >= total else "\r"
-        print(f"localsharp local: {label} {done}/{total}  ({now - self.t0:.1f} s)", end=end, file=sys.stderr,
-              flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,18 +122,23 @@ def run(args: argparse.Namespace) -> int:
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
              paths: dict[str, Path]) -> Any:
     """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
-    from ..engine.cluster import make_client, quiet_distributed_logs
+    from ..engine.cluster import describe_client, make_client, quiet_distributed_logs
     from ..engine.run import local_sharpen
 
+    reporter = ProgressReporter("localsharp local", quiet=args.quiet)
+    reporter.note(f"{args.map}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
+                  + ("in this process" if args.in_process else "the cluster"))
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
     client = None if args.in_process else make_client(workers=args.workers, scheduler_file=args.scheduler_file,
                                                       scheduler_address=args.scheduler_address, verbose=args.verbose,
                                                       memory_limit=args.memory_limit)
+    if client is not None:
+        reporter.note(describe_client(client))
     try:
         return local_sharpen(source, client, resolution=args.resolution, store=out / STORE, local=local,
                              options=options, resume=args.resume, overwrite=args.overwrite,
-                             progress=_Progress(args.quiet), output=paths["local_image"])
+                             progress=reporter, output=paths["local_image"])
     except KeyboardInterrupt:
         print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
               "run the same command with --resume to continue", file=sys.stderr)

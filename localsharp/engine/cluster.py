@@ -36,10 +36,43 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
     limit = check_memory_limit(memory_limit)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=_dashboard(),
                            memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
                            env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
     return Client(cluster)
+
+
+def _dashboard() -> str | None:
+    """Where a LocalCluster's dashboard listens: a free port on 127.0.0.1 (never a fixed, maybe taken, port),
+    or none when bokeh (the dashboard's dependency) is not installed."""
+    import importlib.util
+
+    return "127.0.0.1:0" if importlib.util.find_spec("bokeh") is not None else None
+
+
+def describe_client(client: Any) -> str:
+    """One line on the cluster: scheduler, workers, threads, memory limit, and the dashboard when one runs."""
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    limits = {w.get("memory_limit") for w in workers.values()}
+    limit = "none" if limits in ({0}, {None}, set()) else "/".join(sorted(_size(v) for v in limits if v))
+    text = (f"{len(workers)} worker(s), {threads} thread(s), memory limit {limit} per worker, "
+            f"scheduler {info.get('address', '?')}")
+    if getattr(client, "dashboard_link", None) and _dashboard_running(client):
+        text += f"; dashboard {client.dashboard_link}"
+    return text
+
+
+def _size(value: int) -> str:
+    from dask.utils import format_bytes
+
+    return format_bytes(int(value))
+
+
+def _dashboard_running(client: Any) -> bool:
+    services = client.scheduler_info().get("services", {})
+    return "dashboard" in services
 
 
 def check_memory_limit(value: str | int | None) -> str | int:

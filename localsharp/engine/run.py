@@ -251,7 +251,7 @@ def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
 
 
 def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
-                resume: bool, overwrite: bool) -> RunStore:
+                resume: bool, overwrite: bool, progress: Progress | None = None) -> RunStore:
     """The run's store: the recorded run (``resume``), or a new one after the value checks pass."""
     run = _run_description(source, local, opts)
     if resume:
@@ -261,7 +261,7 @@ def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, op
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: a run store already exists; resume it with --resume, "
                           "or replace it with --overwrite")
-    checksum = _check_values(client, source)
+    checksum = _check_values(client, source, progress)
     store = RunStore.create(path, run, source.shape, (local.chunk,) * 3, overwrite=overwrite)
     if checksum is not None:
         store.write_record("input", {"voxels_sha256": checksum})
@@ -272,7 +272,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
          overwrite: bool, progress: Progress | None, output: Path | None) -> LocalResult:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    store = _open_store(source, client, path, local, opts, resume, overwrite)
+    store = _open_store(source, client, path, local, opts, resume, overwrite, progress)
     output = output or store.path / OUTPUT_IMAGE
     _ensure_output(store, source, output, local)
     timings["checks"] = time.perf_counter() - t
@@ -281,11 +281,17 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     overall = store.record("overall")
     resumed = {"overall": int(overall is not None)}
     if overall is None:
+        _report(progress, "overall", 0, 1)
         overall = _overall_pass(client, source, store, opts)
+        _report(progress, "overall", 1, 1)
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()
     plan, job = _plan(source, store, overall, local, opts)
+    _note(progress, f"{plan.grid.n_boxes} boxes in the grid, {plan.n_active} may hold molecule "
+                    f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
+                    f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
+                    f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
     job = dataclasses.replace(job, output=str(output / "0"))
     timings["plan"] = time.perf_counter() - t
 
@@ -319,7 +325,7 @@ def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOp
 
 
 # ---------------------------------------------------------------- passes
-def _check_values(client: Any, source: Source) -> str | None:
+def _check_values(client: Any, source: Source, progress: Progress | None = None) -> str | None:
     """NaN/Inf and constant-map checks of a file's voxels, slab by slab in tasks; returns their checksum.
 
     An in-memory map was checked when it was made (None is returned).  Raises
@@ -333,9 +339,11 @@ def _check_values(client: Any, source: Source) -> str | None:
     step = max(1, CHECK_SLAB_BYTES // max(1, ny * nx * 4))
     slabs = [((z, min(nz, z + step)), (0, ny), (0, nx)) for z in range(0, nz, step)]
     reports: dict[int, dict[str, Any]] = {}
+    _report(progress, "checks", 0, len(slabs))
 
     def done(result: tuple[int, dict[str, Any]]) -> None:
         reports[result[0]] = result[1]
+        _report(progress, "checks", len(reports), len(slabs))
 
     run_bounded(client, check_slab, [(source, i, slab) for i, slab in enumerate(slabs)], done)
     return combine_reports(source.path, [reports[i] for i in range(len(slabs))])
@@ -380,6 +388,7 @@ def _box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progre
     boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
     resumed["boxes"] = boxes_done
     counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"])
+    _report(progress, "boxes", boxes_done, plan.n_active)
     calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
     run_bounded(client, score_block, calls, counter)
 
@@ -389,7 +398,22 @@ def _blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, prog
     done = store.done_tiles()
     resumed["tiles"] = len(done)
     counter = _Counter("tiles", len(done), plan.n_tiles, progress)
+    _report(progress, "tiles", len(done), plan.n_tiles)
     run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def _note(progress: Progress | None, message: str) -> None:
+    """A one-off message for a progress reporter that takes them (``progress.note``), else the log."""
+    note = getattr(progress, "note", None)
+    if note is not None:
+        note(message)
+    else:
+        log.info("local: %s", message)
 
 
 class _Counter:
