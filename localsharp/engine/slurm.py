@@ -95,7 +95,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
         ``cores``, ``processes``, ``memory``, ``walltime``, ``job_name``, ``log_directory``,
         ``job_script_prologue`` (the site's lines, then single-threading exports),
         ``scheduler_options`` unless the site config has some, and ``queue``, ``account``,
-        ``interface`` when given.  The user's configuration is only read.
+        ``interface`` when given or set there.  Other site settings (``job-extra-directives``,
+        ``local-directory``, ...) are read by dask-jobqueue itself.  The configuration is only read.
     """
     site = site_config()
     # --cores without --processes: one process per core, whatever the site config's processes
@@ -113,8 +114,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
         "log_directory": site.get("log-directory") or (None if log_directory is None else str(log_directory)),
     }
     for name, value in (("queue", queue), ("account", account), ("interface", interface)):
-        if value:
-            settings[name] = value
+        if value or site.get(name):
+            settings[name] = value or site[name]
     if not site.get("scheduler-options"):
         bokeh = importlib.util.find_spec("bokeh") is not None
         settings["scheduler_options"] = {"dashboard_address": ":0" if bokeh else None}
