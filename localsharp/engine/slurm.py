@@ -116,9 +116,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
     for name, value in (("queue", queue), ("account", account), ("interface", interface)):
         if value or site.get(name):
             settings[name] = value or site[name]
-    if not site.get("scheduler-options"):
-        bokeh = importlib.util.find_spec("bokeh") is not None
-        settings["scheduler_options"] = {"dashboard_address": ":0" if bokeh else None}
+    if not site.get("scheduler-options"):  # the scheduler's HTTP server (dashboard) on a free port
+        settings["scheduler_options"] = {"dashboard_address": ":0"}
     prologue = list(site.get("job-script-prologue") or [])
     prologue += [f"export {var}=1" for var in THREAD_VARS if not any(var in line for line in prologue)]
     settings["job_script_prologue"] = prologue
