@@ -67,6 +67,7 @@ def _local_args(**given) -> argparse.Namespace:
     (["--cluster", "slurm", "--walltime", "1h"], "--walltime must be a SLURM time"),
     (["--cluster", "slurm", "--wait-workers", "0"], "--wait-workers must be a positive number"),
     (["--scheduler-file", "a.json", "--scheduler-address", "tcp://127.0.0.1:1"], "not both"),
+    (["--scheduler-file", "/nonexistent/scheduler.json"], "scheduler file /nonexistent/scheduler.json does not exist"),
 ])
 def test_bad_cluster_options_fail_before_anything_starts(tmp_path: Path, capsys, extra, message) -> None:
     out = tmp_path / "out"

@@ -87,6 +87,9 @@ def check_cluster_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if getattr(args, "scheduler_file", None) and getattr(args, "scheduler_address", None):
         raise ConfigError("give --scheduler-file or --scheduler-address, not both")
+    if getattr(args, "scheduler_file", None) and not Path(args.scheduler_file).exists():
+        raise ConfigError(f"scheduler file {args.scheduler_file} does not exist; start the scheduler first "
+                          "(e.g. `dask scheduler --scheduler-file FILE`)")
     if getattr(args, "memory_limit", None) is not None:
         check_memory_limit(args.memory_limit)
     if kind == "slurm":
