@@ -14,6 +14,7 @@ Every path must give exactly the in-process result (same boxes, same tasks):
   finishes on the other worker, the lost job is replaced, and the map is the same.
 * SIGTERM to the run in the middle of the box pass: it exits with status 130, cancels its
   jobs, and ``--resume`` finishes the same map.
+* a worker job SLURM refuses (unknown partition): a one-line error, nothing submitted or left behind.
 * ``deploy/slurm/localsharp.sbatch``: scheduler + 2 workers inside one allocation,
   ``localsharp local --scheduler-file`` as the client.
 
@@ -284,3 +285,16 @@ def test_sbatch_scheduler_file_matches_in_process(slurm_cluster, reference, work
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["n_boxes"] > 0
     print(f"sbatch job {job_id} (scheduler file, 2 workers): {elapsed:.1f} s")
+
+
+def test_a_job_slurm_refuses_is_a_clear_error_before_any_submission(slurm_cluster, workdir):
+    out = workdir / "out"
+    name, env = _site(workdir)
+    before = _queued_job_ids()
+    cmd = _local_command(out, "--jobs", "1", "-q") + ["--queue", "no-such-partition"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir, env=env)
+    assert proc.returncode == 2, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "SLURM refuses the worker job" in error and "partition" in error.lower(), proc.stderr
+    assert not out.exists()  # neither outputs nor the job log directory are left behind
+    assert not _jobs_named(name) and _queued_job_ids() <= before

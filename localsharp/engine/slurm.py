@@ -14,7 +14,6 @@ imports it without that.
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
 import time
 from pathlib import Path
@@ -146,19 +145,48 @@ def start_slurm(settings: dict[str, Any], *, jobs: int | None = None, adapt: tup
 
     module = jobqueue()
     low, high = adapt if adapt is not None else (jobs or 1, jobs or 1)
-    if settings.get("log_directory"):
-        os.makedirs(settings["log_directory"], exist_ok=True)
-    cluster = module.SLURMCluster(**settings)
-    client = None
+    logs = Path(settings["log_directory"]) if settings.get("log_directory") else None
+    made_logs = logs is not None and not logs.exists()
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)  # SLURM does not make the directory of a job's log files
+    cluster = client = None
     try:
+        check_submission(settings)
+        cluster = module.SLURMCluster(**settings)
         client = Client(cluster)
         cluster.scale(jobs=low)
         cluster.adapt(minimum_jobs=low, maximum_jobs=high)
         _wait_for_a_worker(client, cluster, settings, wait_s)
     except BaseException:
-        close_slurm(client, cluster)
+        if cluster is not None:
+            close_slurm(client, cluster)
+        if made_logs and not any(logs.iterdir()):
+            logs.rmdir()
         raise
     return cluster, client
+
+
+def check_submission(settings: dict[str, Any]) -> None:
+    """Ask SLURM whether it would accept a worker job (``sbatch --test-only``: nothing is submitted);
+    ConfigError with sbatch's reason when not (unknown partition or account, too much memory, ...)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("sbatch") is None:
+        raise ConfigError("--cluster slurm: `sbatch` is not on PATH; run on a SLURM login node")
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="localsharp-worker-") as script:
+        script.write(job_script(settings))
+        script.flush()
+        try:
+            proc = subprocess.run(["sbatch", "--test-only", script.name], capture_output=True, text=True,
+                                  timeout=60)
+        except subprocess.TimeoutExpired:
+            raise ConfigError("--cluster slurm: `sbatch --test-only` did not answer within 60 s") from None
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["(no message)"])[-1].removeprefix("sbatch: error: ")
+        raise ConfigError(f"SLURM refuses the worker job ({reason}): check --queue, --account, --cores, "
+                          "--memory, --walltime and the site config (`localsharp job-script` shows the job)")
 
 
 def _wait_for_a_worker(client: Any, cluster: Any, settings: dict[str, Any], wait_s: float) -> None:
