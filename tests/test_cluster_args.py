@@ -245,3 +245,14 @@ def test_sigterm_in_the_block_ends_it_closes_the_client_and_restores_the_handler
             assert signal.getsignal(signal.SIGINT) is sigint
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@needs_jobqueue
+def test_without_sbatch_the_slurm_cluster_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    from localsharp.engine.slurm import check_submission, slurm_settings
+
+    with _site_config():
+        settings = slurm_settings(log_directory=tmp_path / "logs")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without SLURM's commands
+    with pytest.raises(ConfigError, match="`sbatch` is not on PATH; run on a SLURM login node"):
+        check_submission(settings)
