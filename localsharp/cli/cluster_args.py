@@ -111,6 +111,7 @@ def _check_slurm(args: argparse.Namespace) -> None:
     check_job_arguments(args)
     if not have_jobqueue():
         raise ConfigError(INSTALL_HINT)
+    settings_of(args, ".")  # the options with the site config (e.g. --processes over the site's cores)
 
 
 def check_job_arguments(args: argparse.Namespace) -> None:
