@@ -116,7 +116,7 @@ def _check_slurm(args: argparse.Namespace) -> None:
 
 def check_job_arguments(args: argparse.Namespace) -> None:
     """Check the options of one SLURM worker job (``--cores``, ``--processes``, ``--memory``, ``--walltime``)."""
-    from dask.utils import parse_bytes
+    from ..engine.slurm import check_job_memory
 
     for name in ("cores", "processes"):
         value = getattr(args, name, None)
@@ -126,12 +126,7 @@ def check_job_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--processes ({args.processes}) cannot exceed --cores ({args.cores}): "
                           "every worker process needs a core")
     if args.memory is not None:
-        try:
-            size = parse_bytes(args.memory)
-        except (ValueError, TypeError):
-            size = 0
-        if size <= 0:
-            raise ConfigError(f"--memory must be a size per job such as 4GB, got {args.memory!r}")
+        check_job_memory(args.memory)
     if args.walltime is not None and not WALLTIME.match(args.walltime):
         raise ConfigError(f"--walltime must be a SLURM time such as 01:30:00 or 1-00:00:00, got {args.walltime!r}")
 

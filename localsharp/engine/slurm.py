@@ -123,6 +123,19 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
     return settings
 
 
+def check_job_memory(value: str) -> int:
+    """The bytes of a job's ``--memory`` such as ``4GB``; ConfigError unless a positive size."""
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(value)
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise ConfigError(f"--memory must be a size per job such as 4GB, got {value!r}")
+    return size
+
+
 def job_script(settings: dict[str, Any]) -> str:
     """The batch script a worker job of ``settings`` runs (built without a scheduler or ``sbatch``; the
     scheduler's address is a placeholder)."""
