@@ -192,8 +192,8 @@ def check_submission(settings: dict[str, Any]) -> None:
         script.write(job_script(settings))
         script.flush()
         try:
-            proc = subprocess.run(["sbatch", "--test-only", script.name], capture_output=True, text=True,
-                                  timeout=60)
+            proc = subprocess.run(["sbatch", "--test-only", script.name], check=False, capture_output=True,
+                                  text=True, timeout=60)
         except subprocess.TimeoutExpired:
             raise ConfigError("--cluster slurm: `sbatch --test-only` did not answer within 60 s") from None
     if proc.returncode != 0:
