@@ -370,3 +370,85 @@ def test_the_output_is_an_ome_zarr_image_with_the_input_geometry(serial, crop: D
     assert scale == pytest.approx(list(crop.voxel_size_zyx))
     assert translation == pytest.approx(list(crop.first_voxel_position)[::-1])
     assert serial.map.to_dask().shape == crop.shape
+
+
+def test_every_worker_runs_its_tasks_single_threaded(crop: DensityMap, client) -> None:
+    """The plugin local_sharpen registers limits the libraries already loaded on the user's own workers."""
+    from localsharp.engine import worker_setup
+
+    worker_setup.register(client)
+
+    def threads() -> tuple[int, int, str]:
+        import numba
+
+        from localsharp.kernels import fourier
+
+        return fourier.FFT_WORKERS, numba.get_num_threads(), __import__("os").environ["OMP_NUM_THREADS"]
+
+    assert set(client.run(threads).values()) == {(1, 1, "1")}
+
+
+# ------------------------------------------------------------------ faults
+def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpening(crop: DensityMap, serial,
+                                                                                   tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    from localsharp.engine import tasks
+
+    bad = next(row["index"] for row in serial.boxes if row["status"] == "sharpened")
+    search = tasks._search_row
+
+    def failing(job, box, data, molecule):
+        if box.index == bad:
+            data = data * np.nan  # what a corrupt region would do to the box's search
+            raise FloatingPointError("the box holds no finite values")
+        return search(job, box, data, molecule)
+
+    monkeypatch.setattr(tasks, "_search_row", failing)
+    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
+    summary = result.summary()
+    assert [f["index"] for f in summary["failed_boxes"]] == [bad]
+    assert "FloatingPointError" in summary["failed_boxes"][0]["reason"]
+    assert summary["boxes_by_status"]["failed"] == 1
+    rows = {row["index"]: row for row in result.boxes}
+    assert all(rows[r["index"]] == r for r in serial.boxes if r["index"] != bad)  # the others are untouched
+    out = result.map.compute().data
+    assert np.isfinite(out).all() and not np.array_equal(out, serial.map.compute().data)
+
+
+def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finishes(crop: DensityMap, serial,
+                                                                                   tmp_path: Path) -> None:
+    """A worker process dies (os._exit) whenever it searches one box: Dask gives up on its task, the driver
+    searches that block's boxes one by one, marks the deadly one failed and finishes."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    bad = next(row["index"] for row in serial.boxes if row["status"] == "sharpened")
+
+    class DeadlyBox(distributed.WorkerPlugin):
+        name = "deadly-box"
+
+        def setup(self, worker):
+            import os
+
+            from localsharp.engine import tasks
+
+            search = tasks._search_row
+
+            def dying(job, box, data, molecule):
+                if box.index == bad:
+                    os._exit(1)
+                return search(job, box, data, molecule)
+
+            tasks._search_row = dying
+
+    local = dataclasses.replace(LOCAL, task_block=2)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     memory_limit="1GiB") as cluster, distributed.Client(cluster) as c:
+        c.register_plugin(DeadlyBox())
+        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr")
+    summary = result.summary()
+    assert [f["index"] for f in summary["failed_boxes"]] == [bad]
+    assert "KilledWorker" in summary["failed_boxes"][0]["reason"]
+    rows = {row["index"]: row for row in result.boxes}
+    assert all(rows[r["index"]] == r for r in serial.boxes if r["index"] != bad)

@@ -48,9 +48,10 @@ from ..tiling.boxes import Box, BoxGrid
 from ..tiling.occupancy import possibly_molecule
 from ..tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
+from . import worker_setup
 from .submit import run_bounded
 from .overall import overall_pass
-from .tasks import BoxJob, check_slab, render_tile, run_box, save_plan, score_block
+from .tasks import BoxJob, check_slab, failed_row, render_tile, run_box, save_plan, score_block, score_one
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class LocalResult:
         """JSON-friendly summary: counts, mean B applied, timings and (optionally) the per-box table."""
         out = {"mode": "local", "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
                "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
+               "failed_boxes": self.counts.get("failed", []),
                "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
                "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
                "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
@@ -189,6 +191,8 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     """
     local = local or LocalOptions()
     source, opts = prepare_input(map_or_path, resolution, options)
+    if client is not None:
+        worker_setup.register(client)
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
         try:
@@ -304,9 +308,12 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
 
     t = time.perf_counter()
     geometry = geometry_of(source)
-    by_status, mean_b = _tally(_rows(store, plan, geometry))
+    failed: list[dict[str, Any]] = []
+    by_status, mean_b = _tally(_rows(store, plan, geometry), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
-              "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status}
+              "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
+    for row in failed:
+        log.warning("local: box %d (centre %s Å) failed: %s", row["index"], row["centre_A"], row["reason"])
     timings["tally"] = time.perf_counter() - t
     result_map = LocalMap(output / "0", source.shape, source)
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
@@ -390,7 +397,25 @@ def _box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progre
     counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"])
     _report(progress, "boxes", boxes_done, plan.n_active)
     calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
-    run_bounded(client, score_block, calls, counter)
+    run_bounded(client, score_block, calls, counter, on_error=lambda args, exc: _isolate(client, store, args, exc))
+
+
+def _isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> dict[str, Any]:
+    """A block task that failed (e.g. its worker died on it every time): search its boxes one by one,
+    mark the boxes that fail on their own, and record the block from here."""
+    job, block, indices = args
+    log.warning("local: search task %d failed (%s: %s); searching its %d boxes one by one", block,
+                type(error).__name__, error, len(indices))
+    rows = []
+    for index in indices:
+        try:
+            row = score_one(job, int(index)) if client is None else \
+                client.submit(score_one, job, int(index), pure=False, retries=0).result()
+        except Exception as exc:  # noqa: BLE001 - this box alone fails: it is marked, the run goes on
+            row = failed_row(int(index), exc)
+        rows.append(row)
+    store.write_batch(block, rows)
+    return {"block": block, "n": len(rows), "by_status": {}, "host": None, "seconds": None}
 
 
 def _blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
@@ -457,12 +482,15 @@ def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterato
         yield _box_row(plan.grid.box(int(index)), skipped, geometry)
 
 
-def _tally(rows: Iterator[dict[str, Any]]) -> tuple[dict[str, int], float | None]:
-    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed)."""
+def _tally(rows: Iterator[dict[str, Any]], failed: list[dict[str, Any]] | None = None
+           ) -> tuple[dict[str, int], float | None]:
+    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed); failed boxes go to ``failed``."""
     by_status: dict[str, int] = {}
     total, n = 0.0, 0
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+        if row["status"] == "failed" and failed is not None:
+            failed.append({"index": row["index"], "centre_A": row["centre_A"], "reason": row["reason"]})
         if row["status"] == "sharpened":
             total += row["sharpening"]["b_sharpen"]
             n += 1

@@ -130,13 +130,34 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
     rows, by_status = [], {}
     for box in boxes:
         inside = relative(box.outer, region)
-        outcome = _search(job, np.ascontiguousarray(data[inside]), molecule[inside])
-        row = {"index": box.index, **outcome.to_dict()}
+        row = _search_row(job, box, np.ascontiguousarray(data[inside]), molecule[inside])
         rows.append(row)
-        by_status[outcome.status] = by_status.get(outcome.status, 0) + 1
+        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
     store.write_batch(block, rows)
     return {"block": block, "n": len(rows), "by_status": by_status, "host": socket.gethostname(),
             "seconds": time.perf_counter() - start}
+
+
+def score_one(job: BoxJob, index: int) -> dict[str, Any]:
+    """The outcome row of one box, searched on its own (the driver's fallback for a block that keeps failing)."""
+    store = RunStore(job.store)
+    box = job.grid.box(int(index))  # type: ignore[union-attr]
+    return _search_row(job, box, store.read("overall", box.outer), store.read("molecule", box.outer))
+
+
+def failed_row(index: int, error: BaseException) -> dict[str, Any]:
+    """The row of a box whose search failed: it is kept at the overall sharpening (rendered as it is)."""
+    reason = f"search failed ({type(error).__name__}: {error}); the box is kept at the overall sharpening"
+    return {"index": int(index), **BoxOutcome("failed", reason[:500]).to_dict()}
+
+
+def _search_row(job: BoxJob, box: Box, data: np.ndarray, molecule: np.ndarray) -> dict[str, Any]:
+    """The box's outcome row; an error in its search (bad data) marks it failed instead of stopping the run."""
+    try:
+        outcome = _search(job, data, molecule)
+    except Exception as exc:  # noqa: BLE001 - one box's bad data must not stop a run of thousands
+        return failed_row(box.index, exc)
+    return {"index": box.index, **outcome.to_dict()}
 
 
 def _search(job: BoxJob, data: np.ndarray, molecule: np.ndarray) -> BoxOutcome:
