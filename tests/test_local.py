@@ -452,3 +452,60 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
     assert "KilledWorker" in summary["failed_boxes"][0]["reason"]
     rows = {row["index"]: row for row in result.boxes}
     assert all(rows[r["index"]] == r for r in serial.boxes if r["index"] != bad)
+
+
+def test_a_worker_killed_mid_pass_changes_nothing(crop: DensityMap, serial, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    import os
+    import signal
+
+    local = dataclasses.replace(LOCAL, task_block=1, tile_chunks=1)
+    killed = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  memory_limit="1GiB") as cluster, distributed.Client(cluster) as c:
+        pids = sorted(c.run(os.getpid).values())
+
+        def kill_one(stage: str, done: int, total: int) -> None:
+            if stage == "boxes" and done >= 3 and not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr",
+                               progress=kill_one)
+        assert pids[0] not in c.run(os.getpid).values()  # the worker really died (its nanny started another)
+    assert killed
+    np.testing.assert_array_equal(result.map.compute().data, serial.map.compute().data)
+    assert result.boxes == serial.boxes
+
+
+def test_the_client_killed_mid_pass_then_resumed_gives_the_same_map(crop: DensityMap, serial,
+                                                                    tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "crop.mrc"
+    write_map(path, crop)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "localsharp", "local", str(path), "--resolution", str(RESOLUTION),
+            "--output-dir", str(out), "--box-size", "32", "--stride", "16", "--chunk", "32", "--workers", "2",
+            "--memory-limit", "1GiB", "--task-block", "1", "-q"]
+    records = out / "local_run.zarr" / "records" / "boxes"
+    run = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and run.poll() is None:
+        if records.exists() and len([n for n in os.listdir(records) if n.endswith(".json")]) >= 3:
+            break
+        time.sleep(0.05)
+    assert run.poll() is None, run.stderr.read().decode()
+    os.killpg(run.pid, signal.SIGKILL)  # the client and its cluster die at once, as when a node goes down
+    run.wait()
+    recorded = len([n for n in os.listdir(records) if n.endswith(".json")])
+    assert 3 <= recorded < len(serial.boxes)
+    assert main(["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
+                 "--stride", "16", "--chunk", "32", "--in-process", "--task-block", "1", "--resume", "-q"]) == 0
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert summary["resumed"]["boxes"] == recorded  # every recorded box was kept: nothing finished is redone
+    np.testing.assert_array_equal(read_map(out / "local_sharpened_map.ccp4").data, serial.map.compute().data)
