@@ -55,7 +55,11 @@ class _ShapeOnly:
 
 def distributed_overall(runner: Runner, source: DensityMap | str, store_path: str, opts: SharpenOptions,
                         header: MapHeader) -> dict[str, Any]:
-    """The overall pass with no task holding the map; returns the summary (without ``path``)."""
+    """The overall pass with no task holding the map.
+
+    Returns ``{"summary": the overall_pass summary (without "path"), "details": the fields of a
+    SharpenResult except the map}``.
+    """
     name = source if isinstance(source, str) else "map"
     api.check_resolution(header, opts.resolution, name)  # type: ignore[arg-type]
     api.check_limitations(header, name, opts)  # type: ignore[arg-type]
@@ -116,37 +120,49 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     b_out: float | None = b_iso
     if sharpening.method == "no_sharpening":
         run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
+        amplitudes = _amplitudes(run, rho, pjob, fit if opts.remove_aniso else None, edges, opts)
     else:
-        b_out = _apply(run, rho, pjob, fit if opts.remove_aniso else None, sharpening, edges, opts)
+        b_out, amplitudes = _apply(run, rho, pjob, fit if opts.remove_aniso else None, sharpening, edges, opts)
     rho.delete()
+    whole = n <= SCORE_WHOLE_MAX_VOXELS
+    bounds = tuple((0, s) for s in run.shape) if whole else box.bounds
+    f_sol = (whole_solvent if whole else box_solvent).solvent_fraction
+    score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, bounds, f_sol,
+                                          opts.search.score)
+    if sharpening.method == "no_sharpening":
+        score_out = score_in
     discarded = False
-    if search is not None and opts.discard_if_worse and sharpening.method != "no_sharpening":
-        whole = n <= SCORE_WHOLE_MAX_VOXELS
-        bounds = tuple((0, s) for s in run.shape) if whole else box.bounds
-        f_sol = (whole_solvent if whole else box_solvent).solvent_fraction
-        score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, bounds, f_sol,
-                                              opts.search.score)
-        target = search.target
+    target = search.target if search is not None else "adjusted_sa"
+    region_weight = search.region_weight if search is not None else opts.search.region_weight
 
-        def score(m: Any) -> float:
-            return m.kurtosis if target == "kurtosis" else m.adjusted_sa(search.region_weight)
+    def score(m: Any) -> float:
+        return m.kurtosis if target == "kurtosis" else m.adjusted_sa(region_weight)
 
-        if score(score_in) > score(score_out):
-            discarded = True
-            where = "" if whole else " (scored on the analysis box)"
-            warnings.append(
-                f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
-                f"sharpened map ({score(score_out):.3f}){where}; the input map is kept "
-                "(--keep-if-worse to keep the sharpened map)")
-            sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
-            b_out = b_iso
-            run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
-    return {"method": sharpening.method, "b_sharpen": sharpening.b_sharpen,
-            "b_iso_input": fit.b_iso if fit is not None else None, "b_iso_output": b_out,
-            "solvent_fraction": whole_solvent.solvent_fraction,
-            "signal_to_noise": None if search is None else search.signal_to_noise,
-            "applicable": api._applicability(search, opts, discarded), "warnings": warnings,
-            "molecule_bounds_zyx": molecule_bounds, "box": box.to_dict()}
+    if (search is not None and opts.discard_if_worse and sharpening.method != "no_sharpening"
+            and score(score_in) > score(score_out)):
+        discarded = True
+        where = "" if whole else " (both scored on the analysis box)"
+        warnings.append(
+            f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
+            f"sharpened map ({score(score_out):.3f}){where}; the input map is kept "
+            "(--keep-if-worse to keep the sharpened map)")
+        sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
+        b_out, score_out = b_iso, score_in
+        amplitudes["after"] = list(amplitudes["before"])
+        run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
+    summary = {"method": sharpening.method, "b_sharpen": sharpening.b_sharpen,
+               "b_iso_input": fit.b_iso if fit is not None else None, "b_iso_output": b_out,
+               "solvent_fraction": whole_solvent.solvent_fraction,
+               "signal_to_noise": None if search is None else search.signal_to_noise,
+               "applicable": api._applicability(search, opts, discarded), "warnings": warnings,
+               "molecule_bounds_zyx": molecule_bounds, "box": box.to_dict()}
+    details = {"sharpening": sharpening, "search": search, "b_iso_input": summary["b_iso_input"],
+               "b_iso_output": b_out, "d_min": float(d_min), "solvent": whole_solvent, "box_solvent": box_solvent,
+               "box": box, "region_weight": region_weight, "score_output": score_out, "score_input": score_in,
+               "b_cart_removed": fit.b_cart if (fit is not None and opts.remove_aniso) else None,
+               "amplitudes": amplitudes, "applicable": summary["applicable"], "warnings": warnings,
+               "discarded": discarded, "scored_whole_map": whole}
+    return {"summary": summary, "details": details}
 
 
 def _local_variance(run: _Run, grid: fourier.FourierGrid, mean: float, resolution: float,
@@ -277,8 +293,9 @@ def _capped(run: _Run, box: BoxChoice) -> BoxChoice:
 
 
 def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,
-           sharpening: Sharpening, edges: np.ndarray, opts: SharpenOptions) -> float | None:
-    """Correct and sharpen the whole spectrum, write the sigma-scaled ``overall``; return the output's B."""
+           sharpening: Sharpening, edges: np.ndarray, opts: SharpenOptions) -> tuple[float | None, dict]:
+    """Correct and sharpen the whole spectrum, write the sigma-scaled ``overall``; the output's B and the
+    shell mean amplitudes before and after."""
     d_fit = sharpening.d_cut or opts.resolution
     table = None
     if sharpening.method == "resolution_dependent":
@@ -292,4 +309,18 @@ def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.Wil
     inverse_slabs(run.runner, rho, partial(tasks.write_overall, run.store_path, rms))
     out_fit = wilson.fit_from_normal_equations(sum(p["n"] for p in parts), sum(p["ata"] for p in parts),
                                                sum(p["aty"] for p in parts), True)
-    return None if out_fit is None else out_fit.b_iso
+    return None if out_fit is None else out_fit.b_iso, _shell_table(edges, parts)
+
+
+def _amplitudes(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,
+                edges: np.ndarray, opts: SharpenOptions) -> dict:
+    """Shell mean amplitudes of the unsharpened spectrum (before = after), by a read-only pencil pass."""
+    job = tasks.ApplyJob(pjob, fit, Sharpening(method="no_sharpening"), edges, opts.resolution)
+    return _shell_table(edges, pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job)))
+
+
+def _shell_table(edges: np.ndarray, parts: list[dict]) -> dict:
+    """``{"d", "before", "after"}`` of ``finish_sharpening`` from the pencils' shell sums."""
+    d, before = shell_sums.shell_means(edges, sum(p["before"][0] for p in parts), sum(p["before"][1] for p in parts))
+    _, after = shell_sums.shell_means(edges, sum(p["after"][0] for p in parts), sum(p["after"][1] for p in parts))
+    return {"d": d.tolist(), "before": before.tolist(), "after": after.tolist()}
