@@ -85,7 +85,8 @@ def run_size(size: int, memory_limit: str, workdir: Path) -> dict:
             "wall_s": wall, "worker_peak_rss_mb": max(w[0] for w in workers),
             "worker_peak_anon_mb": max(w[1] for w in workers), "driver_peak_rss_mb": sampler.peaks["driver"][0],
             "driver_peak_anon_mb": sampler.peaks["driver"][1], "method": summary["method"],
-            "b_sharpen": summary["b_sharpen"], "box": summary["box"]["bounds_zyx"], "box_method": summary["box"]["method"]}
+            "b_sharpen": summary["b_sharpen"], "box": summary["box"]["bounds_zyx"], "box_method": summary["box"]["method"],
+            "applicable": summary["applicable"], "warnings": summary["warnings"]}
 
 
 def main() -> None:
