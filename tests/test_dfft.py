@@ -75,3 +75,16 @@ def test_pencil_geometry_and_sphere_factor_equal_the_whole_array(tmp_path):
         part = coeffs[:, y0:y0 + 5].copy()
         slab_fft.sphere_average_pencil(part, grid, 4.5, y0, min(y0 + 5, 18))
         assert np.array_equal(part, whole[:, y0:y0 + 5])
+
+
+def test_thin_pencils_when_a_pencil_would_exceed_its_byte_limit(tmp_path, monkeypatch):
+    shape = (24, 20, 18)
+    monkeypatch.setattr(dfft, "PENCIL_BYTES", 24 * 10 * 8 * 3)  # three y-rows per pencil
+    array = dfft.SpectrumArray(str(tmp_path / "thin"), shape, 8).create()
+    assert array.ty == 3 and len(array.y_slabs()) == 7
+    data = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    runner = dfft.Runner(None)
+    dfft.forward_slabs(runner, array, partial(_produce, data))
+    dfft.pencil_pass(runner, array, _keep, forward=True, write=True)
+    expected = scipy.fft.rfftn(data)
+    assert np.abs(np.asarray(array.open()[:]) - expected).max() <= 1e-5 * float(np.abs(expected).max())

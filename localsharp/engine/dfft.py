@@ -1,11 +1,11 @@
 """A 3-D real FFT of a map too big for one worker, as Dask tasks on zarr intermediates.
 
 The coefficients live in a complex64 zarr array of shape ``(nz, ny, nx//2 + 1)`` chunked
-``(t, t, nx//2 + 1)``:
+``(t, ty, nx//2 + 1)`` (``ty <= t``, see :class:`SpectrumArray`):
 
 * :func:`forward_slabs`: one task per z-slab ``[z0:z0+t]`` produces the real slab (any
   picklable function of its bounds), does the 2-D rfft over ``(y, x)`` and writes its rows;
-* :func:`pencil_pass`: one task per y-slab ``[:, y0:y0+t, :]`` reads the pencil, optionally
+* :func:`pencil_pass`: one task per y-slab ``[:, y0:y0+ty, :]`` reads the pencil, optionally
   FFTs it along z, runs a picklable ``work(pencil, y0, y1)`` that may change it in place and
   returns small statistics, then optionally inverse-FFTs along z and writes it back;
 * :func:`inverse_slabs`: one task per z-slab reads its rows, does the inverse 2-D rfft and
@@ -30,6 +30,10 @@ import zarr
 from ..kernels import slab_fft
 
 
+#: Largest y-pencil (complex64 bytes) a pencil task holds.
+PENCIL_BYTES = 128 * 2**20
+
+
 class Runner:
     """Runs a function over items on a Dask client, or in this process when ``client`` is None."""
 
@@ -52,11 +56,20 @@ class Runner:
 
 @dataclass(frozen=True)
 class SpectrumArray:
-    """A complex64 zarr array of rfft coefficients of a map of ``shape`` with slab thickness ``t``."""
+    """A complex64 zarr array of rfft coefficients of a map of ``shape``.
+
+    z-slabs are ``t`` thick; y-pencils are ``t`` thick too unless that would exceed
+    :data:`PENCIL_BYTES` (a 1024³ map gets 31-row pencils of 128 MB).
+    """
 
     path: str
     shape: tuple[int, int, int]
     t: int
+
+    @property
+    def ty(self) -> int:
+        nz, _, nh = self.rfft_shape
+        return max(1, min(self.t, PENCIL_BYTES // (nz * nh * 8)))
 
     @property
     def rfft_shape(self) -> tuple[int, int, int]:
@@ -67,11 +80,11 @@ class SpectrumArray:
         return _spans(self.shape[0], self.t)
 
     def y_slabs(self) -> list[tuple[int, int]]:
-        return _spans(self.shape[1], self.t)
+        return _spans(self.shape[1], self.ty)
 
     def create(self) -> "SpectrumArray":
         nh = self.rfft_shape[2]
-        zarr.create_array(store=self.path, shape=self.rfft_shape, chunks=(self.t, self.t, nh), dtype="complex64",
+        zarr.create_array(store=self.path, shape=self.rfft_shape, chunks=(self.t, self.ty, nh), dtype="complex64",
                           fill_value=0j, compressors=None, overwrite=True)
         return self
 
