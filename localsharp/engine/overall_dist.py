@@ -89,8 +89,8 @@ def _stage(density: DensityMap, path: str, chunks: tuple[int, ...]) -> tasks.Zar
 
 def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[str, Any]:
     header, n = run.header, run.header.n_voxels
-    rho = SpectrumArray(f"{run.scratch}/rho", run.shape, run.t).create()
-    slab_stats = forward_slabs(run.runner, rho, partial(tasks.rho_slab, run.source, run.shape))
+    rho_2d = SpectrumArray(f"{run.scratch}/rho_2d", run.shape, run.t).create()
+    slab_stats = forward_slabs(run.runner, rho_2d, partial(tasks.rho_slab, run.source, run.shape))
     mean = sum(s["sum"] for s in slab_stats) / n
     warnings = [w for w in (api.masked_warning(sum(s["zeros"] for s in slab_stats), n),) if w]
     if opts.resolution >= 10.0:
@@ -98,7 +98,9 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     grid = fourier.FourierGrid(run.shape, header.voxel_size_zyx, header.cell_angles)
     d_min = max(opts.d_min_ratio * opts.resolution, grid.nyquist)
     pjob = tasks.PencilJob(run.shape, header.voxel_size_zyx, header.cell_angles, float(opts.resolution), float(d_min))
-    fits = pencil_pass(run.runner, rho, partial(tasks.fit_pencil, pjob), forward=True, write=True)
+    rho = rho_2d.like(f"{run.scratch}/rho")
+    fits = pencil_pass(run.runner, rho_2d, partial(tasks.fit_pencil, pjob), forward=True, out=rho)
+    rho_2d.delete()
     n_kept = sum(f["n_kept"] for f in fits)
     if n_kept < 20:
         raise ConfigError(f"only {n_kept} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
@@ -168,10 +170,12 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
 def _local_variance(run: _Run, grid: fourier.FourierGrid, mean: float, resolution: float,
                     chunks: tuple[int, ...]) -> tuple[str, list[dict]]:
     """The local variance (radius 1.5 × resolution) into a scratch float32 array: its path and slab stats."""
-    var = SpectrumArray(f"{run.scratch}/var", run.shape, run.t).create()
-    forward_slabs(run.runner, var, partial(tasks.squared_slab, run.source, run.shape, mean))
-    pencil_pass(run.runner, var, partial(tasks.sphere_pencil, grid, solvent.RADIUS_FACTOR * resolution),
-                forward=True, inverse=True, write=True)
+    var_2d = SpectrumArray(f"{run.scratch}/var_2d", run.shape, run.t).create()
+    forward_slabs(run.runner, var_2d, partial(tasks.squared_slab, run.source, run.shape, mean))
+    var = var_2d.like(f"{run.scratch}/var")
+    pencil_pass(run.runner, var_2d, partial(tasks.sphere_pencil, grid, solvent.RADIUS_FACTOR * resolution),
+                forward=True, inverse=True, out=var)
+    var_2d.delete()
     path = f"{run.scratch}/variance"
     zarr.create_array(store=path, shape=run.shape, chunks=chunks, dtype="float32", compressors=None)
     step = solvent.sample_step(run.header.n_voxels)
@@ -303,10 +307,12 @@ def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.Wil
         parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, plain))
         table = shell_sums.shell_means(edges, sum(p["before"][0] for p in parts), sum(p["before"][1] for p in parts))
     job = tasks.ApplyJob(pjob, fit, sharpening, edges, d_fit, table)
-    parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job), inverse=True, write=True)
+    out = rho.like(f"{run.scratch}/out")
+    parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job), inverse=True, out=out)
     n = run.header.n_voxels
     rms = float(np.sqrt(sum(p["power"] for p in parts))) / n
-    inverse_slabs(run.runner, rho, partial(tasks.write_overall, run.store_path, rms))
+    inverse_slabs(run.runner, out, partial(tasks.write_overall, run.store_path, rms))
+    out.delete()
     out_fit = wilson.fit_from_normal_equations(sum(p["n"] for p in parts), sum(p["ata"] for p in parts),
                                                sum(p["aty"] for p in parts), True)
     return None if out_fit is None else out_fit.b_iso, _shell_table(edges, parts)
