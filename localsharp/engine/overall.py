@@ -150,7 +150,7 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
         summary["path"] = "one_task"
         return summary
     from .overall_dist import distributed_overall
-    summary = distributed_overall(Runner(client), source, store_path, options, header)
+    summary = distributed_overall(Runner(client), source, store_path, options, header)["summary"]
     summary["path"] = "distributed"
     return summary
 
