@@ -213,8 +213,8 @@ def _open_array(path: Path, content: dict[str, Any]) -> MapSource:
         geometry = _geometry_from_header_attributes(path, attrs["localsharp"], shape)
     else:
         if "voxel_size" not in attrs:
-            raise InputFileError(path, "zarr array has no voxel size: set its attribute \"voxel_size\" to "
-                                       "[x, y, z] in Å, e.g. zarr.open_array(path).attrs[\"voxel_size\"] = [1.0, 1.0, 1.0]")
+            raise InputFileError(path, 'zarr array has no voxel size: set its attribute "voxel_size" to [x, y, z] '
+                                       'in Å, e.g. zarr.open_array(path).attrs["voxel_size"] = [1.0, 1.0, 1.0]')
         origin = _xyz(path, attrs["origin"], "origin") if "origin" in attrs else (0.0, 0.0, 0.0)
         geometry = _plain_geometry(_xyz(path, attrs["voxel_size"], "voxel_size"), origin, shape)
     _check_voxel_size(path, geometry["voxel_size"])
