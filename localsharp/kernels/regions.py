@@ -248,14 +248,23 @@ def _kth_in_bracket_numpy(flat: np.ndarray, k: int, t_lo: float, t_hi: float) ->
     return True, float(inside[inside.size - (k - n_hi)])
 
 
-#: Voxels sampled to bracket the contour threshold.
+#: Largest number of voxels sampled to bracket the contour threshold.
 SAMPLE_FOR_BRACKET = 65536
+#: Smallest sample: maps up to 16 times this size are sampled at 1 in 16, larger ones at
+#: :data:`SAMPLE_FOR_BRACKET` at most.  The threshold is exact whatever the sample; a smaller
+#: sample only widens the bracket (sorting 65536 values took 2 ms of a 2.5 ms trial on a 48³ box).
+SAMPLE_MIN = 4096
+
+
+def sample_size(n: int) -> int:
+    """Voxels sampled from a map of ``n`` voxels to bracket the threshold."""
+    return min(SAMPLE_FOR_BRACKET, max(SAMPLE_MIN, n >> 4))
 
 
 @lru_cache(maxsize=8)
 def _sample_index(n: int) -> np.ndarray:
     """Sorted, fixed-seed random indices into ``n`` voxels (the same for every call)."""
-    return np.sort(np.random.default_rng(12345).integers(0, n, SAMPLE_FOR_BRACKET))
+    return np.sort(np.random.default_rng(12345).integers(0, n, sample_size(n)))
 
 
 def threshold_for_count(data: np.ndarray, n_above: int, jit: bool | None = None) -> float:
@@ -276,7 +285,7 @@ def threshold_for_count(data: np.ndarray, n_above: int, jit: bool | None = None)
     k = n_above + 1
     # a fixed-seed random sample: a regular stride can alias with the box edges (384³ and a
     # stride of 864 see only 4 x columns) and miss the bracket; the result is exact either way
-    sample = flat if n <= SAMPLE_FOR_BRACKET else flat[_sample_index(n)]
+    sample = flat if n <= sample_size(n) else flat[_sample_index(n)]
     sample = np.sort(sample)[::-1]
     rank = k * sample.size / n
     margin = 5.0 * np.sqrt(rank) + 10.0

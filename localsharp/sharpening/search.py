@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from .functions import METHODS, SHELL_METHODS, Sharpening
 from .score import MapMeasures, RegionWeightCalibration, ScoreParams, calibrate_region_weight, measure_map, signal_to_noise
 from .spectrum import Spectrum
+from .trials import TrialRenderer
 
 TARGETS = ("adjusted_sa", "kurtosis")
 #: Bandwidth (in grid steps) of the Gaussian kernel that smooths the score curve before its
@@ -213,16 +214,22 @@ class SearchResult:
 class _Scorer:
     """Renders and measures sharpenings of one spectrum, caching by parameters."""
 
-    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int) -> None:
+    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int,
+                 keep_last: bool = False) -> None:
         self.spectrum = spectrum
         self.solvent_fraction = solvent_fraction
         self.params = params
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self.cache: dict[Sharpening, MapMeasures] = {}
+        self.renderer = TrialRenderer(spectrum, 1 if self.n_threads > 1 else None)
+        self.keep_last = keep_last
+        #: (sharpening, its unscaled map) of the last trial, when ``keep_last``
+        self.last: tuple[Sharpening, np.ndarray] | None = None
 
     def _one(self, sharpening: Sharpening) -> MapMeasures:
-        workers = 1 if self.n_threads > 1 else None
-        data = self.spectrum.render(sharpening.factors(self.spectrum), sigma_scaled=False, workers=workers)
+        data = self.renderer.render(sharpening)
+        if self.keep_last:
+            self.last = (sharpening, data)
         return measure_map(data, self.solvent_fraction, self.params)
 
     def measure(self, sharpenings: Iterable[Sharpening]) -> list[Trial]:
@@ -476,9 +483,29 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
     The region weight is calibrated once from maps sharpened to the lowest,
     highest and an intermediate B (§4.1), then applied to every trial.
     """
+    return _search(_Scorer(spectrum, solvent_fraction, config.score, config.n_threads), config)
+
+
+def search_keeping_map(spectrum: Spectrum, solvent_fraction: float,
+                       config: SearchConfig = SearchConfig()) -> tuple[SearchResult, np.ndarray | None]:
+    """:func:`search_sharpening`, and the unscaled map of the chosen sharpening when it was the last trial.
+
+    That map is ``spectrum.render(result.sharpening.factors(spectrum), sigma_scaled=False)``
+    (the same values), so a caller rendering the pick need not transform again; None when
+    the last trial was another sharpening.  Single-threaded scoring only (``n_threads`` 1).
+    """
+    scorer = _Scorer(spectrum, solvent_fraction, config.score, config.n_threads, keep_last=config.n_threads == 1)
+    result = _search(scorer, config)
+    if scorer.last is not None and scorer.last[0] == result.sharpening:
+        return result, scorer.last[1]
+    return result, None
+
+
+def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
+    """The body of :func:`search_sharpening` on a given scorer."""
+    spectrum, solvent_fraction = scorer.spectrum, scorer.solvent_fraction
     b_orig = spectrum.b_iso
     target = config.effective_target
-    scorer = _Scorer(spectrum, solvent_fraction, config.score, config.n_threads)
     plans = {m: _method_trials(m, b_orig, spectrum.resolution, config) for m in config.methods
              if m not in SHELL_METHODS}
     calib_points = _calibration_points(b_orig, config) if _needs_calibration(config) else ()
