@@ -93,3 +93,41 @@ def test_render_box_reproduces_sharpen_box_on_real_boxes(whole) -> None:
         np.testing.assert_array_equal(again, values)
         n_sharpened += outcome.status == "sharpened"
     assert n_sharpened >= 2
+
+
+@pytest.mark.parametrize("shape", [(10, 11, 12), (20, 20, 20), (48, 48, 48)])
+def test_kurtosis_and_threshold_together_equal_them_apart(shape) -> None:
+    rng = np.random.default_rng(7)
+    data = rng.gamma(2.0, size=shape).astype(np.float32)
+    for n in (0, 1, 17, data.size // 20, data.size // 3, data.size - 1, data.size):
+        for jit in (False, True):
+            together = regions.kurtosis_and_threshold(data, n, jit)
+            assert together == (regions.kurtosis(data, jit), regions.threshold_for_count(data, n, jit))
+
+
+def test_surfaces_of_regions_touching_and_away_from_the_faces_match_numpy() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(30, 26, 22)).astype(np.float32)
+    members, labels, sizes = regions.label_members(data, 0.8, jit=True)
+    chosen = np.argsort(-sizes[1:], kind="stable")[:40] + 1
+    jit = regions.member_surfaces(data.shape, members, labels, chosen, sizes, jit=True)
+    ref = regions.member_surfaces(data.shape, members, labels, chosen, sizes, jit=False)
+    np.testing.assert_array_equal(jit, ref)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_region_measures_in_one_kernel_equal_labelling_then_surfaces(seed) -> None:
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(26, 30, 34)).astype(np.float32)
+    data[:, :, :5] = 0.0
+    for threshold, needed, max_take in ((0.5, 900.0, 31), (1.5, 60.0, 31), (2.25, 1e9, 200), (9.0, 10.0, 5)):
+        members, labels, sizes = regions.label_members(data, threshold, jit=False)
+        expected = (0, 0, 0)
+        if sizes.size > 1:
+            order = np.argsort(-sizes[1:], kind="stable") + 1
+            volumes = np.cumsum(sizes[order])
+            n_take = min(int(np.searchsorted(volumes, needed, side="left")) + 1, max_take, order.size)
+            surf = regions.member_surfaces(data.shape, members, labels, order[:n_take], sizes, jit=False)
+            expected = (sizes.size - 1, int(surf.sum()), int(volumes[n_take - 1]))
+        for jit in (False, True):
+            assert regions.region_measures(data, threshold, needed, max_take, jit) == expected

@@ -324,14 +324,24 @@ def smoothed_curve(b: np.ndarray, y: np.ndarray, bandwidth: float,
     """
     b = np.asarray(b, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    key = (b.tobytes(), y.tobytes(), float(bandwidth), float(resolution))
+    last = _last_curve[0]
+    if last is not None and last[0] == key:  # the peak fit and the plateau smooth the same curve
+        return last[1].copy(), last[2].copy()
     x = np.arange(b.min(), b.max() + 0.5 * resolution, resolution)
     u = b[None, :] - x[:, None]
     w = np.exp(-0.5 * (u / bandwidth) ** 2)
-    moments = [np.sum(w * u**k, axis=1) for k in range(5)]
-    rhs = [np.sum(w * u**k * y[None, :], axis=1) for k in range(3)]
+    weighted = [w * u**k for k in range(5)]
+    moments = [np.sum(wk, axis=1) for wk in weighted]
+    rhs = [np.sum(wk * y[None, :], axis=1) for wk in weighted[:3]]
     normal = np.stack([np.stack(moments[i:i + 3], axis=-1) for i in range(3)], axis=-2)
     values = np.linalg.solve(normal + 1e-12 * np.eye(3), np.stack(rhs, axis=-1)[..., None])[:, 0, 0]
+    _last_curve[0] = (key, x.copy(), values.copy())
     return x, values
+
+
+#: The last :func:`smoothed_curve`: one (inputs, x, values) tuple, replaced whole (safe across threads).
+_last_curve: list = [None]
 
 
 def smoothed_peak(b: np.ndarray, y: np.ndarray, bandwidth: float, resolution: float = 1.0) -> tuple[float, float]:
