@@ -10,6 +10,9 @@ These are the hot loops of the adjusted-surface-area score (ALGORITHM.md §4):
   periodically at the box edges as the reference does.
 * :func:`threshold_for_count` — the cut-off leaving exactly ``n`` voxels above.
 * :func:`kurtosis`.
+* :func:`kurtosis_and_threshold` and :func:`region_measures` — the same values, two and
+  three of these in one numba call each (the score of one trial: fewer passes over the map,
+  no Python between the steps).
 
 Maps of :data:`JIT_MIN_VOXELS` voxels or more go through the numba loops of
 :mod:`.regions_jit` (no map-sized label array, GIL released); smaller ones
