@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import os
 import re
@@ -40,8 +41,10 @@ from _proctree import TreeSampler, machine, memory_summary  # noqa: E402
 MODEL = ROOT / "tests/data/emd3488_haemoglobin/model_5ni1.cif"
 POLL_S = 0.2
 #: stderr patterns that tell of workers killed, restarted or paused, or memory trouble.
-STDERR_PATTERNS = {"KilledWorker": r"KilledWorker", "worker_process": r"Worker process",
-                   "paused": r"paus", "memory": r"memory", "restarting": r"restart"}
+#: "Worker process still alive after 4.0 seconds, killing" is the cluster's shutdown, counted apart.
+STDERR_PATTERNS = {"KilledWorker": r"KilledWorker", "worker_process": r"Worker process(?! still alive after)",
+                   "paused": r"paus", "memory": r"memory", "restarting": r"restart",
+                   "killed_at_shutdown": r"still alive after .* killing"}
 #: Box statuses counted as not searched (no score search ran in them).
 SKIPPED_WORDS = ("skip", "solvent", "empty", "outside")
 
@@ -61,13 +64,23 @@ def phantom_path(cache: Path, size: int, seed: int) -> Path:
     return cache / f"capsid_{size}_seed{seed}.mrc"
 
 
+def phantom_parameters(size: int, seed: int) -> dict:
+    """The ``parameters`` a phantom made now with the default options records in its sidecar."""
+    from localsharp import capsid
+
+    defaults = {name: p.default for name, p in inspect.signature(capsid.capsid_phantom).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    keys = ("voxel", "radius_fraction", "coverage", "b_min", "b_max", "b_blur", "resolution", "noise")
+    return {"size": size, **{k: defaults[k] for k in keys}, "b_atom": capsid.B_ATOM, "seed": seed}
+
+
 def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | None]:
     """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it."""
     path = phantom_path(cache, size, seed)
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
         params = json.loads(sidecar.read_text()).get("parameters", {})
-        if params.get("size") == size and params.get("seed") == seed:
+        if params == phantom_parameters(size, seed):
             return path, None
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -152,8 +165,10 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     print(f"{size}³: localsharp local on {map_path} ...", flush=True)
+    load_before = os.getloadavg()
     status, wall, sampler, stderr = run_local(map_path, out, args.resolution, args.workers, memory_limit,
                                               args.timeout, run_dir / "stderr.log")
+    load_after = os.getloadavg()
     summary_path = out / "local_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     final_map = Path(summary.get("outputs", {}).get("local_map", out / "local_sharpened_map.ccp4"))
@@ -166,9 +181,12 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     memory = memory_summary(sampler)
     result = {
         "size": size, "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
         "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
         "boxes": boxes, "boxes_per_s_per_core": rate,
+        "overall": {k: summary.get("overall", {}).get(k) for k in ("method", "b_iso_input", "b_sharpen")},
+        "mean_b_sharpen_sharpened_boxes": summary.get("mean_b_sharpen_sharpened_boxes"),
         "store_bytes": store_bytes, "store_files": store_files, "out_bytes": out_bytes, "out_files": out_files,
         "memory": memory, "stderr_signs": stderr_signs(stderr),
         "workers_restarted": memory["distinct_worker_pids"] > args.workers,

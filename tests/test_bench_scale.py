@@ -89,10 +89,14 @@ def test_box_counts_and_stderr_signs():
                       "by_status": {"sharpened": 6, "unsharpened": 1, "skipped_solvent": 3}}
     text = ("distributed.nanny - WARNING - Restarting worker\n"
             "distributed.worker.memory - WARNING - Worker is at 81% memory usage. Pausing worker.\n"
+            "distributed.nanny - WARNING - Worker process 4242 was killed by signal 9\n"
+            "localsharp local: warning: Worker process still alive after 4.0 seconds, killing\n"
             "all fine\n")
     signs = bench_scale.stderr_signs(text)
     assert signs["restarting"]["lines"] == 1 and signs["paused"]["lines"] == 1 and signs["memory"]["lines"] == 1
     assert signs["KilledWorker"]["lines"] == 0
+    assert signs["worker_process"]["examples"] == ["distributed.nanny - WARNING - Worker process 4242 was killed by signal 9"]
+    assert signs["killed_at_shutdown"]["lines"] == 1
 
 
 def test_tree_size_excludes_the_final_map(tmp_path):
