@@ -95,7 +95,8 @@ def test_box_counts_and_stderr_signs():
     signs = bench_scale.stderr_signs(text)
     assert signs["restarting"]["lines"] == 1 and signs["paused"]["lines"] == 1 and signs["memory"]["lines"] == 1
     assert signs["KilledWorker"]["lines"] == 0
-    assert signs["worker_process"]["examples"] == ["distributed.nanny - WARNING - Worker process 4242 was killed by signal 9"]
+    killed = "distributed.nanny - WARNING - Worker process 4242 was killed by signal 9"
+    assert signs["worker_process"]["examples"] == [killed]
     assert signs["killed_at_shutdown"]["lines"] == 1
 
 

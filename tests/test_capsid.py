@@ -144,6 +144,8 @@ def test_existing_outputs_are_kept_and_a_failed_run_leaves_nothing(tmp_path, emd
 def test_bad_parameters_are_refused(tmp_path, emd3488_model):
     with pytest.raises(ConfigError, match="radius fraction"):
         capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=32, radius_fraction=0.6)
+    with pytest.raises(ConfigError, match="uncompressed"):
+        capsid_phantom(emd3488_model, tmp_path / "c.mrc.gz", size=32)
     with pytest.raises(ConfigError, match="Nyquist"):
         capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=32, voxel=2.0, resolution=3.5)
 

@@ -12,8 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Make a capsid phantom: a cubic map of --size voxels with copies of MODEL in random orientations "
         "on a sphere of radius --radius-fraction × size (hollow inside, solvent in the corners), atomic B "
         "rising with height from --b-min to --b-max, white noise at the level where half maps would cross "
-        "FSC 0.143 at --resolution on the equator, then all blurred by --b-blur. Computed and written in z slabs (memory ≈ a few slabs), "
-        "so 1024³ works on a small machine. Writes MAP (float32 MRC) and MAP with suffix .json (parameters "
+        "FSC 0.143 at --resolution on the equator, then all blurred by --b-blur. Computed and written in "
+        "z slabs (memory ≈ a few slabs), so 1024³ works on a small machine. Writes MAP (float32 MRC) and MAP with suffix .json (parameters "
         "and every copy's centre, rotation and B)."
     )
     parser.add_argument("model", metavar="MODEL", help="atomic model of one copy (PDB or mmCIF, optionally .gz)")
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     )
     s = result.summary
     print(f"capsid phantom {args.size}³ × {args.voxel} Å: {s['n_copies']} copies ({s['n_atoms']} atoms) on radius "
-          f"{s['radius_A']:.1f} Å, B {args.b_min}→{args.b_max} Å² + blur {args.b_blur} Å², noise sd {s['noise_sigma']:.4g}, seed {args.seed}")
+          f"{s['radius_A']:.1f} Å, B {args.b_min}→{args.b_max} Å² + blur {args.b_blur} Å², "
+          f"noise sd {s['noise_sigma']:.4g}, seed {args.seed}")
     print(f"  map  {result.map_path}\n  json {result.json_path}")
     return 0
