@@ -89,17 +89,22 @@ def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | Non
     return path, time.perf_counter() - t0
 
 
-def tree_size(root: Path, exclude: set[Path] = frozenset()) -> tuple[int, int]:
-    """Bytes and number of regular files under ``root`` (``exclude``: paths not counted)."""
-    total = count = 0
+def tree_size(root: Path, exclude: set[Path] = frozenset()) -> tuple[int, int, int]:
+    """Bytes (apparent), bytes allocated on disk and number of regular files under ``root``.
+
+    ``exclude``: paths not counted.
+    """
+    total = allocated = count = 0
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = Path(dirpath) / name
             if path in exclude or path.is_symlink():
                 continue
-            total += path.stat().st_size
+            stat = path.stat()
+            total += stat.st_size
+            allocated += stat.st_blocks * 512
             count += 1
-    return total, count
+    return total, allocated, count
 
 
 def stderr_signs(text: str, examples: int = 3) -> dict:
@@ -133,13 +138,17 @@ def run_local(map_path: Path, out: Path, resolution: float, workers: int, memory
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
         sampler = TreeSampler(proc.pid)
         status = None
-        while status is None:
-            sampler.sample()
-            if time.perf_counter() - t0 > timeout:
-                _stop(proc)
-                break
-            time.sleep(POLL_S)
-            status = proc.poll()
+        try:
+            while status is None:
+                sampler.sample()
+                if time.perf_counter() - t0 > timeout:
+                    _stop(proc)
+                    break
+                time.sleep(POLL_S)
+                status = proc.poll()
+        except BaseException:  # Ctrl-C or an error here: do not leave the run going on its own
+            _stop(proc)
+            raise
         wall = time.perf_counter() - t0
     return (proc.returncode if status is not None else None), wall, sampler, log.read_text(errors="replace")
 
@@ -172,8 +181,8 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     summary_path = out / "local_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     final_map = Path(summary.get("outputs", {}).get("local_map", out / "local_sharpened_map.ccp4"))
-    store_bytes, store_files = tree_size(out, {final_map}) if out.exists() else (0, 0)
-    out_bytes, out_files = tree_size(out) if out.exists() else (0, 0)
+    store_bytes, store_disk, store_files = tree_size(out, {final_map}) if out.exists() else (0, 0, 0)
+    out_bytes, out_disk, out_files = tree_size(out) if out.exists() else (0, 0, 0)
     timings = {k: round(float(v), 2) for k, v in summary.get("timings_s", {}).items()}
     boxes = box_counts(summary) if summary else {}
     box_wall = timings.get("boxes")
@@ -187,7 +196,8 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
         "boxes": boxes, "boxes_per_s_per_core": rate,
         "overall": {k: summary.get("overall", {}).get(k) for k in ("method", "b_iso_input", "b_sharpen")},
         "mean_b_sharpen_sharpened_boxes": summary.get("mean_b_sharpen_sharpened_boxes"),
-        "store_bytes": store_bytes, "store_files": store_files, "out_bytes": out_bytes, "out_files": out_files,
+        "store_bytes": store_bytes, "store_disk_bytes": store_disk, "store_files": store_files,
+        "out_bytes": out_bytes, "out_disk_bytes": out_disk, "out_files": out_files,
         "memory": memory, "stderr_signs": stderr_signs(stderr),
         "workers_restarted": memory["distinct_worker_pids"] > args.workers,
         "stderr_tail": stderr.splitlines()[-5:],
