@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if not args.in_process and not (args.scheduler_file or args.scheduler_address):
         check_memory_limit(args.memory_limit)
+    if args.scheduler_file and not Path(args.scheduler_file).exists():
+        raise ConfigError(f"scheduler file {args.scheduler_file} does not exist; start the scheduler first "
+                          "(e.g. `dask scheduler --scheduler-file FILE`)")
     if args.only_box is not None:
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
