@@ -76,6 +76,8 @@ def test_existing_image_is_not_replaced(spike_map: Path, tmp_path: Path) -> None
     with pytest.raises(OutputError, match="already exists"):
         create_image(tmp_path / "s.ome.zarr", MapSource.open(spike_map), (16, 16, 16))
     create_image(tmp_path / "s.ome.zarr", MapSource.open(spike_map), (8, 8, 8), overwrite=True)
+    with pytest.raises(ValueError, match="three positive integers"):
+        create_image(tmp_path / "t.ome.zarr", MapSource.open(spike_map), (8, 0, 8))
 
 
 # ---------------------------------------------------------------- round trip

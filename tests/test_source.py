@@ -251,3 +251,18 @@ def test_read_pages_leave_the_resident_set(tmp_path: Path) -> None:
         checksum += float(source.read(((0, 256), (0, 256), (x, x + 16)))[0, 0, 0])
     assert checksum == sum(float(x) for x in range(0, 256, 16))
     assert _rss_file_mb() - before < 24.0  # the map is 64 MiB
+
+
+def _read_in_child(source: MapSource, bounds) -> bytes:
+    return source.read(bounds).tobytes()
+
+
+def test_a_pickled_source_reads_in_a_fresh_process(spike_map: Path) -> None:
+    """As on a Dask worker: the source travels by pickle and the child maps the file itself."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    source = MapSource.open(spike_map)
+    bounds = ((2, 40), (5, 6), (10, 48))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_read_in_child, source, bounds).result() == source.read(bounds).tobytes()

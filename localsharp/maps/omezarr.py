@@ -118,6 +118,8 @@ def create_image(path: str | os.PathLike, geometry: Any, chunks: tuple[int, int,
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
     _, shape = geometry_of(geometry)
+    if len(chunks) != 3 or any(int(c) != c or c <= 0 for c in chunks):
+        raise ValueError(f"chunks must be three positive integers (z, y, x), got {chunks!r}")
     attributes = {"ome": ngff_attributes(geometry, name or path.name.split(".")[0]),
                   "localsharp": header_attributes(geometry)}
     group = zarr.create_group(str(path), zarr_format=3, overwrite=overwrite, attributes=attributes)
