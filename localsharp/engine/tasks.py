@@ -128,13 +128,15 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
     data = store.read("overall", region)
     molecule = store.read("molecule", region)
     rows, by_status = [], {}
+    host = socket.gethostname()
     for box in boxes:
         inside = relative(box.outer, region)
         row = _search_row(job, box, np.ascontiguousarray(data[inside]), molecule[inside])
+        row["host"] = host
         rows.append(row)
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
     store.write_batch(block, rows)
-    return {"block": block, "n": len(rows), "by_status": by_status, "host": socket.gethostname(),
+    return {"block": block, "n": len(rows), "by_status": by_status, "host": host,
             "seconds": time.perf_counter() - start}
 
 
@@ -142,7 +144,9 @@ def score_one(job: BoxJob, index: int) -> dict[str, Any]:
     """The outcome row of one box, searched on its own (the driver's fallback for a block that keeps failing)."""
     store = RunStore(job.store)
     box = job.grid.box(int(index))  # type: ignore[union-attr]
-    return _search_row(job, box, store.read("overall", box.outer), store.read("molecule", box.outer))
+    row = _search_row(job, box, store.read("overall", box.outer), store.read("molecule", box.outer))
+    row["host"] = socket.gethostname()
+    return row
 
 
 def failed_row(index: int, error: BaseException) -> dict[str, Any]:
