@@ -136,7 +136,11 @@ def fits_one_worker(client: Any, shape: tuple[int, int, int]) -> bool:
     """Whole-map processing fits: ~6× the float32 map against the smallest worker memory limit (0/None = no limit)."""
     if client is None:
         return True
-    limits = [w.get("memory_limit") for w in client.scheduler_info().get("workers", {}).values()]
+    workers = client.scheduler_info().get("workers", {})
+    if not workers:  # a cluster whose workers are still starting (e.g. SLURM jobs in the queue)
+        client.wait_for_workers(1)
+        workers = client.scheduler_info().get("workers", {})
+    limits = [w.get("memory_limit") for w in workers.values()]
     limits = [int(v) for v in limits if v]
     if not limits:
         return True
