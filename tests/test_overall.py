@@ -14,7 +14,7 @@ from localsharp.config import SharpenOptions
 from localsharp.engine import overall, overall_api, overall_dist
 from localsharp.engine.overall import fits_one_worker, map_header, overall_pass
 from localsharp.engine.overall_tasks import block_counts
-from localsharp.errors import ConfigError
+from localsharp.errors import ConfigError, InputFileError
 from localsharp.maps.density import DensityMap
 from localsharp.maps.mrc import read_map, write_map
 from localsharp.maps.store import RunStore
@@ -190,3 +190,13 @@ def test_sharpen_command_with_workers_writes_the_same_map(tmp_path):
     assert maps
     for name in maps:
         assert np.array_equal(read_map(tmp_path / "one" / name).data, read_map(tmp_path / "two" / name).data)
+
+
+def test_a_map_with_nan_is_refused_by_the_distributed_pass(tmp_path):
+    whole = read_map(SPIKE)
+    data = np.array(whole.data)
+    data[3, 4, 5] = np.nan
+    bad = DensityMap(data=data, voxel_size=whole.voxel_size)
+    with pytest.raises(InputFileError, match="1 NaN or infinite"):
+        overall_pass(None, bad, _store(tmp_path / "n", bad.shape, 32), SharpenOptions(resolution=3.2),
+                     distributed=True)

@@ -12,7 +12,7 @@ import zarr
 
 from .. import api
 from ..config import SharpenOptions
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..kernels import fourier, order_stats, shell_sums, wilson
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
@@ -91,6 +91,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     header, n = run.header, run.header.n_voxels
     rho_2d = SpectrumArray(f"{run.scratch}/rho_2d", run.shape, run.t).create()
     slab_stats = forward_slabs(run.runner, rho_2d, partial(tasks.rho_slab, run.source, run.shape))
+    _check_values(run, slab_stats)
     mean = sum(s["sum"] for s in slab_stats) / n
     warnings = [w for w in (api.masked_warning(sum(s["zeros"] for s in slab_stats), n),) if w]
     if opts.resolution >= 10.0:
@@ -165,6 +166,17 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
                "amplitudes": amplitudes, "applicable": summary["applicable"], "warnings": warnings,
                "discarded": discarded, "scored_whole_map": whole}
     return {"summary": summary, "details": details}
+
+
+def _check_values(run: _Run, slab_stats: list[dict]) -> None:
+    """The checks ``read_map`` makes on the voxels (no NaN/Inf, not constant), from the slab reductions."""
+    name = run.source if isinstance(run.source, str) else "map"
+    bad = sum(s["bad"] for s in slab_stats)
+    if bad:
+        raise InputFileError(name, f"map holds {bad} NaN or infinite values")
+    low, high = min(s["min"] for s in slab_stats), max(s["max"] for s in slab_stats)
+    if low == high:
+        raise InputFileError(name, f"map is constant (every voxel is {low}); nothing to sharpen")
 
 
 def _local_variance(run: _Run, grid: fourier.FourierGrid, mean: float, resolution: float,

@@ -56,7 +56,7 @@ def _opened(path: str) -> Any:
 
 
 def rho_slab(source: str | ZarrInput, shape: tuple[int, int, int], z0: int, z1: int) -> tuple[np.ndarray, dict]:
-    """The map's slab and its reductions (sum, zeros, the density-select maxima)."""
+    """The map's slab and its reductions (sum, zeros, non-finite count, extremes, the density-select maxima)."""
     _, ny, nx = shape
     slab = _read_region(source, ((z0, z1), (0, ny), (0, nx)))
     faces = {"y0": slab[:, 0].max(), "y1": slab[:, -1].max(), "x0": slab[:, :, 0].max(), "x1": slab[:, :, -1].max()}
@@ -65,6 +65,8 @@ def rho_slab(source: str | ZarrInput, shape: tuple[int, int, int], z0: int, z1: 
     if z1 == shape[0]:
         faces["z1"] = slab[-1].max()
     stats = {"sum": float(slab.sum(dtype=np.float64)), "zeros": int(np.count_nonzero(slab == 0.0)),
+             "bad": int(slab.size - np.count_nonzero(np.isfinite(slab))),
+             "min": float(np.nanmin(slab)) if slab.size else 0.0, "max": float(np.nanmax(slab)) if slab.size else 0.0,
              "faces": faces, "profiles": [slab.max(axis=(1, 2)), slab.max(axis=(0, 2)), slab.max(axis=(0, 1))]}
     return slab, stats
 
