@@ -13,7 +13,7 @@ from localsharp.cli import main
 from localsharp.config import SharpenOptions
 from localsharp.engine import overall, overall_api, overall_dist
 from localsharp.engine.overall import fits_one_worker, map_header, overall_pass
-from localsharp.engine.overall_tasks import block_counts
+from localsharp.tiling.occupancy import block_counts
 from localsharp.errors import ConfigError, InputFileError
 from localsharp.maps.density import DensityMap
 from localsharp.maps.mrc import read_map, write_map

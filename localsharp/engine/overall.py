@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,13 +56,12 @@ import zarr
 
 from .. import api
 from ..config import SharpenOptions
-from ..maps import mrc
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..tiling.boxes import chunk_grid
 from . import overall_tasks as tasks
 from .dfft import Runner
-from .tasks import bounding_box, molecule_mask
+from ..sharpening.solvent import RADIUS_FACTOR, local_variance
 
 #: Analysis boxes above this many voxels are capped (a 160³ box).
 MAX_BOX_VOXELS = 160**3
@@ -206,3 +204,21 @@ def create_molecule_counts(store_path: str, shape: tuple[int, int, int], t: int)
     zarr.open_group(str(store_path), mode="a").create_array(
         "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]), dtype="uint16", fill_value=0,
         overwrite=True)
+
+
+def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
+    """Voxels whose local variance (radius 1.5 × resolution) is among the top (1 − solvent fraction)."""
+    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
+    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
+    return variance > threshold
+
+
+def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
+    """Half-open bounds (z, y, x) of the true voxels, or None."""
+    if not mask.any():
+        return None
+    bounds = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        bounds.append([int(hit[0]), int(hit[-1]) + 1])
+    return bounds

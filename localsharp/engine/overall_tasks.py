@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,14 +17,14 @@ import zarr
 
 from ..kernels import fourier, order_stats, shell_sums, slab_fft, wilson
 from ..kernels.masks import box_edge_mask
-from ..maps import mrc
 from ..maps.store import RunStore
+from ..tiling.occupancy import BLOCK, block_counts
 from ..sharpening.functions import Sharpening
 from ..sharpening.score import MapMeasures, ScoreParams, measure_map
 
 Bounds = tuple[tuple[int, int], ...]
 #: Edge of the coarse blocks counted in ``molecule_counts``.
-COUNT_BLOCK = 8
+COUNT_BLOCK = BLOCK
 
 
 @dataclass(frozen=True)
@@ -123,15 +122,6 @@ def molecule_slab(path: str, store_path: str, threshold: float, span: tuple[int,
     c0 = z0 // COUNT_BLOCK
     store.write("molecule_counts", ((c0, c0 + counts.shape[0]), (0, counts.shape[1]), (0, counts.shape[2])), counts)
     return {"z": mask.any(axis=(1, 2)), "y": mask.any(axis=(0, 2)), "x": mask.any(axis=(0, 1))}
-
-
-def block_counts(mask: np.ndarray) -> np.ndarray:
-    """Number of true voxels in each 8×8×8 block (uint16; blocks at the far edges may be partial)."""
-    b = COUNT_BLOCK
-    padded = np.zeros(tuple(-(-n // b) * b for n in mask.shape), dtype=np.uint16)
-    padded[tuple(slice(0, n) for n in mask.shape)] = mask
-    nz, ny, nx = (n // b for n in padded.shape)
-    return padded.reshape(nz, b, ny, b, nx, b).sum(axis=(1, 3, 5), dtype=np.uint16)
 
 
 # ------------------------------------------------------------------ pencils
