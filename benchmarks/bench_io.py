@@ -6,9 +6,10 @@ memory (``ru_maxrss``) and peak *anonymous* memory (``RssAnon``, sampled every 2
 system cannot reclaim; pages of a memory-mapped input count in RSS but not here) are recorded.
 
 Steps: ``open`` (MapSource.open, header only), ``boxes`` (64³ regions at random places, ms per box),
-``to_omezarr`` (MRC -> OME-Zarr, 64³ chunks, one 64-plane z-slab at a time), ``checks`` (chunk
-reports of 64-plane slabs of the image, combined), ``to_ccp4`` (OME-Zarr -> CCP4 with
-write_map_streamed, 64 MiB slabs), and the whole-map reference ``write_map(read_map)``.
+``to_omezarr`` (MRC -> OME-Zarr with convert_to_image, 64³ chunks, 64 MiB slabs along the file's
+slowest axis), ``checks`` (chunk reports of 64-plane slabs of the image, combined), ``to_ccp4``
+(OME-Zarr -> CCP4 with write_map_streamed, 64 MiB slabs), and the whole-map reference
+``write_map(read_map)``.
 
 Run: ``python benchmarks/bench_io.py [--sizes 384] [--output io.json]``; writes benchmarks/results/io.json.
 """
@@ -51,7 +52,7 @@ def run_step(step: str, map_path: Path, work: Path) -> dict:
 
     from localsharp.maps.checks import chunk_report, combine_reports
     from localsharp.maps.mrc import read_map, write_map
-    from localsharp.maps.omezarr import create_image
+    from localsharp.maps.omezarr import convert_to_image
     from localsharp.maps.source import MapSource
     from localsharp.maps.stream import write_map_streamed
 
@@ -71,9 +72,7 @@ def run_step(step: str, map_path: Path, work: Path) -> dict:
         result["box_ms_median"] = float(np.median(times) * 1e3)
         result["box_ms_first"] = times[0] * 1e3
     elif step == "to_omezarr":
-        array = create_image(image_path, source, (64, 64, 64), overwrite=True)
-        for z in range(0, nz, 64):
-            array[z:z + 64] = source.read(((z, min(z + 64, nz)), (0, ny), (0, nx)))
+        convert_to_image(source, image_path, (64, 64, 64), overwrite=True)
     elif step == "checks":
         image = MapSource.open(image_path)
         reports = [chunk_report(image.read(((z, min(z + 64, nz)), (0, ny), (0, nx)))) for z in range(0, nz, 64)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import os
 import re
@@ -40,8 +41,10 @@ from _proctree import TreeSampler, machine, memory_summary  # noqa: E402
 MODEL = ROOT / "tests/data/emd3488_haemoglobin/model_5ni1.cif"
 POLL_S = 0.2
 #: stderr patterns that tell of workers killed, restarted or paused, or memory trouble.
-STDERR_PATTERNS = {"KilledWorker": r"KilledWorker", "worker_process": r"Worker process",
-                   "paused": r"paus", "memory": r"memory", "restarting": r"restart"}
+#: "Worker process still alive after 4.0 seconds, killing" is the cluster's shutdown, counted apart.
+STDERR_PATTERNS = {"KilledWorker": r"KilledWorker", "worker_process": r"Worker process(?! still alive after)",
+                   "paused": r"paus", "memory": r"memory", "restarting": r"restart",
+                   "killed_at_shutdown": r"still alive after .* killing"}
 #: Box statuses counted as not searched (no score search ran in them).
 SKIPPED_WORDS = ("skip", "solvent", "empty", "outside")
 
@@ -61,13 +64,23 @@ def phantom_path(cache: Path, size: int, seed: int) -> Path:
     return cache / f"capsid_{size}_seed{seed}.mrc"
 
 
+def phantom_parameters(size: int, seed: int) -> dict:
+    """The ``parameters`` a phantom made now with the default options records in its sidecar."""
+    from localsharp import capsid
+
+    defaults = {name: p.default for name, p in inspect.signature(capsid.capsid_phantom).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    keys = ("voxel", "radius_fraction", "coverage", "b_min", "b_max", "b_blur", "resolution", "noise")
+    return {"size": size, **{k: defaults[k] for k in keys}, "b_atom": capsid.B_ATOM, "seed": seed}
+
+
 def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | None]:
     """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it."""
     path = phantom_path(cache, size, seed)
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
         params = json.loads(sidecar.read_text()).get("parameters", {})
-        if params.get("size") == size and params.get("seed") == seed:
+        if params == phantom_parameters(size, seed):
             return path, None
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -76,17 +89,22 @@ def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | Non
     return path, time.perf_counter() - t0
 
 
-def tree_size(root: Path, exclude: set[Path] = frozenset()) -> tuple[int, int]:
-    """Bytes and number of regular files under ``root`` (``exclude``: paths not counted)."""
-    total = count = 0
+def tree_size(root: Path, exclude: set[Path] = frozenset()) -> tuple[int, int, int]:
+    """Bytes (apparent), bytes allocated on disk and number of regular files under ``root``.
+
+    ``exclude``: paths not counted.
+    """
+    total = allocated = count = 0
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = Path(dirpath) / name
             if path in exclude or path.is_symlink():
                 continue
-            total += path.stat().st_size
+            stat = path.stat()
+            total += stat.st_size
+            allocated += stat.st_blocks * 512
             count += 1
-    return total, count
+    return total, allocated, count
 
 
 def stderr_signs(text: str, examples: int = 3) -> dict:
@@ -120,13 +138,17 @@ def run_local(map_path: Path, out: Path, resolution: float, workers: int, memory
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
         sampler = TreeSampler(proc.pid)
         status = None
-        while status is None:
-            sampler.sample()
-            if time.perf_counter() - t0 > timeout:
-                _stop(proc)
-                break
-            time.sleep(POLL_S)
-            status = proc.poll()
+        try:
+            while status is None:
+                sampler.sample()
+                if time.perf_counter() - t0 > timeout:
+                    _stop(proc)
+                    break
+                time.sleep(POLL_S)
+                status = proc.poll()
+        except BaseException:  # Ctrl-C or an error here: do not leave the run going on its own
+            _stop(proc)
+            raise
         wall = time.perf_counter() - t0
     return (proc.returncode if status is not None else None), wall, sampler, log.read_text(errors="replace")
 
@@ -152,13 +174,15 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     print(f"{size}³: localsharp local on {map_path} ...", flush=True)
+    load_before = os.getloadavg()
     status, wall, sampler, stderr = run_local(map_path, out, args.resolution, args.workers, memory_limit,
                                               args.timeout, run_dir / "stderr.log")
+    load_after = os.getloadavg()
     summary_path = out / "local_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     final_map = Path(summary.get("outputs", {}).get("local_map", out / "local_sharpened_map.ccp4"))
-    store_bytes, store_files = tree_size(out, {final_map}) if out.exists() else (0, 0)
-    out_bytes, out_files = tree_size(out) if out.exists() else (0, 0)
+    store_bytes, store_disk, store_files = tree_size(out, {final_map}) if out.exists() else (0, 0, 0)
+    out_bytes, out_disk, out_files = tree_size(out) if out.exists() else (0, 0, 0)
     timings = {k: round(float(v), 2) for k, v in summary.get("timings_s", {}).items()}
     boxes = box_counts(summary) if summary else {}
     box_wall = timings.get("boxes")
@@ -166,10 +190,14 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     memory = memory_summary(sampler)
     result = {
         "size": size, "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
         "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
         "boxes": boxes, "boxes_per_s_per_core": rate,
-        "store_bytes": store_bytes, "store_files": store_files, "out_bytes": out_bytes, "out_files": out_files,
+        "overall": {k: summary.get("overall", {}).get(k) for k in ("method", "b_iso_input", "b_sharpen")},
+        "mean_b_sharpen_sharpened_boxes": summary.get("mean_b_sharpen_sharpened_boxes"),
+        "store_bytes": store_bytes, "store_disk_bytes": store_disk, "store_files": store_files,
+        "out_bytes": out_bytes, "out_disk_bytes": out_disk, "out_files": out_files,
         "memory": memory, "stderr_signs": stderr_signs(stderr),
         "workers_restarted": memory["distinct_worker_pids"] > args.workers,
         "stderr_tail": stderr.splitlines()[-5:],

@@ -10,10 +10,13 @@ resolution varies across the capsid and a sharpening has something to recover.
 
 White Gaussian noise is added with the level of the mean of two half maps whose FSC would cross
 0.143 at ``resolution`` in a box on the capsid's equator (:func:`localsharp.phantom.noise_sigma_for`
-on that box, computed alone), times ``noise``.
+on that box, computed alone), times ``noise``.  Then the whole map, signal and noise, is blurred
+by ``b_blur`` (a Gaussian: added to every atom's B, and a real-space filter of the noise, which
+is periodic over the box), like a reconstruction that was low-pass filtered; the FSC the noise
+level was set for does not change.
 
 The map is computed and written in z slabs (``slab`` planes at a time): memory is a few slabs
-plus the atoms, never the whole map, so 1024³ (4 GiB of float32) fits in well under 2 GB.
+plus the atoms, never the whole map, so 1024³ (4 GiB of float32) is made in about 1 GB (1.04 GB peak RSS measured).
 Noise is drawn per z plane from ``numpy.random.default_rng([seed, plane])``, so the file is the
 same for a seed whatever the slab thickness.  The map and a JSON sidecar (parameters, every
 copy's centre, rotation and B) are written atomically: temporary names, renamed at the end.
@@ -33,6 +36,7 @@ import mrcfile
 import numpy as np
 
 from .errors import ConfigError
+from .kernels.noisefield import blur_kernel, noise_block
 from .maps.atomic import AtomicSet
 from .maps.model import read_model
 
@@ -42,8 +46,6 @@ B_ATOM = 10.0
 CUTOFF_SIGMAS = 3.5
 #: Edge (voxels) of the equatorial box the noise level is measured in.
 NOISE_BOX = 64
-#: The 0.143 FSC threshold: half maps of the calibrated noise would cross it at ``resolution``.
-FSC_THRESHOLD = 0.143
 _HEADER_BYTES = 1024
 
 
@@ -58,7 +60,10 @@ class CapsidResult:
 
 @dataclass(frozen=True)
 class Atoms:
-    """Gaussian atoms sorted by z: positions (Å, x y z), peak height, exponent (1/Å²) and reach (Å)."""
+    """Gaussian atoms sorted by z: positions (Å, x y z), peak height, exponent (1/Å²) and reach (Å).
+
+    Atom ``a`` adds ``amplitude[a] * exp(-alpha[a] * r²)`` within ``reach[a]`` of ``xyz[a]``.
+    """
 
     xyz: np.ndarray
     amplitude: np.ndarray
@@ -131,21 +136,24 @@ def copy_b_factors(centres: np.ndarray, centre: np.ndarray, radius: float, b_min
 
 
 def place_atoms(xyz: np.ndarray, z_numbers: np.ndarray, rotations: np.ndarray, centres: np.ndarray,
-                b_copies: np.ndarray) -> Atoms:
-    """All copies' atoms as Gaussians (``B_ATOM`` + the copy's B), sorted by z."""
+                b_copies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All copies' atoms sorted by z: positions ``(n, 3)``, weights and the copies' B per atom."""
     n_copies, n_atoms = len(centres), len(xyz)
     placed = np.empty((n_copies * n_atoms, 3), dtype=np.float64)
-    b_atoms = np.repeat(np.asarray(b_copies, dtype=np.float64) + B_ATOM, n_atoms)
     for c in range(n_copies):
         placed[c * n_atoms:(c + 1) * n_atoms] = xyz @ rotations[c].T + centres[c]
     order = np.argsort(placed[:, 2], kind="stable")
-    placed, b_atoms = placed[order], b_atoms[order]
-    weights = np.tile(z_numbers, n_copies)[order]
+    b_atoms = np.repeat(np.asarray(b_copies, dtype=np.float64), n_atoms)[order]
+    return np.ascontiguousarray(placed[order]), np.tile(z_numbers, n_copies)[order], b_atoms
+
+
+def gaussians(xyz: np.ndarray, weights: np.ndarray, b: np.ndarray) -> Atoms:
+    """Atoms of the given weights (integral of the density) and B (Å²) as :class:`Atoms`."""
     # FT of exp(-B s²/4) is (4π/B)^{3/2} exp(-4π² r²/B): sigma² = B / 8π²
-    amplitude = weights * (4.0 * math.pi / b_atoms) ** 1.5
-    alpha = 4.0 * math.pi**2 / b_atoms
-    reach = CUTOFF_SIGMAS * np.sqrt(b_atoms / (8.0 * math.pi**2))
-    return Atoms(np.ascontiguousarray(placed), amplitude, alpha, reach)
+    amplitude = weights * (4.0 * math.pi / b) ** 1.5
+    alpha = 4.0 * math.pi**2 / b
+    reach = CUTOFF_SIGMAS * np.sqrt(b / (8.0 * math.pi**2))
+    return Atoms(xyz, amplitude, alpha, reach)
 
 
 def block_density(atoms: Atoms, start_zyx: tuple[int, int, int], shape_zyx: tuple[int, int, int],
@@ -180,8 +188,8 @@ def noise_level(atoms: Atoms, size: int, voxel: float, radius_vox: float, resolu
 
 
 # -------------------------------------------------------------------- output
-def _check(size: int, voxel: float, radius_fraction: float, b_min: float, b_max: float, resolution: float,
-           noise: float, slab: int, coverage: float, copies: int | None) -> None:
+def _check(size: int, voxel: float, radius_fraction: float, b_min: float, b_max: float, b_blur: float,
+           resolution: float, noise: float, slab: int, coverage: float, copies: int | None) -> None:
     if size < 16:
         raise ConfigError(f"size must be at least 16 voxels, got {size}")
     for name, value in (("voxel", voxel), ("resolution", resolution), ("coverage", coverage)):
@@ -191,8 +199,9 @@ def _check(size: int, voxel: float, radius_fraction: float, b_min: float, b_max:
         raise ConfigError(f"radius fraction must be between 0 and 0.5, got {radius_fraction}")
     if not (0 <= b_min <= b_max and math.isfinite(b_max)):
         raise ConfigError(f"need 0 <= b_min <= b_max, got b_min {b_min}, b_max {b_max}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ConfigError(f"noise must be zero or positive, got {noise}")
+    for name, value in (("noise", noise), ("b_blur", b_blur)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be zero or positive, got {value}")
     if resolution < 2.0 * voxel:
         raise ConfigError(f"resolution {resolution} Å is finer than Nyquist (2 × voxel = {2 * voxel} Å)")
     if slab < 1:
@@ -236,17 +245,16 @@ class _Moments:
         return self.low, self.high, mean, math.sqrt(max(0.0, self.total_sq / max(1, self.n) - mean * mean))
 
 
-def _write_slabs(tmp: Path, atoms: Atoms, size: int, voxel: float, sigma: float, seed: int, slab: int,
-                 progress: Callable[[int, int], None] | None) -> tuple[float, float, float, float]:
+def _write_slabs(tmp: Path, atoms: Atoms, size: int, voxel: float, sigma: float, kernel: np.ndarray, seed: int,
+                 slab: int, progress: Callable[[int, int], None] | None) -> tuple[float, float, float, float]:
     moments = _Moments()
     with open(tmp, "r+b") as stream:
         for z0 in range(0, size, slab):
             planes = min(slab, size - z0)
             block = block_density(atoms, (z0, 0, 0), (planes, size, size), voxel)
+            if sigma > 0:
+                block += noise_block(seed, z0, planes, size, sigma, kernel)
             for k in range(planes):
-                if sigma > 0:
-                    rng = np.random.default_rng([seed, z0 + k])
-                    block[k] += rng.standard_normal((size, size), dtype=np.float32) * np.float32(sigma)
                 moments.add(block[k])
             stream.seek(_HEADER_BYTES + z0 * size * size * 4)
             block.tofile(stream)
@@ -264,8 +272,9 @@ def capsid_phantom(
     radius_fraction: float = 0.4,
     copies: int | None = None,
     coverage: float = 1.5,
-    b_min: float = 40.0,
-    b_max: float = 160.0,
+    b_min: float = 20.0,
+    b_max: float = 120.0,
+    b_blur: float = 40.0,
     resolution: float = 3.5,
     noise: float = 1.0,
     seed: int = 0,
@@ -294,6 +303,8 @@ def capsid_phantom(
         Sum of the copies' footprint discs over the sphere's area, when ``copies`` is not given.
     b_min, b_max : float
         Copy B (Å²) at the bottom and top of the capsid (linear in the copy's height).
+    b_blur : float
+        B (Å²) of the Gaussian blur of the whole map (signal and noise) after the noise is set.
     resolution : float
         Half maps with this noise would cross FSC 0.143 here on the equator (Å).
     noise : float
@@ -311,8 +322,10 @@ def capsid_phantom(
     -------
     CapsidResult
     """
-    _check(size, voxel, radius_fraction, b_min, b_max, resolution, noise, slab, coverage, copies)
+    _check(size, voxel, radius_fraction, b_min, b_max, b_blur, resolution, noise, slab, coverage, copies)
     output = Path(output)
+    if output.suffix.lower() not in (".mrc", ".map", ".ccp4"):
+        raise ConfigError(f"{output}: the map is written uncompressed; name it .mrc, .map or .ccp4")
     xyz, z_numbers = protomer(model)
     radius_vox = radius_fraction * size
     radius = radius_vox * voxel
@@ -323,18 +336,21 @@ def capsid_phantom(
     rotations = random_rotations(n_copies, rng)
     centres = centre + radius * fibonacci_sphere(n_copies)
     b_copies = copy_b_factors(centres, centre, radius, b_min, b_max)
-    atoms = place_atoms(xyz, z_numbers, rotations, centres, b_copies)
-    sigma = noise_level(atoms, size, voxel, radius_vox, resolution, noise)
+    placed, weights, b_atoms = place_atoms(xyz, z_numbers, rotations, centres, b_copies)
+    sigma = noise_level(gaussians(placed, weights, b_atoms + B_ATOM), size, voxel, radius_vox, resolution, noise)
+    atoms = gaussians(placed, weights, b_atoms + B_ATOM + b_blur)
+    del weights, b_atoms
+    kernel = blur_kernel(b_blur, voxel)
     summary = {
         "kind": "capsid phantom", "model": str(model) if not isinstance(model, gemmi.Structure) else model.name,
         "parameters": {"size": size, "voxel": voxel, "radius_fraction": radius_fraction, "coverage": coverage,
-                       "b_min": b_min, "b_max": b_max, "b_atom": B_ATOM, "resolution": resolution,
+                       "b_min": b_min, "b_max": b_max, "b_blur": b_blur, "b_atom": B_ATOM, "resolution": resolution,
                        "noise": noise, "seed": seed},
         "n_copies": n_copies, "atoms_per_copy": int(len(xyz)), "n_atoms": int(len(atoms.reach)),
         "radius_A": radius, "centre_A": centre.tolist(), "footprint_radius_A": footprint,
         "hollow_radius_A": max(0.0, radius - float(np.sqrt(np.sum(xyz**2, axis=1)).max())),
-        "noise_sigma": sigma,
-        "b_model": "B = b_atom + b_min + (b_max - b_min) * (1 + (z_copy - z_centre) / R) / 2",
+        "noise_sigma_white": sigma, "noise_sigma": sigma * float(np.sum(kernel**2)) ** 1.5,
+        "b_model": "B = b_atom + b_blur + b_min + (b_max - b_min) * (1 + (z_copy - z_centre) / R) / 2",
         "copies": [{"centre": [round(v, 4) for v in c.tolist()], "rotation": [[round(v, 8) for v in row]
                     for row in r.tolist()], "b": round(float(b), 4)}
                    for c, r, b in zip(centres, rotations, b_copies)],
@@ -343,7 +359,7 @@ def capsid_phantom(
     with AtomicSet(overwrite=overwrite) as files:
         tmp_map, tmp_json = files.stage(output), files.stage(json_path)
         with mrcfile.new_mmap(tmp_map, shape=(size, size, size), mrc_mode=2, overwrite=True) as mrc:
-            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, seed, slab, progress)
+            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, seed, slab, progress)
             _fill_header(mrc, size, voxel, stats, f"localsharp capsid phantom {size}^3 seed {seed}")
         summary["statistics"] = dict(zip(("min", "max", "mean", "rms"), stats))
         tmp_json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from localsharp.capsid import (Atoms, block_density, capsid_phantom, copy_b_fact
                                random_rotations)
 from localsharp.cli import main
 from localsharp.errors import ConfigError, OutputError
+from localsharp.kernels.noisefield import blur_kernel, noise_block
 
 
 def test_one_gaussian_atom_has_its_weight_and_shape():
@@ -81,12 +82,28 @@ def test_hollow_shell_with_empty_corners(tmp_path, emd3488_model):
     assert result.summary["n_copies"] >= 10 and result.summary["noise_sigma"] == 0
 
 
-def test_noise_level_in_the_solvent(tmp_path, emd3488_model):
-    result = capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=96, seed=1)
+@pytest.mark.parametrize("b_blur", [0.0, 40.0])
+def test_noise_level_in_the_solvent(tmp_path, emd3488_model, b_blur):
+    result = capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=128, seed=1, b_blur=b_blur)
     data = localsharp.read_map(result.map_path).data
-    sigma = result.summary["noise_sigma"]
-    assert sigma > 0
-    assert data[40:56, 40:56, 40:56].std() == pytest.approx(sigma, rel=0.05)
+    sigma, white = result.summary["noise_sigma"], result.summary["noise_sigma_white"]
+    assert 0 < sigma <= white and (sigma == white) == (b_blur == 0)
+    corners = np.concatenate([data[z, y, x].ravel() for z in (slice(0, 20), slice(-20, None))
+                              for y in (slice(0, 20), slice(-20, None)) for x in (slice(0, 20), slice(-20, None))])
+    assert corners.std() == pytest.approx(sigma, rel=0.05)
+    assert abs(corners.mean()) < 0.05 * sigma
+
+
+def test_blurred_noise_is_one_periodic_volume():
+    kernel = blur_kernel(40.0, 1.1)
+    assert kernel.sum() == pytest.approx(1.0) and len(kernel) % 2 == 1
+    whole = noise_block(3, 0, 12, 12, 1.0, kernel)
+    parts = np.concatenate([noise_block(3, z0, 4, 12, 1.0, kernel) for z0 in (0, 4, 8)])
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
+    white = noise_block(3, 0, 12, 12, 1.0, np.ones(1))
+    from scipy.ndimage import gaussian_filter
+    sigma_vox = math.sqrt(40.0 / (8 * math.pi**2)) / 1.1
+    np.testing.assert_allclose(whole, gaussian_filter(white, sigma_vox, mode="wrap"), rtol=1e-4, atol=1e-5)
 
 
 def test_header_geometry_and_statistics(tmp_path, emd3488_model):
@@ -127,6 +144,8 @@ def test_existing_outputs_are_kept_and_a_failed_run_leaves_nothing(tmp_path, emd
 def test_bad_parameters_are_refused(tmp_path, emd3488_model):
     with pytest.raises(ConfigError, match="radius fraction"):
         capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=32, radius_fraction=0.6)
+    with pytest.raises(ConfigError, match="uncompressed"):
+        capsid_phantom(emd3488_model, tmp_path / "c.mrc.gz", size=32)
     with pytest.raises(ConfigError, match="Nyquist"):
         capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=32, voxel=2.0, resolution=3.5)
 

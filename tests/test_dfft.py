@@ -32,13 +32,18 @@ def test_forward_and_inverse_match_scipy(tmp_path, shape, t):
     runner = dfft.Runner(None)
     sums = dfft.forward_slabs(runner, array, partial(_produce, data))
     assert sum(sums) == pytest.approx(float(data.sum(dtype=np.float64)))
-    dfft.pencil_pass(runner, array, _keep, forward=True, write=True)
-    coeffs = np.asarray(array.open()[:])
+    full = array.like(str(tmp_path / "full"))
+    dfft.pencil_pass(runner, array, _keep, forward=True, out=full)
+    coeffs = np.asarray(full.open()[:])
     expected = scipy.fft.rfftn(data)
     scale = float(np.abs(expected).max())
     assert np.abs(coeffs - expected).max() <= 1e-5 * scale
-    dfft.pencil_pass(runner, array, _keep, inverse=True, write=True)
-    parts = dfft.inverse_slabs(runner, array, partial(_collect, None))
+    # a pass never writes into the array it reads: running it twice gives the same result
+    dfft.pencil_pass(runner, array, _keep, forward=True, out=full)
+    assert np.array_equal(np.asarray(full.open()[:]), coeffs)
+    back2d = full.like(str(tmp_path / "back"))
+    dfft.pencil_pass(runner, full, _keep, inverse=True, out=back2d)
+    parts = dfft.inverse_slabs(runner, back2d, partial(_collect, None))
     back = np.concatenate([slab for _, slab in sorted(parts, key=lambda p: p[0])])
     assert back.shape == shape and back.dtype == np.float32
     assert np.abs(back - data).max() <= 1e-5 * float(np.abs(data).max())
@@ -75,3 +80,17 @@ def test_pencil_geometry_and_sphere_factor_equal_the_whole_array(tmp_path):
         part = coeffs[:, y0:y0 + 5].copy()
         slab_fft.sphere_average_pencil(part, grid, 4.5, y0, min(y0 + 5, 18))
         assert np.array_equal(part, whole[:, y0:y0 + 5])
+
+
+def test_thin_pencils_when_a_pencil_would_exceed_its_byte_limit(tmp_path, monkeypatch):
+    shape = (24, 20, 18)
+    monkeypatch.setattr(dfft, "PENCIL_BYTES", 24 * 10 * 8 * 3)  # three y-rows per pencil
+    array = dfft.SpectrumArray(str(tmp_path / "thin"), shape, 8).create()
+    assert array.ty == 3 and len(array.y_slabs()) == 7
+    data = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    runner = dfft.Runner(None)
+    dfft.forward_slabs(runner, array, partial(_produce, data))
+    full = array.like(str(tmp_path / "full"))
+    dfft.pencil_pass(runner, array, _keep, forward=True, out=full)
+    expected = scipy.fft.rfftn(data)
+    assert np.abs(np.asarray(full.open()[:]) - expected).max() <= 1e-5 * float(np.abs(expected).max())

@@ -16,7 +16,7 @@ from mrcfile.dtypes import HEADER_DTYPE
 from localsharp.errors import InputFileError, OutputError
 from localsharp.maps import mrc as mrc_module
 from localsharp.maps.mrc import read_map, write_map
-from localsharp.maps.omezarr import create_image
+from localsharp.maps.omezarr import convert_to_image, create_image, slowest_axis
 from localsharp.maps.source import MapSource
 from localsharp.maps.stream import write_map_streamed
 
@@ -76,6 +76,8 @@ def test_existing_image_is_not_replaced(spike_map: Path, tmp_path: Path) -> None
     with pytest.raises(OutputError, match="already exists"):
         create_image(tmp_path / "s.ome.zarr", MapSource.open(spike_map), (16, 16, 16))
     create_image(tmp_path / "s.ome.zarr", MapSource.open(spike_map), (8, 8, 8), overwrite=True)
+    with pytest.raises(ValueError, match="three positive integers"):
+        create_image(tmp_path / "t.ome.zarr", MapSource.open(spike_map), (8, 0, 8))
 
 
 # ---------------------------------------------------------------- round trip
@@ -108,6 +110,21 @@ def test_mrc_to_omezarr_to_ccp4_keeps_header_and_voxels(fixture: str, request: p
     for name in GEOMETRY:
         assert getattr(again, name) == getattr(density, name), name
     assert again.header_extras == density.header_extras
+
+
+def test_convert_to_image_writes_slabs_along_the_stored_slowest_axis(rdrp_map: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    source = MapSource.open(rdrp_map)
+    assert slowest_axis(source) == 2  # axis order 3,2,1: x is the file's section axis
+    reads, read = [], MapSource.read
+    monkeypatch.setattr(MapSource, "read", lambda self, bounds=None: reads.append(bounds) or read(self, bounds))
+    image = convert_to_image(source, tmp_path / "r.ome.zarr", (32, 48, 40), slab_bytes=1)
+    assert [b[2] for b in reads] == [(0, 40), (40, 80), (80, 120), (120, 160), (160, 192)]
+    assert all(b[:2] == ((0, 192), (0, 192)) for b in reads)
+    monkeypatch.undo()
+    assert image.geometry == source.geometry
+    assert image.read().tobytes() == source.read().tobytes()
+    assert zarr.open_array(image.array_path).chunks == (32, 48, 40)
 
 
 def test_extended_header_and_labels_survive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,7 +202,7 @@ def test_foreign_omezarr_in_nanometres(tmp_path: Path) -> None:
 # ------------------------------------------------------------- bad inputs
 def test_bad_zarr_inputs_name_the_problem(tmp_path: Path) -> None:
     zarr.create_array(str(tmp_path / "nov.zarr"), shape=(4, 4, 4), dtype="float32")
-    with pytest.raises(InputFileError, match=r'nov\.zarr: zarr array has no voxel size: set its attribute "voxel_size"'):
+    with pytest.raises(InputFileError, match=r'nov\.zarr: zarr array has no voxel size: set its attribute "voxel_s'):
         MapSource.open(tmp_path / "nov.zarr")
     flat = zarr.create_array(str(tmp_path / "flat.zarr"), shape=(4, 4), dtype="float32")
     flat.attrs["voxel_size"] = 1.0

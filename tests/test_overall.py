@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from localsharp import api
+from localsharp.cli import main
 from localsharp.config import SharpenOptions
-from localsharp.engine import overall, overall_dist
+from localsharp.engine import overall, overall_api, overall_dist
 from localsharp.engine.overall import fits_one_worker, map_header, overall_pass
-from localsharp.engine.overall_tasks import block_counts
-from localsharp.errors import ConfigError
+from localsharp.tiling.occupancy import block_counts
+from localsharp.errors import ConfigError, InputFileError
 from localsharp.maps.density import DensityMap
 from localsharp.maps.mrc import read_map, write_map
 from localsharp.maps.store import RunStore
@@ -87,7 +90,10 @@ def test_odd_shaped_in_memory_map(tmp_path, client):
     _compare(tmp_path, crop, crop.shape, 3.2, client, chunk=24)
 
 
-def test_odd_shaped_file_in_process_with_axis_order_zyx(tmp_path):
+def test_odd_shaped_file_in_process_with_axis_order_zyx(tmp_path, monkeypatch):
+    # small histograms and gathers: the mask quantile takes several refinement passes, still exact
+    monkeypatch.setattr(overall_dist, "HIST_BINS", 64)
+    monkeypatch.setattr(overall_dist, "GATHER_MAX", 1000)
     whole = read_map(HAEMOGLOBIN)
     crop = DensityMap(data=whole.data[2:99, 6:91, 1:94], voxel_size=whole.voxel_size, axis_order=(3, 2, 1))
     path = tmp_path / "crop.mrc"
@@ -132,3 +138,65 @@ def test_segmentation_box_is_refused_on_the_distributed_path(tmp_path):
 
 def test_constants_are_the_documented_ones():
     assert overall.MAX_BOX_VOXELS == 160**3 and overall.SCORE_WHOLE_MAX_VOXELS == 256**3
+
+
+# ------------------------------------------------------- global_sharpen on a cluster
+def test_global_sharpen_with_a_client_gives_the_in_process_result(client):
+    alone = api.global_sharpen(str(SPIKE), 3.2)
+    on_cluster = api.global_sharpen(str(SPIKE), 3.2, client=client)
+    a, b = alone.summary(), on_cluster.summary()
+    # the worker runs its FFTs on one thread (LOCALSHARP_FFT_WORKERS=1): last-bit differences only
+    for key in ("method", "b_sharpen", "solvent_fraction", "box"):
+        assert a[key] == b[key], key
+    for key in ("b_iso_input", "b_iso_output"):
+        assert a[key] == pytest.approx(b[key], rel=1e-9), key
+    assert [t["adjusted_sa"] for t in a["trials"]] == pytest.approx([t["adjusted_sa"] for t in b["trials"]], rel=1e-9)
+    assert np.abs(alone.map.data - on_cluster.map.data).max() <= 1e-5
+
+
+def test_global_sharpen_distributed_when_the_map_does_not_fit(client, monkeypatch):
+    monkeypatch.setattr(overall_api, "fits_one_worker", lambda client, shape: False)
+    alone = api.global_sharpen(str(HAEMOGLOBIN), 3.2)
+    spread = api.global_sharpen(str(HAEMOGLOBIN), 3.2, client=client)
+    assert spread.sharpening == alone.sharpening
+    assert spread.solvent.solvent_fraction == alone.solvent.solvent_fraction
+    assert spread.box_solvent.solvent_fraction == alone.box_solvent.solvent_fraction
+    assert spread.box.bounds == alone.box.bounds and spread.region_weight == alone.region_weight
+    assert spread.b_iso_input == pytest.approx(alone.b_iso_input, rel=1e-6)
+    assert spread.b_iso_output == pytest.approx(alone.b_iso_output, rel=1e-6)
+    assert spread.b_cart_removed == pytest.approx(alone.b_cart_removed, rel=1e-5, abs=1e-6)
+    assert spread.d_min == alone.d_min and spread.discarded == alone.discarded
+    np.testing.assert_allclose(spread.amplitudes["before"], alone.amplitudes["before"], rtol=1e-5)
+    np.testing.assert_allclose(spread.amplitudes["after"], alone.amplitudes["after"], rtol=1e-5)
+    assert spread.score_input.n_regions == alone.score_input.n_regions
+    assert spread.score_input.surface_area == alone.score_input.surface_area
+    assert spread.score_input.kurtosis == pytest.approx(alone.score_input.kurtosis, rel=1e-9)
+    assert spread.score_output.n_regions == alone.score_output.n_regions
+    assert spread.score_output.surface_area == pytest.approx(alone.score_output.surface_area, rel=1e-3)
+    assert spread.map.voxel_size == alone.map.voxel_size and spread.map.origin == alone.map.origin
+    assert np.abs(spread.map.data - alone.map.data).max() <= 1e-4
+
+
+def test_sharpen_command_with_workers_writes_the_same_map(tmp_path):
+    rc = main(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(tmp_path / "one"), "-q"])
+    assert rc == 0
+    rc = main(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(tmp_path / "two"), "-q",
+               "--workers", "1"])
+    assert rc == 0
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert one["b_sharpen"] == two["b_sharpen"] and one["method"] == two["method"]
+    maps = sorted(p.name for p in (tmp_path / "one").glob("*.ccp4"))
+    assert maps
+    for name in maps:
+        assert np.array_equal(read_map(tmp_path / "one" / name).data, read_map(tmp_path / "two" / name).data)
+
+
+def test_a_map_with_nan_is_refused_by_the_distributed_pass(tmp_path):
+    whole = read_map(SPIKE)
+    data = np.array(whole.data)
+    data[3, 4, 5] = np.nan
+    bad = DensityMap(data=data, voxel_size=whole.voxel_size)
+    with pytest.raises(InputFileError, match="1 NaN or infinite"):
+        overall_pass(None, bad, _store(tmp_path / "n", bad.shape, 32), SharpenOptions(resolution=3.2),
+                     distributed=True)

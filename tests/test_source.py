@@ -229,3 +229,40 @@ def test_open_reads_no_voxels_of_a_map_with_nan(tmp_path: Path) -> None:
     assert np.isnan(source.read(((2, 3), (3, 4), (4, 5)))[0, 0, 0])
     with pytest.raises(InputFileError, match="1 NaN or infinite values"):
         source.density()
+
+
+def _rss_file_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024.0
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+def test_read_pages_leave_the_resident_set(tmp_path: Path) -> None:
+    """Reading a 64 MiB map slab by slab does not leave its file pages in this process's RSS."""
+    path = tmp_path / "big.mrc"
+    vol = np.arange(256**3, dtype=np.float32).reshape(256, 256, 256)
+    write_layout(path, vol, (3, 2, 1))
+    del vol
+    source = MapSource.open(path)
+    before = _rss_file_mb()
+    checksum = 0.0
+    for x in range(0, 256, 16):  # x is the file's slowest axis here
+        checksum += float(source.read(((0, 256), (0, 256), (x, x + 16)))[0, 0, 0])
+    assert checksum == sum(float(x) for x in range(0, 256, 16))
+    assert _rss_file_mb() - before < 24.0  # the map is 64 MiB
+
+
+def _read_in_child(source: MapSource, bounds) -> bytes:
+    return source.read(bounds).tobytes()
+
+
+def test_a_pickled_source_reads_in_a_fresh_process(spike_map: Path) -> None:
+    """As on a Dask worker: the source travels by pickle and the child maps the file itself."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    source = MapSource.open(spike_map)
+    bounds = ((2, 40), (5, 6), (10, 48))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_read_in_child, source, bounds).result() == source.read(bounds).tobytes()

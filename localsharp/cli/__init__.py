@@ -30,12 +30,19 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command.
+
+    With ``only`` (a command name) the other commands get bare subparsers, so that their
+    modules (and what they import) are not loaded for a run of ``only``.
+    """
     parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text)
         module.add_arguments(sub_parser)
@@ -60,8 +67,10 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
     before the imports (``console_main``); it is closed here whatever happens.
     """
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = next((w for w in words if not w.startswith("-")), None)
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(words)
         args.plotter = plotter
         return _run(args)
     finally:

@@ -12,8 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Make a capsid phantom: a cubic map of --size voxels with copies of MODEL in random orientations "
         "on a sphere of radius --radius-fraction × size (hollow inside, solvent in the corners), atomic B "
         "rising with height from --b-min to --b-max, white noise at the level where half maps would cross "
-        "FSC 0.143 at --resolution on the equator. Computed and written in z slabs (memory ≈ a few slabs), "
-        "so 1024³ works on a small machine. Writes MAP (float32 MRC) and MAP with suffix .json (parameters "
+        "FSC 0.143 at --resolution on the equator, then all blurred by --b-blur. Computed and written in "
+        "z slabs (memory ≈ a few slabs), so 1024³ works on a small machine. Writes MAP (float32 MRC) and MAP with suffix .json (parameters "
         "and every copy's centre, rotation and B)."
     )
     parser.add_argument("model", metavar="MODEL", help="atomic model of one copy (PDB or mmCIF, optionally .gz)")
@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copies", type=int, help="number of copies (default: from --coverage)")
     parser.add_argument("--coverage", type=float, default=1.5,
                         help="copies' footprint discs / sphere area when --copies is not given (default 1.5)")
-    parser.add_argument("--b-min", type=float, default=40.0, help="copy B at the bottom pole, Å² (default 40)")
-    parser.add_argument("--b-max", type=float, default=160.0, help="copy B at the top pole, Å² (default 160)")
+    parser.add_argument("--b-min", type=float, default=20.0, help="copy B at the bottom pole, Å² (default 20)")
+    parser.add_argument("--b-max", type=float, default=120.0, help="copy B at the top pole, Å² (default 120)")
+    parser.add_argument("--b-blur", type=float, default=40.0,
+                        help="Gaussian blur of the whole map (signal and noise), Å² (default 40)")
     parser.add_argument("--resolution", type=float, default=3.5,
                         help="noise level: half maps would cross FSC 0.143 here on the equator, Å (default 3.5)")
     parser.add_argument("--noise", type=float, default=1.0, help="multiplier of the noise sd (default 1; 0 = none)")
@@ -42,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("localsharp.capsid")
     result = capsid_phantom(
         args.model, args.output, size=args.size, voxel=args.voxel, radius_fraction=args.radius_fraction,
-        copies=args.copies, coverage=args.coverage, b_min=args.b_min, b_max=args.b_max,
+        copies=args.copies, coverage=args.coverage, b_min=args.b_min, b_max=args.b_max, b_blur=args.b_blur,
         resolution=args.resolution, noise=args.noise, seed=args.seed, slab=args.slab, overwrite=args.overwrite,
         progress=lambda done, total: log.info("planes %d / %d written", done, total),
     )
     s = result.summary
     print(f"capsid phantom {args.size}³ × {args.voxel} Å: {s['n_copies']} copies ({s['n_atoms']} atoms) on radius "
-          f"{s['radius_A']:.1f} Å, B {args.b_min}→{args.b_max} Å², noise sd {s['noise_sigma']:.4g}, seed {args.seed}")
+          f"{s['radius_A']:.1f} Å, B {args.b_min}→{args.b_max} Å² + blur {args.b_blur} Å², "
+          f"noise sd {s['noise_sigma']:.4g}, seed {args.seed}")
     print(f"  map  {result.map_path}\n  json {result.json_path}")
     return 0

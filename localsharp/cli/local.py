@@ -9,21 +9,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, InputFileError, LocalsharpError
-from ..engine.inputs import template_of
-from ..maps.atomic import AtomicSet
-from ..maps.model import write_points_pdb
-from ..maps.store import RunStore
-from ..maps.stream import write_map_streamed
-from ..report.outputs import prepare_output_dir, remove_if_unused
-from ..report.progress import ProgressReporter
-from ..report.summary import json_default, versions
 from .cluster_args import add_cluster_arguments, check_cluster_arguments, cluster_client, cluster_record
+
+if TYPE_CHECKING:
+    from ..config import LocalOptions, SharpenOptions
+
+# The heavy modules (numpy, scipy, zarr, distributed) are imported inside the functions: building the
+# parser costs nothing, and a wrong input is refused after reading its header only.
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
            "summary": "local_summary.json", "box_centres": "local_box_centres.pdb"}
@@ -64,12 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run local sharpening and write the map and summary atomically; returns the exit status."""
-    from ..engine.run import prepare_input
-
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
     if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
+    from ..maps.source import MapSource
+
+    MapSource.open(args.map)  # a file that is no map is refused here, before the engine is even imported
+    from ..config import LocalOptions, SharpenOptions
+    from ..engine.inputs import template_of
+    from ..engine.run import prepare_input
+    from ..maps.atomic import AtomicSet
+    from ..maps.store import RunStore
+    from ..maps.stream import write_map_streamed
+    from ..report.outputs import prepare_output_dir, remove_if_unused
+    from ..report.summary import versions
+
     check_cluster_arguments(args)
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
@@ -115,6 +120,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
     """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
     from ..engine.cluster import quiet_distributed_logs
     from ..engine.run import local_sharpen
+    from ..report.progress import ProgressReporter
 
     reporter = ProgressReporter("localsharp local", quiet=args.quiet)
     reporter.note(f"{args.map}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
@@ -136,6 +142,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
 
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:
     """``--only-box N``: one box by hand (the run store is made or reused; no map is written)."""
+    from ..report.outputs import prepare_output_dir
     from ..engine.run import inspect_box
 
     prepare_output_dir(out, {}, True)
@@ -158,6 +165,8 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
 
 def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
     """The summary as JSON with its per-box table streamed row by row (no list of every box is built)."""
+    from ..report.summary import json_default
+
     head = json.dumps(summary, indent=1, allow_nan=False, default=json_default)
     with open(path, "w") as handle:
         handle.write(head[:-2] + ',\n "boxes": [')
@@ -169,6 +178,10 @@ def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str,
 def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
     """Searched box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept /
     skipped (boxes the coarse mask skipped without a task are left out)."""
+    import numpy as np
+
+    from ..maps.model import write_points_pdb
+
     positions, b, occupancy = [], [], []
     for row in rows:
         if row["status"] == "skipped" and "no task" in row["reason"]:

@@ -106,6 +106,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     other.add_argument("--mask", metavar="FILE", help="mask for the half-map FSC (default: automatic)")
     other.add_argument("--model", metavar="FILE", help="atomic model (PDB/mmCIF) for model-based sharpening")
     other.add_argument("--model-rms", type=float, metavar="Å", help="assumed model error (default resolution/4)")
+    cluster = parser.add_argument_group("cluster (model-free sharpening of maps too big for one process)")
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="run on a LocalCluster of N single-threaded worker processes: the map is sharpened "
+                              "in one of them when it fits its memory, else slab by slab across them")
+    cluster.add_argument("--scheduler-file", metavar="FILE", help="run on the Dask scheduler of this file instead")
 
 
 def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
@@ -216,11 +221,28 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
         result = model_sharpen(density, args.model, resolution, options=opts, model_rms=args.model_rms)
         inputs["model"] = args.model
+    elif getattr(args, "workers", None) or getattr(args, "scheduler_file", None):
+        result = _sharpen_on_cluster(args, density if args.mtz else source, resolution, opts)
     else:
         result = global_sharpen(density, resolution, options=opts, name=str(source))
     inputs["sha256"] = checksums()
     inputs["geometry"] = result.map.geometry()
     return result, inputs
+
+
+def _sharpen_on_cluster(args: argparse.Namespace, source: Any, resolution: float, opts: SharpenOptions) -> Any:
+    """``global_sharpen`` on a Dask cluster (``--workers`` / ``--scheduler-file``); the client is closed after."""
+    from ..engine.cluster import make_client
+
+    client = make_client(workers=args.workers, scheduler_file=args.scheduler_file,
+                         verbose=getattr(args, "verbose", False))
+    try:
+        return global_sharpen(source, resolution, options=opts, name=str(args.map or args.mtz), client=client)
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and args.workers:
+            cluster.close()
 
 
 class _StderrLines(logging.Handler):

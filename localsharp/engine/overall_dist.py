@@ -12,7 +12,7 @@ import zarr
 
 from .. import api
 from ..config import SharpenOptions
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..kernels import fourier, order_stats, shell_sums, wilson
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
@@ -55,7 +55,11 @@ class _ShapeOnly:
 
 def distributed_overall(runner: Runner, source: DensityMap | str, store_path: str, opts: SharpenOptions,
                         header: MapHeader) -> dict[str, Any]:
-    """The overall pass with no task holding the map; returns the summary (without ``path``)."""
+    """The overall pass with no task holding the map.
+
+    Returns ``{"summary": the overall_pass summary (without "path"), "details": the fields of a
+    SharpenResult except the map}``.
+    """
     name = source if isinstance(source, str) else "map"
     api.check_resolution(header, opts.resolution, name)  # type: ignore[arg-type]
     api.check_limitations(header, name, opts)  # type: ignore[arg-type]
@@ -85,8 +89,9 @@ def _stage(density: DensityMap, path: str, chunks: tuple[int, ...]) -> tasks.Zar
 
 def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[str, Any]:
     header, n = run.header, run.header.n_voxels
-    rho = SpectrumArray(f"{run.scratch}/rho", run.shape, run.t).create()
-    slab_stats = forward_slabs(run.runner, rho, partial(tasks.rho_slab, run.source, run.shape))
+    rho_2d = SpectrumArray(f"{run.scratch}/rho_2d", run.shape, run.t).create()
+    slab_stats = forward_slabs(run.runner, rho_2d, partial(tasks.rho_slab, run.source, run.shape))
+    _check_values(run, slab_stats)
     mean = sum(s["sum"] for s in slab_stats) / n
     warnings = [w for w in (api.masked_warning(sum(s["zeros"] for s in slab_stats), n),) if w]
     if opts.resolution >= 10.0:
@@ -94,7 +99,9 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     grid = fourier.FourierGrid(run.shape, header.voxel_size_zyx, header.cell_angles)
     d_min = max(opts.d_min_ratio * opts.resolution, grid.nyquist)
     pjob = tasks.PencilJob(run.shape, header.voxel_size_zyx, header.cell_angles, float(opts.resolution), float(d_min))
-    fits = pencil_pass(run.runner, rho, partial(tasks.fit_pencil, pjob), forward=True, write=True)
+    rho = rho_2d.like(f"{run.scratch}/rho")
+    fits = pencil_pass(run.runner, rho_2d, partial(tasks.fit_pencil, pjob), forward=True, out=rho)
+    rho_2d.delete()
     n_kept = sum(f["n_kept"] for f in fits)
     if n_kept < 20:
         raise ConfigError(f"only {n_kept} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
@@ -116,46 +123,71 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     b_out: float | None = b_iso
     if sharpening.method == "no_sharpening":
         run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
+        amplitudes = _amplitudes(run, rho, pjob, fit if opts.remove_aniso else None, edges, opts)
     else:
-        b_out = _apply(run, rho, pjob, fit if opts.remove_aniso else None, sharpening, edges, opts)
+        b_out, amplitudes = _apply(run, rho, pjob, fit if opts.remove_aniso else None, sharpening, edges, opts)
     rho.delete()
+    whole = n <= SCORE_WHOLE_MAX_VOXELS
+    bounds = tuple((0, s) for s in run.shape) if whole else box.bounds
+    f_sol = (whole_solvent if whole else box_solvent).solvent_fraction
+    score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, bounds, f_sol,
+                                          opts.search.score)
+    if sharpening.method == "no_sharpening":
+        score_out = score_in
     discarded = False
-    if search is not None and opts.discard_if_worse and sharpening.method != "no_sharpening":
-        whole = n <= SCORE_WHOLE_MAX_VOXELS
-        bounds = tuple((0, s) for s in run.shape) if whole else box.bounds
-        f_sol = (whole_solvent if whole else box_solvent).solvent_fraction
-        score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, bounds, f_sol,
-                                              opts.search.score)
-        target = search.target
+    target = search.target if search is not None else "adjusted_sa"
+    region_weight = search.region_weight if search is not None else opts.search.region_weight
 
-        def score(m: Any) -> float:
-            return m.kurtosis if target == "kurtosis" else m.adjusted_sa(search.region_weight)
+    def score(m: Any) -> float:
+        return m.kurtosis if target == "kurtosis" else m.adjusted_sa(region_weight)
 
-        if score(score_in) > score(score_out):
-            discarded = True
-            where = "" if whole else " (scored on the analysis box)"
-            warnings.append(
-                f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
-                f"sharpened map ({score(score_out):.3f}){where}; the input map is kept "
-                "(--keep-if-worse to keep the sharpened map)")
-            sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
-            b_out = b_iso
-            run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
-    return {"method": sharpening.method, "b_sharpen": sharpening.b_sharpen,
-            "b_iso_input": fit.b_iso if fit is not None else None, "b_iso_output": b_out,
-            "solvent_fraction": whole_solvent.solvent_fraction,
-            "signal_to_noise": None if search is None else search.signal_to_noise,
-            "applicable": api._applicability(search, opts, discarded), "warnings": warnings,
-            "molecule_bounds_zyx": molecule_bounds, "box": box.to_dict()}
+    if (search is not None and opts.discard_if_worse and sharpening.method != "no_sharpening"
+            and score(score_in) > score(score_out)):
+        discarded = True
+        where = "" if whole else " (both scored on the analysis box)"
+        warnings.append(
+            f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
+            f"sharpened map ({score(score_out):.3f}){where}; the input map is kept "
+            "(--keep-if-worse to keep the sharpened map)")
+        sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
+        b_out, score_out = b_iso, score_in
+        amplitudes["after"] = list(amplitudes["before"])
+        run.runner.map(partial(tasks.copy_input, run.source, run.store_path, run.shape), run.spans())
+    summary = {"method": sharpening.method, "b_sharpen": sharpening.b_sharpen,
+               "b_iso_input": fit.b_iso if fit is not None else None, "b_iso_output": b_out,
+               "solvent_fraction": whole_solvent.solvent_fraction,
+               "signal_to_noise": None if search is None else search.signal_to_noise,
+               "applicable": api._applicability(search, opts, discarded), "warnings": warnings,
+               "molecule_bounds_zyx": molecule_bounds, "box": box.to_dict()}
+    details = {"sharpening": sharpening, "search": search, "b_iso_input": summary["b_iso_input"],
+               "b_iso_output": b_out, "d_min": float(d_min), "solvent": whole_solvent, "box_solvent": box_solvent,
+               "box": box, "region_weight": region_weight, "score_output": score_out, "score_input": score_in,
+               "b_cart_removed": fit.b_cart if (fit is not None and opts.remove_aniso) else None,
+               "amplitudes": amplitudes, "applicable": summary["applicable"], "warnings": warnings,
+               "discarded": discarded, "scored_whole_map": whole}
+    return {"summary": summary, "details": details}
+
+
+def _check_values(run: _Run, slab_stats: list[dict]) -> None:
+    """The checks ``read_map`` makes on the voxels (no NaN/Inf, not constant), from the slab reductions."""
+    name = run.source if isinstance(run.source, str) else "map"
+    bad = sum(s["bad"] for s in slab_stats)
+    if bad:
+        raise InputFileError(name, f"map holds {bad} NaN or infinite values")
+    low, high = min(s["min"] for s in slab_stats), max(s["max"] for s in slab_stats)
+    if low == high:
+        raise InputFileError(name, f"map is constant (every voxel is {low}); nothing to sharpen")
 
 
 def _local_variance(run: _Run, grid: fourier.FourierGrid, mean: float, resolution: float,
                     chunks: tuple[int, ...]) -> tuple[str, list[dict]]:
     """The local variance (radius 1.5 × resolution) into a scratch float32 array: its path and slab stats."""
-    var = SpectrumArray(f"{run.scratch}/var", run.shape, run.t).create()
-    forward_slabs(run.runner, var, partial(tasks.squared_slab, run.source, run.shape, mean))
-    pencil_pass(run.runner, var, partial(tasks.sphere_pencil, grid, solvent.RADIUS_FACTOR * resolution),
-                forward=True, inverse=True, write=True)
+    var_2d = SpectrumArray(f"{run.scratch}/var_2d", run.shape, run.t).create()
+    forward_slabs(run.runner, var_2d, partial(tasks.squared_slab, run.source, run.shape, mean))
+    var = var_2d.like(f"{run.scratch}/var")
+    pencil_pass(run.runner, var_2d, partial(tasks.sphere_pencil, grid, solvent.RADIUS_FACTOR * resolution),
+                forward=True, inverse=True, out=var)
+    var_2d.delete()
     path = f"{run.scratch}/variance"
     zarr.create_array(store=path, shape=run.shape, chunks=chunks, dtype="float32", compressors=None)
     step = solvent.sample_step(run.header.n_voxels)
@@ -277,8 +309,9 @@ def _capped(run: _Run, box: BoxChoice) -> BoxChoice:
 
 
 def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,
-           sharpening: Sharpening, edges: np.ndarray, opts: SharpenOptions) -> float | None:
-    """Correct and sharpen the whole spectrum, write the sigma-scaled ``overall``; return the output's B."""
+           sharpening: Sharpening, edges: np.ndarray, opts: SharpenOptions) -> tuple[float | None, dict]:
+    """Correct and sharpen the whole spectrum, write the sigma-scaled ``overall``; the output's B and the
+    shell mean amplitudes before and after."""
     d_fit = sharpening.d_cut or opts.resolution
     table = None
     if sharpening.method == "resolution_dependent":
@@ -286,10 +319,26 @@ def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.Wil
         parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, plain))
         table = shell_sums.shell_means(edges, sum(p["before"][0] for p in parts), sum(p["before"][1] for p in parts))
     job = tasks.ApplyJob(pjob, fit, sharpening, edges, d_fit, table)
-    parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job), inverse=True, write=True)
+    out = rho.like(f"{run.scratch}/out")
+    parts = pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job), inverse=True, out=out)
     n = run.header.n_voxels
     rms = float(np.sqrt(sum(p["power"] for p in parts))) / n
-    inverse_slabs(run.runner, rho, partial(tasks.write_overall, run.store_path, rms))
+    inverse_slabs(run.runner, out, partial(tasks.write_overall, run.store_path, rms))
+    out.delete()
     out_fit = wilson.fit_from_normal_equations(sum(p["n"] for p in parts), sum(p["ata"] for p in parts),
                                                sum(p["aty"] for p in parts), True)
-    return None if out_fit is None else out_fit.b_iso
+    return None if out_fit is None else out_fit.b_iso, _shell_table(edges, parts)
+
+
+def _amplitudes(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,
+                edges: np.ndarray, opts: SharpenOptions) -> dict:
+    """Shell mean amplitudes of the unsharpened spectrum (before = after), by a read-only pencil pass."""
+    job = tasks.ApplyJob(pjob, fit, Sharpening(method="no_sharpening"), edges, opts.resolution)
+    return _shell_table(edges, pencil_pass(run.runner, rho, partial(tasks.apply_pencil, job)))
+
+
+def _shell_table(edges: np.ndarray, parts: list[dict]) -> dict:
+    """``{"d", "before", "after"}`` of ``finish_sharpening`` from the pencils' shell sums."""
+    d, before = shell_sums.shell_means(edges, sum(p["before"][0] for p in parts), sum(p["before"][1] for p in parts))
+    _, after = shell_sums.shell_means(edges, sum(p["after"][0] for p in parts), sum(p["after"][1] for p in parts))
+    return {"d": d.tolist(), "before": before.tolist(), "after": after.tolist()}

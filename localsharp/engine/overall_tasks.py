@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,14 +17,14 @@ import zarr
 
 from ..kernels import fourier, order_stats, shell_sums, slab_fft, wilson
 from ..kernels.masks import box_edge_mask
-from ..maps import mrc
 from ..maps.store import RunStore
+from ..tiling.occupancy import BLOCK, block_counts
 from ..sharpening.functions import Sharpening
 from ..sharpening.score import MapMeasures, ScoreParams, measure_map
 
 Bounds = tuple[tuple[int, int], ...]
 #: Edge of the coarse blocks counted in ``molecule_counts``.
-COUNT_BLOCK = 8
+COUNT_BLOCK = BLOCK
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def _opened(path: str) -> Any:
 
 
 def rho_slab(source: str | ZarrInput, shape: tuple[int, int, int], z0: int, z1: int) -> tuple[np.ndarray, dict]:
-    """The map's slab and its reductions (sum, zeros, the density-select maxima)."""
+    """The map's slab and its reductions (sum, zeros, non-finite count, extremes, the density-select maxima)."""
     _, ny, nx = shape
     slab = _read_region(source, ((z0, z1), (0, ny), (0, nx)))
     faces = {"y0": slab[:, 0].max(), "y1": slab[:, -1].max(), "x0": slab[:, :, 0].max(), "x1": slab[:, :, -1].max()}
@@ -65,6 +64,8 @@ def rho_slab(source: str | ZarrInput, shape: tuple[int, int, int], z0: int, z1: 
     if z1 == shape[0]:
         faces["z1"] = slab[-1].max()
     stats = {"sum": float(slab.sum(dtype=np.float64)), "zeros": int(np.count_nonzero(slab == 0.0)),
+             "bad": int(slab.size - np.count_nonzero(np.isfinite(slab))),
+             "min": float(np.nanmin(slab)) if slab.size else 0.0, "max": float(np.nanmax(slab)) if slab.size else 0.0,
              "faces": faces, "profiles": [slab.max(axis=(1, 2)), slab.max(axis=(0, 2)), slab.max(axis=(0, 1))]}
     return slab, stats
 
@@ -121,15 +122,6 @@ def molecule_slab(path: str, store_path: str, threshold: float, span: tuple[int,
     c0 = z0 // COUNT_BLOCK
     store.write("molecule_counts", ((c0, c0 + counts.shape[0]), (0, counts.shape[1]), (0, counts.shape[2])), counts)
     return {"z": mask.any(axis=(1, 2)), "y": mask.any(axis=(0, 2)), "x": mask.any(axis=(0, 1))}
-
-
-def block_counts(mask: np.ndarray) -> np.ndarray:
-    """Number of true voxels in each 8×8×8 block (uint16; blocks at the far edges may be partial)."""
-    b = COUNT_BLOCK
-    padded = np.zeros(tuple(-(-n // b) * b for n in mask.shape), dtype=np.uint16)
-    padded[tuple(slice(0, n) for n in mask.shape)] = mask
-    nz, ny, nx = (n // b for n in padded.shape)
-    return padded.reshape(nz, b, ny, b, nx, b).sum(axis=(1, 3, 5), dtype=np.uint16)
 
 
 # ------------------------------------------------------------------ pencils

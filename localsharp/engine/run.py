@@ -48,9 +48,10 @@ from ..tiling.boxes import Box, BoxGrid
 from ..tiling.occupancy import possibly_molecule
 from ..tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
+from . import worker_setup
 from .submit import run_bounded
 from .overall import overall_pass
-from .tasks import BoxJob, check_slab, render_tile, run_box, save_plan, score_block
+from .tasks import BoxJob, check_slab, failed_row, render_tile, run_box, save_plan, score_block, score_one
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ class LocalResult:
         """JSON-friendly summary: counts, mean B applied, timings and (optionally) the per-box table."""
         out = {"mode": "local", "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
                "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
+               "failed_boxes": self.counts.get("failed", []),
+               "workers_over_time_s_n": self.counts.get("workers_over_time", []),
                "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
                "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
                "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
@@ -189,6 +192,8 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     """
     local = local or LocalOptions()
     source, opts = prepare_input(map_or_path, resolution, options)
+    if client is not None:
+        worker_setup.register(client)
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
         try:
@@ -295,20 +300,27 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     job = dataclasses.replace(job, output=str(output / "0"))
     timings["plan"] = time.perf_counter() - t
 
+    workers = WorkerLog(client)
+    workers.sample(force=True)
     t = time.perf_counter()
-    _box_pass(client, job, store, plan, progress, resumed)
+    _box_pass(client, job, store, plan, progress, resumed, workers)
     timings["boxes"] = time.perf_counter() - t
     t = time.perf_counter()
-    _blend_pass(client, job, store, plan, progress, resumed)
+    _blend_pass(client, job, store, plan, progress, resumed, workers)
     timings["blend"] = time.perf_counter() - t
+    workers.sample(force=True)
 
     t = time.perf_counter()
     geometry = geometry_of(source)
-    by_status, mean_b = _tally(_rows(store, plan, geometry))
+    failed: list[dict[str, Any]] = []
+    by_status, mean_b = _tally(_rows(store, plan, geometry), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
-              "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status}
+              "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
+    for row in failed:
+        log.warning("local: box %d (centre %s Å) failed: %s", row["index"], row["centre_A"], row["reason"])
     timings["tally"] = time.perf_counter() - t
     result_map = LocalMap(output / "0", source.shape, source)
+    counts["workers_over_time"] = workers.samples
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
                        lambda: _rows(store, plan, geometry))
 
@@ -383,21 +395,40 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
 
 
 def _box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
-              resumed: dict[str, int]) -> None:
+              resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
     done = store.done_batches()
     boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
     resumed["boxes"] = boxes_done
-    counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"])
+    counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"],
+                       workers=workers)
     _report(progress, "boxes", boxes_done, plan.n_active)
     calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
-    run_bounded(client, score_block, calls, counter)
+    run_bounded(client, score_block, calls, counter, on_error=lambda args, exc: _isolate(client, store, args, exc))
+
+
+def _isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> dict[str, Any]:
+    """A block task that failed (e.g. its worker died on it every time): search its boxes one by one,
+    mark the boxes that fail on their own, and record the block from here."""
+    job, block, indices = args
+    log.warning("local: search task %d failed (%s: %s); searching its %d boxes one by one", block,
+                type(error).__name__, error, len(indices))
+    rows = []
+    for index in indices:
+        try:
+            row = score_one(job, int(index)) if client is None else \
+                client.submit(score_one, job, int(index), pure=False, retries=0).result()
+        except Exception as exc:  # noqa: BLE001 - this box alone fails: it is marked, the run goes on
+            row = failed_row(int(index), exc)
+        rows.append(row)
+    store.write_batch(block, rows)
+    return {"block": block, "n": len(rows), "by_status": {}, "host": None, "seconds": None}
 
 
 def _blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
-                resumed: dict[str, int]) -> None:
+                resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
     done = store.done_tiles()
     resumed["tiles"] = len(done)
-    counter = _Counter("tiles", len(done), plan.n_tiles, progress)
+    counter = _Counter("tiles", len(done), plan.n_tiles, progress, workers=workers)
     _report(progress, "tiles", len(done), plan.n_tiles)
     run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
 
@@ -416,16 +447,40 @@ def _note(progress: Progress | None, message: str) -> None:
         log.info("local: %s", message)
 
 
+class WorkerLog:
+    """The number of workers over the run, sampled at most every ``interval`` seconds as tasks finish."""
+
+    def __init__(self, client: Any, interval: float = 10.0) -> None:
+        self.client, self.interval = client, interval
+        self.t0 = time.monotonic()
+        self.samples: list[list[float]] = []
+        self.last = -float("inf")
+
+    def sample(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.client is None or (not force and now - self.last < self.interval):
+            return
+        self.last = now
+        try:
+            n = len(self.client.scheduler_info()["workers"])
+        except Exception:  # noqa: BLE001 - a scheduler going away is reported elsewhere
+            return
+        if not self.samples or self.samples[-1][1] != n or force:
+            self.samples.append([round(now - self.t0, 1), n])
+
+
 class _Counter:
     """Counts the work (tasks, or what ``weight`` says a result stands for) of one pass for ``progress``."""
 
     def __init__(self, stage: str, done: int, total: int, progress: Progress | None,
-                 weight: Callable[[Any], int] | None = None) -> None:
+                 weight: Callable[[Any], int] | None = None, workers: WorkerLog | None = None) -> None:
         self.stage, self.done, self.total, self.progress = stage, done, total, progress
-        self.weight = weight
+        self.weight, self.workers = weight, workers
 
     def __call__(self, result: Any) -> None:
         self.done += 1 if self.weight is None else self.weight(result)
+        if self.workers is not None:
+            self.workers.sample()
         if self.progress is not None:
             self.progress(self.stage, self.done, self.total)
 
@@ -457,12 +512,15 @@ def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterato
         yield _box_row(plan.grid.box(int(index)), skipped, geometry)
 
 
-def _tally(rows: Iterator[dict[str, Any]]) -> tuple[dict[str, int], float | None]:
-    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed)."""
+def _tally(rows: Iterator[dict[str, Any]], failed: list[dict[str, Any]] | None = None
+           ) -> tuple[dict[str, int], float | None]:
+    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed); failed boxes go to ``failed``."""
     by_status: dict[str, int] = {}
     total, n = 0.0, 0
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
+        if row["status"] == "failed" and failed is not None:
+            failed.append({"index": row["index"], "centre_A": row["centre_A"], "reason": row["reason"]})
         if row["status"] == "sharpened":
             total += row["sharpening"]["b_sharpen"]
             n += 1

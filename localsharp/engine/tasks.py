@@ -1,7 +1,5 @@
 """The units of work of local sharpening, as plain functions of a store path.
 
-* :func:`overall_task` (one task): the overall sharpening of the whole map and
-  its molecule mask, written to the store.
 * :func:`score_block` (the box pass): search the boxes of one block of the box
   grid, read from one region of the overall map; their outcomes (small JSON
   rows) are recorded by the task itself.
@@ -26,16 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
-from ..config import SharpenOptions
-from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ..sharpening.search import SearchConfig, SearchResult
-from ..sharpening.solvent import RADIUS_FACTOR, local_variance
 from ..tiling.blend import blend_into
-from ..tiling.boxes import Bounds, Box, BoxGrid, chunk_grid
-from ..tiling.occupancy import block_counts
+from ..tiling.boxes import Bounds, Box, BoxGrid
 from ..tiling.plan import LocalPlan, relative, union_bounds
 
 
@@ -72,48 +65,6 @@ class BoxJob:
         object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0, score=score))
 
 
-def overall_task(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
-    """Sharpen the whole map into ``overall`` and mark its molecule in ``molecule`` (§8 item 1).
-
-    ``source`` is the map or its path (a worker then reads the file itself).
-    Returns the overall sharpening's summary and the molecule's bounding box.
-    """
-    store = RunStore(store_path)
-    density, _ = api.load_map(source)
-    result = api.global_sharpen(density, options.resolution, options=options)
-    f_sol = result.solvent.solvent_fraction
-    molecule = molecule_mask(density, options.resolution, f_sol)
-    chunks = tuple(store.array("overall").chunks)
-    for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
-        region = tuple(slice(a, b) for a, b in bounds)
-        store.write("overall", bounds, result.map.data[region])
-        store.write("molecule", bounds, molecule[region].astype(np.uint8))
-    store.write_counts(block_counts(molecule))
-    summary = result.summary()
-    overall = {k: summary[k] for k in ("method", "b_sharpen", "b_iso_input", "b_iso_output", "solvent_fraction",
-                                       "signal_to_noise", "applicable", "warnings")}
-    overall["molecule_bounds_zyx"] = bounding_box(molecule)
-    return overall
-
-
-def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
-    """Voxels whose local variance (radius 1.5 × resolution) is among the top (1 − solvent fraction)."""
-    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
-    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
-    return variance > threshold
-
-
-def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
-    """Half-open bounds (z, y, x) of the true voxels, or None."""
-    if not mask.any():
-        return None
-    bounds = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        bounds.append([int(hit[0]), int(hit[-1]) + 1])
-    return bounds
-
-
 def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
     """Search every box of one task block and record their outcomes in the store.
 
@@ -128,15 +79,40 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
     data = store.read("overall", region)
     molecule = store.read("molecule", region)
     rows, by_status = [], {}
+    host = socket.gethostname()
     for box in boxes:
         inside = relative(box.outer, region)
-        outcome = _search(job, np.ascontiguousarray(data[inside]), molecule[inside])
-        row = {"index": box.index, **outcome.to_dict()}
+        row = _search_row(job, box, np.ascontiguousarray(data[inside]), molecule[inside])
+        row["host"] = host
         rows.append(row)
-        by_status[outcome.status] = by_status.get(outcome.status, 0) + 1
+        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
     store.write_batch(block, rows)
-    return {"block": block, "n": len(rows), "by_status": by_status, "host": socket.gethostname(),
+    return {"block": block, "n": len(rows), "by_status": by_status, "host": host,
             "seconds": time.perf_counter() - start}
+
+
+def score_one(job: BoxJob, index: int) -> dict[str, Any]:
+    """The outcome row of one box, searched on its own (the driver's fallback for a block that keeps failing)."""
+    store = RunStore(job.store)
+    box = job.grid.box(int(index))  # type: ignore[union-attr]
+    row = _search_row(job, box, store.read("overall", box.outer), store.read("molecule", box.outer))
+    row["host"] = socket.gethostname()
+    return row
+
+
+def failed_row(index: int, error: BaseException) -> dict[str, Any]:
+    """The row of a box whose search failed: it is kept at the overall sharpening (rendered as it is)."""
+    reason = f"search failed ({type(error).__name__}: {error}); the box is kept at the overall sharpening"
+    return {"index": int(index), **BoxOutcome("failed", reason[:500]).to_dict()}
+
+
+def _search_row(job: BoxJob, box: Box, data: np.ndarray, molecule: np.ndarray) -> dict[str, Any]:
+    """The box's outcome row; an error in its search (bad data) marks it failed instead of stopping the run."""
+    try:
+        outcome = _search(job, data, molecule)
+    except Exception as exc:  # noqa: BLE001 - one box's bad data must not stop a run of thousands
+        return failed_row(box.index, exc)
+    return {"index": box.index, **outcome.to_dict()}
 
 
 def _search(job: BoxJob, data: np.ndarray, molecule: np.ndarray) -> BoxOutcome:

@@ -12,14 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Values binned at a time by :func:`range_histogram` (bounded float64/int64 temporaries).
+CHUNK = 1 << 22
+
+
 def range_histogram(values: np.ndarray, lo: float, hi: float, n_bins: int) -> tuple[int, np.ndarray]:
     """``(count of values < lo, counts in n_bins equal bins of [lo, hi))``."""
     flat = np.asarray(values).reshape(-1)
     edges = np.linspace(lo, hi, n_bins + 1)
-    below = int(np.count_nonzero(flat < lo))
-    inside = flat[(flat >= lo) & (flat < hi)]
-    which = np.clip(np.searchsorted(edges, inside.astype(np.float64), side="right") - 1, 0, n_bins - 1)
-    return below, np.bincount(which, minlength=n_bins).astype(np.int64)
+    below = 0
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for start in range(0, flat.size, CHUNK):
+        part = flat[start:start + CHUNK]
+        below += int(np.count_nonzero(part < lo))
+        inside = part[(part >= lo) & (part < hi)].astype(np.float64)
+        which = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, n_bins - 1)
+        counts += np.bincount(which, minlength=n_bins)
+    return below, counts
 
 
 def bin_bounds(lo: float, hi: float, n_bins: int, index: int) -> tuple[float, float]:

@@ -105,6 +105,14 @@ def surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np
             fill[r] += 1
     result = np.zeros(n_chosen, dtype=np.int64)
     plane = ny * nx
+    # flat offsets of the 27 neighbours of a voxel away from the box faces (no wrapping needed)
+    deltas = np.empty(27, dtype=np.int64)
+    q = 0
+    for dz in range(-1, 2):
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                deltas[q] = dz * plane + dy * nx + dx
+                q += 1
     for r in range(n_chosen):
         # stamp[j] == r: voxel j is in region r or already counted for it
         for m in range(offsets[r], offsets[r + 1]):
@@ -115,6 +123,13 @@ def surfaces(shape: tuple[int, int, int], members: np.ndarray, member_labels: np
             x = i % nx
             y = (i // nx) % ny
             z = i // plane
+            if 0 < x < nx - 1 and 0 < y < ny - 1 and 0 < z < nz - 1:
+                for q in range(27):
+                    j = i + deltas[q]
+                    if stamp[j] != r:
+                        stamp[j] = r
+                        count += 1
+                continue
             for dz in range(-1, 2):
                 zz = (z + dz) % nz
                 for dy in range(-1, 2):
@@ -174,3 +189,65 @@ def kurtosis(data: np.ndarray) -> float:
     if m2 == 0.0:
         return 0.0
     return m4 / (m2 * m2)
+
+
+@njit(nogil=True, cache=True)
+def kurtosis_and_bracket(flat: np.ndarray, k: int, t_lo: float, t_hi: float) -> tuple[float, bool, int, np.ndarray]:
+    """:func:`kurtosis` of ``flat`` and the values bracketing its k-th largest, in two passes over the map.
+
+    The kurtosis is summed in the same order as :func:`kurtosis` (the same value to the
+    last bit).  Returns ``(kurtosis, ok, n_hi, values)``: ``ok`` when the k-th largest
+    lies in ``[t_lo, t_hi]``; then it is the ``(k - n_hi)``-th largest of ``values``
+    (unsorted), ``n_hi`` being the count above ``t_hi``.
+    """
+    n = flat.size
+    total = 0.0
+    n_hi = 0
+    n_in = 0
+    for i in range(n):
+        v = flat[i]
+        total += v
+        if v > t_hi:
+            n_hi += 1
+        elif v >= t_lo:
+            n_in += 1
+    mean = total / n
+    ok = n_hi < k <= n_hi + n_in
+    values = np.empty(n_in if ok else 0, dtype=flat.dtype)
+    c = 0
+    m2 = 0.0
+    m4 = 0.0
+    for i in range(n):
+        v = flat[i]
+        d = v - mean
+        d2 = d * d
+        m2 += d2
+        m4 += d2 * d2
+        if ok and t_lo <= v <= t_hi:
+            values[c] = v
+            c += 1
+    m2 /= n
+    m4 /= n
+    kurt = 0.0 if m2 == 0.0 else m4 / (m2 * m2)
+    return kurt, ok, n_hi, values
+
+
+@njit(nogil=True, cache=True)
+def region_measures(data: np.ndarray, threshold: float, needed: float, max_take: int) -> tuple[int, int, int]:
+    """Labelling, choice of the largest regions and their surfaces in one call (``regions.region_measures``)."""
+    members, member_labels, sizes = label_members(data, threshold)
+    n_regions = sizes.size - 1
+    if n_regions == 0:
+        return 0, 0, 0
+    order = np.argsort(-sizes[1:], kind="mergesort") + 1  # stable: ties in label order
+    volumes = np.cumsum(sizes[order])
+    n_take = np.searchsorted(volumes, needed, side="left") + 1
+    n_take = min(n_take, max_take, order.size)
+    chosen = order[:n_take].astype(np.int64)
+    if n_take < 127:
+        stamp8 = np.full(data.size, -1, dtype=np.int8)
+        result = surfaces(data.shape, members, member_labels, chosen, sizes, stamp8)
+    else:
+        stamp32 = np.full(data.size, -1, dtype=np.int32)
+        result = surfaces(data.shape, members, member_labels, chosen, sizes, stamp32)
+    return n_regions, int(result.sum()), int(volumes[n_take - 1])

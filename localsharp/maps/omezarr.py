@@ -118,11 +118,39 @@ def create_image(path: str | os.PathLike, geometry: Any, chunks: tuple[int, int,
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
     _, shape = geometry_of(geometry)
+    if len(chunks) != 3 or any(int(c) != c or c <= 0 for c in chunks):
+        raise ValueError(f"chunks must be three positive integers (z, y, x), got {chunks!r}")
     attributes = {"ome": ngff_attributes(geometry, name or path.name.split(".")[0]),
                   "localsharp": header_attributes(geometry)}
     group = zarr.create_group(str(path), zarr_format=3, overwrite=overwrite, attributes=attributes)
     return group.create_array("0", shape=shape, chunks=tuple(int(c) for c in chunks), dtype=dtype,
                               fill_value=0, dimension_names=list(AXES))
+
+
+def slowest_axis(source: MapSource) -> int:
+    """The ``[z, y, x]`` axis along which ``source``'s voxels are stored slowest (cheapest slabs)."""
+    return source.perm.index(0) if source.kind == "mrc" else 0
+
+
+def convert_to_image(source: MapSource, path: str | os.PathLike, chunks: tuple[int, int, int], *,
+                     slab_bytes: int = 64 * 2**20, name: str | None = None, overwrite: bool = False) -> MapSource:
+    """Copy a map into a new OME-Zarr image (:func:`create_image`), one slab at a time; open the image.
+
+    Slabs run along the input's slowest stored axis (:func:`slowest_axis`)
+    and span whole chunks, so every chunk is written once and memory is
+    bounded by ``slab_bytes`` (or one layer of chunks, if bigger).
+    """
+    array = create_image(path, source, chunks, name=name, overwrite=overwrite)
+    axis = slowest_axis(source)
+    layer_bytes = source.nbytes // source.shape[axis]
+    step = int(chunks[axis])
+    step *= max(1, slab_bytes // max(1, layer_bytes * step))
+    for start in range(0, source.shape[axis], step):
+        bounds = [(0, n) for n in source.shape]
+        bounds[axis] = (start, min(start + step, source.shape[axis]))
+        index = tuple(slice(a, b) for a, b in bounds)
+        array[index] = source.read(tuple(bounds))  # type: ignore[arg-type]
+    return MapSource.open(path)
 
 
 # ------------------------------------------------------------------ reading
@@ -213,8 +241,8 @@ def _open_array(path: Path, content: dict[str, Any]) -> MapSource:
         geometry = _geometry_from_header_attributes(path, attrs["localsharp"], shape)
     else:
         if "voxel_size" not in attrs:
-            raise InputFileError(path, "zarr array has no voxel size: set its attribute \"voxel_size\" to "
-                                       "[x, y, z] in Å, e.g. zarr.open_array(path).attrs[\"voxel_size\"] = [1.0, 1.0, 1.0]")
+            raise InputFileError(path, 'zarr array has no voxel size: set its attribute "voxel_size" to [x, y, z] '
+                                       'in Å, e.g. zarr.open_array(path).attrs["voxel_size"] = [1.0, 1.0, 1.0]')
         origin = _xyz(path, attrs["origin"], "origin") if "origin" in attrs else (0.0, 0.0, 0.0)
         geometry = _plain_geometry(_xyz(path, attrs["voxel_size"], "voxel_size"), origin, shape)
     _check_voxel_size(path, geometry["voxel_size"])

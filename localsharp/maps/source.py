@@ -18,6 +18,7 @@ import copy
 import functools
 import gzip
 import hashlib
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +119,15 @@ class MapSource:
         """
         slices = self._slices(bounds)
         if self.kind == "mrc":
-            raw = _file_voxels(self)
+            mapping, raw = _file_voxels(self)
             file_slices = [slice(None)] * 3
             for zyx_axis, file_axis in enumerate(self.perm):
                 file_slices[file_axis] = slices[zyx_axis]
             # always a copy: the caller owns a writable array, never a view of the mapped file
-            return np.array(np.transpose(raw[tuple(file_slices)], self.perm), dtype=np.float32, order="C")
+            block = np.array(np.transpose(raw[tuple(file_slices)], self.perm), dtype=np.float32, order="C")
+            if mapping is not None and block.size:
+                _release(mapping, self, file_slices)
+            return block
         block = np.asarray(_zarr_array(self.array_path)[slices])
         return np.require(block.astype(np.float32, copy=False), requirements=["C", "W", "O"])
 
@@ -219,27 +223,57 @@ def _mrc_header_bytes(source: MapSource) -> bytes:
         return fh.read(source.offset)
 
 
-def _file_voxels(source: MapSource) -> np.ndarray:
-    """The file's voxels ``[section, row, column]``: a per-process cached memory map (or decompressed copy)."""
+def _file_voxels(source: MapSource) -> tuple[mmap.mmap | None, np.ndarray]:
+    """The file's voxels ``[section, row, column]`` and their mapping (``None`` for a decompressed copy).
+
+    Both are cached per process; the key holds inode and mtime, so a file
+    replaced since (as our writers replace files) is mapped afresh.
+    """
     try:
         stat = os.stat(source.path)
     except OSError as exc:
         raise InputFileError(source.path, f"cannot read the file ({exc.strerror})") from None
-    # The key holds inode and mtime: a file replaced since (as our writers do) is mapped afresh.
     key = (source.path, stat.st_ino, stat.st_mtime_ns, stat.st_size, source.offset, source.dtype,
            source.file_shape)
     if source.gz:
-        return _decompressed(*key)
+        return None, _decompressed(*key)
     return _memory_map(*key)
 
 
 @functools.lru_cache(maxsize=16)
 def _memory_map(path: str, _ino: int, _mtime: int, size: int, offset: int, dtype: str,
-                shape: Int3) -> np.ndarray:
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                shape: Int3) -> tuple[mmap.mmap, np.ndarray]:
+    count = int(np.prod(shape, dtype=np.int64))
+    expected = offset + count * np.dtype(dtype).itemsize
     if size != expected:
         raise InputFileError(path, f"file changed since it was opened: {size} bytes, expected {expected}")
-    return np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
+    with open(path, "rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    voxels = np.frombuffer(mapping, dtype=np.dtype(dtype), count=count, offset=offset).reshape(shape)
+    return mapping, voxels
+
+
+def _release(mapping: mmap.mmap, source: MapSource, file_slices: list[slice]) -> None:
+    """Drop the pages of the sections just read from this process's resident memory.
+
+    Pages of a mapped file count in the process's RSS (which Dask's memory
+    manager watches) until the system reclaims them; ``MADV_DONTNEED`` on a
+    read-only file mapping unmaps them at once (the data stay in the page
+    cache; a later read maps them again).
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None:
+        return
+    _, rows, columns = source.file_shape
+    itemsize = np.dtype(source.dtype).itemsize
+    sections = file_slices[0]
+    start = source.offset + sections.start * rows * columns * itemsize
+    stop = source.offset + sections.stop * rows * columns * itemsize
+    start -= start % mmap.PAGESIZE
+    try:
+        mapping.madvise(advice, start, min(stop, len(mapping)) - start)
+    except (OSError, ValueError):
+        pass
 
 
 @functools.lru_cache(maxsize=2)

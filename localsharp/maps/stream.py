@@ -17,6 +17,7 @@ from typing import Any
 
 import mrcfile
 import numpy as np
+from mrcfile.dtypes import HEADER_DTYPE
 
 from .atomic import atomic_path
 from .mrc import WRITE_CHUNK, _fill_header
@@ -109,25 +110,43 @@ def write_map_streamed(path: str | os.PathLike, array: Any, template: Any, *, la
     extended = header_map.header_extras.get("extended_header", b"")
     stats = _Statistics(_first_voxels_mean(array, shape))
     with atomic_path(path, overwrite=overwrite) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            header_ext = np.frombuffer(extended, dtype=np.uint8) if extended else None
-            with mrcfile.new_mmap(tmp, shape=file_shape, mrc_mode=2, overwrite=True,
-                                  extended_header=header_ext) as mrc:
-                for start in range(0, file_shape[0], step):
-                    index = [slice(None)] * 3
-                    index[section_axis] = slice(start, min(start + step, file_shape[0]))
-                    slab = np.ascontiguousarray(np.transpose(np.asarray(array[tuple(index)], np.float32), to_file))
-                    mrc.data[start:start + slab.shape[0]] = slab
-                    mrc.data.flush()  # written back now: dirty pages stay bounded by the slab
-                    stats.add(slab)
-                    del slab
-                mrc.header.dmin, mrc.header.dmax, mrc.header.dmean, mrc.header.rms = stats.result()
-                _fill_header(mrc, header_map, label)
-        with open(tmp, "rb") as fh:
+        data_offset = _create(tmp, file_shape, header_map, label, extended)
+        with open(tmp, "r+b") as fh:
+            for start in range(0, file_shape[0], step):
+                index = [slice(None)] * 3
+                index[section_axis] = slice(start, min(start + step, file_shape[0]))
+                slab = np.ascontiguousarray(np.transpose(np.asarray(array[tuple(index)], np.float32), to_file))
+                fh.seek(data_offset + start * file_shape[1] * file_shape[2] * 4)
+                fh.write(slab.data)  # plain writes: no mapped pages of the output in this process's RSS
+                stats.add(slab)
+                del slab
+            _patch_statistics(fh, stats.result())
+            fh.flush()
             os.fsync(fh.fileno())
     _sync_directory(path.parent)
     return path
+
+
+def _create(tmp: Path, file_shape: tuple[int, ...], header_map: Any, label: str | None, extended: bytes) -> int:
+    """Create the (sparse) map file with its final header but statistics; return the data offset."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header_ext = np.frombuffer(extended, dtype=np.uint8) if extended else None
+        with mrcfile.new_mmap(tmp, shape=file_shape, mrc_mode=2, overwrite=True,
+                              extended_header=header_ext) as mrc:
+            _fill_header(mrc, header_map, label)
+            if mrc.data.dtype != np.dtype(np.float32):  # mrcfile writes native order, as do we
+                raise RuntimeError(f"unexpected data type {mrc.data.dtype} of a new map")
+            return HEADER_DTYPE.itemsize + int(mrc.header.nsymbt)
+
+
+def _patch_statistics(fh: Any, values: tuple[float, float, float, float]) -> None:
+    """Set DMIN, DMAX, DMEAN and RMS in the header of the open map file ``fh``."""
+    fh.seek(0)
+    header = np.frombuffer(fh.read(HEADER_DTYPE.itemsize), dtype=HEADER_DTYPE).copy()
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = values
+    fh.seek(0)
+    fh.write(header.tobytes())
 
 
 def _sync_directory(directory: Path) -> None:

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..kernels import fourier
 from ..kernels.masks import box_edge_mask
 from .functions import Sharpening
 from .score import measure_map
-from .search import SearchConfig, SearchResult, search_sharpening
+from .search import SearchConfig, SearchResult, search_keeping_map, search_sharpening
 from .spectrum import Spectrum
 
 #: Boxes whose solvent fraction is above this hold too little molecule to score.
@@ -80,10 +81,16 @@ def _edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, float
     return mask
 
 
+def _masked(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+            soft_edge: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The box times its soft-edge mask, and the mask (None without a soft edge)."""
+    mask = _edge_mask(tuple(data.shape), tuple(voxel_zyx), float(resolution)) if soft_edge else None
+    return (data if mask is None else data * mask), mask
+
+
 def _box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                   soft_edge: bool, d_min_ratio: float) -> tuple[Spectrum, np.ndarray | None]:
-    mask = _edge_mask(tuple(data.shape), tuple(voxel_zyx), float(resolution)) if soft_edge else None
-    masked = data if mask is None else data * mask
+    masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
     spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
     return spectrum, mask
 
@@ -120,7 +127,7 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
         (the per-box form of the global ``discard_if_worse``).
     """
     return _analyse(data, voxel_zyx, resolution, solvent_fraction, config, soft_edge, d_min_ratio,
-                    keep_if_better)[0]
+                    keep_if_better, keep_map=False)[0]
 
 
 def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
@@ -132,14 +139,14 @@ def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
     Returns the outcome, the rendered box (None when skipped) and the search
     result with its trial table (None when no search ran).
     """
-    outcome, spectrum, mask, result = _analyse(data, voxel_zyx, resolution, solvent_fraction, config, soft_edge,
-                                               d_min_ratio, keep_if_better)
+    outcome, spectrum, mask, result, kept = _analyse(data, voxel_zyx, resolution, solvent_fraction, config,
+                                                     soft_edge, d_min_ratio, keep_if_better, keep_map=True)
     if spectrum is None:
         return outcome, None, result
     values = np.asarray(data, dtype=np.float32)
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return outcome, values.copy(), result
-    return outcome, _apply(values, spectrum, mask, outcome.sharpening), result
+    return outcome, _apply(values, spectrum, mask, outcome.sharpening, kept), result
 
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
@@ -158,44 +165,69 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
 
 
 def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, solvent_fraction: float,
-             config: SearchConfig, soft_edge: bool, d_min_ratio: float, keep_if_better: bool
-             ) -> tuple[BoxOutcome, Spectrum | None, np.ndarray | None, SearchResult | None]:
-    """The outcome of one box, with the spectrum, edge mask and search result it came from."""
+             config: SearchConfig, soft_edge: bool, d_min_ratio: float, keep_if_better: bool, *, keep_map: bool
+             ) -> tuple[BoxOutcome, Spectrum | None, np.ndarray | None, SearchResult | None, np.ndarray | None]:
+    """The outcome of one box, with the spectrum, edge mask and search result it came from.
+
+    With ``keep_map`` also the chosen sharpening's unscaled map when the search's last
+    trial rendered it (:func:`~.search.search_keeping_map`), else None.
+    """
     if solvent_fraction > MAX_BOX_SOLVENT:
         return (BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
-                           solvent_fraction=solvent_fraction), None, None, None)
+                           solvent_fraction=solvent_fraction), None, None, None, None)
     if not np.ptp(data) > 0:
-        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction), None, None, None
+        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction), None, None, None, None
+    masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
+    kept = None
     try:
-        spectrum, mask, result = search_box(data, voxel_zyx, resolution, solvent_fraction, config,
-                                            soft_edge=soft_edge, d_min_ratio=d_min_ratio)
+        spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
+        if keep_map:
+            result, kept = search_keeping_map(spectrum, solvent_fraction, config)
+        else:
+            result = search_sharpening(spectrum, solvent_fraction, config)
     except ConfigError as exc:
-        return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction), None, None, None
+        return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction), None, None, None, None
     chosen = result.sharpening
     b_start = spectrum.b_iso if spectrum.b_iso_fitted else None
     if keep_if_better and chosen.method != "no_sharpening":
-        as_is = data if mask is None else data * mask
+        as_is = masked
         measures = measure_map(np.ascontiguousarray(as_is, dtype=np.float32), solvent_fraction, config.score)
         score_as_is = measures.kurtosis if result.target == "kurtosis" else measures.adjusted_sa(result.region_weight)
         if score_as_is > result.score:
-            kept = BoxOutcome("unsharpened", f"the box as it is scores higher ({score_as_is:.3f}) than the best "
+            kept_as_is = BoxOutcome("unsharpened", f"the box as it is scores higher ({score_as_is:.3f}) than the best "
                               f"sharpening ({chosen.method} b_sharpen {chosen.b_sharpen:.1f}, {result.score:.3f})",
                               Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0), b_start,
                               solvent_fraction, float(score_as_is), float(result.signal_to_noise))
-            return kept, spectrum, mask, result
+            return kept_as_is, spectrum, mask, result, None
     status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
     reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
     outcome = BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
                          float(result.signal_to_noise))
-    return outcome, spectrum, mask, result
+    return outcome, spectrum, mask, result, kept
 
 
-def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening) -> np.ndarray:
-    """Render ``sharpening`` of ``spectrum`` on the mean/SD of ``values``, blended through ``mask``."""
-    sharpened = spectrum.render(sharpening.factors(spectrum), workers=1)
+def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening,
+           unscaled: np.ndarray | None = None) -> np.ndarray:
+    """Render ``sharpening`` of ``spectrum`` on the mean/SD of ``values``, blended through ``mask``.
+
+    ``unscaled``: the sharpening's map as the search rendered it (not sigma-scaled), if kept;
+    it is scaled here exactly as :meth:`Spectrum.render` scales a fresh one.
+    """
+    if unscaled is None:
+        sharpened = spectrum.render(sharpening.factors(spectrum), workers=1)
+    else:
+        sharpened = _sigma_scaled(unscaled)
     mean, sd = float(values.mean()), float(values.std())
     rms = float(sharpened.std())
     sharpened = (sharpened - sharpened.mean()) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
     if mask is None:
         return sharpened.astype(np.float32)
     return (sharpened * mask + values * (1.0 - mask)).astype(np.float32)
+
+
+def _sigma_scaled(data: np.ndarray) -> np.ndarray:
+    """``data`` divided by its rms in place, as :meth:`Spectrum.render` does with ``sigma_scaled``."""
+    rms = float(np.sqrt(fourier.mean_square(data)))
+    if rms > 0:
+        data /= np.float32(rms)
+    return data

@@ -91,22 +91,15 @@ def measure_map(data: np.ndarray, solvent_fraction: float, params: ScoreParams =
     """
     n_target = target_voxels(data.size, solvent_fraction, params.fraction_occupied)
     jit = params.jit
-    kurt = float(regions.kurtosis(data, jit))
     if n_target < 1:
-        return MapMeasures(0.0, 0.0, 0, kurt, float(data.max()))
-    threshold = regions.threshold_for_count(data, n_target, jit)
-    members, member_labels, sizes = regions.label_members(data, threshold, jit)
-    n_regions = sizes.size - 1
+        return MapMeasures(0.0, 0.0, 0, float(regions.kurtosis(data, jit)), float(data.max()))
+    kurt, threshold = regions.kurtosis_and_threshold(data, n_target, jit)
+    needed = params.sa_percent / 100.0 * n_target
+    n_regions, surface, volume = regions.region_measures(data, threshold, needed, params.max_regions_to_test + 1,
+                                                         jit)
     if n_regions == 0:
         return MapMeasures(0.0, 0.0, 0, kurt, threshold)
-    order = np.argsort(-sizes[1:], kind="stable") + 1
-    volumes = np.cumsum(sizes[order])
-    needed = params.sa_percent / 100.0 * n_target
-    n_take = int(np.searchsorted(volumes, needed, side="left")) + 1
-    n_take = min(n_take, params.max_regions_to_test + 1, order.size)
-    chosen = order[:n_take]
-    surfaces = regions.member_surfaces(data.shape, members, member_labels, chosen, sizes, jit)
-    sa_ratio = float(surfaces.sum()) / max(1.0, float(volumes[n_take - 1]))
+    sa_ratio = float(surface) / max(1.0, float(volume))
     return MapMeasures(
         surface_area=sa_ratio,
         normalized_regions=n_regions / max(1, n_target),

@@ -21,6 +21,8 @@ from ..errors import ConfigError
 from .functions import METHODS, SHELL_METHODS, Sharpening
 from .score import MapMeasures, RegionWeightCalibration, ScoreParams, calibrate_region_weight, measure_map, signal_to_noise
 from .spectrum import Spectrum
+from .curve import plateau, smoothed_curve, smoothed_peak  # noqa: F401 (part of this module's interface)
+from .trials import TrialRenderer
 
 TARGETS = ("adjusted_sa", "kurtosis")
 #: Bandwidth (in grid steps) of the Gaussian kernel that smooths the score curve before its
@@ -213,16 +215,22 @@ class SearchResult:
 class _Scorer:
     """Renders and measures sharpenings of one spectrum, caching by parameters."""
 
-    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int) -> None:
+    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int,
+                 keep_last: bool = False) -> None:
         self.spectrum = spectrum
         self.solvent_fraction = solvent_fraction
         self.params = params
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self.cache: dict[Sharpening, MapMeasures] = {}
+        self.renderer = TrialRenderer(spectrum, 1 if self.n_threads > 1 else None)
+        self.keep_last = keep_last
+        #: (sharpening, its unscaled map) of the last trial, when ``keep_last``
+        self.last: tuple[Sharpening, np.ndarray] | None = None
 
     def _one(self, sharpening: Sharpening) -> MapMeasures:
-        workers = 1 if self.n_threads > 1 else None
-        data = self.spectrum.render(sharpening.factors(self.spectrum), sigma_scaled=False, workers=workers)
+        data = self.renderer.render(sharpening)
+        if self.keep_last:
+            self.last = (sharpening, data)
         return measure_map(data, self.solvent_fraction, self.params)
 
     def measure(self, sharpenings: Iterable[Sharpening]) -> list[Trial]:
@@ -304,57 +312,6 @@ def _refine_parameter(scorer: _Scorer, best: Trial, get: Callable[[Sharpening], 
         else:
             break
     return best
-
-
-def smoothed_curve(b: np.ndarray, y: np.ndarray, bandwidth: float,
-                   resolution: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """A score curve smoothed by kernel-weighted local quadratic regression.
-
-    At every candidate ``x`` (``resolution`` apart, over the range of ``b``) a
-    quadratic in ``b − x`` is fitted to the points ``(b, y)`` with Gaussian
-    weights ``exp(−½((b − x)/bandwidth)²)``; its value at ``x`` is the smoothed
-    curve.  Returns ``(x, values)``.
-    """
-    b = np.asarray(b, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    x = np.arange(b.min(), b.max() + 0.5 * resolution, resolution)
-    u = b[None, :] - x[:, None]
-    w = np.exp(-0.5 * (u / bandwidth) ** 2)
-    moments = [np.sum(w * u**k, axis=1) for k in range(5)]
-    rhs = [np.sum(w * u**k * y[None, :], axis=1) for k in range(3)]
-    normal = np.stack([np.stack(moments[i:i + 3], axis=-1) for i in range(3)], axis=-2)
-    values = np.linalg.solve(normal + 1e-12 * np.eye(3), np.stack(rhs, axis=-1)[..., None])[:, 0, 0]
-    return x, values
-
-
-def smoothed_peak(b: np.ndarray, y: np.ndarray, bandwidth: float, resolution: float = 1.0) -> tuple[float, float]:
-    """Maximum of :func:`smoothed_curve`: ``(x_max, smoothed value at x_max)``.
-
-    A noiseless parabola is reproduced exactly; a single outlying grid point
-    moves the maximum far less than it moves the argmax or a parabola through
-    the best point.
-    """
-    x, values = smoothed_curve(b, y, bandwidth, resolution)
-    i = int(np.argmax(values))
-    return float(x[i]), float(values[i])
-
-
-def plateau(b: np.ndarray, y: np.ndarray, bandwidth: float, drop: float) -> tuple[float, float]:
-    """The interval around the smoothed curve's maximum where it stays within ``drop`` of it.
-
-    With ``drop`` = the score curve's noise (:func:`~.score.signal_to_noise`)
-    this is the range of B that the score cannot tell apart from its optimum.
-    """
-    x, values = smoothed_curve(b, y, bandwidth)
-    i = int(np.argmax(values))
-    inside = values >= values[i] - drop
-    lo = i
-    while lo > 0 and inside[lo - 1]:
-        lo -= 1
-    hi = i
-    while hi < x.size - 1 and inside[hi + 1]:
-        hi += 1
-    return float(x[lo]), float(x[hi])
 
 
 def _score_curve(trials: list[Trial], b_orig: float, target: str,
@@ -476,9 +433,29 @@ def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: Searc
     The region weight is calibrated once from maps sharpened to the lowest,
     highest and an intermediate B (§4.1), then applied to every trial.
     """
+    return _search(_Scorer(spectrum, solvent_fraction, config.score, config.n_threads), config)
+
+
+def search_keeping_map(spectrum: Spectrum, solvent_fraction: float,
+                       config: SearchConfig = SearchConfig()) -> tuple[SearchResult, np.ndarray | None]:
+    """:func:`search_sharpening`, and the unscaled map of the chosen sharpening when it was the last trial.
+
+    That map is ``spectrum.render(result.sharpening.factors(spectrum), sigma_scaled=False)``
+    (the same values), so a caller rendering the pick need not transform again; None when
+    the last trial was another sharpening.  Single-threaded scoring only (``n_threads`` 1).
+    """
+    scorer = _Scorer(spectrum, solvent_fraction, config.score, config.n_threads, keep_last=config.n_threads == 1)
+    result = _search(scorer, config)
+    if scorer.last is not None and scorer.last[0] == result.sharpening:
+        return result, scorer.last[1]
+    return result, None
+
+
+def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
+    """The body of :func:`search_sharpening` on a given scorer."""
+    spectrum, solvent_fraction = scorer.spectrum, scorer.solvent_fraction
     b_orig = spectrum.b_iso
     target = config.effective_target
-    scorer = _Scorer(spectrum, solvent_fraction, config.score, config.n_threads)
     plans = {m: _method_trials(m, b_orig, spectrum.resolution, config) for m in config.methods
              if m not in SHELL_METHODS}
     calib_points = _calibration_points(b_orig, config) if _needs_calibration(config) else ()

@@ -1,0 +1,70 @@
+"""How every Dask worker of a run is set up: one thread per task, zarr concurrency suited to Dask.
+
+:class:`TaskThreads` is a ``distributed`` worker plugin.  :func:`local_sharpen` registers it on
+whatever client it is given — ours or the user's own (e.g. a ``SLURMCluster`` built in a
+notebook) — so that a worker with ``n`` threads never runs more than ``n`` busy threads: the
+parallelism is across boxes and slabs, never inside one task.  Environment variables set in a
+job script (``OMP_NUM_THREADS=1`` …) only help processes started after them; the plugin also
+limits libraries that are already loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Environment of single-threaded tasks (for libraries a task loads later, and child processes).
+THREAD_VARIABLES = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+#: zarr settings on workers: few concurrent chunk requests and no codec thread pool per task
+#: (Dask already runs one task per thread).
+ZARR_CONFIG = {"async.concurrency": 4, "threading.max_workers": 1}
+
+
+def limit_threads() -> dict[str, Any]:
+    """Make this process's numerical libraries single-threaded; return what was set (for the record)."""
+    done: dict[str, Any] = {}
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    from ..kernels import fourier
+
+    fourier.FFT_WORKERS = 1
+    done["scipy.fft workers"] = 1
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+        done["numba threads"] = 1
+    except (ImportError, ValueError):
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        done["BLAS/OpenMP threads"] = 1
+    except ImportError:
+        pass
+    import zarr
+
+    zarr.config.set(ZARR_CONFIG)
+    done["zarr"] = dict(ZARR_CONFIG)
+    return done
+
+
+def _plugin_class() -> type:
+    from distributed import WorkerPlugin
+
+    class TaskThreads(WorkerPlugin):
+        """Worker plugin: :func:`limit_threads` on every worker, now and when one (re)starts."""
+
+        name = "localsharp-task-threads"
+
+        def setup(self, worker: Any) -> None:
+            limit_threads()
+
+    return TaskThreads
+
+
+def register(client: Any) -> None:
+    """Register the plugin on ``client``'s cluster (idempotent: the plugin has a fixed name)."""
+    client.register_plugin(_plugin_class()())
