@@ -123,6 +123,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
     from ..report.progress import ProgressReporter
 
     reporter = ProgressReporter("localsharp local", quiet=args.quiet)
+    reporter.attach_to_logging()
     reporter.note(f"{args.map}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
                   + ("in this process" if args.in_process else "the cluster"))
     if not args.verbose and not args.in_process:
