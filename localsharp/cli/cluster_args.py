@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import signal
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -214,6 +215,9 @@ def _close(client: Any, cluster: Any, note: Callable[[str], None]) -> None:
         ids = close_slurm(client, cluster)
         note(f"cancelled SLURM job(s) {', '.join(ids) or '-'}")
         return
+    # Every result is on disk by now: a worker process slow to exit (zarr's I/O thread) is stopped by its
+    # nanny, which says so as a warning; that is no news for the user.
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
     try:
         client.close()
     finally:
