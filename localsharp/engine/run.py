@@ -42,6 +42,7 @@ from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
+from ..sharpening.shrinkage import shrink
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import radius_from_spacing
 from ..tiling.boxes import Box, BoxGrid
@@ -313,7 +314,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     t = time.perf_counter()
     geometry = geometry_of(source)
     failed: list[dict[str, Any]] = []
-    by_status, mean_b = _tally(_rows(store, plan, geometry), failed)
+    by_status, mean_b = _tally(_rows(store, plan, geometry, local.shrink), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
     for row in failed:
@@ -322,7 +323,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: _rows(store, plan, geometry))
+                       lambda: _rows(store, plan, geometry, local.shrink))
 
 
 def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions) -> None:
@@ -388,7 +389,7 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  keep_if_better=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
-                 tile=plan.tile)
+                 tile=plan.tile, shrink=local.shrink)
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
     return plan, job
@@ -501,11 +502,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every box's row: the recorded outcomes block by block, then the boxes skipped by the coarse mask."""
+def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
+          shrunk: bool = False) -> Iterator[dict[str, Any]]:
+    """Every box's row: the recorded outcomes block by block (as rendered: with ``b_sharpen_applied``
+    when ``shrunk``), then the boxes skipped by the coarse mask."""
     for block, _ in plan.blocks():
         for row in store.read_batch(block) or []:
-            yield _box_row(plan.grid.box(row["index"]), row, geometry)
+            yield _box_row(plan.grid.box(row["index"]), shrink(row) if shrunk else row, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):

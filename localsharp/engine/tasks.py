@@ -27,6 +27,7 @@ import numpy as np
 from ..maps.store import RunStore
 from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ..sharpening.search import SearchConfig, SearchResult
+from ..sharpening.shrinkage import shrink
 from ..tiling.blend import blend_into
 from ..tiling.boxes import Bounds, Box, BoxGrid
 from ..tiling.plan import LocalPlan, relative, union_bounds
@@ -57,6 +58,7 @@ class BoxJob:
     chunks: tuple[int, int, int] = (64, 64, 64)
     tile: tuple[int, int, int] = (128, 128, 128)
     output: str = ""
+    shrink: bool = True
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -151,7 +153,8 @@ def render_tile(job: BoxJob, tile: int) -> int:
     contributions = []
     for box in boxes:
         data = np.ascontiguousarray(overall[relative(box.outer, region)])
-        values = render_box(data, job.voxel_zyx, job.resolution, BoxOutcome.from_dict(outcomes[box.index]),
+        row = shrink(outcomes[box.index]) if job.shrink else outcomes[box.index]
+        values = render_box(data, job.voxel_zyx, job.resolution, BoxOutcome.from_dict(row),
                             soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
         contributions.append((box, values[box.core_in_outer()]))
     background = overall[relative(bounds, region)]
