@@ -161,11 +161,23 @@ def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str
         applied = [abs(b) for b in applied if b is not None]
         out["mean_abs_b_applied"][rule_name] = float(np.mean(applied)) if applied else 0.0
     tasks_module.shrink = run_module.shrink = shrinkage.shrink
-    out["box_rows"] = [{k: r.get(k) for k in ("index", "status", "signal_to_noise", "score_noise",
-                                               "b_sharpen_within_noise", "solvent_fraction")}
-                       | {"b_sharpen": (r.get("sharpening") or {}).get("b_sharpen")} for r in rows]
+    out["boxes"] = box_stats(rows)
     shutil.rmtree(store)
     return out
+
+
+def box_stats(rows: list[dict]) -> dict[str, Any]:
+    """Over the boxes whose search recorded a plateau (B-type picks), as the default rule renders them:
+    their number, median S/N, median plateau width (Å²), how many plateaus hold 0, median |b applied|."""
+    picked = [r for r in rows if r.get("b_sharpen_within_noise")]
+    spans = [r["b_sharpen_within_noise"] for r in picked]
+    sn = [r["signal_to_noise"] for r in picked if r.get("signal_to_noise") is not None]
+    applied = [abs((r.get("sharpening") or {}).get("b_sharpen") or 0.0) for r in picked]
+    return {"n_b_type": len(picked),
+            "median_signal_to_noise": float(np.median(sn)) if sn else None,
+            "median_plateau_width": float(np.median([b - a for a, b in spans])) if spans else None,
+            "n_plateau_holds_zero": sum(a <= 0.0 <= b for a, b in spans),
+            "median_abs_b_applied_default": float(np.median(applied)) if applied else None}
 
 
 def cases(selected: list[str]):

@@ -18,9 +18,21 @@ before it was stored) are rendered as recorded.
 
 The rule is a pure function of the row and run-wide constants, so every
 render task applies it on its own and the map does not depend on the number
-of workers.  The constant was chosen on B-gradient phantoms
-(``benchmarks/quality_local.py``; the table is in
-``benchmarks/results/quality_local.json``).
+of workers.
+
+How the rule was chosen (``benchmarks/quality_local.py``, CC to the B = 0
+model within 3 Å of atoms, local − global; ``benchmarks/results/quality_local.json``):
+on four TUNE phantoms (B 20 → 200 Å² from centre to rim; haemoglobin single and
+8 copies, spike NTD, 4 copies of the RdRp part) widen 0 (no shrinkage), 0.5, 1,
+1.5, 2, 3 gave a mean of +0.0048, +0.0080, +0.0084, +0.0069, +0.0040, +0.0009
+and a worst case of −0.0037, −0.0020, −0.0006, 0, 0, 0; widen 1 has the
+best mean with a worst case inside 0.002, and beat the rules without the
+plateau (all b_sharpen × 0.5: +0.0070, worst −0.0020; b·τ²/(τ² + σ²) with σ
+half the plateau width, τ 20 / 40 Å²: +0.0060 / +0.0074, worst −0.0010 /
+−0.0018).  On six CHECK phantoms (other seeds, noise 0.5–2, another
+haemoglobin model, 8 spike copies) widen 1 gave a mean of +0.0078, worst 0; on
+the real maps (never used for the choice) EMD-3488 −0.0010 (−0.0055 without
+shrinkage), EMD-21457 0 (−0.0034), EMD-11007 crop +0.0023 (−0.0101).
 """
 
 from __future__ import annotations
