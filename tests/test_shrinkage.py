@@ -122,3 +122,30 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
             moved += expected != recorded["sharpening"]["b_sharpen"]
     assert moved > 0, "no box of the test map was shrunk; the test map does not exercise the rule"
     assert not np.array_equal(on.map.compute().data, off.map.compute().data)
+
+
+def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: DensityMap, tmp_path: Path) -> None:
+    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run")
+    b_map = result.b_sharpen_map.compute()
+    applied = [r["b_sharpen_applied"] for r in result.boxes if r["status"] != "skipped"]
+    assert b_map.shape_xyz == crop.shape_xyz and b_map.origin == crop.origin and b_map.nstart == crop.nstart
+    assert min(0.0, min(applied)) - 1e-3 <= b_map.data.min() and b_map.data.max() <= max(0.0, max(applied)) + 1e-3
+    assert np.any(b_map.data != 0) == any(b != 0 for b in applied)
+    if any(b != 0 for b in applied):  # the box of the largest |b| pulls the map that way near its centre
+        peak = max(applied, key=abs)
+        assert np.max(np.abs(b_map.data)) > 0.3 * abs(peak)
+
+
+def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap, tmp_path: Path) -> None:
+    from localsharp.cli import main
+    from localsharp.maps.mrc import write_map
+
+    write_map(tmp_path / "in.mrc", crop)
+    out = tmp_path / "out"
+    assert main(["local", str(tmp_path / "in.mrc"), "--resolution", str(RESOLUTION), "--box-size", "32",
+                 "--stride", "16", "--chunk", "32", "--in-process", "--output-dir", str(out), "--quiet"]) == 0
+    written = read_map(out / "local_b_sharpen_map.ccp4")
+    sharpened = read_map(out / "local_sharpened_map.ccp4")
+    assert written.shape_xyz == sharpened.shape_xyz and written.nstart == sharpened.nstart
+    assert written.voxel_size == sharpened.voxel_size and written.origin == sharpened.origin
+    assert np.isfinite(written.data).all()

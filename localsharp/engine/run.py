@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 #: The output image inside the store, unless the caller names another place.
 OUTPUT_IMAGE = "output.ome.zarr"
+#: The blended b_sharpen applied by the boxes (relative to the overall sharpening), inside the store.
+B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
 #: Bytes of input each value-check task reads.
 CHECK_SLAB_BYTES = 64 * 2**20
 
@@ -129,6 +131,8 @@ class LocalResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=dict)
     _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
+    #: b_sharpen applied by the boxes (Å², relative to the overall sharpening), blended like ``map``
+    b_sharpen_map: LocalMap | None = None
 
     def iter_boxes(self) -> Iterator[dict[str, Any]]:
         """One row per box (index, centre in Å, core bounds, outcome), read from the store's records."""
@@ -298,7 +302,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
                     f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
                     f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
                     f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
-    job = dataclasses.replace(job, output=str(output / "0"))
+    job = dataclasses.replace(job, output=str(output / "0"), b_output=str(store.path / B_SHARPEN_IMAGE / "0"))
     timings["plan"] = time.perf_counter() - t
 
     workers = WorkerLog(client)
@@ -323,18 +327,21 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: _rows(store, plan, geometry, local.shrink))
+                       lambda: _rows(store, plan, geometry, local.shrink),
+                       LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source))
 
 
 def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions) -> None:
     """Create the output image unless the recorded tiles are in it; an image that is gone is made
     again and its tiles rendered again."""
-    if (output / "0").exists() and store.done_tiles():
+    b_image = store.path / B_SHARPEN_IMAGE
+    if (output / "0").exists() and (b_image / "0").exists() and store.done_tiles():
         return
     from ..maps.omezarr import create_image
 
     store.forget_tiles()
     create_image(output, template_of(source), (local.chunk,) * 3, overwrite=True)
+    create_image(b_image, template_of(source), (local.chunk,) * 3, overwrite=True)
 
 
 # ---------------------------------------------------------------- passes
