@@ -38,7 +38,6 @@ from quality_modes import CachedEvaluator  # noqa: E402
 
 import localsharp  # noqa: E402
 from localsharp.config import LocalOptions  # noqa: E402
-from localsharp.engine import run as run_module  # noqa: E402
 from localsharp.engine import tasks as tasks_module  # noqa: E402
 from localsharp.maps.model import read_model  # noqa: E402
 from localsharp.phantom import phantom  # noqa: E402
@@ -152,15 +151,14 @@ def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str
         "time_global_s": t1 - t0, "time_local_s": t2 - t1, "cc_local": {}, "mean_abs_b_applied": {}}
     for rule_name, rule in RULES.items():
         tasks_module.shrink = rule
-        run_module.shrink = rule
         shutil.rmtree(store / "output.ome.zarr")
         again = localsharp.local_sharpen(density, None, resolution=resolution, store=store, local=LocalOptions(),
                                          resume=True)
         out["cc_local"][rule_name] = cc(again.map.compute())
-        applied = [r.get("b_sharpen_applied") for r in again.boxes if r["status"] != "skipped"]
+        applied = [rule(r)["b_sharpen_applied"] for r in rows]
         applied = [abs(b) for b in applied if b is not None]
         out["mean_abs_b_applied"][rule_name] = float(np.mean(applied)) if applied else 0.0
-    tasks_module.shrink = run_module.shrink = shrinkage.shrink
+    tasks_module.shrink = shrinkage.shrink
     out["boxes"] = box_stats(rows)
     shutil.rmtree(store)
     return out
@@ -172,7 +170,7 @@ def box_stats(rows: list[dict]) -> dict[str, Any]:
     picked = [r for r in rows if r.get("b_sharpen_within_noise")]
     spans = [r["b_sharpen_within_noise"] for r in picked]
     sn = [r["signal_to_noise"] for r in picked if r.get("signal_to_noise") is not None]
-    applied = [abs((r.get("sharpening") or {}).get("b_sharpen") or 0.0) for r in picked]
+    applied = [abs(r["b_sharpen_applied"]) for r in picked]
     return {"n_b_type": len(picked),
             "median_signal_to_noise": float(np.median(sn)) if sn else None,
             "median_plateau_width": float(np.median([b - a for a, b in spans])) if spans else None,

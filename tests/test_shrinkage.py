@@ -63,6 +63,8 @@ def test_shrink_moves_the_sharpening_and_leaves_the_recorded_row_alone() -> None
 def test_a_box_shrunk_to_zero_is_rendered_as_the_overall_map(crop: DensityMap) -> None:
     out = shrink(_row(20.0, (-10.0, 50.0)))
     assert out["sharpening"]["method"] == "no_sharpening" and out["b_sharpen_applied"] == 0.0
+    assert out["status"] == "unsharpened" and "kept at the overall sharpening" in out["reason"]
+    assert out["sharpening"]["b_blur_hires"] == 0.0  # the box job's settings are kept
     box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
     rendered = render_box(box, crop.voxel_size_zyx, RESOLUTION, BoxOutcome.from_dict(out))
     assert np.array_equal(rendered, box.astype(np.float32))
@@ -116,6 +118,7 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
     for index, row in rows_on.items():
         recorded = rows_off[index]
         assert "b_sharpen_applied" not in recorded
+        assert row["sharpening"] == recorded["sharpening"]  # the table keeps the search's pick
         if recorded["sharpening"]["method"] in ("b_iso", "b_iso_to_d_cut"):
             expected = shrunk_b_sharpen(recorded["sharpening"]["b_sharpen"], recorded["b_sharpen_within_noise"])
             assert row["b_sharpen_applied"] == pytest.approx(expected)

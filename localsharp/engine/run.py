@@ -42,7 +42,7 @@ from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
-from ..sharpening.shrinkage import shrink
+from ..sharpening.shrinkage import annotated
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import radius_from_spacing
 from ..tiling.boxes import Box, BoxGrid
@@ -511,11 +511,11 @@ def _jsonable(obj: Any) -> Any:
 
 def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
           shrunk: bool = False) -> Iterator[dict[str, Any]]:
-    """Every box's row: the recorded outcomes block by block (as rendered: with ``b_sharpen_applied``
-    when ``shrunk``), then the boxes skipped by the coarse mask."""
+    """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
+    shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
     for block, _ in plan.blocks():
         for row in store.read_batch(block) or []:
-            yield _box_row(plan.grid.box(row["index"]), shrink(row) if shrunk else row, geometry)
+            yield _box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):

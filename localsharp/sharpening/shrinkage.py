@@ -75,7 +75,8 @@ def shrink(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
 
     Only B-type sharpenings (a ``b_sharpen`` with a plateau) are changed: their
     ``b_sharpen`` becomes :func:`shrunk_b_sharpen`, and a box shrunk to 0 is
-    rendered unsharpened (the overall map's voxels).  The returned row is a new
+    rendered unsharpened (the overall map's voxels; status ``"unsharpened"``,
+    the reason says why).  The returned row is a new
     dict; it carries ``b_sharpen_applied`` (None for a box without a sharpening)
     and ``b_sharpen_searched``.  ``row`` is not modified.
     """
@@ -95,9 +96,21 @@ def shrink(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
     if applied == b:
         return out
     if applied == 0.0:
-        out["sharpening"] = {"method": "no_sharpening", "b_sharpen": 0.0, "k_sharpen": 0.0}
+        out["sharpening"] = {**sharpening, "method": "no_sharpening", "b_sharpen": 0.0, "k_sharpen": 0.0,
+                             "b_iso_target": None}
+        out["status"] = "unsharpened"
+        out["reason"] = f"{row.get('reason', '')}; kept at the overall sharpening: b_sharpen {b:.1f} is within " \
+                        "the score's noise of 0"
     else:
         target = sharpening.get("b_iso_target")
         moved = None if target is None else float(target) + b - applied
         out["sharpening"] = {**sharpening, "b_sharpen": applied, "b_iso_target": moved}
     return out
+
+
+def annotated(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
+    """``row`` as recorded (the search's pick) plus the ``b_sharpen_searched`` and ``b_sharpen_applied``
+    of :func:`shrink` (for the run's per-box table)."""
+    rendered = shrink(row, widen)
+    return {**row, "b_sharpen_searched": rendered["b_sharpen_searched"],
+            "b_sharpen_applied": rendered["b_sharpen_applied"]}
