@@ -141,6 +141,10 @@ class LocalOptions:
     tile_chunks : int
         Output chunks per render task along each axis (a tile of
         ``(tile_chunks · chunk)³`` voxels, written by one task).
+    shrink : bool
+        Render each box's sharpening shrunk toward the overall sharpening as far as its
+        score curve's noise allows (:mod:`localsharp.sharpening.shrinkage`); False renders
+        every box at its search's pick.
 
     The result does not depend on ``task_block``, ``tile_chunks`` or the number
     of workers, bit for bit.
@@ -153,6 +157,7 @@ class LocalOptions:
     chunk: int = 64
     task_block: int = 3
     tile_chunks: int = 2
+    shrink: bool = True
 
     def __post_init__(self) -> None:
         if not 8 <= self.box_size:

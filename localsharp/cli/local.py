@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 # parser costs nothing, and a wrong input is refused after reading its header only.
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
-           "summary": "local_summary.json", "box_centres": "local_box_centres.pdb"}
+           "summary": "local_summary.json", "box_centres": "local_box_centres.pdb",
+           "b_sharpen_map": "local_b_sharpen_map.ccp4"}
 #: Occupancy written for each box status in the centres file.
 STATUS_OCCUPANCY = {"sharpened": 1.0, "unsharpened": 0.5, "skipped": 0.0}
 STORE = "local_run.zarr"
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     with AtomicSet(overwrite=True) as files:
         write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
                            label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        write_map_streamed(files.stage(paths["b_sharpen_map"]), result.b_sharpen_map.array, template, overwrite=True,
+                           label="localsharp local: b_sharpen (A^2) relative to the overall sharpening")
         _write_summary(files.stage(paths["summary"]), summary, result.iter_boxes())
         _write_centres(files.stage(paths["box_centres"]), result.iter_boxes(), result.map.geometry())
     if not args.quiet:

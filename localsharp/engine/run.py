@@ -42,6 +42,7 @@ from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
+from ..sharpening.shrinkage import annotated
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import radius_from_spacing
 from ..tiling.boxes import Box, BoxGrid
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 #: The output image inside the store, unless the caller names another place.
 OUTPUT_IMAGE = "output.ome.zarr"
+#: The blended b_sharpen applied by the boxes (relative to the overall sharpening), inside the store.
+B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
 #: Bytes of input each value-check task reads.
 CHECK_SLAB_BYTES = 64 * 2**20
 
@@ -128,6 +131,8 @@ class LocalResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=dict)
     _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
+    #: b_sharpen applied by the boxes (Å², relative to the overall sharpening), blended like ``map``
+    b_sharpen_map: LocalMap | None = None
 
     def iter_boxes(self) -> Iterator[dict[str, Any]]:
         """One row per box (index, centre in Å, core bounds, outcome), read from the store's records."""
@@ -299,7 +304,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
                     f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
                     f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
                     f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
-    job = dataclasses.replace(job, output=str(output / "0"))
+    job = dataclasses.replace(job, output=str(output / "0"), b_output=str(store.path / B_SHARPEN_IMAGE / "0"))
     timings["plan"] = time.perf_counter() - t
 
     workers = WorkerLog(client)
@@ -315,7 +320,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     t = time.perf_counter()
     geometry = geometry_of(source)
     failed: list[dict[str, Any]] = []
-    by_status, mean_b = _tally(_rows(store, plan, geometry), failed)
+    by_status, mean_b = _tally(_rows(store, plan, geometry, local.shrink), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
     for row in failed:
@@ -324,18 +329,21 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: _rows(store, plan, geometry))
+                       lambda: _rows(store, plan, geometry, local.shrink),
+                       LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source))
 
 
 def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions) -> None:
     """Create the output image unless the recorded tiles are in it; an image that is gone is made
     again and its tiles rendered again."""
-    if (output / "0").exists() and store.done_tiles():
+    b_image = store.path / B_SHARPEN_IMAGE
+    if (output / "0").exists() and (b_image / "0").exists() and store.done_tiles():
         return
     from ..maps.omezarr import create_image
 
     store.forget_tiles()
     create_image(output, template_of(source), (local.chunk,) * 3, overwrite=True)
+    create_image(b_image, template_of(source), (local.chunk,) * 3, overwrite=True)
 
 
 # ---------------------------------------------------------------- passes
@@ -390,7 +398,7 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  keep_if_better=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
-                 tile=plan.tile)
+                 tile=plan.tile, shrink=local.shrink)
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
     return plan, job
@@ -503,11 +511,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every box's row: the recorded outcomes block by block, then the boxes skipped by the coarse mask."""
+def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
+          shrunk: bool = False) -> Iterator[dict[str, Any]]:
+    """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
+    shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
     for block, _ in plan.blocks():
         for row in store.read_batch(block) or []:
-            yield _box_row(plan.grid.box(row["index"]), row, geometry)
+            yield _box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):

@@ -27,6 +27,7 @@ import numpy as np
 from ..maps.store import RunStore
 from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ..sharpening.search import SearchConfig, SearchResult
+from ..sharpening.shrinkage import shrink
 from ..tiling.blend import blend_into
 from ..tiling.boxes import Bounds, Box, BoxGrid
 from ..tiling.plan import LocalPlan, relative, union_bounds
@@ -57,6 +58,8 @@ class BoxJob:
     chunks: tuple[int, int, int] = (64, 64, 64)
     tile: tuple[int, int, int] = (128, 128, 128)
     output: str = ""
+    shrink: bool = True
+    b_output: str = ""
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -148,17 +151,31 @@ def render_tile(job: BoxJob, tile: int) -> int:
     boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
     region = union_bounds([bounds] + [b.outer for b in boxes])
     overall = store.read("overall", region)
-    contributions = []
+    contributions, applied = [], []
     for box in boxes:
         data = np.ascontiguousarray(overall[relative(box.outer, region)])
-        values = render_box(data, job.voxel_zyx, job.resolution, BoxOutcome.from_dict(outcomes[box.index]),
+        row = shrink(outcomes[box.index]) if job.shrink else outcomes[box.index]
+        outcome = BoxOutcome.from_dict(row)
+        values = render_box(data, job.voxel_zyx, job.resolution, outcome,
                             soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
         contributions.append((box, values[box.core_in_outer()]))
+        applied.append(0.0 if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening"
+                       else float(outcome.sharpening.b_sharpen))
     background = overall[relative(bounds, region)]
     blended = blend_into(bounds, background, contributions, job.voxel_zyx, job.radius)
     _output_array(job.output)[tuple(slice(a, b) for a, b in bounds)] = blended
+    if job.b_output:
+        _output_array(job.b_output)[tuple(slice(a, b) for a, b in bounds)] = _b_sharpen_tile(job, bounds, contributions,
+                                                                                           applied)
     store.mark_tile(tile)
     return tile
+
+
+def _b_sharpen_tile(job: BoxJob, bounds: Bounds, contributions: list, applied: list[float]) -> np.ndarray:
+    """The b_sharpen each box applied (relative to the overall sharpening), blended like the map (0 elsewhere)."""
+    shape = tuple(b - a for a, b in bounds)
+    constant = [(box, np.full(values.shape, b, dtype=np.float32)) for (box, values), b in zip(contributions, applied)]
+    return blend_into(bounds, np.zeros(shape, dtype=np.float32), constant, job.voxel_zyx, job.radius)
 
 
 @lru_cache(maxsize=4)

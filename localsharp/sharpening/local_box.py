@@ -46,6 +46,11 @@ class BoxOutcome:
         Solvent fraction used for the box's score.
     score, signal_to_noise : float
         Best score and the score curve's S/N.
+    score_noise : float
+        Noise of the chosen method's score curve (:func:`~.score.signal_to_noise`).
+    b_sharpen_within_noise : tuple of float or None
+        b_sharpen values (low, high) the score cannot tell from the chosen one
+        (:attr:`~.search.SearchResult.plateau_b_sharpen`); None when unknown.
     """
 
     status: str
@@ -55,13 +60,18 @@ class BoxOutcome:
     solvent_fraction: float = 1.0
     score: float = float("nan")
     signal_to_noise: float = float("nan")
+    score_noise: float = float("nan")
+    b_sharpen_within_noise: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason,
                 "sharpening": None if self.sharpening is None else self.sharpening.to_dict(),
                 "b_iso_start": self.b_iso_start, "solvent_fraction": self.solvent_fraction,
                 "score": None if not np.isfinite(self.score) else self.score,
-                "signal_to_noise": None if not np.isfinite(self.signal_to_noise) else self.signal_to_noise}
+                "signal_to_noise": None if not np.isfinite(self.signal_to_noise) else self.signal_to_noise,
+                "score_noise": None if not np.isfinite(self.score_noise) else self.score_noise,
+                "b_sharpen_within_noise": None if self.b_sharpen_within_noise is None
+                else list(self.b_sharpen_within_noise)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BoxOutcome":
@@ -70,7 +80,9 @@ class BoxOutcome:
                                                           for k, v in s.items()})
         return cls(d["status"], d["reason"], sharpening, d.get("b_iso_start"), d.get("solvent_fraction", 1.0),
                    float("nan") if d.get("score") is None else d["score"],
-                   float("nan") if d.get("signal_to_noise") is None else d["signal_to_noise"])
+                   float("nan") if d.get("signal_to_noise") is None else d["signal_to_noise"],
+                   float("nan") if d.get("score_noise") is None else d["score_noise"],
+                   None if d.get("b_sharpen_within_noise") is None else tuple(d["b_sharpen_within_noise"]))
 
 
 @lru_cache(maxsize=8)
@@ -201,8 +213,9 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
             return kept_as_is, spectrum, mask, result, None
     status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
     reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
+    noise = next((m.noise for m in result.methods if m.method == chosen.method), float("nan"))
     outcome = BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
-                         float(result.signal_to_noise))
+                         float(result.signal_to_noise), float(noise), result.plateau_b_sharpen)
     return outcome, spectrum, mask, result, kept
 
 

@@ -1,0 +1,116 @@
+"""Shrinkage of a local box's sharpening toward the overall sharpening (ALGORITHM.md §8 item 4).
+
+A local box is cut from the overall-sharpened map, so its search is relative to
+the overall sharpening: ``b_sharpen = 0`` keeps it.  A 40³ box holds few
+regions and its score curve is noisy, so the b_sharpen its search picks scatters
+from box to box even where the true B does not change; rendering every box at
+its pick makes the map worse than the overall sharpening alone.
+
+:func:`shrink` maps a box's recorded outcome row to the row to render: the box
+departs from the overall sharpening only as far as its own evidence requires.
+The evidence is the range of b_sharpen whose smoothed score is within the
+score curve's noise of the optimum (``b_sharpen_within_noise``, the plateau),
+widened by :data:`WIDEN`: the applied b_sharpen is the value of that range
+nearest to 0 (0 itself when the range holds 0).  A box whose curve is sharp
+and whose optimum lies far from 0 keeps its pick; a box whose curve is flat or
+noisy falls back to the overall sharpening.  Rows without a plateau (recorded
+before it was stored) are rendered as recorded.
+
+The rule is a pure function of the row and run-wide constants, so every
+render task applies it on its own and the map does not depend on the number
+of workers.
+
+How the rule was chosen (``benchmarks/quality_local.py``, CC to the B = 0
+model within 3 Å of atoms, local − global; ``benchmarks/results/quality_local.json``):
+on four TUNE phantoms (B 20 → 200 Å² from centre to rim; haemoglobin single and
+8 copies, spike NTD, 4 copies of the RdRp part) widen 0 (no shrinkage), 0.5, 1,
+1.5, 2, 3 gave a mean of +0.0048, +0.0080, +0.0084, +0.0069, +0.0040, +0.0009
+and a worst case of −0.0037, −0.0020, −0.0006, 0, 0, 0; widen 1 has the
+best mean with a worst case inside 0.002, and beat the rules without the
+plateau (all b_sharpen × 0.5: +0.0070, worst −0.0020; b·τ²/(τ² + σ²) with σ
+half the plateau width, τ 20 / 40 Å²: +0.0060 / +0.0074, worst −0.0010 /
+−0.0018).  On six CHECK phantoms (other seeds, noise 0.5–2, another
+haemoglobin model, 8 spike copies) widen 1 gave a mean of +0.0078, worst 0; on
+the real maps (never used for the choice) EMD-3488 −0.0010 (−0.0055 without
+shrinkage), EMD-21457 0 (−0.0034), EMD-11007 crop +0.0023 (−0.0101).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Factor widening the plateau around the box's pick before the value nearest 0 is taken
+#: (0: no shrinkage; 1: the plateau as the search measured it).
+WIDEN = 1.0
+
+
+def shrunk_b_sharpen(b_sharpen: float, within_noise: tuple[float, float] | list[float] | None,
+                     widen: float = WIDEN) -> float:
+    """The b_sharpen to apply: the point nearest 0 of the widened plateau around ``b_sharpen``.
+
+    Parameters
+    ----------
+    b_sharpen : float
+        The box's pick (Å², relative to the overall sharpening).
+    within_noise : (low, high) or None
+        b_sharpen range the box's score cannot tell from its pick; None: no evidence of
+        its width, the pick is kept.
+    widen : float
+        The range becomes ``[b − widen·(b − low), b + widen·(high − b)]`` (≥ 0).
+
+    Returns
+    -------
+    float
+    """
+    if within_noise is None or widen <= 0:
+        return float(b_sharpen)
+    low, high = float(within_noise[0]), float(within_noise[1])
+    low = b_sharpen - widen * max(0.0, b_sharpen - low)
+    high = b_sharpen + widen * max(0.0, high - b_sharpen)
+    return float(min(max(0.0, low), high))
+
+
+def shrink(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
+    """The outcome row to render for a box's recorded ``row`` (:meth:`BoxOutcome.to_dict` form).
+
+    Only B-type sharpenings (a ``b_sharpen`` with a plateau) are changed: their
+    ``b_sharpen`` becomes :func:`shrunk_b_sharpen`, and a box shrunk to 0 is
+    rendered unsharpened (the overall map's voxels; status ``"unsharpened"``,
+    the reason says why).  The returned row is a new
+    dict; it carries ``b_sharpen_applied`` (None for a box without a sharpening)
+    and ``b_sharpen_searched``.  ``row`` is not modified.
+    """
+    widen = WIDEN if widen is None else float(widen)
+    out = dict(row)
+    sharpening = row.get("sharpening")
+    if sharpening is None:
+        out["b_sharpen_searched"] = out["b_sharpen_applied"] = None
+        return out
+    b = float(sharpening.get("b_sharpen") or 0.0)
+    out["b_sharpen_searched"] = b
+    if sharpening.get("method") not in ("b_iso", "b_iso_to_d_cut"):
+        out["b_sharpen_applied"] = b if sharpening.get("method") != "no_sharpening" else 0.0
+        return out
+    applied = shrunk_b_sharpen(b, row.get("b_sharpen_within_noise"), widen)
+    out["b_sharpen_applied"] = applied
+    if applied == b:
+        return out
+    if applied == 0.0:
+        out["sharpening"] = {**sharpening, "method": "no_sharpening", "b_sharpen": 0.0, "k_sharpen": 0.0,
+                             "b_iso_target": None}
+        out["status"] = "unsharpened"
+        out["reason"] = f"{row.get('reason', '')}; kept at the overall sharpening: b_sharpen {b:.1f} is within " \
+                        "the score's noise of 0"
+    else:
+        target = sharpening.get("b_iso_target")
+        moved = None if target is None else float(target) + b - applied
+        out["sharpening"] = {**sharpening, "b_sharpen": applied, "b_iso_target": moved}
+    return out
+
+
+def annotated(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
+    """``row`` as recorded (the search's pick) plus the ``b_sharpen_searched`` and ``b_sharpen_applied``
+    of :func:`shrink` (for the run's per-box table)."""
+    rendered = shrink(row, widen)
+    return {**row, "b_sharpen_searched": rendered["b_sharpen_searched"],
+            "b_sharpen_applied": rendered["b_sharpen_applied"]}

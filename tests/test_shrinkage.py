@@ -1,0 +1,154 @@
+"""Shrinkage of local boxes toward the overall sharpening: the rule, the evidence a box records, the run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localsharp.config import LocalOptions
+from localsharp.engine import local_sharpen
+from localsharp.maps.density import DensityMap
+from localsharp.maps.mrc import read_map
+from localsharp.sharpening.functions import Sharpening
+from localsharp.sharpening.local_box import BoxOutcome, analyse_box, render_box
+from localsharp.sharpening.shrinkage import WIDEN, shrink, shrunk_b_sharpen
+
+DATA = Path(__file__).resolve().parent / "data"
+HAEMOGLOBIN = DATA / "emd3488_haemoglobin" / "map.mrc"
+RESOLUTION = 3.2
+LOCAL = LocalOptions(box_size=32, stride=16, chunk=32)
+
+
+def _row(b: float, span, method: str = "b_iso_to_d_cut") -> dict:
+    sharpening = Sharpening(method=method, b_sharpen=b, k_sharpen=10.0, b_blur_hires=0.0, b_iso_target=50.0 - b)
+    return BoxOutcome("sharpened", "test", sharpening, 50.0, 0.4, 1.0, 5.0, 0.1, span).to_dict() | {"index": 3}
+
+
+@pytest.fixture(scope="module")
+def crop() -> DensityMap:
+    whole = read_map(HAEMOGLOBIN)
+    return DensityMap(data=whole.data[18:82, 20:80, 22:78], voxel_size=whole.voxel_size, nstart=(22, 20, 18),
+                      cell_grid=whole.cell_grid)
+
+
+# ------------------------------------------------------------- the rule
+@pytest.mark.parametrize("b, span, widen, expected", [
+    (45.0, (30.0, 60.0), 1.0, 30.0),      # the plateau's end nearest the overall sharpening
+    (45.0, (30.0, 60.0), 2.0, 15.0),      # widened around the pick
+    (45.0, (30.0, 60.0), 0.0, 45.0),      # no shrinkage
+    (20.0, (-10.0, 50.0), 1.0, 0.0),      # the plateau holds 0: keep the overall sharpening
+    (-40.0, (-55.0, -25.0), 1.0, -25.0),  # blurring boxes shrink toward 0 from below
+    (-40.0, (-55.0, -25.0), 3.0, 0.0),
+    (45.0, None, 1.0, 45.0),              # no evidence of the curve's width: the pick is kept
+])
+def test_the_applied_b_sharpen_is_the_point_of_the_widened_plateau_nearest_zero(b, span, widen, expected) -> None:
+    assert shrunk_b_sharpen(b, span, widen) == pytest.approx(expected)
+
+
+def test_shrink_moves_the_sharpening_and_leaves_the_recorded_row_alone() -> None:
+    row = _row(45.0, (30.0, 60.0))
+    before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in row.items()}
+    out = shrink(row, widen=1.0)
+    assert row == before
+    assert out["sharpening"]["b_sharpen"] == pytest.approx(30.0)
+    assert out["sharpening"]["b_iso_target"] == pytest.approx(20.0)  # 50 - 30: the target moves with it
+    assert out["b_sharpen_searched"] == 45.0 and out["b_sharpen_applied"] == pytest.approx(30.0)
+    assert out["index"] == 3 and out["status"] == "sharpened"
+    assert BoxOutcome.from_dict(out).sharpening.b_sharpen == pytest.approx(30.0)
+
+
+def test_a_box_shrunk_to_zero_is_rendered_as_the_overall_map(crop: DensityMap) -> None:
+    out = shrink(_row(20.0, (-10.0, 50.0)))
+    assert out["sharpening"]["method"] == "no_sharpening" and out["b_sharpen_applied"] == 0.0
+    assert out["status"] == "unsharpened" and "kept at the overall sharpening" in out["reason"]
+    assert out["sharpening"]["b_blur_hires"] == 0.0  # the box job's settings are kept
+    box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
+    rendered = render_box(box, crop.voxel_size_zyx, RESOLUTION, BoxOutcome.from_dict(out))
+    assert np.array_equal(rendered, box.astype(np.float32))
+
+
+@pytest.mark.parametrize("row", [
+    BoxOutcome("skipped", "solvent").to_dict(),
+    BoxOutcome("unsharpened", "kept", Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)).to_dict(),
+    _row(45.0, None),
+])
+def test_rows_without_a_b_type_sharpening_or_a_plateau_are_rendered_as_recorded(row) -> None:
+    out = shrink(row)
+    assert out["sharpening"] == row["sharpening"]
+    assert out["b_sharpen_applied"] == (None if row["sharpening"] is None else row["sharpening"]["b_sharpen"])
+
+
+def test_the_default_rule_shrinks() -> None:
+    assert WIDEN > 0
+    assert abs(shrink(_row(45.0, (30.0, 60.0)))["b_sharpen_applied"]) < 45.0
+
+
+# ------------------------------------------------------------- the evidence a box records
+def test_a_box_records_its_score_noise_and_the_b_sharpen_within_it(crop: DensityMap) -> None:
+    box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
+    outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.5, keep_if_better=False)
+    assert outcome.status == "sharpened"
+    low, high = outcome.b_sharpen_within_noise
+    assert low <= outcome.sharpening.b_sharpen <= high
+    assert outcome.score_noise > 0
+    again = BoxOutcome.from_dict(outcome.to_dict())
+    assert again == outcome
+
+
+def test_rows_recorded_without_the_new_fields_still_load() -> None:
+    old = {"status": "sharpened", "reason": "r", "sharpening": Sharpening(b_sharpen=12.0).to_dict(),
+           "b_iso_start": 40.0, "solvent_fraction": 0.5, "score": 1.0, "signal_to_noise": 4.0}
+    outcome = BoxOutcome.from_dict(old)
+    assert outcome.b_sharpen_within_noise is None and np.isnan(outcome.score_noise)
+    assert shrink(old)["b_sharpen_applied"] == 12.0
+
+
+# ------------------------------------------------------------- the run
+def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: Path) -> None:
+    on = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "on")
+    off = local_sharpen(crop, None, resolution=RESOLUTION, local=dataclasses.replace(LOCAL, shrink=False),
+                        store=tmp_path / "off")
+    rows_on = {r["index"]: r for r in on.boxes if r["status"] != "skipped"}
+    rows_off = {r["index"]: r for r in off.boxes if r["status"] != "skipped"}
+    assert rows_on.keys() == rows_off.keys() and rows_on
+    moved = 0
+    for index, row in rows_on.items():
+        recorded = rows_off[index]
+        assert "b_sharpen_applied" not in recorded
+        assert row["sharpening"] == recorded["sharpening"]  # the table keeps the search's pick
+        if recorded["sharpening"]["method"] in ("b_iso", "b_iso_to_d_cut"):
+            expected = shrunk_b_sharpen(recorded["sharpening"]["b_sharpen"], recorded["b_sharpen_within_noise"])
+            assert row["b_sharpen_applied"] == pytest.approx(expected)
+            moved += expected != recorded["sharpening"]["b_sharpen"]
+    assert moved > 0, "no box of the test map was shrunk; the test map does not exercise the rule"
+    assert not np.array_equal(on.map.compute().data, off.map.compute().data)
+
+
+def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: DensityMap, tmp_path: Path) -> None:
+    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run")
+    b_map = result.b_sharpen_map.compute()
+    applied = [r["b_sharpen_applied"] for r in result.boxes if r["status"] != "skipped"]
+    assert b_map.shape_xyz == crop.shape_xyz and b_map.origin == crop.origin and b_map.nstart == crop.nstart
+    assert min(0.0, min(applied)) - 1e-3 <= b_map.data.min() and b_map.data.max() <= max(0.0, max(applied)) + 1e-3
+    assert np.any(b_map.data != 0) == any(b != 0 for b in applied)
+    if any(b != 0 for b in applied):  # the box of the largest |b| pulls the map that way near its centre
+        peak = max(applied, key=abs)
+        assert np.max(np.abs(b_map.data)) > 0.3 * abs(peak)
+
+
+def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap, tmp_path: Path) -> None:
+    from localsharp.cli import main
+    from localsharp.maps.mrc import write_map
+
+    write_map(tmp_path / "in.mrc", crop)
+    out = tmp_path / "out"
+    assert main(["local", str(tmp_path / "in.mrc"), "--resolution", str(RESOLUTION), "--box-size", "32",
+                 "--stride", "16", "--chunk", "32", "--in-process", "--output-dir", str(out), "--quiet"]) == 0
+    written = read_map(out / "local_b_sharpen_map.ccp4")
+    sharpened = read_map(out / "local_sharpened_map.ccp4")
+    assert written.shape_xyz == sharpened.shape_xyz and written.nstart == sharpened.nstart
+    assert written.voxel_size == sharpened.voxel_size and written.origin == sharpened.origin
+    assert np.isfinite(written.data).all()
