@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="boxes per search task along each axis (up to N³ boxes a task, default 3)")
     tiling.add_argument("--tile-chunks", type=int, default=2,
                         help="output chunks per blend task along each axis (default 2)")
+    tiling.add_argument("--no-shrink", action="store_true",
+                        help="render every box at its own pick (default: a box whose score curve cannot tell its "
+                             "pick from the overall sharpening keeps the overall sharpening)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, help="solvent fraction (0-1) of the map")
     comp.add_argument("--molecular-mass", type=float, help="molecular mass in the map (kDa)")
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
-                         chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks)
+                         chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks,
+                         shrink=not args.no_shrink)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
