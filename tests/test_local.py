@@ -47,7 +47,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def serial(crop: DensityMap, tmp_path_factory: pytest.TempPathFactory):
-    return local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL,
+    return local_sharpen(crop, RESOLUTION, local=LOCAL,
                          store=tmp_path_factory.mktemp("serial") / "run.zarr")
 
 
@@ -98,7 +98,7 @@ def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tm
     from distributed import get_task_stream
 
     with get_task_stream(client) as stream:
-        distributed_result = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL,
+        distributed_result = local_sharpen(crop, RESOLUTION, client=client, local=LOCAL,
                                            store=tmp_path / "run.zarr")
     ran = [str(t["key"]) for t in stream.data]
     assert sum("one_task_overall" in k for k in ran) == 1  # a small map: the overall pass is one task
@@ -107,7 +107,7 @@ def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tm
     assert sum("render_tile" in k for k in ran) == 1  # one 64³ tile of 32³ chunks covers the crop
     np.testing.assert_array_equal(distributed_result.map.compute().data, serial.map.compute().data)
     assert distributed_result.boxes == serial.boxes
-    again = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL)  # temporary store, same result
+    again = local_sharpen(crop, RESOLUTION, client=client, local=LOCAL)  # temporary store, same result
     np.testing.assert_array_equal(again.map.compute().data, serial.map.compute().data)
     assert again.store is None
 
@@ -129,12 +129,12 @@ def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, clien
     store = tmp_path / "run.zarr"
     local = dataclasses.replace(LOCAL, task_block=1, tile_chunks=1)  # 18 box tasks, 8 tiles
     with pytest.raises(Interrupt):
-        local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store,
+        local_sharpen(crop, RESOLUTION, client=client, local=local, store=store,
                       progress=_interrupt_after(stage, n))
     recorded = RunStore(store).done_batches() if stage == "boxes" else RunStore(store).done_tiles()
     assert len(recorded) >= n  # what finished is on disk
     calls = []
-    resumed = local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store, resume=True,
+    resumed = local_sharpen(crop, RESOLUTION, client=client, local=local, store=store, resume=True,
                             progress=lambda name, done, total: calls.append(name))
     assert resumed.resumed["overall"] == 1 and resumed.resumed[stage] >= n
     tasks_left = (len(serial.boxes) - resumed.resumed["boxes"]) if stage == "boxes" else 8 - resumed.resumed["tiles"]
@@ -144,14 +144,14 @@ def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, clien
 
 def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Path) -> None:
     store = tmp_path / "run.zarr"
-    local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+    local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match="already exists"):
-        local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+        local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match="different run.*local"):
-        local_sharpen(crop, None, resolution=RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
+        local_sharpen(crop, RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
                       store=store, resume=True)
     with pytest.raises(OutputError, match="different run.*options"):
-        local_sharpen(crop, None, resolution=3.5, local=LOCAL, store=store, resume=True)
+        local_sharpen(crop, 3.5, local=LOCAL, store=store, resume=True)
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(stride=50), "stride"), (dict(box_size=4), "box size"),
@@ -237,7 +237,7 @@ def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
     config = SearchConfig(b_blur_hires=0.0, n_threads=1)
     box = whole.data[13:55, 15:57, 29:71]  # a region where the unsharpened box has the higher adjusted SA
     kept = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config)
-    forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, keep_if_better=False)
+    forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, discard_if_worse=False)
     assert forced.status == "sharpened"
     assert kept.status == "unsharpened" and "scores higher" in kept.reason
     assert kept.score > forced.score  # the kept box's own score beats the best sharpening's
@@ -301,7 +301,7 @@ def test_the_map_is_the_same_bit_for_bit_for_any_workers_and_task_grouping(crop:
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, memory_limit="1GiB") as cluster, \
                 distributed.Client(cluster) as c:
-            result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / f"w{workers}")
+            result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / f"w{workers}")
         np.testing.assert_array_equal(result.map.compute().data, reference)
         assert result.boxes == serial.boxes
 
@@ -352,7 +352,7 @@ def test_an_ome_zarr_input_gives_the_map_of_its_mrc(crop: DensityMap, serial, tm
     write_map(mrc_path, crop)
     image = create_image(tmp_path / "crop.ome.zarr", MapSource.open(mrc_path), (32, 32, 32))
     image[...] = read_map(mrc_path).data
-    result = local_sharpen(tmp_path / "crop.ome.zarr", None, resolution=RESOLUTION, local=LOCAL,
+    result = local_sharpen(tmp_path / "crop.ome.zarr", RESOLUTION, local=LOCAL,
                            store=tmp_path / "run.zarr")
     np.testing.assert_array_equal(result.map.compute().data, serial.map.compute().data)
     assert result.map.geometry() == crop.geometry()
@@ -406,7 +406,7 @@ def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpenin
         return search(job, box, data, molecule)
 
     monkeypatch.setattr(tasks, "_search_row", failing)
-    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
+    result = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
     summary = result.summary()
     assert [f["index"] for f in summary["failed_boxes"]] == [bad]
     assert "FloatingPointError" in summary["failed_boxes"][0]["reason"]
@@ -448,7 +448,7 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                      memory_limit="1GiB") as cluster, distributed.Client(cluster) as c:
         c.register_plugin(DeadlyBox())
-        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr")
+        result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / "run.zarr")
     summary = result.summary()
     assert [f["index"] for f in summary["failed_boxes"]] == [bad]
     assert "KilledWorker" in summary["failed_boxes"][0]["reason"]
@@ -472,7 +472,7 @@ def test_a_worker_killed_mid_pass_changes_nothing(crop: DensityMap, serial, tmp_
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
 
-        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr",
+        result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / "run.zarr",
                                progress=kill_one)
         assert pids[0] not in c.run(os.getpid).values()  # the worker really died (its nanny started another)
     assert killed

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - t0:.1f} s (SLURM jobs {', '.join(job_ids)})", file=sys.stderr)
 
         local = LocalOptions(box_size=args.box_size, stride=args.stride, chunk=args.chunk)
-        result = local_sharpen(args.map, client, resolution=args.resolution, store=store,
+        result = local_sharpen(args.map, args.resolution, client=client, store=store,
                                local=local, resume=args.resume, overwrite=args.overwrite)
     finally:
         if client is not None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, InputFileError, LocalsharpError
+from . import MISSING_RESOLUTION
 from ..engine.inputs import template_of
 from ..maps.atomic import AtomicSet
 from ..maps.model import write_points_pdb
@@ -37,25 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "on their own (in parallel on Dask workers) and blended with Gaussian weights.")
     parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
                         "a zarr v3 array or an OME-Zarr image")
-    parser.add_argument("--resolution", type=float, required=True, help="nominal resolution (Å)")
-    parser.add_argument("--output-dir", default="localsharp_local", help="output directory (holds the run store)")
+    parser.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required)")
+    parser.add_argument("--output-dir", default="localsharp_local", metavar="DIR",
+                        help="directory for the outputs and the run store (default localsharp_local)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs and run store")
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in the output directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table on the terminal")
     parser.add_argument("--only-box", type=int, metavar="N",
                         help="run box N by hand, in this process, and print its trials (no map is written)")
     tiling = parser.add_argument_group("boxes")
-    tiling.add_argument("--box-size", type=int, default=40, help="box edge (voxels, default 40)")
-    tiling.add_argument("--stride", type=int, default=20, help="largest spacing of box centres (voxels, default 20)")
-    tiling.add_argument("--smoothing-radius", type=float, help="R of the blending weight exp(-r²/2R²) (Å)")
-    tiling.add_argument("--chunk", type=int, default=64, help="output chunk edge (voxels, default 64)")
-    tiling.add_argument("--task-block", type=int, default=3,
+    tiling.add_argument("--box-size", type=int, default=40, metavar="N", help="box edge (voxels, default 40)")
+    tiling.add_argument("--stride", type=int, default=20, metavar="N",
+                        help="largest spacing of box centres (voxels, default 20)")
+    tiling.add_argument("--smoothing-radius", type=float, metavar="Å",
+                        help="R of the blending weight exp(-r²/2R²) (default ⅔ of the mean spacing of box centres)")
+    tiling.add_argument("--chunk", type=int, default=64, metavar="N", help="output chunk edge (voxels, default 64)")
+    tiling.add_argument("--task-block", type=int, default=3, metavar="N",
                         help="boxes per search task along each axis (up to N³ boxes a task, default 3)")
-    tiling.add_argument("--tile-chunks", type=int, default=2,
+    tiling.add_argument("--tile-chunks", type=int, default=2, metavar="N",
                         help="output chunks per blend task along each axis (default 2)")
     comp = parser.add_argument_group("composition")
-    comp.add_argument("--solvent-content", type=float, help="solvent fraction (0-1) of the map")
-    comp.add_argument("--molecular-mass", type=float, help="molecular mass in the map (kDa)")
+    comp.add_argument("--solvent-content", type=float, metavar="F",
+                      help="solvent fraction (0-1) of the map (default: estimated from the map)")
+    comp.add_argument("--molecular-mass", type=float, metavar="KDA",
+                      help="molecular mass in kDa (default: estimated from the map)")
     comp.add_argument("--ignore-map-limitations", action="store_true",
                       help="sharpen a map whose header says it is already sharpened (refused by default)")
     cluster = parser.add_argument_group("cluster (default: a LocalCluster on this machine)")
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
+    if args.resolution is None:
+        raise ConfigError(MISSING_RESOLUTION)
     if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
     if args.workers is not None and args.workers < 1:
@@ -139,7 +147,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
     if client is not None:
         reporter.note(describe_client(client))
     try:
-        return local_sharpen(source, client, resolution=args.resolution, store=out / STORE, local=local,
+        return local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
                              options=options, resume=args.resume, overwrite=args.overwrite,
                              progress=reporter, output=paths["local_image"])
     except KeyboardInterrupt:

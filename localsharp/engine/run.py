@@ -1,6 +1,6 @@
 """Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, tile-wise blending.
 
-``local_sharpen(map, client)`` runs
+``local_sharpen(map, resolution, client=client)`` runs
 
 0. the input checks: the header in the client; the voxel values (NaN/Inf, constant) and the
    input's checksum chunk by chunk in tasks, before anything is written;
@@ -152,7 +152,7 @@ class LocalResult:
         return out
 
 
-def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, resolution: float,
+def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
                   progress: Progress | None = None, output: str | Path | None = None) -> LocalResult:
@@ -163,10 +163,10 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     map_or_path : DensityMap, str or path-like
         The map (MRC/CCP4, zarr v3 array or OME-Zarr image) or an in-memory :class:`DensityMap`.
         A file is read by region in the tasks; the client reads only its header.
-    client : distributed.Client, optional
-        Where the tasks run; ``None`` runs them in this process.
     resolution : float
-        Nominal resolution (Å).
+        Nominal resolution (Å); positional or keyword, as in every sharpening function.
+    client : distributed.Client, optional
+        Where the tasks run; ``None`` runs them in this process (keyword only).
     store : path, optional
         Directory of the run's zarr store (kept, so the run can be resumed; made absolute, since
         workers may run in another directory); default a temporary directory that lives as long
@@ -191,6 +191,9 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
         Its ``map`` is on disk (``.array``, ``.to_dask()``, ``.compute()``).
     """
     local = local or LocalOptions()
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
+        raise ConfigError(f"resolution must be a number of Å, got {type(resolution).__name__}: "
+                          "call local_sharpen(map, resolution, client=client)")
     source, opts = prepare_input(map_or_path, resolution, options)
     if client is not None:
         worker_setup.register(client)
@@ -387,7 +390,7 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     save_plan(store, plan)
     radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
-                 keep_if_better=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
+                 discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
                  tile=plan.tile)
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)

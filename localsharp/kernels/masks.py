@@ -59,3 +59,14 @@ def box_edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, fl
     if not binary.any():
         return np.ones(shape, dtype=np.float32)
     return soften_mask(binary, voxel_zyx, resolution)
+
+
+def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
+    """Half-open bounds ``[[z0, z1], [y0, y1], [x0, x1]]`` of the true voxels of a 3-d mask, or None."""
+    if not mask.any():
+        return None
+    bounds = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        bounds.append([int(hit[0]), int(hit[-1]) + 1])
+    return bounds
