@@ -16,7 +16,8 @@ from localsharp.errors import InputFileError
 from localsharp.evaluate import evaluate_map, pearson
 from localsharp.kernels.fourier import lowpass
 from localsharp.maps.density import DensityMap
-from localsharp.maps.model import atom_mask, model_map, read_model
+from localsharp.maps.atom_masks import atom_mask
+from localsharp.maps.model import model_map, read_model
 from localsharp.maps.mrc import read_map, write_map
 from localsharp.phantom import phantom
 

@@ -41,6 +41,7 @@ from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
+from ..report.summary import jsonable
 from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import radius_from_spacing
@@ -493,15 +494,7 @@ def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions) 
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry
     and every option."""
     return {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
-            "options": _jsonable(opts)}
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
+            "options": jsonable(opts)}
 
 
 def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -45,21 +45,6 @@ def _prepare(density: DensityMap, resolution: float, opts: SharpenOptions,
     return solvent, whole
 
 
-def _finish(density: DensityMap, whole: Spectrum, scale: ShellScale, opts: SharpenOptions, solvent: Any,
-            box: BoxChoice, warnings: list[str], timings: dict[str, float], mode: str,
-            t0: float) -> api.SharpenResult:
-    result = api.finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
-                                   box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
-                                   timings=timings, shells=scale.rows(), mode=mode)
-    applicable = {"value": True, "reason": f"{scale.method} scale factors from {scale.stats.n_shells} shells"}
-    if scale.method == "model_sharpening" and scale.notes:
-        applicable = {"value": False, "reason": scale.notes[0]}
-    result.applicable = applicable
-    result.shell_scale = scale.summary()
-    result.timings_s["total"] = time.perf_counter() - t0
-    return result
-
-
 def finish_scaled(density: DensityMap, whole: Spectrum, scale: ShellScale, opts: SharpenOptions, solvent: SolventEstimate,
             box: BoxChoice, warnings: list[str], timings: dict[str, float], mode: str,
             t0: float) -> SharpenResult:
