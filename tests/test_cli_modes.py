@@ -29,8 +29,9 @@ def test_half_map_cli_writes_every_output_with_a_shell_table(small_phantom, tmp_
                "--resolution", "4.0", "--output-dir", str(out)])
     assert rc == 0
     for name in ("sharpened_map.ccp4", "shifted_sharpened_map.ccp4", "sharpened_map_coeffs.mtz", "summary.json",
-                 "score_vs_b.png", "amplitudes.png", "fsc.png"):
+                 "amplitudes.png", "fsc.png"):
         assert (out / name).stat().st_size > 0, name
+    assert not (out / "score_vs_b.png").exists()  # no search in half-map mode: no empty score plot
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "half_map" and summary["method"] == "half_map_sharpening"
     shells = summary["shells"]

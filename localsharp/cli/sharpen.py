@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, t0: float) -> int:
-    paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
+    scale_factors = bool(args.half_maps or args.model)  # no search: no score plot, a shell plot instead
+    paths = planned_outputs(args.output_dir, with_shells=scale_factors, with_search=not scale_factors)
     created = prepare_output_dir(args.output_dir, paths, args.overwrite)
     # matplotlib's import and font loading run in a helper process beside the computation
     # (console_main starts it before the imports and closes it; otherwise it is ours to close)

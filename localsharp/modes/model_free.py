@@ -61,7 +61,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     The output is sigma-scaled (mean 0, rms 1), like the reference's.
     """
     if client is not None:
-        from .engine import overall_api
+        from ..engine import overall_api
         return overall_api.sharpen_on_cluster(client, map_or_path, resolution, options=options,
                                               mtz_labels=mtz_labels, name=name, **kwargs)
     timings: dict[str, float] = {}
