@@ -84,3 +84,21 @@ def test_every_doc_the_readme_links_exists() -> None:
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         if "://" not in target:
             assert (ROOT / target).exists(), target
+
+
+def test_the_api_reference_is_generated_from_the_current_docstrings() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == module.render(), \
+        "docs/api.md is out of date: run python docs/make_api.py"
+
+
+def test_the_figures_the_docs_show_exist_and_are_small() -> None:
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", doc.read_text(encoding="utf-8")):
+            path = doc.parent / target
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (doc.name, target)
+            assert path.stat().st_size < 150_000, (doc.name, target)
