@@ -240,19 +240,9 @@ def _cif_text(structure: gemmi.Structure) -> str:
 
 
 # ---------------------------------------------------------------------- main
-def phantom(
-    model: str | os.PathLike | gemmi.Structure,
-    output_dir: str | os.PathLike,
-    *,
-    voxel: float = 1.0,
-    b_core: float = 20.0,
-    b_edge: float = 200.0,
-    resolution: float = 3.5,
-    noise: float = 1.0,
-    padding: float = 10.0,
-    seed: int = 0,
-    overwrite: bool = False,
-) -> PhantomResult:
+def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.PathLike, *, voxel: float = 1.0,
+            b_core: float = 20.0, b_edge: float = 200.0, resolution: float = 3.5, noise: float = 1.0,
+            padding: float = 10.0, seed: int = 0, overwrite: bool = False) -> PhantomResult:
     """Make and write a phantom: signal, two noisy half maps, full map and the true models.
 
     Parameters
