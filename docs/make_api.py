@@ -6,6 +6,7 @@ the order of the groups below; ``tests/test_docs.py`` checks that docs/api.md is
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -42,6 +43,13 @@ def _signature(obj: object) -> str:
         return "(...)"
 
 
+def _public(name: str) -> object:
+    """The object ``localsharp.<name>`` names (from its defining module: ``localsharp.phantom`` is
+    also a submodule, which shadows the function once imported)."""
+    module = importlib.import_module(localsharp._EXPORTS[name], "localsharp")
+    return getattr(module, name)
+
+
 def render() -> str:
     """The text of docs/api.md."""
     listed = [name for names in GROUPS.values() for name in names]
@@ -51,7 +59,7 @@ def render() -> str:
     for title, names in groups.items():
         parts.append(f"\n## {title}\n")
         for name in names:
-            obj = getattr(localsharp, name)
+            obj = _public(name)
             kind = "class" if inspect.isclass(obj) else "def"
             doc = inspect.getdoc(obj) or "(no docstring)"
             parts.append(f"\n### `localsharp.{name}`\n\n```python\n{kind} {name}{_signature(obj)}\n```\n\n"
