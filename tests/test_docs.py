@@ -7,6 +7,7 @@ benchmark result files.  Also: the README stays short and has the sections a use
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def _user_texts() -> list[tuple[str, str]]:
     return texts
 
 
-def _docstrings() -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=1)
+def _docstrings() -> tuple[tuple[str, str], ...]:
     found = []
     for path in sorted((ROOT / "localsharp").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -38,7 +40,7 @@ def _docstrings() -> list[tuple[str, str]]:
                 doc = ast.get_docstring(node, clean=False)
                 if doc:
                     found.append((f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}", doc))
-    return found
+    return tuple(found)
 
 
 def _result_names() -> list[str]:
@@ -48,7 +50,7 @@ def _result_names() -> list[str]:
 @pytest.mark.parametrize("pattern", [COMMIT_NEAR_WORD, DIARY_WORDS, DEVELOPER_PATHS],
                          ids=["commit hashes", "session", "developer paths"])
 def test_user_docs_and_docstrings_hold_no_diary(pattern: re.Pattern) -> None:
-    hits = [f"{where}: {m.group(0)!r}" for where, text in _user_texts() + _docstrings() for m in pattern.finditer(text)]
+    hits = [f"{where}: {m.group(0)!r}" for where, text in _user_texts() + list(_docstrings()) for m in pattern.finditer(text)]
     assert not hits, "\n".join(hits)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from ..kernels.masks import soften_mask
 from ..maps.loading import check_same_grid
 from ..report.result import SharpenResult
-from ..sharpening.masks import atom_ball_mask, signal_mask
+from ..kernels.masks import signal_mask
+from ..maps.atom_masks import atom_ball_mask
 from ..sharpening.spectrum import spectrum_like
 from .half_map import half_map_sharpen
 from .model import MODEL_MASK_RADIUS_FACTOR, model_sharpen

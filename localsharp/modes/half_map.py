@@ -22,7 +22,7 @@ from ..maps.loading import MapInput, check_same_grid, load_named, unit_cell_view
 from ..maps.density import DensityMap
 from ..report.result import SharpenResult
 from ..sharpening.box import BoxChoice
-from ..sharpening.masks import signal_mask
+from ..kernels.masks import signal_mask
 from ..sharpening.shellscale import N_BINS, half_map_scale
 from ..sharpening.spectrum import aniso_factors, spectrum_like
 from .common import progress, restore_input_grid

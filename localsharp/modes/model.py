@@ -20,7 +20,7 @@ from ..maps.loading import MapInput, load_named, unit_cell_view
 from ..maps.model import check_model_in_box, model_map, read_model
 from ..report.result import SharpenResult
 from ..sharpening.box import BoxChoice
-from ..sharpening.masks import atom_ball_mask
+from ..maps.atom_masks import atom_ball_mask
 from ..sharpening.shellscale import N_BINS, model_scale
 from ..sharpening.spectrum import aniso_factors, spectrum_like
 from .common import progress, restore_input_grid
