@@ -6,10 +6,16 @@ Skipped unless ``LOCALSHARP_SLURM=1`` is set and ``sinfo`` is on PATH. On one ma
     LOCALSHARP_SLURM=1 python -m pytest -q tests/test_deploy_slurm.py
     bash deploy/slurm/down.sh
 
-Both paths must give exactly the in-process result (same boxes, same tasks):
+Every path must give exactly the in-process result (same boxes, same tasks):
 
-* ``deploy/slurm/run_local.py``: dask-jobqueue submits 2 worker jobs; afterwards the jobs
-  must be gone from ``squeue``.
+* ``localsharp local --cluster slurm --jobs 2``: dask-jobqueue submits 2 worker jobs; afterwards
+  no job of the run is left in ``squeue``.
+* the same with one worker job cancelled (``scancel``) in the middle of the box pass: the run
+  finishes on the other worker, the lost job is replaced (checked when the run lasts 10 s past the
+  cancel: a faster run may end first), and the map is the same.
+* SIGTERM to the run in the middle of the box pass: it exits with status 130, cancels its
+  jobs, and ``--resume`` finishes the same map.
+* a worker job SLURM refuses (unknown partition): a one-line error, nothing submitted or left behind.
 * ``deploy/slurm/localsharp.sbatch``: scheduler + 2 workers inside one allocation,
   ``localsharp local --scheduler-file`` as the client.
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,11 +56,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SLURM_DIR = ROOT / "deploy" / "slurm"
 SPIKE = ROOT / "tests" / "data" / "emd21457_spike_ntd" / "map_segment.mrc"
 RESOLUTION = 3.2
-BOXES = ["--box-size", "32", "--stride", "16", "--chunk", "32"]
-LOCAL = LocalOptions(box_size=32, stride=16, chunk=32)
+# one box a task: 8 tasks, so that both workers are busy when one of them is cancelled
+BOXES = ["--box-size", "32", "--stride", "16", "--chunk", "32", "--task-block", "1"]
+LOCAL = LocalOptions(box_size=32, stride=16, chunk=32, task_block=1)
 PARTITION = os.environ.get("LOCALSHARP_SLURM_PARTITION")
 INTERFACE = os.environ.get("LOCALSHARP_DASK_INTERFACE", "lo")
-TIMEOUT = 150  # seconds per SLURM run
+TIMEOUT = 300  # seconds per SLURM run
 
 
 def _slurm(*args: str) -> str:
@@ -117,32 +125,131 @@ def _job_state(job_id: str) -> dict[str, str]:
     return {k: fields[k] for k in ("JobState", "ExitCode") if k in fields}
 
 
-def test_run_local_on_slurm_jobs_matches_in_process(slurm_cluster, reference, workdir):
-    out = workdir / "out"
-    cmd = [sys.executable, str(SLURM_DIR / "run_local.py"), str(SPIKE), "--resolution", str(RESOLUTION),
-           "--output-dir", str(out), "--jobs", "2", "--cores", "1", "--memory", "1GB", "--walltime", "00:10:00",
-           "--interface", INTERFACE, "--wait", "90", *BOXES]
-    if PARTITION:
-        cmd += ["--queue", PARTITION]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir)
-    assert proc.returncode == 0, f"run_local.py failed:\n{proc.stdout}\n{proc.stderr}"
-    elapsed = time.monotonic() - t0
+def _site(workdir: Path) -> tuple[str, dict[str, str]]:
+    """A site config naming the worker jobs uniquely (to find them in squeue) and the environment reading it.
 
-    summary = json.loads((out / "local_summary.json").read_text())
-    job_ids = summary["slurm"]["job_ids"]
-    assert len(job_ids) == 2, summary["slurm"]
-    assert summary["n_boxes"] > 0 and summary["local_options"]["box_size"] == 32
-    # the workers ran as SLURM jobs: their job logs are there
-    assert sorted((out / "slurm-logs").glob("*.err")), "no SLURM worker job logs"
+    A lost worker job is replaced 1 s after its worker is gone (Dask's default, 15 s, is longer than
+    what is left of the test's run once one of its two jobs is cancelled).
+    """
+    name = f"localsharp-test-{uuid.uuid4().hex[:8]}"
+    config = workdir / "dask-config"
+    config.mkdir()
+    (config / "jobqueue.yaml").write_text(f"jobqueue:\n  slurm:\n    name: {name}\n    death-timeout: 30\n")
+    (config / "distributed.yaml").write_text("distributed:\n  deploy:\n    lost-worker-timeout: 1s\n")
+    return name, dict(os.environ, DASK_CONFIG=str(config))
 
+
+def _local_command(out: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "localsharp", "local", str(SPIKE), "--resolution", str(RESOLUTION),
+           "--output-dir", str(out), "--cluster", "slurm", "--cores", "1", "--memory", "1GB",
+           "--walltime", "00:10:00", "--interface", INTERFACE, "--wait-workers", "120", *BOXES, *extra]
+    return cmd + (["--queue", PARTITION] if PARTITION else [])
+
+
+def _jobs_named(name: str, states: str | None = None) -> list[str]:
+    """Ids of the jobs called ``name`` in ``states`` (default: pending, running, completing...; not ended)."""
+    return _slurm("squeue", "-h", "-n", name, *(["-t", states] if states else []), "-o", "%i").split()
+
+
+def _logged_job_ids(out: Path, name: str) -> set[str]:
+    """Ids of every worker job that started: each wrote OUT/slurm-logs/NAME-ID.err."""
+    return {p.name[len(name) + 1:-4] for p in (out / "slurm-logs").glob(f"{name}-*.err")}
+
+
+def _check_outputs(out: Path, reference: np.ndarray) -> dict:
     result = localsharp.read_map(out / "local_sharpened_map.ccp4")
     assert result.data.shape == reference.shape
     assert np.array_equal(result.data, reference)
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert summary["n_boxes"] > 0 and summary["local_options"]["box_size"] == 32
+    return summary
 
-    left = _wait_until_gone(job_ids)
-    assert not left, f"worker jobs still in squeue after the run: {sorted(left)}"
-    print(f"run_local.py on 2 SLURM jobs {job_ids}: {elapsed:.1f} s")
+
+def test_local_on_slurm_jobs_matches_in_process(slurm_cluster, reference, workdir):
+    out = workdir / "out"
+    name, env = _site(workdir)
+    t0 = time.monotonic()
+    proc = subprocess.run(_local_command(out, "--jobs", "2", "-q"), capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=workdir, env=env)
+    assert proc.returncode == 0, f"localsharp local --cluster slurm failed:\n{proc.stdout}\n{proc.stderr}"
+    elapsed = time.monotonic() - t0
+
+    summary = _check_outputs(out, reference)
+    record = summary["cluster"]
+    assert record["kind"] == "slurm" and len(record["slurm_job_ids"]) == 2, record
+    # the workers ran as these SLURM jobs: their job logs are there
+    assert _logged_job_ids(out, name) == set(record["slurm_job_ids"]), sorted((out / "slurm-logs").iterdir())
+    left = _wait_until_gone(record["slurm_job_ids"])
+    assert not left and not _jobs_named(name), f"worker jobs still in squeue after the run: {sorted(left)}"
+    print(f"localsharp local on 2 SLURM jobs {record['slurm_job_ids']}: {elapsed:.1f} s")
+
+
+def test_a_worker_job_cancelled_mid_pass_is_replaced_and_the_map_is_the_same(slurm_cluster, reference, workdir):
+    out = workdir / "out"
+    name, env = _site(workdir)
+    log = workdir / "local.log"
+    t0 = time.monotonic()
+    proc = _start_until_box_pass(_local_command(out, "--jobs", "2"), log, name, workdir, env)
+    try:
+        victim = sorted(_jobs_named(name, "R"), key=int)[0]
+        _slurm("scancel", victim)
+        cancelled_at = time.monotonic() - t0
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: the run cancels its jobs on the way out
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "boxes searched 8/8" in text and "tiles blended 1/1" in text, text
+
+    run_after_cancel = time.monotonic() - t0 - cancelled_at
+    summary = _check_outputs(out, reference)
+    record = summary["cluster"]
+    started = _logged_job_ids(out, name)
+    assert victim in started, (victim, started)
+    if run_after_cancel > 10:  # time enough (1 s lost-worker-timeout, 1 s adapt interval) for the replacement
+        assert victim not in record["slurm_job_ids"] and len(record["slurm_job_ids"]) == 2, (victim, record, text)
+        assert len(started | set(record["slurm_job_ids"])) == 3, (started, record)
+    left = _wait_until_gone(sorted(started | set(record["slurm_job_ids"])))
+    assert not left and not _jobs_named(name), f"worker jobs still in squeue after the run: {sorted(left)}"
+    print(f"job {victim} cancelled at {cancelled_at:.1f} s; jobs at the end {record['slurm_job_ids']}; "
+          f"run {time.monotonic() - t0:.1f} s ({run_after_cancel:.1f} s after the cancel)")
+
+
+def _start_until_box_pass(cmd: list[str], log: Path, name: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``cmd`` with stderr to ``log``; return once its box pass runs on 2 running worker jobs."""
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, cwd=cwd, env=env)
+    deadline = time.monotonic() + TIMEOUT
+    while not ("boxes searched" in log.read_text() and len(_jobs_named(name, "R")) == 2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+            pytest.fail(f"no box pass on 2 running jobs:\n{log.read_text()}")
+        time.sleep(0.2)
+    return proc
+
+
+def test_sigterm_to_the_run_cancels_its_jobs_and_resume_finishes_the_same_map(slurm_cluster, reference, workdir):
+    out = workdir / "out"
+    name, env = _site(workdir)
+    proc = _start_until_box_pass(_local_command(out, "--jobs", "2"), workdir / "local.log", name, workdir, env)
+    jobs = _jobs_named(name)
+    proc.send_signal(signal.SIGTERM)  # as scancel or the walltime of a job running `localsharp local`
+    status = proc.wait(timeout=120)
+    text = (workdir / "local.log").read_text()
+    assert status == 130 and "--resume" in text and "cancelled SLURM job(s)" in text, text
+    left = _wait_until_gone(jobs)
+    assert not left and not _jobs_named(name), f"worker jobs still in squeue after SIGTERM: {sorted(left)}"
+    assert not (out / "local_sharpened_map.ccp4").exists()
+
+    proc = subprocess.run(_local_command(out, "--jobs", "1", "--resume", "-q"), capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=workdir, env=env)
+    assert proc.returncode == 0, f"--resume failed:\n{proc.stdout}\n{proc.stderr}"
+    _check_outputs(out, reference)
+    assert not _jobs_named(name)
 
 
 def test_sbatch_scheduler_file_matches_in_process(slurm_cluster, reference, workdir):
@@ -182,3 +289,16 @@ def test_sbatch_scheduler_file_matches_in_process(slurm_cluster, reference, work
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["n_boxes"] > 0
     print(f"sbatch job {job_id} (scheduler file, 2 workers): {elapsed:.1f} s")
+
+
+def test_a_job_slurm_refuses_is_a_clear_error_before_any_submission(slurm_cluster, workdir):
+    out = workdir / "out"
+    name, env = _site(workdir)
+    before = _queued_job_ids()
+    cmd = _local_command(out, "--jobs", "1", "-q") + ["--queue", "no-such-partition"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir, env=env)
+    assert proc.returncode == 2, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert "SLURM refuses the worker job" in error and "partition" in error.lower(), proc.stderr
+    assert not out.exists()  # neither outputs nor the job log directory are left behind
+    assert not _jobs_named(name) and _queued_job_ids() <= before

@@ -531,3 +531,22 @@ def test_the_client_killed_mid_pass_then_resumed_gives_the_same_map(crop: Densit
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["resumed"]["boxes"] == recorded  # every recorded box was kept: nothing finished is redone
     np.testing.assert_array_equal(read_map(out / "local_sharpened_map.ccp4").data, serial.map.compute().data)
+
+
+def test_a_file_that_is_no_map_is_refused_at_once(tmp_path: Path) -> None:
+    """Refused from its header before the engine or any cluster starts (the issue's bound: under 2 s)."""
+    import subprocess
+    import sys
+    import time
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a map\n")
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "localsharp", "local", str(notes), "--resolution", "3",
+                           "--output-dir", str(out)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "notes.txt" in done.stderr and "not an MRC/CCP4 map" in done.stderr
+    assert not out.exists()
+    assert elapsed < 2.0, elapsed

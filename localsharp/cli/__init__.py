@@ -1,4 +1,5 @@
-"""The ``localsharp`` command line: ``sharpen``, ``local``, ``evaluate``, ``info``, ``phantom``, ``phantom-capsid``.
+"""The ``localsharp`` command line: ``sharpen``, ``local``, ``evaluate``, ``info``, ``job-script``, ``phantom``,
+``phantom-capsid``.
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 :func:`main` returns the exit status: 0 on success, 2 for a user error
@@ -23,6 +24,7 @@ COMMANDS = {
     "local": ("local", "local sharpening: boxes optimised in parallel on Dask workers, blended smoothly"),
     "evaluate": ("evaluate", "correlation of a map with a B = 0 model map"),
     "info": ("info", "print the header geometry of a map"),
+    "job-script": ("jobscript", "print the SLURM job script of a Dask worker job of `local --cluster slurm`"),
     "phantom": ("phantom", "make phantom maps with known truth from a model"),
     "phantom-capsid": ("capsid", "make a large capsid-like phantom map (copies of a model on a sphere)"),
 }
@@ -45,12 +47,19 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per command.
+
+    With ``only`` (a command name) the other commands get bare subparsers, so that their
+    modules (and what they import) are not loaded for a run of ``only``.
+    """
     parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub_parser)
@@ -75,8 +84,10 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
     before the imports (``console_main``); it is closed here whatever happens.
     """
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = next((w for w in words if not w.startswith("-")), None)
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(words)
         args.plotter = plotter
         return _run(args)
     finally:
@@ -105,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
 #: Commands that start no subprocesses or clusters: the ``localsharp`` program ends them with
 #: ``os._exit`` once every output is closed and the terminal streams are flushed, skipping the
 #: interpreter's teardown of numba/LLVM and matplotlib (≈ 0.6 s of a 100³ run on this machine).
-FAST_EXIT = frozenset({"sharpen", "evaluate", "info", "phantom", "phantom-capsid"})
+FAST_EXIT = frozenset({"sharpen", "evaluate", "info", "job-script", "phantom", "phantom-capsid"})
 
 
 def console_main() -> None:

@@ -9,21 +9,17 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, InputFileError, LocalsharpError
 from . import MISSING_RESOLUTION
-from ..engine.inputs import template_of
-from ..maps.atomic import AtomicSet
-from ..maps.model import write_points_pdb
-from ..maps.store import RunStore
-from ..maps.stream import write_map_streamed
-from ..report.outputs import prepare_output_dir, remove_if_unused
-from ..report.progress import ProgressReporter
-from ..report.summary import json_default, versions
+from .cluster_args import add_cluster_arguments, check_cluster_arguments, cluster_client, cluster_record
+
+if TYPE_CHECKING:
+    from ..config import LocalOptions, SharpenOptions
+
+# The heavy modules (numpy, scipy, zarr, distributed) are imported inside the functions: building the
+# parser costs nothing, and a wrong input is refused after reading its header only.
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
            "summary": "local_summary.json", "box_centres": "local_box_centres.pdb"}
@@ -64,29 +60,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="molecular mass in kDa (default: estimated from the map)")
     comp.add_argument("--ignore-map-limitations", action="store_true",
                       help="sharpen a map whose header says it is already sharpened (refused by default)")
-    cluster = parser.add_argument_group("cluster (default: a LocalCluster on this machine)")
-    cluster.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the cores)")
-    cluster.add_argument("--memory-limit", default="auto", metavar="SIZE",
-                         help="memory limit of each LocalCluster worker, e.g. 2GiB (default: Dask's 'auto', "
-                              "the machine's memory shared among the workers)")
-    cluster.add_argument("--scheduler-file", help="connect to a running scheduler (e.g. started under SLURM)")
-    cluster.add_argument("--scheduler-address", help="connect to a running scheduler at this address")
-    cluster.add_argument("--in-process", action="store_true", help="no cluster: run every task in this process")
+    add_cluster_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run local sharpening and write the map and summary atomically; returns the exit status."""
-    from ..engine.cluster import check_memory_limit
-    from ..engine.run import prepare_input
-
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
     if args.resolution is None:
         raise ConfigError(MISSING_RESOLUTION)
     if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    from ..maps.source import MapSource
+
+    MapSource.open(args.map)  # a file that is no map is refused here, before the engine is even imported
+    from ..config import LocalOptions, SharpenOptions
+    from ..engine.inputs import template_of
+    from ..engine.run import prepare_input
+    from ..maps.atomic import AtomicSet
+    from ..maps.store import RunStore
+    from ..maps.stream import write_map_streamed
+    from ..report.outputs import prepare_output_dir, remove_if_unused
+    from ..report.summary import versions
+
+    check_cluster_arguments(args)
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
@@ -97,11 +94,6 @@ def run(args: argparse.Namespace) -> int:
     source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
-    if not args.in_process and not (args.scheduler_file or args.scheduler_address):
-        check_memory_limit(args.memory_limit)
-    if args.scheduler_file and not Path(args.scheduler_file).exists():
-        raise ConfigError(f"scheduler file {args.scheduler_file} does not exist; start the scheduler first "
-                          "(e.g. `dask scheduler --scheduler-file FILE`)")
     if args.only_box is not None:
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
@@ -119,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                     "resolution": args.resolution, "versions": versions(), "command": sys.argv,
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
+    summary["cluster"] = getattr(args, "cluster_record", None)
     template = template_of(source)
     with AtomicSet(overwrite=True) as files:
         write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
@@ -133,34 +126,32 @@ def run(args: argparse.Namespace) -> int:
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
              paths: dict[str, Path]) -> Any:
     """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
-    from ..engine.cluster import describe_client, make_client, quiet_distributed_logs
+    from ..engine.cluster import quiet_distributed_logs
     from ..engine.run import local_sharpen
+    from ..report.progress import ProgressReporter
 
     reporter = ProgressReporter("localsharp local", quiet=args.quiet)
+    reporter.attach_to_logging()
     reporter.note(f"{args.map}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
                   + ("in this process" if args.in_process else "the cluster"))
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
-    client = None if args.in_process else make_client(workers=args.workers, scheduler_file=args.scheduler_file,
-                                                      scheduler_address=args.scheduler_address, verbose=args.verbose,
-                                                      memory_limit=args.memory_limit)
-    if client is not None:
-        reporter.note(describe_client(client))
     try:
-        return local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
-                             options=options, resume=args.resume, overwrite=args.overwrite,
-                             progress=reporter, output=paths["local_image"])
+        with cluster_client(args, out, reporter.note) as client:
+            result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
+                                   options=options, resume=args.resume, overwrite=args.overwrite,
+                                   progress=reporter, output=paths["local_image"])
+            args.cluster_record = cluster_record(client)  # for the summary
+            return result
     except KeyboardInterrupt:
         print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
               "run the same command with --resume to continue", file=sys.stderr)
         return None
-    finally:
-        if client is not None:
-            _close(client)
 
 
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:
     """``--only-box N``: one box by hand (the run store is made or reused; no map is written)."""
+    from ..report.outputs import prepare_output_dir
     from ..engine.run import inspect_box
 
     prepare_output_dir(out, {}, True)
@@ -183,6 +174,8 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
 
 def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
     """The summary as JSON with its per-box table streamed row by row (no list of every box is built)."""
+    from ..report.summary import json_default
+
     head = json.dumps(summary, indent=1, allow_nan=False, default=json_default)
     with open(path, "w") as handle:
         handle.write(head[:-2] + ',\n "boxes": [')
@@ -194,6 +187,10 @@ def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str,
 def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
     """Searched box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept /
     skipped (boxes the coarse mask skipped without a task are left out)."""
+    import numpy as np
+
+    from ..maps.model import write_points_pdb
+
     positions, b, occupancy = [], [], []
     for row in rows:
         if row["status"] == "skipped" and "no task" in row["reason"]:
@@ -204,13 +201,6 @@ def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[st
     cell = SimpleNamespace(cell_lengths=tuple(geometry["cell_lengths"]), cell_angles=tuple(geometry["cell_angles"]))
     write_points_pdb(path, np.array(positions, dtype=float).reshape(-1, 3), np.array(b, dtype=float),
                      np.array(occupancy, dtype=float), cell)
-
-
-def _close(client: Any) -> None:
-    cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
 
 
 def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:

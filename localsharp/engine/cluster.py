@@ -42,12 +42,17 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
     return Client(cluster)
 
 
-def _dashboard() -> str | None:
-    """Where a LocalCluster's dashboard listens: a free port on 127.0.0.1 (never a fixed, maybe taken, port),
-    or none when bokeh (the dashboard's dependency) is not installed."""
+def _dashboard() -> str:
+    """Where a LocalCluster's web server listens: a free port on 127.0.0.1 only (a fixed port such as
+    Dask's 8787 may be taken, which makes Dask warn and pick another anyway)."""
+    return "127.0.0.1:0"
+
+
+def _has_dashboard() -> bool:
+    """Whether the dashboard's pages can be drawn (they need bokeh; without it only Dask's JSON routes run)."""
     import importlib.util
 
-    return "127.0.0.1:0" if importlib.util.find_spec("bokeh") is not None else None
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def describe_client(client: Any) -> str:
@@ -59,7 +64,7 @@ def describe_client(client: Any) -> str:
     limit = "none" if limits in ({0}, {None}, set()) else "/".join(sorted(_size(v) for v in limits if v))
     text = (f"{len(workers)} worker(s), {threads} thread(s), memory limit {limit} per worker, "
             f"scheduler {info.get('address', '?')}")
-    if getattr(client, "dashboard_link", None) and _dashboard_running(client):
+    if getattr(client, "dashboard_link", None) and _dashboard_running(client) and _has_dashboard():
         text += f"; dashboard {client.dashboard_link}"
     return text
 

@@ -293,6 +293,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
         _report(progress, "overall", 0, 1)
         overall = _overall_pass(client, source, store, opts)
         _report(progress, "overall", 1, 1)
+        for warning in overall.get("warnings", []):  # said on a worker: repeated here, where the user looks
+            _note(progress, f"warning: {warning}")
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -77,6 +77,17 @@ class ProgressReporter:
         self.open_bar = False
 
     # ------------------------------------------------------------ messages
+    def attach_to_logging(self) -> None:
+        """End an open bar line before any log record is written (warnings then start on a line of their own)."""
+        import logging
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self._before_log)
+
+    def _before_log(self, record: object) -> bool:
+        self._end_bar()
+        return True
+
     def note(self, message: str) -> None:
         """A one-off line (e.g. the dashboard address), never overwritten."""
         if self.quiet:
