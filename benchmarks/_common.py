@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -59,8 +60,9 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
 
 def write_json(name: str, content: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    content = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "platform": platform.platform()}, **content}
+    content = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform(), "load_average": list(os.getloadavg())}, **content}
     path = RESULTS / name
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(content, indent=2) + "\n")

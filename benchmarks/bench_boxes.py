@@ -133,7 +133,7 @@ def cut_boxes(density: DensityMap, resolution: float, n_boxes: int) -> tuple[Box
     buffer = int(round(RADIUS_FACTOR * resolution / min(density.voxel_size)))
     boxes = box_grid(density.shape, 40, 20, buffer, region)  # type: ignore[arg-type]
     job = BoxJob("unused", resolution, density.voxel_size_zyx, opts.search, True, opts.d_min_ratio, 0.0,
-                 keep_if_better=opts.discard_if_worse)
+                 discard_if_worse=opts.discard_if_worse)
     searched = []
     for box in boxes:
         f_sol = 1.0 - float(molecule[box.slices()].mean())
@@ -148,7 +148,7 @@ def cut_boxes(density: DensityMap, resolution: float, n_boxes: int) -> tuple[Box
 # ---------------------------------------------------------------- timing
 def run(job: BoxJob, data: np.ndarray, f_sol: float):
     return local_box.sharpen_box(data, job.voxel_zyx, job.resolution, f_sol, job.search, soft_edge=job.soft_edge,
-                                 d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+                                 d_min_ratio=job.d_min_ratio, discard_if_worse=job.discard_if_worse)
 
 
 def time_boxes(job: BoxJob, boxes: list[tuple[np.ndarray, float]]) -> tuple[list[float], list[dict]]:

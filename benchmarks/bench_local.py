@@ -28,7 +28,7 @@ def timed_runs(density, resolution: float, client) -> tuple[list[float], dict]:
     for i in range(REPEATS + 1):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            result = localsharp.local_sharpen(density, client, resolution=resolution, store=Path(tmp) / "run.zarr")
+            result = localsharp.local_sharpen(density, resolution, client=client, store=Path(tmp) / "run.zarr")
             if i:
                 times.append(time.perf_counter() - t0)
             summary = result.summary()

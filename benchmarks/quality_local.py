@@ -142,7 +142,7 @@ def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str
     overall = localsharp.global_sharpen(density, resolution)
     t1 = time.perf_counter()
     store = tmp / f"store_{name}"
-    result = localsharp.local_sharpen(density, None, resolution=resolution, store=store, local=LocalOptions())
+    result = localsharp.local_sharpen(density, resolution, store=store, local=LocalOptions())
     t2 = time.perf_counter()
     rows = [r for r in result.boxes if r["status"] != "skipped"]
     out: dict[str, Any] = {
@@ -152,8 +152,7 @@ def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str
     for rule_name, rule in RULES.items():
         tasks_module.shrink = rule
         shutil.rmtree(store / "output.ome.zarr")
-        again = localsharp.local_sharpen(density, None, resolution=resolution, store=store, local=LocalOptions(),
-                                         resume=True)
+        again = localsharp.local_sharpen(density, resolution, store=store, local=LocalOptions(), resume=True)
         out["cc_local"][rule_name] = cc(again.map.compute())
         applied = [rule(r)["b_sharpen_applied"] for r in rows]
         applied = [abs(b) for b in applied if b is not None]

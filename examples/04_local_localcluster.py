@@ -23,8 +23,8 @@ if __name__ == "__main__":  # LocalCluster starts worker processes: keep the mai
         overall = localsharp.global_sharpen(density, 3.5)
         with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            local = localsharp.local_sharpen(density, client, resolution=3.5, store=Path(tmp) / "run.zarr")
-        serial = localsharp.local_sharpen(density, None, resolution=3.5)
+            local = localsharp.local_sharpen(density, 3.5, client=client, store=Path(tmp) / "run.zarr")
+        serial = localsharp.local_sharpen(density, 3.5)
         print("Dask result identical to the in-process one:", np.array_equal(local.map.compute().data, serial.map.compute().data))
         s = local.summary()
         print(f"{s['n_boxes']} boxes {s['boxes_by_status']}, smoothing radius {s['smoothing_radius']:.0f} Å")

@@ -1,19 +1,24 @@
-"""localsharp: automatic global (and, later, local) sharpening of density maps.
+"""localsharp: automatic global and local sharpening of cryo-EM and crystallographic density maps.
 
 Public API
 ----------
-global_sharpen(map_or_path, resolution, **options) -> SharpenResult
+Every sharpening function takes the map input(s) first, then ``resolution`` (Å, positional or
+``resolution=``); everything else is keyword-only.
+
+global_sharpen(map_or_path, resolution, *, options=None, client=None, **options) -> SharpenResult
     Model-free automatic sharpening (adjusted surface area or kurtosis).
-half_map_sharpen(map, half1, half2, resolution, ...) -> SharpenResult
-model_sharpen(map, model, resolution, ...) -> SharpenResult
+half_map_sharpen(map_or_none, half1, half2, resolution, *, mask=None, ...) -> SharpenResult
+    Per-shell factors from the half maps' FSC (a Wiener filter).
+model_sharpen(map_or_path, model, resolution, *, mask_radius=None, ...) -> SharpenResult
+    Per-shell factors from the map's agreement with an atomic model.
+local_sharpen(map_or_path, resolution, *, client=None, store=None, local=None, ...) -> LocalResult
+    Local sharpening: overlapping boxes optimised independently (on Dask workers when a
+    client is given), blended with Gaussian weights; resumable through its zarr store.
 read_map(path) -> DensityMap / write_map(path, density, overwrite=False)
 evaluate_map(density, model, resolution) -> dict
     Correlation with a B = 0 model map (the paper's quality metric).
 phantom(model, output_dir, ...) -> PhantomResult
     Half maps with known truth made from an atomic model.
-local_sharpen(map, client=None, *, resolution, store=None, local=LocalOptions()) -> LocalResult
-    Local sharpening: overlapping boxes optimised independently (on Dask workers when a
-    client is given), blended with Gaussian weights; resumable through its zarr store.
 
 >>> import localsharp
 >>> result = localsharp.global_sharpen("tests/data/emd3488_haemoglobin/map.mrc", 3.2)  # doctest: +SKIP
@@ -29,7 +34,8 @@ from typing import Any
 #: submodule (``localsharp.report.plots`` in the plot process, ``localsharp.cli``) does not pay
 #: for numpy, scipy, zarr and the engine it does not need.
 _EXPORTS = {
-    "SharpenResult": ".api", "global_sharpen": ".api",
+    "SharpenResult": ".report.result",
+    "global_sharpen": ".modes", "half_map_sharpen": ".modes", "model_sharpen": ".modes",
     "LocalOptions": ".config", "SharpenOptions": ".config",
     "ConfigError": ".errors", "InputFileError": ".errors", "LocalsharpError": ".errors", "OutputError": ".errors",
     "evaluate_map": ".evaluate",

@@ -18,7 +18,8 @@ import numpy as np
 from .errors import ConfigError
 from .kernels.fourier import lowpass
 from .maps.density import DensityMap
-from .maps.model import BOX_MARGIN, atom_mask, atoms_in_box, model_map, read_model
+from .maps.atom_masks import atom_mask
+from .maps.model import BOX_MARGIN, atoms_in_box, model_map, read_model
 
 
 def pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float | None:

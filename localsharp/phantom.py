@@ -29,13 +29,15 @@ import numpy as np
 import scipy
 import scipy.fft
 
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .kernels.fourier import FourierGrid, to_coefficients
 from .kernels.shells import assign_shells, fsc_crossing, shell_centres, shell_fsc
 from .maps.atomic import atomic_path
 from .maps.density import DensityMap
 from .maps.model import atom_positions, model_map, read_model
 from .maps.mrc import write_map
+from .report.outputs import prepare_output_dir
+from .report.summary import versions
 
 #: The FSC threshold the noise level is set for.
 FSC_THRESHOLD = 0.143
@@ -98,23 +100,6 @@ def _check_parameters(voxel: float, b_core: float, b_edge: float, resolution: fl
             f"resolution {resolution} Å is finer than the Nyquist limit 2 × voxel = {2.0 * voxel} Å; "
             f"use a voxel of at most {resolution / 2.0} Å"
         )
-
-
-def _existing_outputs(output_dir: Path) -> list[Path]:
-    return [output_dir / name for name in OUTPUT_NAMES.values() if (output_dir / name).exists()]
-
-
-def _prepare_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(f"{output_dir}: exists and is not a directory")
-    existing = _existing_outputs(output_dir) if output_dir.exists() else []
-    if existing and not overwrite:
-        names = ", ".join(p.name for p in existing)
-        raise OutputError(f"{output_dir}: already holds {names}; use --overwrite (overwrite=True) to replace them")
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
 
 
 # ------------------------------------------------------------------ geometry
@@ -254,24 +239,10 @@ def _cif_text(structure: gemmi.Structure) -> str:
     return structure.make_mmcif_document().as_string()
 
 
-def _versions() -> dict[str, str]:
-    return {"gemmi": gemmi.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
-
-
 # ---------------------------------------------------------------------- main
-def phantom(
-    model: str | os.PathLike | gemmi.Structure,
-    output_dir: str | os.PathLike,
-    *,
-    voxel: float = 1.0,
-    b_core: float = 20.0,
-    b_edge: float = 200.0,
-    resolution: float = 3.5,
-    noise: float = 1.0,
-    padding: float = 10.0,
-    seed: int = 0,
-    overwrite: bool = False,
-) -> PhantomResult:
+def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.PathLike, *, voxel: float = 1.0,
+            b_core: float = 20.0, b_edge: float = 200.0, resolution: float = 3.5, noise: float = 1.0,
+            padding: float = 10.0, seed: int = 0, overwrite: bool = False) -> PhantomResult:
     """Make and write a phantom: signal, two noisy half maps, full map and the true models.
 
     Parameters
@@ -322,7 +293,7 @@ def phantom(
     structure = model if isinstance(model, gemmi.Structure) else read_model(model)
     source = (structure.name or "model") if isinstance(model, gemmi.Structure) else str(model)
     output_dir = Path(output_dir)
-    _prepare_output_dir(output_dir, overwrite)
+    prepare_output_dir(output_dir, {role: output_dir / name for role, name in OUTPUT_NAMES.items()}, overwrite)
     positions = atom_positions(structure)
     template = phantom_box(positions, voxel, padding)
     phantom_model = with_b_factors(structure, radial_b_factors(positions, b_core, b_edge))
@@ -347,7 +318,7 @@ def phantom(
         "fsc_0143_resolution": measured,
         "fsc_curve": {"d": [round(float(v), 4) for v in d_centres], "fsc": [round(float(v), 5) for v in fsc]},
         "files": dict(OUTPUT_NAMES),
-        "versions": _versions(),
+        "versions": versions(),
     }
     paths = _write_outputs(output_dir, maps, structure, phantom_model, summary, overwrite)
     return PhantomResult(signal=maps["signal"], half_map_1=maps["half_map_1"], half_map_2=maps["half_map_2"],

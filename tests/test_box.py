@@ -45,6 +45,7 @@ def solvent_of(data: np.ndarray) -> float:
     return 1.0 - volume / data.size
 
 
+@pytest.mark.slow
 def test_segmentation_box_is_centred_on_the_largest_region() -> None:
     data = blob_map()
     region, why = segmented_region_bounds(data, solvent_of(data), (1.0, 1.0, 1.0))
@@ -58,6 +59,7 @@ def test_segmentation_box_is_centred_on_the_largest_region() -> None:
     assert np.allclose(centre, BLOBS[0][0], atol=1.5)
 
 
+@pytest.mark.slow
 def test_weak_density_picks_a_smaller_region_of_at_least_a_quarter_of_the_largest() -> None:
     data = blob_map()
     region, why = segmented_region_bounds(data, solvent_of(data), (1.0, 1.0, 1.0), use_weak_density=True)
@@ -66,6 +68,7 @@ def test_weak_density_picks_a_smaller_region_of_at_least_a_quarter_of_the_larges
     assert not contains(region, BLOBS[0][0])
 
 
+@pytest.mark.slow
 def test_segmentation_threshold_splits_the_map_into_regions_of_the_expected_size() -> None:
     data = blob_map()
     threshold, expected = segmentation_threshold(data, solvent_of(data), 1.0)
@@ -83,6 +86,7 @@ def test_box_edge_mask_is_one_inside_and_zero_at_the_faces() -> None:
     assert np.all(np.diff(profile) >= -1e-6)  # rises monotonically from the face to the centre
 
 
+@pytest.mark.slow
 def test_global_sharpen_with_the_segmentation_box_on_a_real_map() -> None:
     density = read_map(HAEMOGLOBIN)
     result = global_sharpen(density, 3.2, box_in_auto_sharpen=True)
@@ -109,6 +113,7 @@ def test_box_size_too_small_is_refused(size) -> None:
         global_sharpen(density, 3.0, box_size=size)
 
 
+@pytest.mark.slow
 def test_cli_segmentation_box(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["sharpen", str(HAEMOGLOBIN), "--resolution", "3.2", "--output-dir", str(out), "-q",

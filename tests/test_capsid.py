@@ -17,6 +17,7 @@ from localsharp.errors import ConfigError, OutputError
 from localsharp.kernels.noisefield import blur_kernel, noise_block
 
 
+@pytest.mark.slow
 def test_one_gaussian_atom_has_its_weight_and_shape():
     b, weight, voxel = 50.0, 6.0, 0.4
     alpha = 4 * math.pi**2 / b
@@ -32,6 +33,7 @@ def test_one_gaussian_atom_has_its_weight_and_shape():
     assert block[0, 0, 0] == 0.0  # beyond the reach
 
 
+@pytest.mark.slow
 def test_block_offsets_agree_with_the_full_grid():
     rng = np.random.default_rng(3)
     xyz = np.sort(rng.uniform(2, 20, (50, 3)), axis=0)
@@ -58,6 +60,7 @@ def _map_bytes(path):
         return f.read()
 
 
+@pytest.mark.slow
 def test_same_seed_same_file_whatever_the_slab(tmp_path, emd3488_model):
     a = capsid_phantom(emd3488_model, tmp_path / "a.mrc", size=64, seed=5, slab=7)
     b = capsid_phantom(emd3488_model, tmp_path / "b.mrc", size=64, seed=5, slab=64)
@@ -68,6 +71,7 @@ def test_same_seed_same_file_whatever_the_slab(tmp_path, emd3488_model):
     assert a.summary["copies"] == b.summary["copies"] != c.summary["copies"]
 
 
+@pytest.mark.slow
 def test_hollow_shell_with_empty_corners(tmp_path, emd3488_model):
     result = capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=128, noise=0.0)
     data = localsharp.read_map(result.map_path).data
@@ -82,6 +86,7 @@ def test_hollow_shell_with_empty_corners(tmp_path, emd3488_model):
     assert result.summary["n_copies"] >= 10 and result.summary["noise_sigma"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("b_blur", [0.0, 40.0])
 def test_noise_level_in_the_solvent(tmp_path, emd3488_model, b_blur):
     result = capsid_phantom(emd3488_model, tmp_path / "c.mrc", size=128, seed=1, b_blur=b_blur)

@@ -80,6 +80,7 @@ def hb_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str, Pat
     return rc, stdout, stderr, out
 
 
+@pytest.mark.slow
 def test_sharpen_succeeds_and_writes_every_output(hb_run) -> None:
     rc, _, stderr, out = hb_run
     assert rc == 0, stderr
@@ -87,6 +88,7 @@ def test_sharpen_succeeds_and_writes_every_output(hb_run) -> None:
     assert set(os.listdir(out)) == OUTPUTS  # nothing else, no temporary files
 
 
+@pytest.mark.slow
 def test_stage_progress_is_shown_on_stderr_unless_quiet(hb_run, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
     """Each finished stage prints one line on stderr as it ends (long runs on big maps are not silent)."""
@@ -100,6 +102,7 @@ def test_stage_progress_is_shown_on_stderr_unless_quiet(hb_run, tmp_path: Path,
     assert rc == 0 and "localsharp sharpen: " not in captured.err and captured.out == ""
 
 
+@pytest.mark.slow
 def test_installed_program_ends_with_the_status_of_main(tmp_path: Path) -> None:
     """The program exits fast (os._exit) after a run; a user error must still give status 2 and its line."""
     exe = shutil.which("localsharp")
@@ -111,6 +114,7 @@ def test_installed_program_ends_with_the_status_of_main(tmp_path: Path) -> None:
     assert proc.returncode == 0 and json.loads(proc.stdout)["shape_xyz"] == [48, 40, 47]
 
 
+@pytest.mark.slow
 def test_table_is_printed_on_the_current_stdout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The short table must go to sys.stdout as it is when main() runs (so callers can capture it)."""
     rc = main(["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(tmp_path / "t")])
@@ -120,6 +124,7 @@ def test_table_is_printed_on_the_current_stdout(tmp_path: Path, capsys: pytest.C
     assert "sharpened_map.ccp4" in captured.out
 
 
+@pytest.mark.slow
 def test_sharpened_map_has_the_input_geometry(hb_run) -> None:
     out = hb_run[3]
     assert_same_geometry(HB_MAP, out / "sharpened_map.ccp4")
@@ -197,6 +202,7 @@ def test_plots_are_png_files(hb_run) -> None:
         assert len(content) > 2000
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # (meaningful together with test_table_is_printed_on_the_current_stdout; the subprocess test
     # below checks -q on the real stdout of the installed script)
@@ -207,6 +213,7 @@ def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert set(os.listdir(tmp_path / "q")) == OUTPUTS
 
 
+@pytest.mark.slow
 def test_origin_positioned_map_keeps_its_origin(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "spike"
     rc = main(["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(out), "-q"])
@@ -217,6 +224,7 @@ def test_origin_positioned_map_keeps_its_origin(tmp_path: Path, capsys: pytest.C
     assert tuple(header["origin"].item()) == pytest.approx((162.75, 231.0, 204.75), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_permuted_non_cubic_int16_gzipped_map(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A non-cubic int16 map in axis order 2,3,1 with NSTART, gzipped, keeps its layout and position."""
     from scipy import ndimage
@@ -250,6 +258,7 @@ def test_permuted_non_cubic_int16_gzipped_map(tmp_path: Path, capsys: pytest.Cap
 
 
 # ---------------------------------------------------------------- rdrp crop
+@pytest.mark.slow
 @pytest.mark.shared
 def test_rdrp_crop_keeps_axis_order_and_nstart(rdrp_map: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:
@@ -297,6 +306,7 @@ def check_mtz_run(out: Path, mtz_path: Path) -> dict:
     return summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--labels", "FWT,PHIFWT"]], ids=["auto_labels", "given_labels"])
 def test_mtz_input(spike_mtz: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str]) -> None:
     out = tmp_path / "out"
@@ -306,6 +316,7 @@ def test_mtz_input(spike_mtz: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert summary["resolution"] == 3.2
 
 
+@pytest.mark.slow
 def test_mtz_input_with_custom_labels_and_no_resolution(relabelled_mtz: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
@@ -327,6 +338,7 @@ def test_info_prints_json_geometry(capsys: pytest.CaptureFixture) -> None:
     assert info["first_voxel_position"] == pytest.approx(info["origin"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_info_on_the_rdrp_crop(rdrp_map: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["info", str(rdrp_map)]) == 0
@@ -338,6 +350,7 @@ def test_info_on_the_rdrp_crop(rdrp_map: Path, capsys: pytest.CaptureFixture) ->
 
 
 # ----------------------------------------------------------------- overwrite
+@pytest.mark.slow
 def test_existing_outputs_need_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     args = ["sharpen", str(SPIKE_MAP), "--resolution", "3.2", "--output-dir", str(out), "-q"]
@@ -373,6 +386,7 @@ def test_a_single_existing_output_blocks_the_run(tmp_path: Path, capsys: pytest.
 
 
 # --------------------------------------------------------- installed script
+@pytest.mark.slow
 def test_installed_entry_point_runs(tmp_path: Path) -> None:
     exe = shutil.which("localsharp")
     assert exe is not None, "the localsharp console script is not on PATH"
@@ -391,6 +405,7 @@ def _spike_summary(tmp_path: Path, name: str, *extra: str) -> dict:
     return strict_json(out / "summary.json")
 
 
+@pytest.mark.slow
 def test_scoring_options_reach_the_search(tmp_path: Path) -> None:
     """--fraction-occupied, --sa-percent, --max-regions-to-test, --region-weight-method/-factor, --signal-min."""
     default = _spike_summary(tmp_path, "default")
@@ -408,6 +423,7 @@ def test_scoring_options_reach_the_search(tmp_path: Path) -> None:
     assert custom["region_weight"] != default["region_weight"]
 
 
+@pytest.mark.slow
 def test_d_min_ratio_and_max_box_fraction_reach_the_run(hb_run, tmp_path: Path) -> None:
     """EMD-3488's density box holds 45 % of the map: used by default, refused at --max-box-fraction 0.3."""
     assert strict_json(hb_run[3] / "summary.json")["box"]["used"] is True

@@ -161,6 +161,7 @@ def test_non_finite_values(tmp_path: Path, out: Path, capsys, value: float) -> N
     assert_clean_failure(capsys, sharpen_args(bad, out), out, str(bad), "NaN or infinite")
 
 
+@pytest.mark.slow
 def test_constant_map(tmp_path: Path, out: Path, capsys) -> None:
     flat = write_small_map(tmp_path / "flat.mrc", np.full((16, 16, 16), 0.25, np.float32))
     assert_clean_failure(capsys, sharpen_args(flat, out), out, str(flat), "constant")
@@ -181,6 +182,7 @@ def test_resolution_coarser_than_the_box(small_map: Path, out: Path, capsys) -> 
     assert_clean_failure(capsys, sharpen_args(small_map, out, resolution="30"), out, "resolution")
 
 
+@pytest.mark.slow
 def test_resolution_finer_than_nyquist(tmp_path: Path, out: Path, capsys) -> None:
     coarse = write_small_map(tmp_path / "coarse.mrc", smooth_map(), voxel=1.5)  # Nyquist 3 Å
     line = assert_clean_failure(capsys, sharpen_args(coarse, out, resolution="2.5"), out, "Nyquist", "2.5")
@@ -218,6 +220,7 @@ def test_unknown_option_values_are_refused_by_argparse(small_map: Path, out: Pat
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, mention", [
     (["--search-b-n", "0"], "search_b_n"),
     (["--molecular-mass", "-5"], "molecular mass"),
@@ -285,6 +288,7 @@ def test_output_directory_is_a_file(tmp_path: Path, small_map: Path, capsys) -> 
     assert target.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_existing_output_without_overwrite(small_map: Path, out: Path, capsys) -> None:
     assert main(sharpen_args(small_map, out, "-q")) == 0
     capsys.readouterr()
@@ -398,6 +402,7 @@ def _labelled_copy(source: Path, path: Path, label: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_localsharp_output_is_refused_as_input(tmp_path: Path, capsys) -> None:
     first = tmp_path / "first"
     assert main(sharpen_args(SPIKE_MAP, first, "-q")) == 0
@@ -415,6 +420,7 @@ def test_reference_limitation_labels_are_refused(tmp_path: Path, out: Path, caps
     assert_clean_failure(capsys, sharpen_args(path, out), out, str(path), word, "--ignore-map-limitations")
 
 
+@pytest.mark.slow
 def test_ordinary_labels_are_not_limitations(tmp_path: Path, out: Path) -> None:
     path = _labelled_copy(SPIKE_MAP, tmp_path / "labelled.mrc", "EMDB deposition, sharpened in RELION? no")
     assert main(sharpen_args(path, out, "-q")) == 0

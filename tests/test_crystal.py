@@ -72,6 +72,7 @@ def monoclinic_mtz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_monoclinic_mtz_is_sharpened_with_its_cell(monoclinic_mtz: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["sharpen", "--mtz", str(monoclinic_mtz), "--output-dir", str(out), "-q"]) == 0
@@ -84,6 +85,7 @@ def test_monoclinic_mtz_is_sharpened_with_its_cell(monoclinic_mtz: Path, tmp_pat
     assert summary["applicable"]["value"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, angles", [("emd21457_spike_ntd/map_segment.mrc", None),
                                           ("emd21457_spike_ntd/map_segment.mrc", (80.0, 105.0, 95.0)),
                                           ("emd3488_haemoglobin/map.mrc", None)])

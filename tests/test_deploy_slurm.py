@@ -88,7 +88,7 @@ def slurm_cluster() -> None:
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
     """The in-process result with the same options."""
-    return local_sharpen(SPIKE, None, resolution=RESOLUTION, local=LOCAL).map.compute().data
+    return local_sharpen(SPIKE, RESOLUTION, local=LOCAL).map.compute().data
 
 
 @pytest.fixture

@@ -63,6 +63,7 @@ def test_detection(unit_cell: DensityMap, with_plane: DensityMap) -> None:
     np.testing.assert_array_equal(drop_duplicated_plane(with_plane).data, unit_cell.data)
 
 
+@pytest.mark.slow
 def test_search_runs_on_the_unit_cell_and_output_keeps_the_input_grid(unit_cell: DensityMap,
                                                                         with_plane: DensityMap) -> None:
     cell_result = global_sharpen(unit_cell, RESOLUTION)
@@ -98,6 +99,7 @@ def test_half_maps_with_duplicated_plane(unit_cell: DensityMap, with_plane: Dens
     np.testing.assert_allclose(a.map.data[:-1, :-1, :-1], b.map.data, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_input_grid_back(with_plane: DensityMap, tmp_path: Path) -> None:
     path = tmp_path / "crystal.ccp4"
     write_map(path, with_plane)

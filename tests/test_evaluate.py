@@ -27,6 +27,7 @@ def test_pearson_by_hand() -> None:
     assert pearson(a, np.ones(4)) is None  # undefined: no variance
 
 
+@pytest.mark.slow
 def test_haemoglobin_map_fits_its_model(emd3488_map: Path, emd3488_model: Path) -> None:
     result = evaluate_map(read_map(emd3488_map), emd3488_model, 3.2)
     assert set(result) == KEYS
@@ -36,6 +37,7 @@ def test_haemoglobin_map_fits_its_model(emd3488_map: Path, emd3488_model: Path) 
     assert 50_000 < result["n_mask_voxels"] < 200_000
 
 
+@pytest.mark.slow
 def test_structure_and_path_give_the_same_result(spike_map: Path, spike_model: Path) -> None:
     density = read_map(spike_map)
     by_path = evaluate_map(density, spike_model, 3.2)
@@ -53,6 +55,7 @@ def test_origin_positioned_map_needs_its_origin(spike_map: Path, spike_model: Pa
     assert "model_6vyb_ntd.pdb" in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_rdrp_nstart_and_axis_order(rdrp_map: Path, rdrp_model: Path) -> None:
     # NSTART positioning and MAPC/MAPR/MAPS = 3/2/1; README: CC 0.81 with atomic B, 2.5 Å mask.
@@ -62,6 +65,7 @@ def test_rdrp_nstart_and_axis_order(rdrp_map: Path, rdrp_model: Path) -> None:
     assert result["cc_box"] < result["cc_mask"]  # most of the map (nsp12) is not modelled
 
 
+@pytest.mark.slow
 def test_controls_give_no_correlation(emd3488_map: Path, emd3488_model: Path) -> None:
     density = read_map(emd3488_map)
     structure = read_model(emd3488_model)
@@ -73,6 +77,7 @@ def test_controls_give_no_correlation(emd3488_map: Path, emd3488_model: Path) ->
     assert evaluate_map(density, structure, 3.2)["cc_mask"] > 0.7
 
 
+@pytest.mark.slow
 def test_mask_radius_changes_the_mask(emd3488_map: Path, emd3488_model: Path) -> None:
     density = read_map(emd3488_map)
     narrow = evaluate_map(density, emd3488_model, 3.2, mask_radius=2.0)
@@ -108,6 +113,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@pytest.mark.slow
 def test_cli_prints_json(spike_map: Path, spike_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = _parse([str(spike_map), "--model", str(spike_model), "--resolution", "3.2", "--mask-radius", "2.5"])
     assert evaluate_cli.run(args) == 0

@@ -36,6 +36,7 @@ def _both(monkeypatch: pytest.MonkeyPatch, run):
     return small, run()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.002, 0.02, 0.1])
 def test_labels_surfaces_and_threshold_are_identical(box: np.ndarray, fraction: float,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,6 +75,7 @@ def test_sphere_average_paths_are_bit_identical(shape, angles, monkeypatch: pyte
     assert not np.array_equal(out[0], coeffs)
 
 
+@pytest.mark.slow
 def test_search_picks_the_same_sharpening_on_both_paths(emd3488_map, monkeypatch: pytest.MonkeyPatch) -> None:
     density = localsharp.read_map(emd3488_map)
     picks = []

@@ -182,6 +182,7 @@ def test_oracle5_b_sharpen_is_original_minus_target(spectrum: Spectrum) -> None:
     assert all(s.b_sharpen == pytest.approx(b0 - s.b_iso_target) for s in grid_rows)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("kernel_backend")
 # ------------------------------------------------------------------- oracle 6
 @pytest.mark.parametrize("n", [0, 1, 2, 17, 1000, 6553, 32767, 32768, 40000])
@@ -192,6 +193,7 @@ def test_oracle6_threshold_leaves_exactly_n_above(n: int) -> None:
     assert int(np.count_nonzero(data > tau)) == min(n, data.size)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("kernel_backend")
 def test_oracle6_threshold_on_a_smooth_map_and_in_measure_map() -> None:
     data = smooth_random_map(seed=2).astype(np.float64) + np.arange(32**3).reshape(32, 32, 32) * 1e-12
@@ -335,6 +337,7 @@ def test_score_changes_under_a_non_linear_transform() -> None:
     assert cubed.kurtosis > base.kurtosis + 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("kernel_backend")
 # ------------------------------------------------------------------- oracle 9
 def test_oracle9_kurtosis_of_gaussian_noise() -> None:
@@ -611,6 +614,7 @@ def _scipy_members(data: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
     return members, member_labels, np.bincount(member_labels, minlength=n_ref + 1).astype(np.int64)
 
 
+@pytest.mark.slow
 def test_numpy_labelling_numbers_regions_exactly_as_scipy() -> None:
     """The vectorised union-find gives scipy.ndimage.label's labels, voxel for voxel, on 300 random fields
     (any density, thin and empty boxes, smooth and white noise)."""

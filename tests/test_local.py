@@ -47,11 +47,12 @@ def client():
 
 @pytest.fixture(scope="module")
 def serial(crop: DensityMap, tmp_path_factory: pytest.TempPathFactory):
-    return local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL,
+    return local_sharpen(crop, RESOLUTION, local=LOCAL,
                          store=tmp_path_factory.mktemp("serial") / "run.zarr")
 
 
 # ------------------------------------------------------------- one box
+@pytest.mark.slow
 def test_a_box_goes_through_the_same_search_as_a_whole_map(crop: DensityMap) -> None:
     box = crop.data[10:50, 10:50, 8:48]
     as_map = DensityMap(data=box, voxel_size=crop.voxel_size)
@@ -64,6 +65,7 @@ def test_a_box_goes_through_the_same_search_as_a_whole_map(crop: DensityMap) -> 
     assert outcome.sharpening.b_sharpen == pytest.approx(whole.search.sharpening.b_sharpen, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_render_keeps_the_box_scale_and_unsharpened_boxes_unchanged(crop: DensityMap) -> None:
     box = crop.data[10:50, 10:50, 8:48]
     outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.7, soft_edge=False)
@@ -83,6 +85,7 @@ def test_solvent_boxes_are_skipped(crop: DensityMap) -> None:
 
 
 # ------------------------------------------------------------ the run
+@pytest.mark.slow
 def test_serial_run(serial, crop: DensityMap) -> None:
     s = serial.summary()
     assert serial.map.shape == crop.shape and serial.map.geometry() == crop.geometry()
@@ -94,11 +97,12 @@ def test_serial_run(serial, crop: DensityMap) -> None:
     json.dumps(s, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tmp_path: Path) -> None:
     from distributed import get_task_stream
 
     with get_task_stream(client) as stream:
-        distributed_result = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL,
+        distributed_result = local_sharpen(crop, RESOLUTION, client=client, local=LOCAL,
                                            store=tmp_path / "run.zarr")
     ran = [str(t["key"]) for t in stream.data]
     assert sum("one_task_overall" in k for k in ran) == 1  # a small map: the overall pass is one task
@@ -107,7 +111,7 @@ def test_dask_run_equals_the_in_process_run(serial, crop: DensityMap, client, tm
     assert sum("render_tile" in k for k in ran) == 1  # one 64³ tile of 32³ chunks covers the crop
     np.testing.assert_array_equal(distributed_result.map.compute().data, serial.map.compute().data)
     assert distributed_result.boxes == serial.boxes
-    again = local_sharpen(crop, client, resolution=RESOLUTION, local=LOCAL)  # temporary store, same result
+    again = local_sharpen(crop, RESOLUTION, client=client, local=LOCAL)  # temporary store, same result
     np.testing.assert_array_equal(again.map.compute().data, serial.map.compute().data)
     assert again.store is None
 
@@ -123,18 +127,19 @@ def _interrupt_after(stage: str, n: int):
     return progress
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, n", [("boxes", 1), ("tiles", 2)])
 def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, client, tmp_path: Path,
                                                  stage: str, n: int) -> None:
     store = tmp_path / "run.zarr"
     local = dataclasses.replace(LOCAL, task_block=1, tile_chunks=1)  # 18 box tasks, 8 tiles
     with pytest.raises(Interrupt):
-        local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store,
+        local_sharpen(crop, RESOLUTION, client=client, local=local, store=store,
                       progress=_interrupt_after(stage, n))
     recorded = RunStore(store).done_batches() if stage == "boxes" else RunStore(store).done_tiles()
     assert len(recorded) >= n  # what finished is on disk
     calls = []
-    resumed = local_sharpen(crop, client, resolution=RESOLUTION, local=local, store=store, resume=True,
+    resumed = local_sharpen(crop, RESOLUTION, client=client, local=local, store=store, resume=True,
                             progress=lambda name, done, total: calls.append(name))
     assert resumed.resumed["overall"] == 1 and resumed.resumed[stage] >= n
     tasks_left = (len(serial.boxes) - resumed.resumed["boxes"]) if stage == "boxes" else 8 - resumed.resumed["tiles"]
@@ -142,16 +147,17 @@ def test_interrupted_run_resumes_to_the_same_map(serial, crop: DensityMap, clien
     np.testing.assert_array_equal(resumed.map.compute().data, serial.map.compute().data)
 
 
+@pytest.mark.slow
 def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Path) -> None:
     store = tmp_path / "run.zarr"
-    local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+    local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match="already exists"):
-        local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=store)
+        local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match="different run.*local"):
-        local_sharpen(crop, None, resolution=RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
+        local_sharpen(crop, RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
                       store=store, resume=True)
     with pytest.raises(OutputError, match="different run.*options"):
-        local_sharpen(crop, None, resolution=3.5, local=LOCAL, store=store, resume=True)
+        local_sharpen(crop, 3.5, local=LOCAL, store=store, resume=True)
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(stride=50), "stride"), (dict(box_size=4), "box size"),
@@ -163,6 +169,7 @@ def test_local_options_are_validated(kwargs, message) -> None:
 
 
 # ---------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_path: Path, capsys) -> None:
     path = tmp_path / "crop.mrc"
     write_map(path, crop)
@@ -218,6 +225,7 @@ def test_cli_local_missing_map(tmp_path: Path, capsys) -> None:
     assert rc == 2 and "nope.mrc" in err and "no such file" in err
 
 
+@pytest.mark.slow
 def test_cli_local_refuses_an_already_sharpened_map(tmp_path: Path, capsys) -> None:
     spike = DATA / "emd21457_spike_ntd" / "map_segment.mrc"
     first = tmp_path / "first"
@@ -232,18 +240,20 @@ def test_cli_local_refuses_an_already_sharpened_map(tmp_path: Path, capsys) -> N
     assert (out / "local_sharpened_map.ccp4").exists()
 
 
+@pytest.mark.slow
 def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
     whole = read_map(HAEMOGLOBIN)
     config = SearchConfig(b_blur_hires=0.0, n_threads=1)
     box = whole.data[13:55, 15:57, 29:71]  # a region where the unsharpened box has the higher adjusted SA
     kept = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config)
-    forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, keep_if_better=False)
+    forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, discard_if_worse=False)
     assert forced.status == "sharpened"
     assert kept.status == "unsharpened" and "scores higher" in kept.reason
     assert kept.score > forced.score  # the kept box's own score beats the best sharpening's
     np.testing.assert_array_equal(render_box(box, whole.voxel_size_zyx, RESOLUTION, kept), box)
 
 
+@pytest.mark.slow
 def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
     from localsharp.engine.tasks import BoxJob
 
@@ -253,6 +263,7 @@ def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
     assert sharpened and all(row["sharpening"]["b_blur_hires"] == 0.0 for row in sharpened)
 
 
+@pytest.mark.slow
 def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: Path, capsys) -> None:
     path = tmp_path / "crop.mrc"
     write_map(path, crop)
@@ -271,6 +282,7 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
     np.testing.assert_array_equal(read_map(out / "local_sharpened_map.ccp4").data, serial.map.compute().data)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Port .* is already in use")  # the module's own cluster holds 8787
 def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
     """No task holds the map, so workers run under Dask's memory limit (never 0 = unlimited)."""
@@ -290,6 +302,7 @@ def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
 
 
 # ------------------------------------------------------ scale-free invariants
+@pytest.mark.slow
 def test_the_map_is_the_same_bit_for_bit_for_any_workers_and_task_grouping(crop: DensityMap, serial,
                                                                            tmp_path: Path) -> None:
     """1, 2 and 3 workers, and two task groupings, on a 64 x 60 x 56 map (not a multiple of the 16-voxel stride)."""
@@ -301,7 +314,7 @@ def test_the_map_is_the_same_bit_for_bit_for_any_workers_and_task_grouping(crop:
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, memory_limit="1GiB") as cluster, \
                 distributed.Client(cluster) as c:
-            result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / f"w{workers}")
+            result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / f"w{workers}")
         np.testing.assert_array_equal(result.map.compute().data, reference)
         assert result.boxes == serial.boxes
 
@@ -344,6 +357,7 @@ def test_bad_run_options_fail_cleanly(crop: DensityMap, tmp_path: Path, capsys, 
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_ome_zarr_input_gives_the_map_of_its_mrc(crop: DensityMap, serial, tmp_path: Path) -> None:
     from localsharp.maps.omezarr import create_image
     from localsharp.maps.source import MapSource
@@ -352,12 +366,13 @@ def test_an_ome_zarr_input_gives_the_map_of_its_mrc(crop: DensityMap, serial, tm
     write_map(mrc_path, crop)
     image = create_image(tmp_path / "crop.ome.zarr", MapSource.open(mrc_path), (32, 32, 32))
     image[...] = read_map(mrc_path).data
-    result = local_sharpen(tmp_path / "crop.ome.zarr", None, resolution=RESOLUTION, local=LOCAL,
+    result = local_sharpen(tmp_path / "crop.ome.zarr", RESOLUTION, local=LOCAL,
                            store=tmp_path / "run.zarr")
     np.testing.assert_array_equal(result.map.compute().data, serial.map.compute().data)
     assert result.map.geometry() == crop.geometry()
 
 
+@pytest.mark.slow
 def test_the_output_is_an_ome_zarr_image_with_the_input_geometry(serial, crop: DensityMap) -> None:
     import zarr
 
@@ -374,6 +389,7 @@ def test_the_output_is_an_ome_zarr_image_with_the_input_geometry(serial, crop: D
     assert serial.map.to_dask().shape == crop.shape
 
 
+@pytest.mark.slow
 def test_every_worker_runs_its_tasks_single_threaded(crop: DensityMap, client) -> None:
     """The plugin local_sharpen registers limits the libraries already loaded on the user's own workers."""
     from localsharp.engine import worker_setup
@@ -391,6 +407,7 @@ def test_every_worker_runs_its_tasks_single_threaded(crop: DensityMap, client) -
 
 
 # ------------------------------------------------------------------ faults
+@pytest.mark.slow
 def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpening(crop: DensityMap, serial,
                                                                                    tmp_path: Path,
                                                                                    monkeypatch) -> None:
@@ -406,7 +423,7 @@ def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpenin
         return search(job, box, data, molecule)
 
     monkeypatch.setattr(tasks, "_search_row", failing)
-    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
+    result = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
     summary = result.summary()
     assert [f["index"] for f in summary["failed_boxes"]] == [bad]
     assert "FloatingPointError" in summary["failed_boxes"][0]["reason"]
@@ -417,6 +434,7 @@ def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpenin
     assert np.isfinite(out).all() and not np.array_equal(out, serial.map.compute().data)
 
 
+@pytest.mark.slow
 def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finishes(crop: DensityMap, serial,
                                                                                    tmp_path: Path) -> None:
     """A worker process dies (os._exit) whenever it searches one box: Dask gives up on its task, the driver
@@ -448,7 +466,7 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                      memory_limit="1GiB") as cluster, distributed.Client(cluster) as c:
         c.register_plugin(DeadlyBox())
-        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr")
+        result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / "run.zarr")
     summary = result.summary()
     assert [f["index"] for f in summary["failed_boxes"]] == [bad]
     assert "KilledWorker" in summary["failed_boxes"][0]["reason"]
@@ -456,6 +474,7 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
     assert all(rows[r["index"]] == r for r in serial.boxes if r["index"] != bad)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_pass_changes_nothing(crop: DensityMap, serial, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     import os
@@ -472,7 +491,7 @@ def test_a_worker_killed_mid_pass_changes_nothing(crop: DensityMap, serial, tmp_
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
 
-        result = local_sharpen(crop, c, resolution=RESOLUTION, local=local, store=tmp_path / "run.zarr",
+        result = local_sharpen(crop, RESOLUTION, client=c, local=local, store=tmp_path / "run.zarr",
                                progress=kill_one)
         assert pids[0] not in c.run(os.getpid).values()  # the worker really died (its nanny started another)
     assert killed
@@ -480,6 +499,7 @@ def test_a_worker_killed_mid_pass_changes_nothing(crop: DensityMap, serial, tmp_
     assert result.boxes == serial.boxes
 
 
+@pytest.mark.slow
 def test_the_client_killed_mid_pass_then_resumed_gives_the_same_map(crop: DensityMap, serial,
                                                                     tmp_path: Path) -> None:
     import os

@@ -13,7 +13,8 @@ from scipy.spatial import cKDTree
 from localsharp.errors import ConfigError, InputFileError
 from localsharp.kernels.fourier import FourierGrid, to_coefficients
 from localsharp.maps.density import DensityMap
-from localsharp.maps.model import atom_mask, atoms_in_box, choose_blur, model_map, oversampling, read_model
+from localsharp.maps.atom_masks import atom_mask
+from localsharp.maps.model import atoms_in_box, choose_blur, model_map, oversampling, read_model
 from localsharp.maps.mrc import read_map
 
 # Hand-written: a hydrogen, a charged oxygen (O1-) and a sodium ion (NA1+), 80-column records.

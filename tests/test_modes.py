@@ -16,7 +16,8 @@ from localsharp.errors import InputFileError
 from localsharp.evaluate import evaluate_map, pearson
 from localsharp.kernels.fourier import lowpass
 from localsharp.maps.density import DensityMap
-from localsharp.maps.model import atom_mask, model_map, read_model
+from localsharp.maps.atom_masks import atom_mask
+from localsharp.maps.model import model_map, read_model
 from localsharp.maps.mrc import read_map, write_map
 from localsharp.phantom import phantom
 
@@ -51,6 +52,7 @@ class _Evaluator:
 
 
 # ------------------------------------------------------------------ quality
+@pytest.mark.slow
 def test_half_map_sharpening_beats_every_single_b_on_a_phantom(hb_phantom) -> None:
     res = PHANTOM_RESOLUTION
     full = hb_phantom.full_map
@@ -72,6 +74,7 @@ def test_half_map_sharpening_beats_every_single_b_on_a_phantom(hb_phantom) -> No
     assert cc_half > cc(full) + 0.05
 
 
+@pytest.mark.slow
 def test_model_sharpening_beats_model_free_on_emd3488(emd3488_map: Path, emd3488_model: Path) -> None:
     density = read_map(emd3488_map)
     result = modes.model_sharpen(density, emd3488_model, 3.2)
@@ -90,6 +93,7 @@ def test_model_sharpening_beats_model_free_on_emd3488(emd3488_map: Path, emd3488
 
 
 # ----------------------------------------------------------- half-map I/O
+@pytest.mark.slow
 def test_half_maps_from_files_and_explicit_map(hb_phantom, tmp_path: Path) -> None:
     res = PHANTOM_RESOLUTION
     h1 = _write(tmp_path / "h1.mrc", hb_phantom.half_map_1)
@@ -108,6 +112,7 @@ def test_half_maps_from_files_and_explicit_map(hb_phantom, tmp_path: Path) -> No
     assert abs(float(np.mean(from_files.map.data))) < 1e-3 and float(np.std(from_files.map.data)) == pytest.approx(1, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_half_map_mask_options(hb_phantom, tmp_path: Path) -> None:
     res = PHANTOM_RESOLUTION
     h1, h2 = hb_phantom.half_map_1, hb_phantom.half_map_2
@@ -161,6 +166,7 @@ def test_position_by_nstart_equals_position_by_origin(hb_phantom) -> None:
 
 
 # ------------------------------------------------------------------- model
+@pytest.mark.slow
 def test_model_with_hydrogens_and_charges(spike_map: Path, spike_model: Path, tmp_path: Path) -> None:
     lines = [line for line in spike_model.read_text().splitlines() if line.startswith(("ATOM", "HETATM"))]
     first = lines[0]
@@ -199,6 +205,7 @@ def test_model_outside_the_map_names_the_file(spike_map: Path, spike_model: Path
     assert "outside the map" in str(info.value)
 
 
+@pytest.mark.slow
 def test_fast_atom_mask_brackets_the_exact_mask(emd3488_map: Path, emd3488_model: Path) -> None:
     density = read_map(emd3488_map)
     structure = read_model(emd3488_model)
@@ -216,6 +223,7 @@ def test_fast_atom_mask_brackets_the_exact_mask(emd3488_map: Path, emd3488_model
     assert np.all(soft[~modes.atom_ball_mask(structure, density, 6.4 + 4 * 3.2)] < 0.01)
 
 
+@pytest.mark.slow
 def test_incomplete_model_leaves_the_map_unscaled(emd3488_map: Path, emd3488_model: Path) -> None:
     result = modes.model_sharpen(emd3488_map, emd3488_model, 3.2, fraction_complete=0.01)
     assert all(row["scale"] == 1.0 for row in result.shells)

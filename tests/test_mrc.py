@@ -46,6 +46,7 @@ REAL_MAPS = [
 
 
 # ------------------------------------------------------------------ real maps
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_real_map_round_trip_is_exact(fixture: str, writer: str, request: pytest.FixtureRequest, tmp_path: Path,
@@ -69,6 +70,7 @@ def test_real_map_round_trip_is_exact(fixture: str, writer: str, request: pytest
         assert getattr(again, name) == getattr(density, name), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_written_header_statistics_describe_the_data(fixture: str, writer: str, request: pytest.FixtureRequest,
@@ -250,6 +252,7 @@ def test_origin_shifted_zeroes_origin_and_nstart_only(fixture: str, request: pyt
     assert density.first_voxel_position != (0.0, 0.0, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", REAL_MAPS[1:])
 def test_oracle18_shift_and_shift_back_reproduces_the_map(fixture: str, request: pytest.FixtureRequest,
                                                           tmp_path: Path) -> None:
@@ -338,6 +341,7 @@ def _is_memory_mapped(array: np.ndarray) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_memory_mapped_read_gives_the_same_map(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Mapped and read maps are identical (values, geometry, labels) and round-trip the header alike."""
@@ -470,6 +474,7 @@ def test_plain_and_gzipped_writers_give_the_same_file(tmp_path: Path, monkeypatc
     assert np.array_equal(again.data, vol) and again.header_extras["extended_header"] == bytes(range(64))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["mrcfile", "mapped"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_shifted_copy_is_byte_identical_to_writing_it(fixture: str, writer: str, request: pytest.FixtureRequest,

@@ -81,6 +81,7 @@ def test_existing_image_is_not_replaced(spike_map: Path, tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------- round trip
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_mrc_to_omezarr_to_ccp4_keeps_header_and_voxels(fixture: str, request: pytest.FixtureRequest,
                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,6 +113,7 @@ def test_mrc_to_omezarr_to_ccp4_keeps_header_and_voxels(fixture: str, request: p
     assert again.header_extras == density.header_extras
 
 
+@pytest.mark.slow
 def test_convert_to_image_writes_slabs_along_the_stored_slowest_axis(rdrp_map: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     source = MapSource.open(rdrp_map)

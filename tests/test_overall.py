@@ -66,11 +66,13 @@ def _compare(tmp_path: Path, source, shape, resolution: float, client, chunk: in
     return one, dist
 
 
+@pytest.mark.slow
 def test_haemoglobin_distributed_equals_one_task(tmp_path, client):
     one, _ = _compare(tmp_path, str(HAEMOGLOBIN), read_map(HAEMOGLOBIN).shape, 3.2, client)
     assert one["box"]["method"] == "density_select"
 
 
+@pytest.mark.slow
 def test_spike_segment_distributed_equals_one_task_with_chunks_not_dividing_the_map(tmp_path, client):
     shape = read_map(SPIKE).shape
     assert any(n % 32 for n in shape)
@@ -78,11 +80,13 @@ def test_spike_segment_distributed_equals_one_task_with_chunks_not_dividing_the_
     assert one["box"]["method"] == "whole_map"
 
 
+@pytest.mark.slow
 def test_rdrp_distributed_equals_one_task(tmp_path, client):
     path = shared_path("emd11007_rdrp", "map_crop192.mrc")
     _compare(tmp_path, str(path), read_map(path).shape, 2.9, client)
 
 
+@pytest.mark.slow
 def test_odd_shaped_in_memory_map(tmp_path, client):
     whole = read_map(HAEMOGLOBIN)
     crop = DensityMap(data=whole.data[5:96, 8:95, 3:100], voxel_size=whole.voxel_size, nstart=(3, 8, 5))
@@ -90,6 +94,7 @@ def test_odd_shaped_in_memory_map(tmp_path, client):
     _compare(tmp_path, crop, crop.shape, 3.2, client, chunk=24)
 
 
+@pytest.mark.slow
 def test_odd_shaped_file_in_process_with_axis_order_zyx(tmp_path, monkeypatch):
     # small histograms and gathers: the mask quantile takes several refinement passes, still exact
     monkeypatch.setattr(overall_dist, "HIST_BINS", 64)
@@ -103,6 +108,7 @@ def test_odd_shaped_file_in_process_with_axis_order_zyx(tmp_path, monkeypatch):
     _compare(tmp_path, str(path), crop.shape, 3.2, None, chunk=40)
 
 
+@pytest.mark.slow
 def test_router_runs_small_maps_in_one_task_and_sizes_against_the_worker_limit(tmp_path, client):
     shape = read_map(SPIKE).shape
     summary = overall_pass(client, str(SPIKE), _store(tmp_path / "s", shape, 32), SharpenOptions(resolution=3.2))
@@ -112,6 +118,7 @@ def test_router_runs_small_maps_in_one_task_and_sizes_against_the_worker_limit(t
     assert fits_one_worker(None, (2048, 2048, 2048))
 
 
+@pytest.mark.slow
 def test_a_box_above_the_cap_is_placed_on_the_densest_molecule(tmp_path, monkeypatch):
     monkeypatch.setattr(overall_dist, "MAX_BOX_VOXELS", 40**3)
     monkeypatch.setattr(overall_dist, "SCORE_WHOLE_MAX_VOXELS", 50**3)
@@ -141,6 +148,7 @@ def test_constants_are_the_documented_ones():
 
 
 # ------------------------------------------------------- global_sharpen on a cluster
+@pytest.mark.slow
 def test_global_sharpen_with_a_client_gives_the_in_process_result(client):
     alone = api.global_sharpen(str(SPIKE), 3.2)
     on_cluster = api.global_sharpen(str(SPIKE), 3.2, client=client)
@@ -154,6 +162,7 @@ def test_global_sharpen_with_a_client_gives_the_in_process_result(client):
     assert np.abs(alone.map.data - on_cluster.map.data).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_global_sharpen_distributed_when_the_map_does_not_fit(client, monkeypatch):
     monkeypatch.setattr(overall_api, "fits_one_worker", lambda client, shape: False)
     alone = api.global_sharpen(str(HAEMOGLOBIN), 3.2)
@@ -177,6 +186,7 @@ def test_global_sharpen_distributed_when_the_map_does_not_fit(client, monkeypatc
     assert np.abs(spread.map.data - alone.map.data).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_sharpen_command_with_workers_writes_the_same_map(tmp_path):
     rc = main(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(tmp_path / "one"), "-q"])
     assert rc == 0
@@ -192,6 +202,7 @@ def test_sharpen_command_with_workers_writes_the_same_map(tmp_path):
         assert np.array_equal(read_map(tmp_path / "one" / name).data, read_map(tmp_path / "two" / name).data)
 
 
+@pytest.mark.slow
 def test_a_map_with_nan_is_refused_by_the_distributed_pass(tmp_path):
     whole = read_map(SPIKE)
     data = np.array(whole.data)

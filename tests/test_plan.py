@@ -71,6 +71,7 @@ def test_blocks_group_every_active_box_once_and_tiles_cover_the_map() -> None:
     assert (covered == 1).all()
 
 
+@pytest.mark.slow
 def test_a_plan_for_a_2048_cubed_map_is_made_in_seconds() -> None:
     start = time.perf_counter()
     grid = BoxGrid.build((2048, 2048, 2048), 40, 20, 5)

@@ -28,6 +28,7 @@ def _is_png(path: Path) -> bool:
     return path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.slow
 def test_the_child_draws_the_plots(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     plotter = PlotProcess()
     plotter.submit(_jobs(tmp_path))
@@ -37,6 +38,7 @@ def test_the_child_draws_the_plots(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert _is_png(tmp_path / "score.png") and _is_png(tmp_path / "amplitudes.png")
 
 
+@pytest.mark.slow
 def test_without_a_child_the_plots_are_drawn_here(tmp_path: Path) -> None:
     plotter = PlotProcess()
     plotter.close()  # e.g. the child could not start or was stopped
@@ -45,6 +47,7 @@ def test_without_a_child_the_plots_are_drawn_here(tmp_path: Path) -> None:
     assert _is_png(tmp_path / "score.png") and _is_png(tmp_path / "amplitudes.png")
 
 
+@pytest.mark.slow
 def test_an_error_in_a_plot_is_raised_by_the_parent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The child answers ok=false; the parent redraws and raises the real error (no silent missing plot)."""
     broken = _summary()
@@ -68,6 +71,7 @@ def _pixels(path: Path):
     return image.imread(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plot", ["plot_score_vs_b", "plot_amplitudes"])
 def test_a_figure_built_in_advance_draws_the_same_picture(tmp_path: Path, plot: str) -> None:
     """The child builds empty figures while waiting; drawing on one gives the very picture of a fresh one."""
@@ -82,6 +86,7 @@ def test_a_figure_built_in_advance_draws_the_same_picture(tmp_path: Path, plot: 
     assert np.array_equal(_pixels(fresh), _pixels(early))
 
 
+@pytest.mark.slow
 def test_each_prepared_figure_serves_one_job(tmp_path: Path) -> None:
     """A second plot of the same kind gets a new figure (it is not drawn over the first one's)."""
     import numpy as np

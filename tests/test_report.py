@@ -71,6 +71,7 @@ def test_the_score_plot_draws_the_curve_and_the_pick(tmp_path: Path, kept: bool)
     assert (tmp_path / "score.png").stat().st_size > 2000
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_a_run_that_keeps_the_input_still_reports_its_search(rdrp_map: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture) -> None:

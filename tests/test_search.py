@@ -98,6 +98,7 @@ def test_search_on_a_40_cubed_box(crop_spectrum: Spectrum) -> None:
     assert len(result.table()) == len(result.trials) >= 21
 
 
+@pytest.mark.slow
 def test_same_search_scores_a_whole_map(spike_map: Path) -> None:
     density = read_map(spike_map)
     f_sol = 0.7
@@ -110,6 +111,7 @@ def test_same_search_scores_a_whole_map(spike_map: Path) -> None:
     assert all(len(m.trials) == 21 for m in direct.methods)
 
 
+@pytest.mark.slow
 def test_several_methods_are_searched(crop_spectrum: Spectrum) -> None:
     config = SearchConfig(methods=("no_sharpening", "b_iso", "b_iso_to_d_cut"))
     result = search_sharpening(crop_spectrum, 0.5, config)
@@ -124,6 +126,7 @@ def test_several_methods_are_searched(crop_spectrum: Spectrum) -> None:
 
 
 # ----------------------------------------------------------- oracle 11 (real)
+@pytest.mark.slow
 def test_oracle11_argmax_interior_and_signal_to_noise(sharpened) -> None:
     search = sharpened.search
     assert search is not None
@@ -138,6 +141,7 @@ def test_oracle11_argmax_interior_and_signal_to_noise(sharpened) -> None:
     assert not sharpened.discarded
 
 
+@pytest.mark.slow
 def test_oracle11_sharpening_raises_model_correlation(sharpened, blurred_model_map: DensityMap,
                                                      model_path: Path) -> None:
     structure = read_model(model_path)
@@ -146,6 +150,7 @@ def test_oracle11_sharpening_raises_model_correlation(sharpened, blurred_model_m
     assert after > before + 0.05, (before, after)
 
 
+@pytest.mark.slow
 def test_sharpened_map_keeps_geometry_and_is_sigma_scaled(sharpened, blurred_model_map: DensityMap) -> None:
     out = sharpened.map
     for name in ("voxel_size", "origin", "nstart", "cell_grid", "cell_angles", "axis_order", "space_group"):
@@ -156,6 +161,7 @@ def test_sharpened_map_keeps_geometry_and_is_sigma_scaled(sharpened, blurred_mod
 
 
 # ------------------------------------------------------------------- targets
+@pytest.mark.slow
 def test_kurtosis_target_maximises_kurtosis(blurred_box_spectrum) -> None:
     spectrum, f_sol = blurred_box_spectrum
     result = search_sharpening(spectrum, f_sol, SearchConfig(target="kurtosis", peak_fit=False))
@@ -170,6 +176,7 @@ def test_kurtosis_target_maximises_kurtosis(blurred_box_spectrum) -> None:
     assert chosen.measures.kurtosis >= kurt.max()
 
 
+@pytest.mark.slow
 def test_reference_quirks_replace_kurtosis_by_adjusted_sa(blurred_box_spectrum) -> None:
     spectrum, f_sol = blurred_box_spectrum
     quirky = search_sharpening(spectrum, f_sol,
@@ -183,6 +190,7 @@ def test_reference_quirks_replace_kurtosis_by_adjusted_sa(blurred_box_spectrum) 
     assert plain.sharpening == quirky.sharpening
 
 
+@pytest.mark.slow
 def test_reported_score_is_the_score_of_the_chosen_sharpening(blurred_box_spectrum) -> None:
     """SearchResult.score is what the returned sharpening scores.  With the peak fit (default)
     the choice is the maximum of the smoothed grid curve of its method; without it, no
@@ -209,6 +217,7 @@ def test_reported_score_is_the_score_of_the_chosen_sharpening(blurred_box_spectr
             assert result.sharpening.b_iso_target == best_grid  # the best grid point itself (ties: first)
 
 
+@pytest.mark.slow
 def test_chosen_target_b_stays_inside_the_searched_range(blurred_box_spectrum) -> None:
     spectrum, f_sol = blurred_box_spectrum
     for config in (SearchConfig(), SearchConfig(target="kurtosis")):
@@ -242,6 +251,7 @@ def test_fixed_b_sharpen_runs_no_search_and_applies_that_b(blurred_model_map: De
     assert result.summary()["b_sharpen"] == 50.0 and result.summary()["trials"] == []
 
 
+@pytest.mark.slow
 def test_fixed_b_sharpen_uses_the_d_cut_transition_by_default(blurred_model_map: DensityMap) -> None:
     """ALGORITHM.md §6 step 12: with k_sharpen set and b_iso_to_d_cut among the methods (it is, by
     default) a fixed sharpening is applied as b_iso_to_d_cut, i.e. blurred by b_blur_hires beyond d_cut."""
@@ -256,6 +266,7 @@ def test_fixed_b_sharpen_uses_the_d_cut_transition_by_default(blurred_model_map:
     assert_applied(explicit, blurred_model_map, Sharpening(method="b_iso_to_d_cut", b_sharpen=50.0))
 
 
+@pytest.mark.slow
 def test_fixed_uniform_b_sharpen(blurred_model_map: DensityMap) -> None:
     result = global_sharpen(blurred_model_map, RESOLUTION, b_sharpen=-30.0, methods=("b_iso",),
                             remove_aniso=False)
@@ -274,6 +285,7 @@ def test_fixed_target_b_iso(blurred_model_map: DensityMap) -> None:
     assert result.summary()["target_b_iso"] == 40.0
 
 
+@pytest.mark.slow
 def test_fixed_resolution_dependent_b(blurred_model_map: DensityMap) -> None:
     b = (10.0, -20.0, -30.0)
     result = global_sharpen(blurred_model_map, RESOLUTION, resolution_dependent_b=b, remove_aniso=False)
@@ -286,6 +298,7 @@ def test_fixed_resolution_dependent_b(blurred_model_map: DensityMap) -> None:
 
 
 # -------------------------------------------------------------------- pickling
+@pytest.mark.slow
 def test_spectrum_and_config_pickle_cheaply(crop_spectrum: Spectrum) -> None:
     blob = pickle.dumps(crop_spectrum)
     assert len(blob) < 2_000_000
@@ -303,6 +316,7 @@ def test_spectrum_and_config_pickle_cheaply(crop_spectrum: Spectrum) -> None:
     assert a.sharpening == b.sharpening and a.table() == b.table()
 
 
+@pytest.mark.slow
 def test_keep_if_worse_compares_with_the_run_target(emd3488_map) -> None:
     """With the kurtosis target the input is kept only if its kurtosis is higher (not its adjusted SA)."""
     for target in ("kurtosis", "adjusted_sa"):
@@ -350,6 +364,7 @@ def test_plateau_of_a_parabola_is_where_it_is_within_the_drop() -> None:
     assert plateau(b, np.full(b.size, 2.0), 30.0, drop=0.01) == (-100.0, 300.0)  # flat: nothing is decided
 
 
+@pytest.mark.slow
 def test_summary_reports_the_b_sharpen_range_within_the_score_noise(emd3488_map) -> None:
     import localsharp
 

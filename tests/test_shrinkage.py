@@ -89,7 +89,7 @@ def test_the_default_rule_shrinks() -> None:
 # ------------------------------------------------------------- the evidence a box records
 def test_a_box_records_its_score_noise_and_the_b_sharpen_within_it(crop: DensityMap) -> None:
     box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
-    outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.5, keep_if_better=False)
+    outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.5, discard_if_worse=False)
     assert outcome.status == "sharpened"
     low, high = outcome.b_sharpen_within_noise
     assert low <= outcome.sharpening.b_sharpen <= high
@@ -108,8 +108,8 @@ def test_rows_recorded_without_the_new_fields_still_load() -> None:
 
 # ------------------------------------------------------------- the run
 def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: Path) -> None:
-    on = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "on")
-    off = local_sharpen(crop, None, resolution=RESOLUTION, local=dataclasses.replace(LOCAL, shrink=False),
+    on = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "on")
+    off = local_sharpen(crop, RESOLUTION, local=dataclasses.replace(LOCAL, shrink=False),
                         store=tmp_path / "off")
     rows_on = {r["index"]: r for r in on.boxes if r["status"] != "skipped"}
     rows_off = {r["index"]: r for r in off.boxes if r["status"] != "skipped"}
@@ -128,7 +128,7 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
 
 
 def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: DensityMap, tmp_path: Path) -> None:
-    result = local_sharpen(crop, None, resolution=RESOLUTION, local=LOCAL, store=tmp_path / "run")
+    result = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "run")
     b_map = result.b_sharpen_map.compute()
     applied = [r["b_sharpen_applied"] for r in result.boxes if r["status"] != "skipped"]
     assert b_map.shape_xyz == crop.shape_xyz and b_map.origin == crop.origin and b_map.nstart == crop.nstart

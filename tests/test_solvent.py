@@ -30,6 +30,7 @@ def _expected_solvent(density) -> float:
     return 1.0 - HAEMOGLOBIN_VOLUME / box
 
 
+@pytest.mark.slow
 def test_unmasked_noisy_map_gets_a_plausible_solvent_fraction(noisy_phantom) -> None:
     """Regression: with noise well above 5 % of the peak local variance, the estimate used to be 0.001."""
     full = noisy_phantom.full_map
@@ -37,6 +38,7 @@ def test_unmasked_noisy_map_gets_a_plausible_solvent_fraction(noisy_phantom) -> 
     assert abs(estimate.solvent_fraction - _expected_solvent(full)) < 0.08
 
 
+@pytest.mark.slow
 def test_model_free_sharpening_improves_a_noisy_phantom(noisy_phantom) -> None:
     full = noisy_phantom.full_map
     truth = noisy_phantom.paths["model_b0"]

@@ -87,6 +87,7 @@ def test_regions_of_real_maps_equal_read_map(fixture: str, request: pytest.Fixtu
         assert block.tobytes() == expected.tobytes(), bounds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_like_reproduces_read_maps_header(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     path = request.getfixturevalue(fixture)
@@ -238,6 +239,7 @@ def _rss_file_mb() -> float:
     pytest.skip("no RssFile in /proc/self/status")
 
 
+@pytest.mark.slow
 def test_read_pages_leave_the_resident_set(tmp_path: Path) -> None:
     """Reading a 64 MiB map slab by slab does not leave its file pages in this process's RSS."""
     path = tmp_path / "big.mrc"

@@ -36,6 +36,7 @@ class RecordingArray:
         return block
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("slab_bytes", [1, 300_000, 64 * 2**20], ids=["one_section", "slabs", "default"])
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_streamed_file_is_write_maps_file(fixture: str, slab_bytes: int, request: pytest.FixtureRequest,
@@ -61,6 +62,7 @@ def test_streamed_file_is_write_maps_file(fixture: str, slab_bytes: int, request
             assert a[name].tobytes() == b[name].tobytes(), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", REAL_MAPS)
 def test_header_and_voxels_read_back_exactly(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     path = request.getfixturevalue(fixture)
@@ -82,6 +84,7 @@ def test_header_and_voxels_read_back_exactly(fixture: str, request: pytest.Fixtu
         assert float(b.header.rms) == pytest.approx(data.std(), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_slabs_follow_the_files_slowest_axis(rdrp_map: Path, tmp_path: Path) -> None:
     """RdRp is stored x-slowest (axis order 3,2,1): slabs are x-ranges of the [z, y, x] array, within the bound."""
     source = MapSource.open(rdrp_map)
@@ -94,6 +97,7 @@ def test_slabs_follow_the_files_slowest_axis(rdrp_map: Path, tmp_path: Path) -> 
     assert sum(slab_reads) == source.nbytes
 
 
+@pytest.mark.slow
 def test_chunked_zarr_slabs_are_chunk_multiples(spike_map: Path, tmp_path: Path) -> None:
     import zarr
 

@@ -54,6 +54,7 @@ def test_trial_factors_and_maps_equal_the_sharpenings_own_bit_for_bit(spectrum: 
     assert len(renderer._switch) == 3  # one table per (k_sharpen, d_cut) met, not per trial
 
 
+@pytest.mark.slow
 def test_the_kept_map_is_the_picks_map_and_the_search_is_unchanged(spectrum: Spectrum) -> None:
     config = SearchConfig(n_threads=1, b_blur_hires=0.0)
     result, kept = search_keeping_map(spectrum, 0.6, config)
@@ -77,6 +78,7 @@ def test_threshold_from_a_small_sample_is_the_exact_order_statistic(shape) -> No
             assert regions.threshold_for_count(data, n, jit) == float(flat[n])
 
 
+@pytest.mark.slow
 def test_render_box_reproduces_sharpen_box_on_real_boxes(whole) -> None:
     """The driver re-renders boxes from their recorded outcome: the values must be the same bits."""
     job = BoxJob("unused", RESOLUTION, whole.voxel_size_zyx, SearchConfig(), True, 0.833, 0.0)

@@ -30,6 +30,23 @@ COMMANDS = {
 }
 
 
+#: The one message for a missing ``--resolution`` (``sharpen`` and ``local`` alike).
+MISSING_RESOLUTION = "--resolution is required (the map's nominal resolution in Å)"
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends with the option's default when it has one and the help text does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (text and text is not argparse.SUPPRESS and "default" not in text and action.option_strings
+                and default not in (None, False, argparse.SUPPRESS)):
+            shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+            text += f" (default {shown})"
+        return text
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command.
 
@@ -44,7 +61,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=help_text)
             continue
         module = importlib.import_module(f".{module_name}", __name__)
-        sub_parser = sub.add_parser(name, help=help_text)
+        sub_parser = sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub_parser)
         sub_parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
         sub_parser.set_defaults(run=module.run)

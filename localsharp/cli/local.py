@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputFileError, LocalsharpError
+from . import MISSING_RESOLUTION
 from .cluster_args import add_cluster_arguments, check_cluster_arguments, cluster_client, cluster_record
 
 if TYPE_CHECKING:
@@ -34,28 +35,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "on their own (in parallel on Dask workers) and blended with Gaussian weights.")
     parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
                         "a zarr v3 array or an OME-Zarr image")
-    parser.add_argument("--resolution", type=float, required=True, help="nominal resolution (Å)")
-    parser.add_argument("--output-dir", default="localsharp_local", help="output directory (holds the run store)")
+    parser.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required)")
+    parser.add_argument("--output-dir", default="localsharp_local", metavar="DIR",
+                        help="directory for the outputs and the run store (default localsharp_local)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs and run store")
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in the output directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table on the terminal")
     parser.add_argument("--only-box", type=int, metavar="N",
                         help="run box N by hand, in this process, and print its trials (no map is written)")
     tiling = parser.add_argument_group("boxes")
-    tiling.add_argument("--box-size", type=int, default=40, help="box edge (voxels, default 40)")
-    tiling.add_argument("--stride", type=int, default=20, help="largest spacing of box centres (voxels, default 20)")
-    tiling.add_argument("--smoothing-radius", type=float, help="R of the blending weight exp(-r²/2R²) (Å)")
-    tiling.add_argument("--chunk", type=int, default=64, help="output chunk edge (voxels, default 64)")
-    tiling.add_argument("--task-block", type=int, default=3,
+    tiling.add_argument("--box-size", type=int, default=40, metavar="N", help="box edge (voxels, default 40)")
+    tiling.add_argument("--stride", type=int, default=20, metavar="N",
+                        help="largest spacing of box centres (voxels, default 20)")
+    tiling.add_argument("--smoothing-radius", type=float, metavar="Å",
+                        help="R of the blending weight exp(-r²/2R²) (default ⅔ of the mean spacing of box centres)")
+    tiling.add_argument("--chunk", type=int, default=64, metavar="N", help="output chunk edge (voxels, default 64)")
+    tiling.add_argument("--task-block", type=int, default=3, metavar="N",
                         help="boxes per search task along each axis (up to N³ boxes a task, default 3)")
-    tiling.add_argument("--tile-chunks", type=int, default=2,
+    tiling.add_argument("--tile-chunks", type=int, default=2, metavar="N",
                         help="output chunks per blend task along each axis (default 2)")
     tiling.add_argument("--no-shrink", action="store_true",
                         help="render every box at its own pick (default: a box whose score curve cannot tell its "
                              "pick from the overall sharpening keeps the overall sharpening)")
     comp = parser.add_argument_group("composition")
-    comp.add_argument("--solvent-content", type=float, help="solvent fraction (0-1) of the map")
-    comp.add_argument("--molecular-mass", type=float, help="molecular mass in the map (kDa)")
+    comp.add_argument("--solvent-content", type=float, metavar="F",
+                      help="solvent fraction (0-1) of the map (default: estimated from the map)")
+    comp.add_argument("--molecular-mass", type=float, metavar="KDA",
+                      help="molecular mass in kDa (default: estimated from the map)")
     comp.add_argument("--ignore-map-limitations", action="store_true",
                       help="sharpen a map whose header says it is already sharpened (refused by default)")
     add_cluster_arguments(parser)
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     """Run local sharpening and write the map and summary atomically; returns the exit status."""
     out = Path(args.output_dir)
     paths = {role: out / name for role, name in OUTPUTS.items()}
+    if args.resolution is None:
+        raise ConfigError(MISSING_RESOLUTION)
     if not Path(args.map).exists():
         raise InputFileError(args.map, "no such file")
     from ..maps.source import MapSource
@@ -137,7 +145,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
         quiet_distributed_logs()
     try:
         with cluster_client(args, out, reporter.note) as client:
-            result = local_sharpen(source, client, resolution=args.resolution, store=out / STORE, local=local,
+            result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
                                    options=options, resume=args.resume, overwrite=args.overwrite,
                                    progress=reporter, output=paths["local_image"])
             args.cluster_record = cluster_record(client)  # for the summary

@@ -5,6 +5,18 @@ from __future__ import annotations
 import argparse
 
 
+#: The phantom's numeric options: flag -> (type, default, metavar, help without the default).
+OPTIONS = {
+    "--voxel": (float, 1.0, "Å", "cubic voxel size in Å"),
+    "--b-core": (float, 20.0, "B", "atomic B at the centre, Å²"),
+    "--b-edge": (float, 200.0, "B", "atomic B at the periphery, Å²"),
+    "--resolution": (float, 3.5, "Å", "target half-map FSC=0.143 resolution in Å"),
+    "--noise": (float, 1.0, "F", "multiplier of the noise amplitude, 0 = no noise"),
+    "--padding": (float, 10.0, "Å", "margin around the model in Å"),
+    "--seed": (int, 0, "N", "seed of the noise generator"),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``phantom`` options to ``parser``."""
     parser.description = (
@@ -14,15 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="atomic model (PDB or mmCIF, optionally .gz)")
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="directory for the files (created)")
-    parser.add_argument("--voxel", type=float, default=1.0, help="cubic voxel size in Å (default 1.0)")
-    parser.add_argument("--b-core", type=float, default=20.0, help="atomic B at the centre, Å² (default 20)")
-    parser.add_argument("--b-edge", type=float, default=200.0, help="atomic B at the periphery, Å² (default 200)")
-    parser.add_argument("--resolution", type=float, default=3.5,
-                        help="target half-map FSC=0.143 resolution in Å (default 3.5)")
-    parser.add_argument("--noise", type=float, default=1.0,
-                        help="multiplier of the noise amplitude (default 1.0; 0 = no noise)")
-    parser.add_argument("--padding", type=float, default=10.0, help="margin around the model in Å (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise generator (default 0)")
+    for flag, (kind, default, metavar, text) in OPTIONS.items():
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} (default {default:g})")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
 from ..errors import ConfigError, InputFileError
+from . import MISSING_RESOLUTION
 from ..report.plot_process import PlotProcess
 from ..report.outputs import planned_outputs, prepare_output_dir, remove_if_unused, write_outputs
 from ..report.summary import print_table, sha256, versions
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "sharpening functions, or with half-map or model-based scale factors.")
     parser.add_argument("map", nargs="?", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz)")
     io = parser.add_argument_group("input and output")
-    io.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required except for MTZ input)")
+    io.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required; optional for MTZ input, whose d_min is the default)")
     io.add_argument("--mtz", metavar="FILE", help="MTZ map coefficients instead of MAP (crystallographic maps)")
     io.add_argument("--labels", metavar="F,PHI", help="MTZ amplitude,phase labels (default: auto-detect)")
     io.add_argument("--output-dir", default=".", metavar="DIR", help="directory for the outputs (default: .)")
@@ -40,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--methods", nargs="+", choices=SEARCH_METHODS, metavar="METHOD",
                         help=f"methods to search (default b_iso_to_d_cut); choices: {', '.join(SEARCH_METHODS)}")
     method.add_argument("--target", choices=TARGETS, default="adjusted_sa", help="score to maximise")
-    method.add_argument("--reference-quirks", action="store_true",
-                        help="reproduce the reference's quirks (kurtosis target replaced by adjusted SA, ...)")
+    # developer option (comparisons with the reference engine): hidden from --help
+    method.add_argument("--reference-quirks", action="store_true", help=argparse.SUPPRESS)
     method.add_argument("--search-b-min", type=float, default=-100.0, metavar="B",
                         help="lowest target map B of the grid, Å² (default -100; the map's own B if lower)")
     method.add_argument("--search-b-max", type=float, default=300.0, metavar="B",
@@ -70,22 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--optimize-k-sharpen", action="store_true", help="refine k_sharpen around the grid optimum")
     method.add_argument("--optimize-b-blur-hires", action="store_true", help="refine b_blur_hires")
     method.add_argument("--no-peak-fit", action="store_true", help="keep the best grid point (no smoothing of the score curve)")
-    method.add_argument("--keep-if-worse", action="store_true",
-                        help="keep the sharpened map even when the input map scores higher")
+    method.add_argument("--discard-if-worse", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the input map when it scores higher than the best sharpened map "
+                             "(--no-discard-if-worse keeps the sharpened map; default on)")
+    method.add_argument("--keep-if-worse", action="store_false", dest="discard_if_worse", help=argparse.SUPPRESS)
     method.add_argument("--ignore-map-limitations", action="store_true",
                         help="sharpen a map whose header says it is already sharpened (refused by default)")
     fixed = parser.add_argument_group("explicit sharpening (no search)")
     fixed.add_argument("--b-sharpen", type=float, metavar="B", help="apply this B (Å², > 0 sharpens)")
     fixed.add_argument("--b-iso", type=float, metavar="B", help="sharpen to this overall map B (Å²)")
-    fixed.add_argument("--resolution-dependent-b", type=float, nargs=3, metavar=("B0", "B1", "B2"))
+    fixed.add_argument("--resolution-dependent-b", type=float, nargs=3, metavar=("B0", "B1", "B2"),
+                       help="apply B(s) = B0 + B1·s + B2·s² (Å², s = 1/d in Å⁻¹)")
     fixed.add_argument("--k-sharpen", type=float, metavar="K", help="transition steepness at d_cut (default 10)")
     fixed.add_argument("--d-cut", type=float, metavar="Å", help="transition resolution (default: resolution)")
     fixed.add_argument("--b-blur-hires", type=float, metavar="B", help="blurring beyond d_cut (default 200)")
     comp = parser.add_argument_group("composition and analysis box")
-    comp.add_argument("--solvent-content", type=float, metavar="F", help="solvent fraction (0-1) or percentage")
-    comp.add_argument("--molecular-mass", type=float, metavar="KDA", help="molecular mass in kDa")
+    comp.add_argument("--solvent-content", type=float, metavar="F", help="solvent fraction (0-1) or percentage (default: estimated from the map)")
+    comp.add_argument("--molecular-mass", type=float, metavar="KDA", help="molecular mass in kDa (default: estimated from the map)")
     comp.add_argument("--sequence", metavar="FILE", help="sequence file (FASTA or plain one-letter)")
-    comp.add_argument("--copies", type=int, default=1, help="copies of the sequence (default 1)")
+    comp.add_argument("--copies", type=int, default=1, metavar="N", help="copies of the sequence (default 1)")
     comp.add_argument("--no-density-select", action="store_true", help="analyse the whole map, not a box")
     comp.add_argument("--max-box-fraction", type=float, default=0.5, metavar="F",
                       help="analyse the whole map when the density box holds more than this fraction of it "
@@ -93,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp.add_argument("--d-min-ratio", type=float, default=0.833, metavar="R",
                       help="Fourier terms are used to R x resolution (default 0.833)")
     comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")
-    comp.add_argument("--box-size", type=int, nargs=3, default=(40, 40, 40), metavar=("NX", "NY", "NZ"))
+    comp.add_argument("--box-size", type=int, nargs=3, default=(40, 40, 40), metavar=("NX", "NY", "NZ"),
+                      help="size of a centred analysis box (voxels, default 40 40 40)")
     comp.add_argument("--box-in-auto-sharpen", action="store_true",
                       help="analyse a --box-size box around the largest segmented region (not the density box)")
     comp.add_argument("--use-weak-density", action="store_true",
@@ -144,7 +149,7 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         soft_mask=not args.no_soft_mask,
         b_sharpen=args.b_sharpen, b_iso=args.b_iso,
         resolution_dependent_b=tuple(args.resolution_dependent_b) if args.resolution_dependent_b else None,
-        discard_if_worse=not args.keep_if_worse, ignore_map_limitations=args.ignore_map_limitations)
+        discard_if_worse=args.discard_if_worse, ignore_map_limitations=args.ignore_map_limitations)
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -158,7 +163,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
     if args.labels and not args.mtz:
         raise ConfigError("--labels only applies to --mtz input")
     if args.resolution is None and not args.mtz:
-        raise ConfigError("--resolution is required (nominal resolution in Å)")
+        raise ConfigError(MISSING_RESOLUTION)
 
 
 def _labels(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -271,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, t0: float) -> int:
-    paths = planned_outputs(args.output_dir, with_shells=bool(args.half_maps or args.model))
+    scale_factors = bool(args.half_maps or args.model)  # no search: no score plot, a shell plot instead
+    paths = planned_outputs(args.output_dir, with_shells=scale_factors, with_search=not scale_factors)
     created = prepare_output_dir(args.output_dir, paths, args.overwrite)
     # matplotlib's import and font loading run in a helper process beside the computation
     # (console_main starts it before the imports and closes it; otherwise it is ours to close)

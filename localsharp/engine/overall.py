@@ -56,6 +56,7 @@ import zarr
 
 from .. import api
 from ..config import SharpenOptions
+from ..kernels.masks import bounding_box
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..tiling.boxes import chunk_grid
@@ -211,14 +212,3 @@ def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: floa
     variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
     threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
     return variance > threshold
-
-
-def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
-    """Half-open bounds (z, y, x) of the true voxels, or None."""
-    if not mask.any():
-        return None
-    bounds = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        bounds.append([int(hit[0]), int(hit[-1]) + 1])
-    return bounds

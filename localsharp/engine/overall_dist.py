@@ -148,7 +148,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
         warnings.append(
             f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
             f"sharpened map ({score(score_out):.3f}){where}; the input map is kept "
-            "(--keep-if-worse to keep the sharpened map)")
+            "(--no-discard-if-worse to keep the sharpened map)")
         sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
         b_out, score_out = b_iso, score_in
         amplitudes["after"] = list(amplitudes["before"])

@@ -1,6 +1,6 @@
 """Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, tile-wise blending.
 
-``local_sharpen(map, client)`` runs
+``local_sharpen(map, resolution, client=client)`` runs
 
 0. the input checks: the header in the client; the voxel values (NaN/Inf, constant) and the
    input's checksum chunk by chunk in tasks, before anything is written;
@@ -41,6 +41,7 @@ from ..config import LocalOptions, SharpenOptions
 from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
+from ..report.summary import jsonable
 from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
 from ..sharpening.shrinkage import annotated
 from ..sharpening.solvent import RADIUS_FACTOR
@@ -157,7 +158,7 @@ class LocalResult:
         return out
 
 
-def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, resolution: float,
+def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
                   progress: Progress | None = None, output: str | Path | None = None) -> LocalResult:
@@ -168,10 +169,10 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
     map_or_path : DensityMap, str or path-like
         The map (MRC/CCP4, zarr v3 array or OME-Zarr image) or an in-memory :class:`DensityMap`.
         A file is read by region in the tasks; the client reads only its header.
-    client : distributed.Client, optional
-        Where the tasks run; ``None`` runs them in this process.
     resolution : float
-        Nominal resolution (Å).
+        Nominal resolution (Å); positional or keyword, as in every sharpening function.
+    client : distributed.Client, optional
+        Where the tasks run; ``None`` runs them in this process (keyword only).
     store : path, optional
         Directory of the run's zarr store (kept, so the run can be resumed; made absolute, since
         workers may run in another directory); default a temporary directory that lives as long
@@ -196,6 +197,9 @@ def local_sharpen(map_or_path: DensityMap | str | Path, client: Any = None, *, r
         Its ``map`` is on disk (``.array``, ``.to_dask()``, ``.compute()``).
     """
     local = local or LocalOptions()
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
+        raise ConfigError(f"resolution must be a number of Å, got {type(resolution).__name__}: "
+                          "call local_sharpen(map, resolution, client=client)")
     source, opts = prepare_input(map_or_path, resolution, options)
     if client is not None:
         worker_setup.register(client)
@@ -397,7 +401,7 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     save_plan(store, plan)
     radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
-                 keep_if_better=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
+                 discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
                  tile=plan.tile, shrink=local.shrink)
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
@@ -500,15 +504,7 @@ def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions) 
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry
     and every option."""
     return {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
-            "options": _jsonable(opts)}
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
+            "options": jsonable(opts)}
 
 
 def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],

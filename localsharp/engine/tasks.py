@@ -52,7 +52,7 @@ class BoxJob:
     soft_edge: bool
     d_min_ratio: float
     radius: float
-    keep_if_better: bool = True
+    discard_if_worse: bool = True
     grid: BoxGrid | None = None
     block: int = 3
     chunks: tuple[int, int, int] = (64, 64, 64)
@@ -122,7 +122,7 @@ def _search(job: BoxJob, data: np.ndarray, molecule: np.ndarray) -> BoxOutcome:
     """The outcome of one box; its solvent fraction is the share of its voxels outside the molecule mask."""
     solvent_fraction = 1.0 - float(molecule.mean())
     return analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
-                       d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+                       d_min_ratio=job.d_min_ratio, discard_if_worse=job.discard_if_worse)
 
 
 def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
@@ -133,7 +133,7 @@ def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndar
     data = store.read("overall", box.outer)
     solvent_fraction = 1.0 - float(store.read("molecule", box.outer).mean())
     return sharpen_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
-                       d_min_ratio=job.d_min_ratio, keep_if_better=job.keep_if_better)
+                       d_min_ratio=job.d_min_ratio, discard_if_worse=job.discard_if_worse)
 
 
 def render_tile(job: BoxJob, tile: int) -> int:

@@ -117,15 +117,7 @@ class FourierGrid:
         Built from the reciprocal metric ``G = MᵀM`` as ``Σ G_ij m_i m_j`` with broadcast 1-D
         terms, so only the result is a full-size array (no per-component temporaries).
         """
-        l_idx, k_idx, h_idx = self.miller
-        g = self.metric
-        out = np.empty(self.rfft_shape, dtype=np.float32)
-        np.add((g[2, 2] * l_idx * l_idx).astype(np.float32), (g[1, 1] * k_idx * k_idx).astype(np.float32), out=out)
-        out += (g[0, 0] * h_idx * h_idx).astype(np.float32)
-        for (i, a), (j, b) in (((0, h_idx), (1, k_idx)), ((0, h_idx), (2, l_idx)), ((1, k_idx), (2, l_idx))):
-            if g[i, j] != 0.0:
-                out += (2.0 * g[i, j] * a * b).astype(np.float32)
-        return out
+        return metric_s2(self.metric, *self.miller, self.rfft_shape)
 
     @property
     def sthol2(self) -> np.ndarray:
@@ -252,3 +244,16 @@ def shell_edges_equal_volume(s_min: float, s_max: float, n_bins: int) -> np.ndar
     """Bin edges in |s| dividing ``[s_min, s_max]`` into shells of equal reciprocal volume."""
     cubes = np.linspace(s_min**3, s_max**3, n_bins + 1)
     return np.cbrt(cubes)
+
+
+def metric_s2(g: np.ndarray, l_idx: np.ndarray, k_idx: np.ndarray, h_idx: np.ndarray,
+              shape: tuple[int, int, int]) -> np.ndarray:
+    """|s|² = hᵀ G* h (float32, ``shape``) from the reciprocal metric ``g`` and broadcastable Miller
+    index arrays, term by term so that only the result is a full-size array."""
+    out = np.empty(shape, dtype=np.float32)
+    np.add((g[2, 2] * l_idx * l_idx).astype(np.float32), (g[1, 1] * k_idx * k_idx).astype(np.float32), out=out)
+    out += (g[0, 0] * h_idx * h_idx).astype(np.float32)
+    for (i, a), (j, b) in (((0, h_idx), (1, k_idx)), ((0, h_idx), (2, l_idx)), ((1, k_idx), (2, l_idx))):
+        if g[i, j] != 0.0:
+            out += (2.0 * g[i, j] * a * b).astype(np.float32)
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fourier import shell_edges_equal_volume
+from .shells import shell_of
 
 
 def shell_edges(sthol2_min: float, sthol2_max: float, n_bins: int) -> np.ndarray:
@@ -27,8 +28,7 @@ def shell_sums(sthol2: np.ndarray, amplitudes: np.ndarray, weight: np.ndarray,
     A value beyond the last edge (or before the first) counts in the end shell.
     """
     n_bins = edges.size - 1
-    s = np.sqrt(4.0 * np.asarray(sthol2, dtype=np.float64))
-    which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)
+    which = shell_of(np.sqrt(4.0 * np.asarray(sthol2, dtype=np.float64)), edges)
     w = np.asarray(weight, dtype=np.float64)
     total = np.bincount(which, weights=np.asarray(amplitudes, dtype=np.float64) * w, minlength=n_bins)
     count = np.bincount(which, weights=w, minlength=n_bins)

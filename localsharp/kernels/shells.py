@@ -14,14 +14,33 @@ import numpy as np
 from .fourier import FourierGrid, shell_edges_equal_volume
 
 
-def _shell_counts(s: np.ndarray, inside: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shell of every coefficient (``-1`` outside) and the number of coefficients per shell."""
+def shell_of(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Shell of each |s| value for increasing ``edges`` (int32, 0 = lowest resolution); values
+    before the first edge or beyond the last count in the end shell."""
     n_bins = len(edges) - 1
-    index = np.searchsorted(edges, s, side="right") - 1
-    index = np.clip(index, 0, n_bins - 1).astype(np.int32)
-    index[~inside] = -1
-    counts = np.bincount(index[inside], minlength=n_bins)
-    return index, counts
+    return np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1).astype(np.int32)
+
+
+def equal_volume_shells(s: np.ndarray, s_low: float, s_high: float, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shells of equal reciprocal volume between ``s_low`` and ``s_high`` for the values ``s``.
+
+    The count starts at ``n_bins`` and is reduced one at a time until no shell is empty.
+
+    Returns
+    -------
+    index : numpy.ndarray
+        Shell of each value (int32, 0 = lowest resolution).
+    edges : numpy.ndarray
+        ``n + 1`` increasing edges in |s|, ``n <= n_bins``.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    for n in range(int(n_bins), 0, -1):
+        edges = shell_edges_equal_volume(s_low, s_high, n)
+        index = shell_of(s, edges)
+        if np.all(np.bincount(index, minlength=n) > 0):
+            return index, edges
+    raise AssertionError("unreachable: a single shell holding every value cannot be empty")
 
 
 def assign_shells(grid: FourierGrid, d_min: float, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,14 +80,12 @@ def assign_shells(grid: FourierGrid, d_min: float, n_bins: int) -> tuple[np.ndar
     if not inside.any():
         raise ValueError(f"no Fourier coefficient lies within d_min = {d_min} Å apart from F000")
     s = np.sqrt(s2.astype(np.float64))
-    s_low = float(s[inside].min())
-    s_high = max(1.0 / d_min, float(s[inside].max()))
-    for n in range(int(n_bins), 0, -1):
-        edges = shell_edges_equal_volume(s_low, s_high, n)
-        index, counts = _shell_counts(s, inside, edges)
-        if np.all(counts > 0):
-            return index, edges
-    raise AssertionError("unreachable: a single shell holding every coefficient cannot be empty")
+    inside_s = s[inside]
+    index_inside, edges = equal_volume_shells(inside_s, float(inside_s.min()), max(1.0 / d_min, float(inside_s.max())),
+                                              n_bins)
+    index = np.full(s.shape, -1, dtype=np.int32)
+    index[inside] = index_inside
+    return index, edges
 
 
 def shell_centres(edges_s: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 
 from . import radial
-from .fourier import FourierGrid
+from .fourier import FourierGrid, metric_s2
 
 
 def rfft2_slab(slab: np.ndarray) -> np.ndarray:
@@ -49,15 +49,7 @@ def pencil_miller(grid: FourierGrid, y0: int, y1: int) -> tuple[np.ndarray, np.n
 def pencil_s2(grid: FourierGrid, y0: int, y1: int) -> np.ndarray:
     """|s|² (float32) on the pencil, with the arithmetic of :attr:`FourierGrid.s2`."""
     l_idx, k_idx, h_idx = pencil_miller(grid, y0, y1)
-    g = grid.metric
-    shape = (l_idx.shape[0], k_idx.shape[1], h_idx.shape[2])
-    out = np.empty(shape, dtype=np.float32)
-    np.add((g[2, 2] * l_idx * l_idx).astype(np.float32), (g[1, 1] * k_idx * k_idx).astype(np.float32), out=out)
-    out += (g[0, 0] * h_idx * h_idx).astype(np.float32)
-    for (i, a), (j, b) in (((0, h_idx), (1, k_idx)), ((0, h_idx), (2, l_idx)), ((1, k_idx), (2, l_idx))):
-        if g[i, j] != 0.0:
-            out += (2.0 * g[i, j] * a * b).astype(np.float32)
-    return out
+    return metric_s2(grid.metric, l_idx, k_idx, h_idx, (l_idx.shape[0], k_idx.shape[1], h_idx.shape[2]))
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,7 @@ class MapSource:
     @property
     def voxel_size_zyx(self) -> Vec3:
         """Voxel edge lengths in array-axis order ``(z, y, x)``."""
-        vx, vy, vz = self.voxel_size
-        return (vz, vy, vx)
+        return tuple(reversed(self.voxel_size))  # type: ignore[return-value]
 
     @property
     def nbytes(self) -> int:

@@ -25,12 +25,15 @@ OUTPUT_NAMES = {
 }
 
 
-def planned_outputs(output_dir: str | os.PathLike, with_shells: bool) -> dict[str, Path]:
-    """Paths the run will write."""
+def planned_outputs(output_dir: str | os.PathLike, with_shells: bool, with_search: bool = True) -> dict[str, Path]:
+    """Paths the run will write: the shell plot only with per-shell statistics (half maps, model),
+    the score plot only when a search is run."""
     directory = Path(output_dir)
     names = dict(OUTPUT_NAMES)
     if not with_shells:
         names.pop("fsc_plot")
+    if not with_search:
+        names.pop("score_plot")
     return {role: directory / name for role, name in names.items()}
 
 
@@ -78,8 +81,9 @@ def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], 
     label = f"localsharp {summary['mode']}: {summary['method']} b_sharpen {summary['b_sharpen']:.1f}"
     summary["outputs"] = {role: str(path) for role, path in paths.items()}
     with AtomicSet(overwrite=overwrite) as files:
-        jobs = [job("plot_score_vs_b", files.stage(paths["score_plot"]), summary),
-                job("plot_amplitudes", files.stage(paths["amplitude_plot"]), summary)]
+        jobs = [job("plot_amplitudes", files.stage(paths["amplitude_plot"]), summary)]
+        if "score_plot" in paths:
+            jobs.insert(0, job("plot_score_vs_b", files.stage(paths["score_plot"]), summary))
         if "fsc_plot" in paths:
             jobs.append(job("plot_fsc", files.stage(paths["fsc_plot"]), summary["shells"] or [], summary["resolution"]))
         if plotter is not None:
@@ -94,4 +98,14 @@ def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], 
         else:
             render(jobs)
         write_json(files.stage(paths["summary"]), summary)
+    if overwrite:
+        _remove_stale(paths)
     return {role: str(path) for role, path in paths.items()}
+
+
+def _remove_stale(paths: dict[str, Path]) -> None:
+    """Remove outputs of an earlier run that this run does not write (e.g. its score plot)."""
+    directory = next(iter(paths.values())).parent
+    for role, name in OUTPUT_NAMES.items():
+        if role not in paths and (directory / name).is_file():
+            (directory / name).unlink()

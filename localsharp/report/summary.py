@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -38,6 +39,17 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(content, fh, indent=2, allow_nan=False, default=json_default)
         fh.write("\n")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with dataclasses turned into dicts and tuples into lists, recursively (for JSON)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
 
 
 def json_default(obj: Any) -> Any:

@@ -84,19 +84,9 @@ def _axis_span(profile: np.ndarray, threshold_fraction: float) -> tuple[int, int
 
 def density_select_bounds(data: np.ndarray, voxel_size: tuple[float, float, float], *,
                           threshold_fraction: float = 0.05, cushion: float = 3.0) -> Bounds:
-    """Bounds of the box enclosing the main density (§5 item 2).
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        Map ``[z, y, x]``.
-    voxel_size : tuple of float
-        Voxel size along z, y, x (Å).
-    threshold_fraction : float
-        Fraction of the profile's range above which a slab counts as density.
-    cushion : float
-        Padding (Å) added on each side.
-    """
+    """Bounds of the box enclosing the main density (§5 item 2) of ``data`` (indexed ``[z, y, x]``,
+    voxel edges ``voxel_size`` in Å, also z, y, x): along each axis, the slabs whose density profile
+    rises above ``threshold_fraction`` of its range, padded by ``cushion`` Å on each side."""
     faces, profiles = select_profiles(data)
     return bounds_from_profiles(faces, profiles, tuple(data.shape), voxel_size, threshold_fraction=threshold_fraction,
                                 cushion=cushion)

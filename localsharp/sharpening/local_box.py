@@ -117,7 +117,7 @@ def search_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
 
 def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                 solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
-                d_min_ratio: float = 0.833, keep_if_better: bool = True) -> BoxOutcome:
+                d_min_ratio: float = 0.833, discard_if_worse: bool = True) -> BoxOutcome:
     """Search the best sharpening of one box.
 
     Parameters
@@ -134,25 +134,25 @@ def analyse_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
         Search settings (the same object the global search takes).
     soft_edge : bool
         Taper the box to zero at its faces before the Fourier transform.
-    keep_if_better : bool
+    discard_if_worse : bool
         Keep the box as it is when it scores higher than its best sharpening
         (the per-box form of the global ``discard_if_worse``).
     """
     return _analyse(data, voxel_zyx, resolution, solvent_fraction, config, soft_edge, d_min_ratio,
-                    keep_if_better, keep_map=False)[0]
+                    discard_if_worse, keep_map=False)[0]
 
 
 def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                 solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
                 d_min_ratio: float = 0.833,
-                keep_if_better: bool = True) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
+                discard_if_worse: bool = True) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
     """:func:`analyse_box` and :func:`render_box` on one Fourier transform of the box.
 
     Returns the outcome, the rendered box (None when skipped) and the search
     result with its trial table (None when no search ran).
     """
     outcome, spectrum, mask, result, kept = _analyse(data, voxel_zyx, resolution, solvent_fraction, config,
-                                                     soft_edge, d_min_ratio, keep_if_better, keep_map=True)
+                                                     soft_edge, d_min_ratio, discard_if_worse, keep_map=True)
     if spectrum is None:
         return outcome, None, result
     values = np.asarray(data, dtype=np.float32)
@@ -177,7 +177,7 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
 
 
 def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, solvent_fraction: float,
-             config: SearchConfig, soft_edge: bool, d_min_ratio: float, keep_if_better: bool, *, keep_map: bool
+             config: SearchConfig, soft_edge: bool, d_min_ratio: float, discard_if_worse: bool, *, keep_map: bool
              ) -> tuple[BoxOutcome, Spectrum | None, np.ndarray | None, SearchResult | None, np.ndarray | None]:
     """The outcome of one box, with the spectrum, edge mask and search result it came from.
 
@@ -201,7 +201,7 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
         return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction), None, None, None, None
     chosen = result.sharpening
     b_start = spectrum.b_iso if spectrum.b_iso_fitted else None
-    if keep_if_better and chosen.method != "no_sharpening":
+    if discard_if_worse and chosen.method != "no_sharpening":
         as_is = masked
         measures = measure_map(np.ascontiguousarray(as_is, dtype=np.float32), solvent_fraction, config.score)
         score_as_is = measures.kurtosis if result.target == "kurtosis" else measures.adjusted_sa(result.region_weight)

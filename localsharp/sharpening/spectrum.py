@@ -9,6 +9,7 @@ is a few hundred kB), so the same object serves a whole map and a Dask task.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,3 +186,25 @@ class Spectrum:
             amps = amps * factors
         total, count = shell_sums.shell_sums(self.sthol2, amps, self.weight, edges)
         return shell_sums.shell_means(edges, total, count)
+
+
+def aniso_factors(whole: Spectrum) -> np.ndarray | None:
+    """The anisotropy correction applied to ``whole`` (None if none was removed)."""
+    if whole.b_cart is None:
+        return None
+    fit = wilson.WilsonFit(b_cart=tuple(whole.b_cart), n_used=0)  # type: ignore[arg-type]
+    return wilson.anisotropy_correction(fit, whole.s_cartesian())
+
+
+def spectrum_like(reference: Spectrum, data: np.ndarray, factors: np.ndarray | None = None) -> Spectrum:
+    """Coefficients of ``data`` on ``reference``'s grid and resolution sphere, times ``factors``.
+
+    Used so that masked maps, half maps and model maps share exactly the
+    coefficients (and the anisotropy correction) of the map being sharpened.
+    """
+    if tuple(data.shape) != reference.shape:
+        raise ValueError(f"map shape {data.shape} differs from the spectrum's {reference.shape}")
+    coeffs = fourier.to_coefficients(data).ravel()[reference.index]
+    if factors is not None:
+        coeffs = coeffs * factors
+    return dataclasses.replace(reference, coeffs=coeffs.astype(np.complex64))
