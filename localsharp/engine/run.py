@@ -29,8 +29,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,120 +41,28 @@ from ..errors import ConfigError, OutputError
 from ..maps.density import DensityMap
 from ..maps.store import RunStore
 from ..report.summary import jsonable
-from ..sharpening.local_box import MAX_BOX_SOLVENT, BoxOutcome
-from ..sharpening.shrinkage import annotated
+from ..sharpening.local_box import MAX_BOX_SOLVENT
 from ..sharpening.solvent import RADIUS_FACTOR
 from ..tiling.blend import radius_from_spacing
-from ..tiling.boxes import Box, BoxGrid
+from ..tiling.boxes import BoxGrid
 from ..tiling.occupancy import possibly_molecule
 from ..tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
 from . import worker_setup
-from .submit import run_bounded
 from .overall import overall_pass
-from .tasks import BoxJob, check_slab, failed_row, render_tile, run_box, save_plan, score_block, score_one
+from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
+from .result import LocalMap, LocalResult, box_row, box_rows, tally
+from .tasks import BoxJob, run_box, save_plan
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+
+__all__ = ["LocalMap", "LocalResult", "inspect_box", "local_sharpen", "prepare_input"]
 #: The output image inside the store, unless the caller names another place.
 OUTPUT_IMAGE = "output.ome.zarr"
 #: The blended b_sharpen applied by the boxes (relative to the overall sharpening), inside the store.
 B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
-#: Bytes of input each value-check task reads.
-CHECK_SLAB_BYTES = 64 * 2**20
-
-
-@dataclass
-class LocalMap:
-    """The locally sharpened map, kept on disk as a zarr array (lazy: nothing is read until asked).
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The zarr array.
-    shape : tuple of int
-        (z, y, x).
-    """
-
-    path: Path
-    shape: tuple[int, int, int]
-    _source: Source = field(repr=False)
-
-    @property
-    def array(self) -> Any:
-        """The zarr array (read-only)."""
-        import zarr
-
-        return zarr.open_array(str(self.path), mode="r")
-
-    def to_dask(self) -> Any:
-        """A dask array over the zarr chunks."""
-        import dask.array as da
-
-        return da.from_zarr(self.array)
-
-    def compute(self) -> DensityMap:
-        """The whole map in memory, with the input's header geometry (for maps that fit in memory)."""
-        return self._source.like(np.asarray(self.array[...], dtype=np.float32))
-
-    def geometry(self) -> dict[str, Any]:
-        """The input's header geometry (JSON-friendly), read from no voxel."""
-        return geometry_of(self._source)
-
-
-@dataclass
-class LocalResult:
-    """Outcome of :func:`local_sharpen`.
-
-    Attributes
-    ----------
-    map : LocalMap
-        The locally sharpened map (input geometry), lazily on disk.
-    overall : dict
-        Summary of the overall sharpening the local work started from.
-    radius : float
-        Smoothing radius of the blending weights (Å).
-    store : pathlib.Path or None
-        The run store (None when a temporary one was used; it lives as long as ``map``).
-    counts : dict
-        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome.
-    """
-
-    map: LocalMap
-    overall: dict[str, Any]
-    radius: float
-    store: Path | None
-    options: LocalOptions
-    counts: dict[str, Any]
-    mean_b_sharpen: float | None
-    timings_s: dict[str, float] = field(default_factory=dict)
-    resumed: dict[str, int] = field(default_factory=dict)
-    _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
-    #: b_sharpen applied by the boxes (Å², relative to the overall sharpening), blended like ``map``
-    b_sharpen_map: LocalMap | None = None
-
-    def iter_boxes(self) -> Iterator[dict[str, Any]]:
-        """One row per box (index, centre in Å, core bounds, outcome), read from the store's records."""
-        return self._rows() if self._rows is not None else iter(())
-
-    @property
-    def boxes(self) -> list[dict[str, Any]]:
-        """All rows of :meth:`iter_boxes`, sorted by box index (small runs; large ones iterate)."""
-        return sorted(self.iter_boxes(), key=lambda row: row["index"])
-
-    def summary(self, *, with_boxes: bool = True) -> dict[str, Any]:
-        """JSON-friendly summary: counts, mean B applied, timings and (optionally) the per-box table."""
-        out = {"mode": "local", "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
-               "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
-               "failed_boxes": self.counts.get("failed", []),
-               "workers_over_time_s_n": self.counts.get("workers_over_time", []),
-               "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
-               "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
-               "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
-        if with_boxes:
-            out["boxes"] = self.boxes
-        return out
 
 
 def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
@@ -232,7 +139,7 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     if path.exists():
         store_ = RunStore.open(path, run)
     else:
-        _check_values(None, source)
+        check_values(None, source)
         store_ = RunStore.create(path, run, source.shape, (local.chunk,) * 3)
     overall = store_.record("overall") or _overall_pass(None, source, store_, opts)
     plan, job = _plan(source, store_, overall, local, opts)
@@ -240,7 +147,7 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
         raise ConfigError(f"box {index} does not exist: this run has boxes 0…{plan.grid.n_boxes - 1}")
     box = plan.grid.box(index)
     outcome, _, result = run_box(job, store_, box)
-    row = _box_row(box, outcome.to_dict(), geometry_of(source))
+    row = box_row(box, outcome.to_dict(), geometry_of(source))
     row["outer_zyx"] = [list(b) for b in box.outer]
     row["trials"] = result.table() if result is not None else []
     return row
@@ -275,7 +182,7 @@ def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, op
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: a run store already exists; resume it with --resume, "
                           "or replace it with --overwrite")
-    checksum = _check_values(client, source, progress)
+    checksum = check_values(client, source, progress)
     store = RunStore.create(path, run, source.shape, (local.chunk,) * 3, overwrite=overwrite)
     if checksum is not None:
         store.write_record("input", {"voxels_sha256": checksum})
@@ -295,16 +202,16 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     overall = store.record("overall")
     resumed = {"overall": int(overall is not None)}
     if overall is None:
-        _report(progress, "overall", 0, 1)
+        report(progress, "overall", 0, 1)
         overall = _overall_pass(client, source, store, opts)
-        _report(progress, "overall", 1, 1)
+        report(progress, "overall", 1, 1)
         for warning in overall.get("warnings", []):  # said on a worker: repeated here, where the user looks
-            _note(progress, f"warning: {warning}")
+            note(progress, f"warning: {warning}")
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()
     plan, job = _plan(source, store, overall, local, opts)
-    _note(progress, f"{plan.grid.n_boxes} boxes in the grid, {plan.n_active} may hold molecule "
+    note(progress, f"{plan.grid.n_boxes} boxes in the grid, {plan.n_active} may hold molecule "
                     f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
                     f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
                     f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
@@ -314,17 +221,17 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     workers = WorkerLog(client)
     workers.sample(force=True)
     t = time.perf_counter()
-    _box_pass(client, job, store, plan, progress, resumed, workers)
+    box_pass(client, job, store, plan, progress, resumed, workers)
     timings["boxes"] = time.perf_counter() - t
     t = time.perf_counter()
-    _blend_pass(client, job, store, plan, progress, resumed, workers)
+    blend_pass(client, job, store, plan, progress, resumed, workers)
     timings["blend"] = time.perf_counter() - t
     workers.sample(force=True)
 
     t = time.perf_counter()
     geometry = geometry_of(source)
     failed: list[dict[str, Any]] = []
-    by_status, mean_b = _tally(_rows(store, plan, geometry, local.shrink), failed)
+    by_status, mean_b = tally(box_rows(store, plan, geometry, local.shrink), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
     for row in failed:
@@ -333,7 +240,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: _rows(store, plan, geometry, local.shrink),
+                       lambda: box_rows(store, plan, geometry, local.shrink),
                        LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source))
 
 
@@ -351,30 +258,6 @@ def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOp
 
 
 # ---------------------------------------------------------------- passes
-def _check_values(client: Any, source: Source, progress: Progress | None = None) -> str | None:
-    """NaN/Inf and constant-map checks of a file's voxels, slab by slab in tasks; returns their checksum.
-
-    An in-memory map was checked when it was made (None is returned).  Raises
-    :class:`~localsharp.errors.InputFileError` naming the file.
-    """
-    if isinstance(source, MemorySource):
-        return None
-    from ..maps.checks import combine_reports
-
-    nz, ny, nx = source.shape
-    step = max(1, CHECK_SLAB_BYTES // max(1, ny * nx * 4))
-    slabs = [((z, min(nz, z + step)), (0, ny), (0, nx)) for z in range(0, nz, step)]
-    reports: dict[int, dict[str, Any]] = {}
-    _report(progress, "checks", 0, len(slabs))
-
-    def done(result: tuple[int, dict[str, Any]]) -> None:
-        reports[result[0]] = result[1]
-        _report(progress, "checks", len(reports), len(slabs))
-
-    run_bounded(client, check_slab, [(source, i, slab) for i, slab in enumerate(slabs)], done)
-    return combine_reports(source.path, [reports[i] for i in range(len(slabs))])
-
-
 def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
     """Overall sharpening of the whole map (§8 item 1), its molecule mask and coarse counts; recorded in the store.
 
@@ -408,137 +291,9 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     return plan, job
 
 
-def _box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
-              resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_batches()
-    boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
-    resumed["boxes"] = boxes_done
-    counter = _Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"],
-                       workers=workers)
-    _report(progress, "boxes", boxes_done, plan.n_active)
-    calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
-    run_bounded(client, score_block, calls, counter, on_error=lambda args, exc: _isolate(client, store, args, exc))
-
-
-def _isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> dict[str, Any]:
-    """A block task that failed (e.g. its worker died on it every time): search its boxes one by one,
-    mark the boxes that fail on their own, and record the block from here."""
-    job, block, indices = args
-    log.warning("local: search task %d failed (%s: %s); searching its %d boxes one by one", block,
-                type(error).__name__, error, len(indices))
-    rows = []
-    for index in indices:
-        try:
-            row = score_one(job, int(index)) if client is None else \
-                client.submit(score_one, job, int(index), pure=False, retries=0).result()
-        except Exception as exc:  # noqa: BLE001 - this box alone fails: it is marked, the run goes on
-            row = failed_row(int(index), exc)
-        rows.append(row)
-    store.write_batch(block, rows)
-    return {"block": block, "n": len(rows), "by_status": {}, "host": None, "seconds": None}
-
-
-def _blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
-                resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_tiles()
-    resumed["tiles"] = len(done)
-    counter = _Counter("tiles", len(done), plan.n_tiles, progress, workers=workers)
-    _report(progress, "tiles", len(done), plan.n_tiles)
-    run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
-
-
-def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    if progress is not None:
-        progress(stage, done, total)
-
-
-def _note(progress: Progress | None, message: str) -> None:
-    """A one-off message for a progress reporter that takes them (``progress.note``), else the log."""
-    note = getattr(progress, "note", None)
-    if note is not None:
-        note(message)
-    else:
-        log.info("local: %s", message)
-
-
-class WorkerLog:
-    """The number of workers over the run, sampled at most every ``interval`` seconds as tasks finish."""
-
-    def __init__(self, client: Any, interval: float = 10.0) -> None:
-        self.client, self.interval = client, interval
-        self.t0 = time.monotonic()
-        self.samples: list[list[float]] = []
-        self.last = -float("inf")
-
-    def sample(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.client is None or (not force and now - self.last < self.interval):
-            return
-        self.last = now
-        try:
-            n = len(self.client.scheduler_info()["workers"])
-        except Exception:  # noqa: BLE001 - a scheduler going away is reported elsewhere
-            return
-        if not self.samples or self.samples[-1][1] != n or force:
-            self.samples.append([round(now - self.t0, 1), n])
-
-
-class _Counter:
-    """Counts the work (tasks, or what ``weight`` says a result stands for) of one pass for ``progress``."""
-
-    def __init__(self, stage: str, done: int, total: int, progress: Progress | None,
-                 weight: Callable[[Any], int] | None = None, workers: WorkerLog | None = None) -> None:
-        self.stage, self.done, self.total, self.progress = stage, done, total, progress
-        self.weight, self.workers = weight, workers
-
-    def __call__(self, result: Any) -> None:
-        self.done += 1 if self.weight is None else self.weight(result)
-        if self.workers is not None:
-            self.workers.sample()
-        if self.progress is not None:
-            self.progress(self.stage, self.done, self.total)
-
-
 # --------------------------------------------------------------- helpers
 def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions) -> dict[str, Any]:
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry
     and every option."""
     return {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
             "options": jsonable(opts)}
-
-
-def _rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
-          shrunk: bool = False) -> Iterator[dict[str, Any]]:
-    """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
-    shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
-    for block, _ in plan.blocks():
-        for row in store.read_batch(block) or []:
-            yield _box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
-    skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
-                         "(no task)").to_dict()
-    for index in np.flatnonzero(~plan.active):
-        yield _box_row(plan.grid.box(int(index)), skipped, geometry)
-
-
-def _tally(rows: Iterator[dict[str, Any]], failed: list[dict[str, Any]] | None = None
-           ) -> tuple[dict[str, int], float | None]:
-    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed); failed boxes go to ``failed``."""
-    by_status: dict[str, int] = {}
-    total, n = 0.0, 0
-    for row in rows:
-        by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-        if row["status"] == "failed" and failed is not None:
-            failed.append({"index": row["index"], "centre_A": row["centre_A"], "reason": row["reason"]})
-        if row["status"] == "sharpened":
-            total += row["sharpening"]["b_sharpen"]
-            n += 1
-    return by_status, (total / n if n else None)
-
-
-def _box_row(box: Box, outcome: dict[str, Any], geometry: dict[str, Any]) -> dict[str, Any]:
-    first, voxel = geometry["first_voxel_position"], geometry["voxel_size"]  # x, y, z
-    centre_xyz = [first[i] + box.centre[2 - i] * voxel[i] for i in range(3)]
-    row = {"index": box.index, "centre_A": [round(c, 3) for c in centre_xyz],
-           "core_zyx": [list(b) for b in box.core]}
-    row.update({k: v for k, v in outcome.items() if k != "index"})
-    return row
