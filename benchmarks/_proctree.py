@@ -27,6 +27,14 @@ def parse_status(text: str) -> dict[str, int]:
     return out
 
 
+def rss_anon_mb(pid: int) -> float:
+    """``RssAnon`` of a running process (MB), 0 when it cannot be read."""
+    try:
+        return parse_status(Path(f"/proc/{pid}/status").read_text()).get("RssAnon", 0) / 1024.0
+    except OSError:
+        return 0.0
+
+
 def parse_stat_ppid(text: str) -> int:
     """Parent pid from a /proc/PID/stat line (the command name may hold spaces and parentheses)."""
     return int(text[text.rindex(")") + 2:].split()[1])

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _proctree import rss_anon_mb  # noqa: E402
 from _common import CASES, available, print_table, write_json
 
 STEPS = ("open", "boxes", "to_omezarr", "checks", "to_ccp4", "write_map_whole")
@@ -86,16 +87,6 @@ def run_step(step: str, map_path: Path, work: Path) -> dict:
     return result
 
 
-def _rss_anon_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
 def measure(step: str, map_path: Path, work: Path) -> dict:
     """Run a step as a child process; its results plus peak RSS and peak anonymous RSS (MB)."""
     out = work / f"{step}.json"
@@ -108,7 +99,7 @@ def measure(step: str, map_path: Path, work: Path) -> dict:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
-        anon = max(anon, _rss_anon_mb(pid))
+        anon = max(anon, rss_anon_mb(pid))
         time.sleep(0.02)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"step {step} failed ({status})")

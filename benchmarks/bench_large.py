@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _proctree import rss_anon_mb  # noqa: E402
 from _common import CASES, RESULTS, available, median, print_table, write_json
 
 
@@ -56,24 +57,13 @@ def run_once(map_path: Path, out_dir: Path) -> tuple[float, float, float, dict]:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
-        anon = max(anon, _rss_anon_mb(pid))
+        anon = max(anon, rss_anon_mb(pid))
         time.sleep(0.02)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed with status {status}")
     summary = json.loads((out_dir / "summary.json").read_text())
     return wall, usage.ru_maxrss / 1024.0, anon, summary["timings_s"]
-
-
-def _rss_anon_mb(pid: int) -> float:
-    """``RssAnon`` of a process (MB), 0 when it cannot be read."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
 
 
 def main() -> None:
