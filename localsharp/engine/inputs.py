@@ -55,9 +55,6 @@ class MemorySource:
     def like(self, data: np.ndarray) -> DensityMap:
         return self.density.with_data(data)
 
-    def density_map(self) -> DensityMap:
-        return self.density
-
     def identity(self) -> dict[str, Any]:
         """SHA-256 of the voxels (hashed slab by slab) and the geometry."""
         digest = hashlib.sha256()
@@ -104,11 +101,6 @@ def header_of(source: Source) -> MapHeader:
 def template_of(source: Source) -> DensityMap | MapSource:
     """What the map writers take as the header template."""
     return source.density if isinstance(source, MemorySource) else source
-
-
-def whole_map(source: Source) -> DensityMap:
-    """The whole map in memory, value-checked (for maps that fit one task)."""
-    return source.density if isinstance(source, MemorySource) else source.density()
 
 
 def geometry_of(source: Source) -> dict[str, Any]:
