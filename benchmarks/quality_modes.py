@@ -40,7 +40,8 @@ from localsharp.api import global_sharpen  # noqa: E402
 from localsharp.evaluate import evaluate_map, pearson  # noqa: E402
 from localsharp.kernels.fourier import lowpass  # noqa: E402
 from localsharp.maps.density import DensityMap  # noqa: E402
-from localsharp.maps.model import atom_mask, model_map, read_model  # noqa: E402
+from localsharp.maps.atom_masks import atom_mask  # noqa: E402
+from localsharp.maps.model import model_map, read_model  # noqa: E402
 from localsharp.maps.mrc import read_map  # noqa: E402
 from localsharp.phantom import phantom  # noqa: E402
 
