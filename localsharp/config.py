@@ -142,9 +142,10 @@ class LocalOptions:
         Output chunks per render task along each axis (a tile of
         ``(tile_chunks · chunk)³`` voxels, written by one task).
     shrink : bool
-        Render each box's sharpening shrunk toward the overall sharpening as far as its
-        score curve's noise allows (:mod:`localsharp.sharpening.shrinkage`); False renders
-        every box at its search's pick.
+        Model-free mode: render each box's sharpening shrunk toward the overall sharpening as
+        far as its score curve's noise allows (:mod:`localsharp.sharpening.shrinkage`); False
+        renders every box at its search's pick.  The half-map and model modes render each box's
+        own scale factors either way.
 
     The result does not depend on ``task_block``, ``tile_chunks`` or the number
     of workers, bit for bit.

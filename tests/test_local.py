@@ -416,11 +416,10 @@ def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpenin
     bad = next(row["index"] for row in serial.boxes if row.get("b_sharpen_applied"))  # a box that changes the map
     search = tasks._search_row
 
-    def failing(job, box, data, molecule):
+    def failing(job, box, data, molecule, *rest):
         if box.index == bad:
-            data = data * np.nan  # what a corrupt region would do to the box's search
-            raise FloatingPointError("the box holds no finite values")
-        return search(job, box, data, molecule)
+            raise FloatingPointError("the box holds no finite values")  # what a corrupt region would do
+        return search(job, box, data, molecule, *rest)
 
     monkeypatch.setattr(tasks, "_search_row", failing)
     result = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "run.zarr")
@@ -454,10 +453,10 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
 
             search = tasks._search_row
 
-            def dying(job, box, data, molecule):
+            def dying(job, box, data, molecule, *rest):
                 if box.index == bad:
                     os._exit(1)
-                return search(job, box, data, molecule)
+                return search(job, box, data, molecule, *rest)
 
             tasks._search_row = dying
 

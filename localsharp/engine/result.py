@@ -87,6 +87,8 @@ class LocalResult:
     _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
     #: b_sharpen applied by the boxes (Å², relative to the overall sharpening), blended like ``map``
     b_sharpen_map: LocalMap | None = None
+    #: half-map mode: the boxes' local resolution (Å, FSC = 0.143), blended with the map's weights
+    resolution_map: LocalMap | None = None
 
     def iter_boxes(self) -> Iterator[dict[str, Any]]:
         """One row per box (index, centre in Å, core bounds, outcome), read from the store's records."""
@@ -99,7 +101,7 @@ class LocalResult:
 
     def summary(self, *, with_boxes: bool = True) -> dict[str, Any]:
         """JSON-friendly summary: counts, mean B applied, timings and (optionally) the per-box table."""
-        out = {"mode": "local", "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
+        out = {"mode": "local", "local_mode": self.counts.get("mode", "model_free"), "n_boxes": self.counts["grid"], "boxes_by_status": self.counts["by_status"],
                "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
                "failed_boxes": self.counts.get("failed", []),
                "workers_over_time_s_n": self.counts.get("workers_over_time", []),

@@ -6,12 +6,15 @@
    input's checksum chunk by chunk in tasks, before anything is written;
 1. the overall (global) sharpening → ``M0``, its molecule mask and the coarse molecule counts,
    stored in the run's zarr store;
-2. the plan: the box grid over the molecule, arithmetic on the regular grid; boxes the coarse
-   counts prove to be solvent never become tasks;
+2. the plan: the box grid over the molecule (over the whole map with half maps or a model),
+   arithmetic on the regular grid; boxes the coarse counts prove to be solvent never become tasks;
 3. the box pass: :func:`~localsharp.engine.tasks.score_block` on every block of boxes (each
-   task records its boxes' outcomes itself);
+   task records its boxes' outcomes itself): a search relative to ``M0`` (model-free), or
+   per-box scale factors from the half maps or the model (:mod:`.box_inputs`,
+   :mod:`localsharp.sharpening.local_scale`);
 4. the blend pass: :func:`~localsharp.engine.tasks.render_tile` re-renders and blends the boxes
-   touching each output tile.
+   touching each output tile, and writes the b_sharpen (and, with half maps, local resolution)
+   images beside the map.
 
 Tasks go to the Dask ``client`` when one is given, else run in this process — the same
 functions either way, so the results are identical, bit for bit, whatever the number of
@@ -50,6 +53,7 @@ from ..tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
 from . import worker_setup
 from .overall import overall_pass
+from .scale_setup import open_scale_inputs, scale_inputs
 from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
 from .tasks import BoxJob, run_box, save_plan
@@ -63,13 +67,23 @@ __all__ = ["LocalMap", "LocalResult", "inspect_box", "local_sharpen", "prepare_i
 OUTPUT_IMAGE = "output.ome.zarr"
 #: The blended b_sharpen applied by the boxes (relative to the overall sharpening), inside the store.
 B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
+#: The blended local resolution (half-map mode), inside the store.
+RESOLUTION_IMAGE = "local_resolution.ome.zarr"
 
 
 def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
-                  progress: Progress | None = None, output: str | Path | None = None) -> LocalResult:
+                  progress: Progress | None = None, output: str | Path | None = None,
+                  half_maps: tuple[DensityMap | str | Path, DensityMap | str | Path] | None = None,
+                  model: str | Path | Any = None, model_rms: float | None = None) -> LocalResult:
     """Sharpen a map locally: overlapping boxes each get their own sharpening, blended smoothly.
+
+    Three modes, as in global sharpening: model-free (each box searches its own b_sharpen
+    relative to the overall sharpening); ``half_maps`` (each box gets per-shell factors from
+    the FSC of its two half maps, and a local resolution); ``model`` (per-shell factors from
+    the box's agreement with the model's B = 0 map).  In the scale-factor modes the boxes are
+    cut from the map as given, and voxels no box reaches keep the map's values.
 
     Parameters
     ----------
@@ -97,6 +111,12 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
     output : path, optional
         The OME-Zarr image (OME-NGFF 0.5, zarr v3) the blend tasks write the map into;
         default ``output.ome.zarr`` inside the store.
+    half_maps : (map, map), optional
+        Half maps (files or :class:`DensityMap`) on the map's grid: local half-map sharpening.
+    model : path or gemmi.Structure, optional
+        Atomic model in the map's frame: local model-based sharpening.
+    model_rms : float, optional
+        Expected model error (Å) of the model mode (default 0.25 × resolution).
 
     Returns
     -------
@@ -108,12 +128,13 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
         raise ConfigError(f"resolution must be a number of Å, got {type(resolution).__name__}: "
                           "call local_sharpen(map, resolution, client=client)")
     source, opts = prepare_input(map_or_path, resolution, options)
+    opened = open_scale_inputs(source, half_maps, model, model_rms=model_rms, resolution=opts.resolution)
     if client is not None:
         worker_setup.register(client)
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
         try:
-            result = _run(source, client, tmp / "run.zarr", local, opts, False, True, progress, None)
+            result = _run(source, client, tmp / "run.zarr", local, opts, False, True, progress, None, opened)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -121,7 +142,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
         result.store = None
         return result
     output = None if output is None else Path(output).resolve()
-    return _run(source, client, Path(store).resolve(), local, opts, resume, overwrite, progress, output)
+    return _run(source, client, Path(store).resolve(), local, opts, resume, overwrite, progress, output, opened)
 
 
 def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
@@ -172,9 +193,10 @@ def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
 
 
 def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
-                resume: bool, overwrite: bool, progress: Progress | None = None) -> RunStore:
+                resume: bool, overwrite: bool, progress: Progress | None = None,
+                opened: dict[str, Any] | None = None) -> RunStore:
     """The run's store: the recorded run (``resume``), or a new one after the value checks pass."""
-    run = _run_description(source, local, opts)
+    run = _run_description(source, local, opts, opened)
     if resume:
         if not path.exists():
             raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
@@ -190,12 +212,15 @@ def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, op
 
 
 def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
-         overwrite: bool, progress: Progress | None, output: Path | None) -> LocalResult:
+         overwrite: bool, progress: Progress | None, output: Path | None,
+         opened: dict[str, Any] | None = None) -> LocalResult:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    store = _open_store(source, client, path, local, opts, resume, overwrite, progress)
+    store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
+    scale = scale_inputs(opened, source, store, copy=not resume)
+    half_map = scale is not None and scale.mode == "half_map"
     output = output or store.path / OUTPUT_IMAGE
-    _ensure_output(store, source, output, local)
+    _ensure_output(store, source, output, local, half_map)
     timings["checks"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -210,12 +235,17 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    plan, job = _plan(source, store, overall, local, opts)
+    plan, job = _plan(source, store, overall, local, opts, scale is not None)
     note(progress, f"{plan.grid.n_boxes} boxes in the grid, {plan.n_active} may hold molecule "
                     f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
                     f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
                     f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
-    job = dataclasses.replace(job, output=str(output / "0"), b_output=str(store.path / B_SHARPEN_IMAGE / "0"))
+    job = dataclasses.replace(job, output=str(output / "0"), b_output=str(store.path / B_SHARPEN_IMAGE / "0"),
+                              scale=scale,
+                              resolution_output=str(store.path / RESOLUTION_IMAGE / "0") if half_map else "")
+    if scale is not None:
+        note(progress, f"local {scale.mode.replace('_', '-')} sharpening: per-box scale factors "
+                       + ("and local resolution (FSC = 0.143)" if half_map else "from the model"))
     timings["plan"] = time.perf_counter() - t
 
     workers = WorkerLog(client)
@@ -239,22 +269,24 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings["tally"] = time.perf_counter() - t
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
+    counts["mode"] = "model_free" if scale is None else scale.mode
     return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
                        lambda: box_rows(store, plan, geometry, local.shrink),
-                       LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source))
+                       LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source),
+                       LocalMap(store.path / RESOLUTION_IMAGE / "0", source.shape, source) if half_map else None)
 
 
-def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions) -> None:
-    """Create the output image unless the recorded tiles are in it; an image that is gone is made
+def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions, half_map: bool = False) -> None:
+    """Create the output images unless the recorded tiles are in them; an image that is gone is made
     again and its tiles rendered again."""
-    b_image = store.path / B_SHARPEN_IMAGE
-    if (output / "0").exists() and (b_image / "0").exists() and store.done_tiles():
+    images = [output, store.path / B_SHARPEN_IMAGE] + ([store.path / RESOLUTION_IMAGE] if half_map else [])
+    if all((image / "0").exists() for image in images) and store.done_tiles():
         return
     from ..maps.omezarr import create_image
 
     store.forget_tiles()
-    create_image(output, template_of(source), (local.chunk,) * 3, overwrite=True)
-    create_image(b_image, template_of(source), (local.chunk,) * 3, overwrite=True)
+    for image in images:
+        create_image(image, template_of(source), (local.chunk,) * 3, overwrite=True)
 
 
 # ---------------------------------------------------------------- passes
@@ -271,18 +303,26 @@ def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOpt
 
 
 def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: LocalOptions,
-          opts: SharpenOptions) -> tuple[LocalPlan, BoxJob]:
-    """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares."""
+          opts: SharpenOptions, scale_mode: bool = False) -> tuple[LocalPlan, BoxJob]:
+    """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares.
+
+    The smoothing radius is ⅔ of the mean spacing of box centres (§8 item 3); in the scale-factor
+    modes, whose background is the unsharpened map, at least ⅔ of the stride, so that on a small
+    map (boxes packed closer than the stride) every voxel of a core is set by the boxes smoothly."""
     voxel = source.voxel_size_zyx
     buffer = int(round(RADIUS_FACTOR * opts.resolution / min(source.voxel_size))) if local.soft_mask else 0
     region = overall.get("molecule_bounds_zyx")
-    region = tuple(tuple(b) for b in region) if region else None
+    # the scale-factor modes keep the map as given where no box reaches: their grid spans the whole map
+    # (the coarse mask still skips the solvent boxes)
+    region = tuple(tuple(b) for b in region) if region and not scale_mode else None
     grid = BoxGrid.build(source.shape, local.box_size, local.stride, buffer, region)  # type: ignore[arg-type]
     active = possibly_molecule(grid, store.counts(), MAX_BOX_SOLVENT)
     chunks = (local.chunk,) * 3
     plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
     save_plan(store, plan)
     radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
+    if scale_mode and local.smoothing_radius is None:  # boxes packed closer than the stride on a small map
+        radius = max(radius, radius_from_spacing(local.stride * min(voxel)))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
                  tile=plan.tile, shrink=local.shrink)
@@ -292,8 +332,12 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
 
 
 # --------------------------------------------------------------- helpers
-def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions) -> dict[str, Any]:
-    """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry
-    and every option."""
-    return {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
-            "options": jsonable(opts)}
+def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
+                     opened: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry,
+    every option, and the half maps or model of a scale-factor mode."""
+    run = {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
+           "options": jsonable(opts)}
+    if opened is not None:
+        run["scale"] = opened["identity"]
+    return run

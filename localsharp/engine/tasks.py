@@ -1,11 +1,14 @@
 """The units of work of local sharpening, as plain functions of a store path.
 
 * :func:`score_block` (the box pass): search the boxes of one block of the box
-  grid, read from one region of the overall map; their outcomes (small JSON
-  rows) are recorded by the task itself.
+  grid, read from one region of the overall map (model-free), or measure their
+  scale factors from one region of the map and its half maps or model
+  (:mod:`.box_inputs`); their outcomes (small JSON rows) are recorded by the
+  task itself.
 * :func:`render_tile` (the blend pass): re-render every sharpened box touching
-  one output tile from the overall map and its recorded outcome, blend them and
-  write the tile's chunks.
+  one output tile from the map it was cut from and its recorded outcome, blend
+  them and write the tile's chunks (and those of the b_sharpen and local
+  resolution images).
 
 Every zarr chunk and every record has exactly one writer, so no locks are
 needed, and a rerun of a task is idempotent.  The functions run the same way
@@ -24,13 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels.masks import soften_mask
 from ..maps.store import RunStore
 from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
+from ..sharpening.local_scale import analyse_half_map_box, analyse_model_box
 from ..sharpening.search import SearchConfig, SearchResult
 from ..sharpening.shrinkage import shrink
-from ..tiling.blend import blend_into
+from ..tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into
 from ..tiling.boxes import Bounds, Box, BoxGrid
 from ..tiling.plan import LocalPlan, relative, union_bounds
+from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,10 @@ class BoxJob:
     searches a sharpened map again, §3 item 6).  The reference applies the
     high-resolution blur again in every box; on B-gradient phantoms that cost
     0.005–0.015 in CC (``benchmarks/quality_local.py``).
+
+    With ``scale`` (half maps or a model), boxes are cut from the map being
+    sharpened and get per-shell scale factors instead of a search
+    (:mod:`localsharp.sharpening.local_scale`).
     """
 
     store: str
@@ -60,6 +70,8 @@ class BoxJob:
     output: str = ""
     shrink: bool = True
     b_output: str = ""
+    scale: ScaleInputs | None = None
+    resolution_output: str = ""
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -79,13 +91,15 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
     store = RunStore(job.store)
     boxes = [job.grid.box(int(i)) for i in indices]  # type: ignore[union-attr]
     region = union_bounds([b.outer for b in boxes])
-    data = store.read("overall", region)
+    arrays = read_region(store, job.scale, region)
+    atoms = _atoms(job, region)
     molecule = store.read("molecule", region)
     rows, by_status = [], {}
     host = socket.gethostname()
     for box in boxes:
         inside = relative(box.outer, region)
-        row = _search_row(job, box, np.ascontiguousarray(data[inside]), molecule[inside])
+        cut = {k: np.ascontiguousarray(v[inside]) for k, v in arrays.items()}
+        row = _search_row(job, box, cut, molecule[inside], atoms)
         row["host"] = host
         rows.append(row)
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
@@ -98,7 +112,8 @@ def score_one(job: BoxJob, index: int) -> dict[str, Any]:
     """The outcome row of one box, searched on its own (the driver's fallback for a block that keeps failing)."""
     store = RunStore(job.store)
     box = job.grid.box(int(index))  # type: ignore[union-attr]
-    row = _search_row(job, box, store.read("overall", box.outer), store.read("molecule", box.outer))
+    arrays = read_region(store, job.scale, box.outer)
+    row = _search_row(job, box, arrays, store.read("molecule", box.outer), _atoms(job, box.outer))
     row["host"] = socket.gethostname()
     return row
 
@@ -109,27 +124,55 @@ def failed_row(index: int, error: BaseException) -> dict[str, Any]:
     return {"index": int(index), **BoxOutcome("failed", reason[:500]).to_dict()}
 
 
-def _search_row(job: BoxJob, box: Box, data: np.ndarray, molecule: np.ndarray) -> dict[str, Any]:
+def _atoms(job: BoxJob, region: Bounds) -> Any:
+    """The model's atoms near ``region`` (model mode), else None."""
+    if job.scale is None or job.scale.mode != "model":
+        return None
+    return model_atoms(job.scale, region, job.resolution)
+
+
+def _search_row(job: BoxJob, box: Box, arrays: dict[str, Any], molecule: np.ndarray,
+                atoms: Any = None) -> dict[str, Any]:
     """The box's outcome row; an error in its search (bad data) marks it failed instead of stopping the run."""
     try:
-        outcome = _search(job, data, molecule)
+        outcome = _search(job, box, arrays, molecule, atoms)
     except Exception as exc:  # noqa: BLE001 - one box's bad data must not stop a run of thousands
         return failed_row(box.index, exc)
     return {"index": box.index, **outcome.to_dict()}
 
 
-def _search(job: BoxJob, data: np.ndarray, molecule: np.ndarray) -> BoxOutcome:
-    """The outcome of one box; its solvent fraction is the share of its voxels outside the molecule mask."""
+def _search(job: BoxJob, box: Box, arrays: dict[str, Any], molecule: np.ndarray, atoms: Any = None) -> BoxOutcome:
+    """The outcome of one box (by the job's mode); its solvent fraction is the share of its voxels outside
+    the molecule mask."""
     solvent_fraction = 1.0 - float(molecule.mean())
-    return analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
-                       d_min_ratio=job.d_min_ratio, discard_if_worse=job.discard_if_worse)
+    common = {"soft_edge": job.soft_edge, "d_min_ratio": job.d_min_ratio}
+    data = arrays["data"]
+    if job.scale is None:
+        return analyse_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search,
+                           discard_if_worse=job.discard_if_worse, **common)
+    if job.scale.mode == "half_map":
+        # softened box by box (not over the task's region), so the map does not depend on the task grouping
+        soft = soften_mask(molecule, job.voxel_zyx, job.resolution) if molecule.any() else None
+        return analyse_half_map_box(data, arrays["half1"], arrays["half2"], job.voxel_zyx, job.resolution,
+                                    solvent_fraction, molecule=soft, **common)
+    model, model_mask = model_box(job.scale, atoms, box.outer, job.resolution, job.d_min_ratio * job.resolution)
+    return analyse_model_box(data, model, model_mask, job.voxel_zyx, job.resolution, solvent_fraction,
+                             model_rms=job.scale.model_rms, **common)
 
 
 def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndarray | None, SearchResult | None]:
     """Search and render ``box`` from the store (one Fourier transform of the box), for inspection.
 
     The box's solvent fraction is the share of its voxels outside the stored molecule mask.
+    In the scale-factor modes the box's factors are computed and rendered; no trial table.
     """
+    if job.scale is not None:
+        arrays = read_region(store, job.scale, box.outer)
+        outcome = _search(job, box, arrays, store.read("molecule", box.outer), _atoms(job, box.outer))
+        if outcome.status == "skipped":
+            return outcome, None, None
+        return outcome, render_box(arrays["data"], job.voxel_zyx, job.resolution, outcome, soft_edge=job.soft_edge,
+                                   d_min_ratio=job.d_min_ratio), None
     data = store.read("overall", box.outer)
     solvent_fraction = 1.0 - float(store.read("molecule", box.outer).mean())
     return sharpen_box(data, job.voxel_zyx, job.resolution, solvent_fraction, job.search, soft_edge=job.soft_edge,
@@ -150,23 +193,28 @@ def render_tile(job: BoxJob, tile: int) -> int:
     outcomes = _outcomes(store, indices, blocks)
     boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
     region = union_bounds([bounds] + [b.outer for b in boxes])
-    overall = store.read("overall", region)
-    contributions, applied = [], []
+    overall = render_source(store, job.scale, region)
+    contributions, applied, resolutions = [], [], []
     for box in boxes:
         data = np.ascontiguousarray(overall[relative(box.outer, region)])
-        row = shrink(outcomes[box.index]) if job.shrink else outcomes[box.index]
+        row = _rendered_row(job, outcomes[box.index])
         outcome = BoxOutcome.from_dict(row)
         values = render_box(data, job.voxel_zyx, job.resolution, outcome,
                             soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
         contributions.append((box, values[box.core_in_outer()]))
         applied.append(0.0 if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening"
                        else float(outcome.sharpening.b_sharpen))
+        resolutions.append(outcome.local_resolution)
     background = overall[relative(bounds, region)]
-    blended = blend_into(bounds, background, contributions, job.voxel_zyx, job.radius)
+    weight = BACKGROUND_WEIGHT if job.scale is None else SCALE_BACKGROUND_WEIGHT
+    blended = blend_into(bounds, background, contributions, job.voxel_zyx, job.radius, weight)
     _output_array(job.output)[tuple(slice(a, b) for a, b in bounds)] = blended
     if job.b_output:
         _output_array(job.b_output)[tuple(slice(a, b) for a, b in bounds)] = _b_sharpen_tile(job, bounds, contributions,
                                                                                            applied)
+    if job.resolution_output:
+        _output_array(job.resolution_output)[tuple(slice(a, b) for a, b in bounds)] = _resolution_tile(
+            job, bounds, contributions, resolutions)
     store.mark_tile(tile)
     return tile
 
@@ -178,9 +226,35 @@ def _b_sharpen_tile(job: BoxJob, bounds: Bounds, contributions: list, applied: l
     return blend_into(bounds, np.zeros(shape, dtype=np.float32), constant, job.voxel_zyx, job.radius)
 
 
-@lru_cache(maxsize=4)
+def _rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
+    """The row a box is rendered with: model-free boxes shrunk toward the overall sharpening (unless
+    shrinkage is off); the scale-factor modes' boxes as recorded."""
+    return shrink(row) if job.shrink and job.scale is None else row
+
+
+def _resolution_tile(job: BoxJob, bounds: Bounds, contributions: list, resolutions: list[float | None]) -> np.ndarray:
+    """The boxes' local resolutions blended with the map's weights, normalised by the weights alone
+    (``Σ w·d / Σ w``: no pull toward the background); 0 where no box with a resolution reaches."""
+    shape = tuple(b - a for a, b in bounds)
+    zeros = np.zeros(shape, dtype=np.float32)
+    known = [(box, values.shape, d) for (box, values), d in zip(contributions, resolutions) if d is not None]
+    weighted = blend_into(bounds, zeros, [(box, np.full(s, d, np.float32)) for box, s, d in known], job.voxel_zyx,
+                          job.radius)
+    weight = blend_into(bounds, zeros, [(box, np.ones(s, np.float32)) for box, s, _ in known], job.voxel_zyx,
+                        job.radius)
+    out = np.zeros(shape, dtype=np.float32)
+    np.divide(weighted, weight, out=out, where=weight > 1e-6)
+    return out
+
+
 def _output_array(path: str) -> Any:
-    """The output image's level-0 array, opened once per process."""
+    """The output image's level-0 array, opened once per process (again when the image was made anew:
+    an in-process rerun with ``overwrite`` may give the same path another shape)."""
+    return _open_output(path, os.stat(os.path.join(path, "zarr.json")).st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _open_output(path: str, _stamp: int) -> Any:
     import zarr
 
     return zarr.open_array(path, mode="r+")

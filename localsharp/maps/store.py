@@ -87,6 +87,19 @@ class RunStore:
             self._arrays[key] = zarr.open_array(str(self.path / name), mode=mode)
         return self._arrays[key]
 
+    def add_array(self, name: str, values: np.ndarray) -> None:
+        """Store a whole (in-memory) float32 array as ``name``, chunked like ``overall`` (replacing one)."""
+        chunks = self.array("overall").chunks
+        group = zarr.open_group(str(self.path), mode="r+")
+        array = group.create_array(name, shape=values.shape, chunks=chunks, dtype="float32", fill_value=0.0,
+                                   overwrite=True)
+        array[...] = values
+        self._arrays.pop((name, "r"), None)
+
+    def array_names(self) -> set[str]:
+        """Names of the arrays in the store."""
+        return set(zarr.open_group(str(self.path), mode="r").array_keys())
+
     def read(self, name: str, bounds: tuple[tuple[int, int], ...]) -> np.ndarray:
         """Values of array ``name`` on ``bounds``."""
         return np.asarray(self.array(name)[tuple(slice(a, b) for a, b in bounds)])

@@ -51,6 +51,10 @@ class BoxOutcome:
     b_sharpen_within_noise : tuple of float or None
         b_sharpen values (low, high) the score cannot tell from the chosen one
         (:attr:`~.search.SearchResult.plateau_b_sharpen`); None when unknown.
+    local_resolution : float or None
+        Half-map modes: resolution (Å) where the box's half-map FSC falls below 0.143.
+    resolution_limited : bool or None
+        True when that FSC stays above 0.143 up to Nyquist (``local_resolution`` is then Nyquist).
     """
 
     status: str
@@ -62,6 +66,8 @@ class BoxOutcome:
     signal_to_noise: float = float("nan")
     score_noise: float = float("nan")
     b_sharpen_within_noise: tuple[float, float] | None = None
+    local_resolution: float | None = None
+    resolution_limited: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason,
@@ -71,7 +77,8 @@ class BoxOutcome:
                 "signal_to_noise": None if not np.isfinite(self.signal_to_noise) else self.signal_to_noise,
                 "score_noise": None if not np.isfinite(self.score_noise) else self.score_noise,
                 "b_sharpen_within_noise": None if self.b_sharpen_within_noise is None
-                else list(self.b_sharpen_within_noise)}
+                else list(self.b_sharpen_within_noise),
+                "local_resolution": self.local_resolution, "resolution_limited": self.resolution_limited}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BoxOutcome":
@@ -82,7 +89,8 @@ class BoxOutcome:
                    float("nan") if d.get("score") is None else d["score"],
                    float("nan") if d.get("signal_to_noise") is None else d["signal_to_noise"],
                    float("nan") if d.get("score_noise") is None else d["score_noise"],
-                   None if d.get("b_sharpen_within_noise") is None else tuple(d["b_sharpen_within_noise"]))
+                   None if d.get("b_sharpen_within_noise") is None else tuple(d["b_sharpen_within_noise"]),
+                   d.get("local_resolution"), d.get("resolution_limited"))
 
 
 @lru_cache(maxsize=8)
@@ -100,8 +108,9 @@ def _masked(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution:
     return (data if mask is None else data * mask), mask
 
 
-def _box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+def box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
                   soft_edge: bool, d_min_ratio: float) -> tuple[Spectrum, np.ndarray | None]:
+    """The spectrum of the (soft-edged) box, without anisotropy removal, and its edge mask."""
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
     spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
     return spectrum, mask
@@ -111,7 +120,7 @@ def search_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
                solvent_fraction: float, config: SearchConfig = SearchConfig(), *, soft_edge: bool = True,
                d_min_ratio: float = 0.833) -> tuple[Spectrum, np.ndarray | None, SearchResult]:
     """The soft-edged box's spectrum, its edge mask and the full search result (trial table included)."""
-    spectrum, mask = _box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    spectrum, mask = box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
     return spectrum, mask, search_sharpening(spectrum, solvent_fraction, config)
 
 
@@ -172,7 +181,7 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
     values = np.asarray(data, dtype=np.float32)
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return values.copy()
-    spectrum, mask = _box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
     return _apply(values, spectrum, mask, outcome.sharpening)
 
 

@@ -20,6 +20,9 @@ from .boxes import Box, Bounds, intersect
 
 #: Weight of the overall-sharpened map in every voxel.
 BACKGROUND_WEIGHT = 0.01
+#: Weight of the background in the scale-factor modes, whose background is the map as given (not
+#: sharpened): small enough that any box reaching a voxel sets its value.
+SCALE_BACKGROUND_WEIGHT = 1e-6
 #: Smallest weight of a box inside its core.
 WEIGHT_FLOOR = 1e-10
 #: Smoothing radius (Å) when there are fewer than two boxes.
@@ -71,7 +74,8 @@ def background_weight() -> float:
 
 
 def blend_into(chunk: Bounds, background: np.ndarray, contributions: Iterable[tuple[Box, np.ndarray]],
-               voxel_size: tuple[float, float, float], radius: float) -> np.ndarray:
+               voxel_size: tuple[float, float, float], radius: float,
+               background_weight: float = BACKGROUND_WEIGHT) -> np.ndarray:
     """Blend box results over one chunk of the output.
 
     Parameters
@@ -86,14 +90,17 @@ def blend_into(chunk: Bounds, background: np.ndarray, contributions: Iterable[tu
         (z, y, x) in Å.
     radius : float
         Smoothing radius R (Å).
+    background_weight : float
+        Weight of ``background`` (0.01, the reference's; :data:`SCALE_BACKGROUND_WEIGHT` when
+        the background is the unsharpened map, so that the boxes decide wherever one reaches).
 
     Returns
     -------
     numpy.ndarray
         float32 values of the blended map on ``chunk``.
     """
-    numerator = BACKGROUND_WEIGHT * background.astype(np.float64)
-    denominator = np.full(background.shape, BACKGROUND_WEIGHT)
+    numerator = background_weight * background.astype(np.float64)
+    denominator = np.full(background.shape, float(background_weight))
     for box, values in contributions:
         part = intersect(chunk, box.core)
         if part is None:
