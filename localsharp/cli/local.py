@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 OUTPUTS = {"local_map": "local_sharpened_map.ccp4", "local_image": "local_sharpened.ome.zarr",
            "summary": "local_summary.json", "box_centres": "local_box_centres.pdb",
-           "b_sharpen_map": "local_b_sharpen_map.ccp4"}
+           "b_sharpen_map": "local_b_sharpen_map.ccp4", "report": "local_report.png"}
+#: Written in the half-map mode only.
+RESOLUTION_OUTPUT = {"resolution_map": "local_resolution_map.ccp4"}
 #: Occupancy written for each box status in the centres file.
 STATUS_OCCUPANCY = {"sharpened": 1.0, "unsharpened": 0.5, "skipped": 0.0}
 STORE = "local_run.zarr"
@@ -57,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiling.add_argument("--no-shrink", action="store_true",
                         help="render every box at its own pick (default: a box whose score curve cannot tell its "
                              "pick from the overall sharpening keeps the overall sharpening)")
+    mode = parser.add_argument_group("mode (default: model-free)")
+    mode.add_argument("--half-maps", nargs=2, metavar=("H1", "H2"),
+                      help="local half-map sharpening: per-box scale factors from the FSC of the two half maps "
+                           "(on MAP's grid); also writes local_resolution_map.ccp4 (FSC = 0.143 per box)")
+    mode.add_argument("--model", metavar="MODEL",
+                      help="local model-based sharpening: per-box scale factors from the map's agreement with "
+                           "this PDB/mmCIF model (in the map's frame)")
+    mode.add_argument("--model-rms", type=float, metavar="Å",
+                      help="expected model error for --model (default 0.25 × resolution)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, metavar="F",
                       help="solvent fraction (0-1) of the map (default: estimated from the map)")
@@ -70,14 +81,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run local sharpening and write the map and summary atomically; returns the exit status."""
     out = Path(args.output_dir)
-    paths = {role: out / name for role, name in OUTPUTS.items()}
+    names = {**OUTPUTS, **(RESOLUTION_OUTPUT if args.half_maps else {})}
+    paths = {role: out / name for role, name in names.items()}
     if args.resolution is None:
         raise ConfigError(MISSING_RESOLUTION)
-    if not Path(args.map).exists():
-        raise InputFileError(args.map, "no such file")
+    if args.half_maps and args.model:
+        raise ConfigError("give --half-maps or --model, not both")
+    for given in [args.map] + list(args.half_maps or []) + ([args.model] if args.model else []):
+        if not Path(given).exists():
+            raise InputFileError(given, "no such file")
     from ..maps.source import MapSource
 
-    MapSource.open(args.map)  # a file that is no map is refused here, before the engine is even imported
+    for given in [args.map] + list(args.half_maps or []):
+        MapSource.open(given)  # a file that is no map is refused here, before the engine is even imported
     from ..config import LocalOptions, SharpenOptions
     from ..engine.inputs import template_of
     from ..engine.run import prepare_input
@@ -97,9 +113,16 @@ def run(args: argparse.Namespace) -> int:
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
     source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
+    if args.half_maps or args.model:
+        from ..engine.scale_setup import open_scale_inputs
+
+        open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
+                          model_rms=args.model_rms, resolution=args.resolution)
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:
+        if args.half_maps or args.model:
+            raise ConfigError("--only-box runs a model-free box search; it does not take --half-maps or --model")
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
     t0 = time.perf_counter()
@@ -121,8 +144,14 @@ def run(args: argparse.Namespace) -> int:
     with AtomicSet(overwrite=True) as files:
         write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
                            label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if result.resolution_map is None
+                   and not args.model else "equivalent b_sharpen (A^2) of the box scale factors")
         write_map_streamed(files.stage(paths["b_sharpen_map"]), result.b_sharpen_map.array, template, overwrite=True,
-                           label="localsharp local: b_sharpen (A^2) relative to the overall sharpening")
+                           label=f"localsharp local: {b_label}")
+        if result.resolution_map is not None:
+            write_map_streamed(files.stage(paths["resolution_map"]), result.resolution_map.array, template,
+                               overwrite=True, label="localsharp local: local resolution (A), half-map FSC=0.143")
+        _write_report(files.stage(paths["report"]), result, summary)
         _write_summary(files.stage(paths["summary"]), summary, result.iter_boxes())
         _write_centres(files.stage(paths["box_centres"]), result.iter_boxes(), result.map.geometry())
     if not args.quiet:
@@ -147,7 +176,9 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
         with cluster_client(args, out, reporter.note) as client:
             result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
                                    options=options, resume=args.resume, overwrite=args.overwrite,
-                                   progress=reporter, output=paths["local_image"])
+                                   progress=reporter, output=paths["local_image"],
+                                   half_maps=tuple(args.half_maps) if args.half_maps else None,
+                                   model=args.model, model_rms=args.model_rms)
             args.cluster_record = cluster_record(client)  # for the summary
             return result
     except KeyboardInterrupt:
@@ -177,6 +208,18 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
             print(f"          {t['b_iso']:8.1f} {t['b_sharpen']:10.1f} {t['surface_area']:10.3f} {t['n_regions']:8d} "
                   f"{t['adjusted_sa']:12.3f} {t['kurtosis']:9.2f}")
     return 0
+
+
+def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
+    """``local_report.png``: central planes coloured by b_sharpen (and local resolution) and box histograms."""
+    from ..report.local_report import B_SHARPEN_LABEL, EQUIVALENT_B_LABEL, plot_local_report
+
+    voxel = tuple(result.map.geometry()["voxel_size"])[::-1]
+    mode = summary.get("local_mode", "model_free")
+    plot_local_report(path, result.map.array, result.b_sharpen_map.array, result.iter_boxes(),
+                      resolution_map=None if result.resolution_map is None else result.resolution_map.array,
+                      voxel_zyx=voxel, title=f"local sharpening ({mode.replace('_', '-')}): {summary['input']['map']}",
+                      b_sharpen_label=B_SHARPEN_LABEL if mode == "model_free" else EQUIVALENT_B_LABEL)
 
 
 def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
@@ -213,12 +256,16 @@ def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[st
 def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
     overall = summary["overall"]
     print(f"localsharp local: {summary['input']['map']}")
-    print(f"  overall sharpening        {overall['method']} b_sharpen {overall['b_sharpen']:.1f} Å²")
+    scale_mode = summary.get("local_mode", "model_free") != "model_free"
+    print(f"  overall sharpening        {overall['method']} b_sharpen {overall['b_sharpen']:.1f} Å²"
+          + (" (its molecule mask places the boxes)" if scale_mode else ""))
     print(f"  boxes                     {summary['n_boxes']} ({', '.join(f'{v} {k}' for k, v in summary['boxes_by_status'].items())}); "
           f"{summary['boxes_searched']} searched, {summary['boxes_skipped_by_mask']} skipped by the coarse mask")
     mean_b = summary["mean_b_sharpen_sharpened_boxes"]
-    print(f"  mean local b_sharpen      {'-' if mean_b is None else f'{mean_b:.1f} Å²'}")
+    label = "mean equivalent B" if scale_mode else "mean local b_sharpen"
+    print(f"  {label:<25} {'-' if mean_b is None else f'{mean_b:.1f} Å²'}")
     print(f"  smoothing radius          {summary['smoothing_radius']:.1f} Å")
+    print(f"  mode                      {summary.get('local_mode', 'model_free').replace('_', '-')}")
     print(f"  time                      {summary['timings_s']['total']:.1f} s")
     for role, path in paths.items():
         print(f"  {role:<25} {path}")

@@ -27,6 +27,7 @@ B_SHARPEN_CMAP = "RdBu_r"
 #: is blue and the largest red, the colours of ResMap.
 RESOLUTION_CMAP = "RdYlBu_r"
 B_SHARPEN_LABEL = "b_sharpen applied (Å²)\nrelative to the overall sharpening;\nred = sharpened more, blue = less"
+EQUIVALENT_B_LABEL = "equivalent B of the box factors (Å²)\nof the unsharpened map;\nred = sharpened, blue = blurred"
 RESOLUTION_LABEL = "local resolution (Å)\nFSC = 0.143 per box;\nblue = finer, red = coarser (ResMap colours)"
 #: Largest opacity of the colour overlay (the grey density stays visible beneath it).
 OVERLAY_ALPHA = 0.8
@@ -52,7 +53,7 @@ class _BoxNumbers:
 
 def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[dict], *,
                       resolution_map: Any | None = None, voxel_zyx: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                      title: str = "local sharpening") -> None:
+                      title: str = "local sharpening", b_sharpen_label: str = B_SHARPEN_LABEL) -> None:
     """Write the figure of a local sharpening run to ``path`` (PNG, written atomically).
 
     Parameters
@@ -77,6 +78,10 @@ def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[
         Voxel size (Å) along z, y and x, for the axes.
     title
         Title of the figure (e.g. the map's name).
+    b_sharpen_label
+        Colour-bar label of the b_sharpen row (:data:`B_SHARPEN_LABEL`, or
+        :data:`EQUIVALENT_B_LABEL` for the scale-factor modes, whose b_sharpen is the
+        equivalent B of each box's factors, not relative to the overall sharpening).
 
     Raises
     ------
@@ -101,7 +106,7 @@ def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[
     """
     planes = _central_planes(density, b_sharpen, resolution_map)
     numbers = _box_numbers(boxes)
-    quantities = [("b_sharpen", B_SHARPEN_CMAP, B_SHARPEN_LABEL, True)]
+    quantities = [("b_sharpen", B_SHARPEN_CMAP, b_sharpen_label, True)]
     if resolution_map is not None:
         quantities.append(("resolution", RESOLUTION_CMAP, RESOLUTION_LABEL, False))
     fig = _figure(planes, quantities, numbers, tuple(float(v) for v in voxel_zyx), title)
