@@ -1,19 +1,26 @@
-"""Quality of local sharpening against the overall (global) sharpening, with and without shrinkage.
+"""Quality of local sharpening against global sharpening, in every mode, and of the local resolution.
 
 For every map: map–model CC (``evaluate_map``'s ``cc_mask``: B = 0 model map, both low-passed at the
-resolution, within 3 Å of atoms) of the input, of ``global_sharpen`` and of local sharpening rendered
-with several shrinkage rules (:mod:`localsharp.sharpening.shrinkage`).  The box search runs once
-per map; each rule only re-runs the blend pass on the same recorded boxes (a resumed run whose
-output image was removed), in-process.
+resolution, within 3 Å of atoms) of the input and of
+
+* model-free: ``global_sharpen`` and ``local_sharpen`` (default shrinkage);
+* half maps (phantoms): ``half_map_sharpen`` and ``local_sharpen(..., half_maps=...)``, and the rank
+  (Spearman) correlation, over the boxes holding at least :data:`MIN_ATOMS` atoms, between a box's
+  mean true atomic B (the phantom's B) and its local resolution;
+* model (real maps): ``model_sharpen`` and ``local_sharpen(..., model=...)``.
+
+``--rules`` also renders the model-free boxes with several shrinkage rules
+(:mod:`localsharp.sharpening.shrinkage`): the box search runs once per map; each rule only re-runs
+the blend pass on the same recorded boxes (a resumed run whose output image was removed).
 
 Maps: phantoms whose B grows from 20 Å² at the centre to 200 Å² at the rim (``localsharp.phantom``)
 of single models and of multi-copy assemblies (copies of one model on a grid, one structure, so the
 B gradient spans the assembly: > 100 boxes), several seeds and noise levels; the three real maps.
 The phantoms are split in a TUNE set (the rule's constant is chosen on it) and a CHECK set.
 
-Run: ``python benchmarks/quality_local.py [name ...]`` (tens of minutes on a shared machine; names
-select cases); prints a table and writes ``benchmarks/results/quality_local.json`` (merged by case
-name with an existing file, so cases can be run one at a time).
+Run: ``python benchmarks/quality_local.py [--rules] [name ...]`` (about half an hour on a 2-core
+machine; names select cases); prints the tables and writes ``benchmarks/results/quality_local.json``
+(merged by case name with an existing file, so cases can be run one at a time).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, Callable
 
 import gemmi
 import numpy as np
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +58,8 @@ SPIKE = DATA / "emd21457_spike_ntd" / "model_6vyb_ntd.pdb"
 RDRP = SHARED / "emd11007_rdrp" / "model_6yyt_chainC_rna.pdb"
 RESOLUTION = 3.5
 OUT = RESULTS / "quality_local.json"
+#: Boxes with fewer atoms in their core are left out of the resolution–B rank correlation.
+MIN_ATOMS = 50
 
 #: name -> (model, copies per axis (z, y, x), seed, noise, set)
 PHANTOMS = {
@@ -136,7 +146,8 @@ def assembly(model: Path, copies: tuple[int, int, int]) -> gemmi.Structure:
     return structure
 
 
-def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str, Any]:
+def measure(name: str, density, model, resolution: float, tmp: Path, rules: bool) -> dict[str, Any]:
+    """Model-free global and local CC (and, with ``rules``, local CC per shrinkage rule)."""
     cc = CachedEvaluator(density, model, resolution)
     t0 = time.perf_counter()
     overall = localsharp.global_sharpen(density, resolution)
@@ -146,21 +157,68 @@ def measure(name: str, density, model, resolution: float, tmp: Path) -> dict[str
     t2 = time.perf_counter()
     rows = [r for r in result.boxes if r["status"] != "skipped"]
     out: dict[str, Any] = {
-        "cc_input": cc(density), "cc_global": cc(overall.map), "global_b_sharpen": overall.sharpening.b_sharpen,
+        "cc_input": cc(density), "cc_global": cc(overall.map), "cc_local": cc(result.map.compute()),
+        "global_b_sharpen": overall.sharpening.b_sharpen,
         "n_boxes": result.summary(with_boxes=False)["n_boxes"], "n_rendered": len(rows),
-        "time_global_s": t1 - t0, "time_local_s": t2 - t1, "cc_local": {}, "mean_abs_b_applied": {}}
-    for rule_name, rule in RULES.items():
-        tasks_module.shrink = rule
-        shutil.rmtree(store / "output.ome.zarr")
-        again = localsharp.local_sharpen(density, resolution, store=store, local=LocalOptions(), resume=True)
-        out["cc_local"][rule_name] = cc(again.map.compute())
-        applied = [rule(r)["b_sharpen_applied"] for r in rows]
-        applied = [abs(b) for b in applied if b is not None]
-        out["mean_abs_b_applied"][rule_name] = float(np.mean(applied)) if applied else 0.0
-    tasks_module.shrink = shrinkage.shrink
+        "time_global_s": t1 - t0, "time_local_s": t2 - t1}
+    if rules:
+        out["cc_local_rule"], out["mean_abs_b_applied"] = {}, {}
+        for rule_name, rule in RULES.items():
+            tasks_module.shrink = rule
+            shutil.rmtree(store / "output.ome.zarr")
+            again = localsharp.local_sharpen(density, resolution, store=store, local=LocalOptions(), resume=True)
+            out["cc_local_rule"][rule_name] = cc(again.map.compute())
+            applied = [rule(r)["b_sharpen_applied"] for r in rows]
+            applied = [abs(b) for b in applied if b is not None]
+            out["mean_abs_b_applied"][rule_name] = float(np.mean(applied)) if applied else 0.0
+        tasks_module.shrink = shrinkage.shrink
     out["boxes"] = box_stats(rows)
     shutil.rmtree(store)
+    out["_cc"] = cc
     return out
+
+
+def measure_half_maps(density, half1, half2, truth: Path, cc: CachedEvaluator, resolution: float) -> dict[str, Any]:
+    """Global and local half-map CC, and the rank correlation of local resolution with the true B."""
+    t0 = time.perf_counter()
+    overall = localsharp.half_map_sharpen(density, half1, half2, resolution)
+    t1 = time.perf_counter()
+    result = localsharp.local_sharpen(density, resolution, half_maps=(half1, half2))
+    t2 = time.perf_counter()
+    rows = [r for r in result.boxes if r.get("local_resolution") is not None]
+    rank, n_boxes = resolution_rank(rows, truth, density)
+    res = [r["local_resolution"] for r in rows]
+    return {"cc_global_half": cc(overall.map), "cc_local_half": cc(result.map.compute()),
+            "time_global_half_s": t1 - t0, "time_local_half_s": t2 - t1,
+            "resolution_rank_b": rank, "n_boxes_rank": n_boxes,
+            "local_resolution_range": [float(np.min(res)), float(np.median(res)), float(np.max(res))] if res else None}
+
+
+def measure_model(density, model: Path, cc: CachedEvaluator, resolution: float) -> dict[str, Any]:
+    """Global and local model-based CC (the model is also the evaluation's: an optimistic check)."""
+    overall = localsharp.model_sharpen(density, model, resolution)
+    result = localsharp.local_sharpen(density, resolution, model=model)
+    return {"cc_global_model": cc(overall.map), "cc_local_model": cc(result.map.compute())}
+
+
+def resolution_rank(rows: list[dict], truth: Path, density) -> tuple[float | None, int]:
+    """Spearman correlation, over boxes with ≥ MIN_ATOMS atoms in their core, of mean true B and local resolution."""
+    structure = read_model(truth)
+    atoms = [(a.pos.tolist(), a.b_iso) for ch in structure[0] for r in ch for a in r]
+    xyz = np.array([p for p, _ in atoms])
+    b = np.array([v for _, v in atoms])
+    index_zyx = np.floor((xyz - np.asarray(density.first_voxel_position)) / np.asarray(density.voxel_size))[:, ::-1]
+    mean_b, resolution = [], []
+    for row in rows:
+        (z0, z1), (y0, y1), (x0, x1) = row["core_zyx"]
+        inside = ((index_zyx[:, 0] >= z0) & (index_zyx[:, 0] < z1) & (index_zyx[:, 1] >= y0) & (index_zyx[:, 1] < y1)
+                  & (index_zyx[:, 2] >= x0) & (index_zyx[:, 2] < x1))
+        if inside.sum() >= MIN_ATOMS:
+            mean_b.append(float(b[inside].mean()))
+            resolution.append(float(row["local_resolution"]))
+    if len(mean_b) < 3:
+        return None, len(mean_b)
+    return float(spearmanr(mean_b, resolution).statistic), len(mean_b)
 
 
 def box_stats(rows: list[dict]) -> dict[str, Any]:
@@ -187,58 +245,124 @@ def cases(selected: list[str]):
             yield name, "real", ("real",)
 
 
-def main(selected: list[str]) -> None:
-    results = json.loads(OUT.read_text()).get("results", {}) if OUT.exists() else {}
-    results = {k: v for k, v in results.items() if isinstance(v.get("cc_local"), dict)}
+#: Single models whose rank correlation is measured again on other noise seeds (how noisy the metric is).
+RETEST = {"hb": HB, "spike": SPIKE, "5me2": HB2}
+RETEST_SEEDS = (0, 1, 2)
+
+
+def retest(tmp: Path) -> dict[str, Any]:
+    """Per single model: the rank correlation with the true B on three noise seeds, and the rank correlation
+    of the local resolutions of the same boxes between seeds (test–retest: the metric's own noise)."""
+    out = {}
+    for name, model in RETEST.items():
+        truths, resolutions = [], []
+        for seed in RETEST_SEEDS:
+            ph = phantom(assembly(model, (1, 1, 1)), tmp / f"retest_{name}_{seed}", voxel=1.0, resolution=RESOLUTION,
+                         noise=1.0, seed=seed, b_core=20.0, b_edge=200.0)
+            result = localsharp.local_sharpen(ph.full_map, RESOLUTION, half_maps=(ph.half_map_1, ph.half_map_2))
+            rows = [r for r in result.boxes if r.get("local_resolution") is not None]
+            truths.append(resolution_rank(rows, ph.paths["model_phantom_b"], ph.full_map)[0])
+            resolutions.append({r["index"]: r["local_resolution"] for r in rows})
+            shutil.rmtree(tmp / f"retest_{name}_{seed}")
+        common = sorted(set.intersection(*(set(r) for r in resolutions)))
+        pairs = [float(spearmanr([resolutions[i][k] for k in common], [resolutions[j][k] for k in common]).statistic)
+                 for i, j in ((0, 1), (0, 2), (1, 2))]
+        out[name] = {"rank_with_true_b": truths, "rank_between_seeds": pairs, "n_boxes": len(common)}
+        print("retest", name, [round(t, 3) for t in truths], [round(p, 3) for p in pairs], flush=True)
+    return out
+
+
+def main(selected: list[str], rules: bool) -> None:
+    saved = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = {k: v for k, v in saved.get("results", {}).items() if isinstance(v.get("cc_local"), float)}
+    noise = saved.get("rank_noise")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for name, subset, spec in cases(selected):
+        if not selected or "retest" in selected:
+            noise = retest(tmp)
+        for name, subset, spec in cases([s for s in selected if s != "retest"] if selected != ["retest"] else ["-"]):
             t = time.perf_counter()
             if spec[0] == "phantom":
                 _, model, copies, seed, noise = spec
                 ph = phantom(assembly(model, copies), tmp / name, voxel=1.0, resolution=RESOLUTION, noise=noise,
                              seed=seed, b_core=20.0, b_edge=200.0)
-                row = measure(name, ph.full_map, ph.paths["model_b0"], RESOLUTION, tmp)
+                row = measure(name, ph.full_map, ph.paths["model_b0"], RESOLUTION, tmp, rules)
+                row.update(measure_half_maps(ph.full_map, ph.half_map_1, ph.half_map_2, ph.paths["model_phantom_b"],
+                                             row["_cc"], RESOLUTION))
                 row.update(model=model.name, copies=list(copies), seed=seed, noise=noise,
                            shape_xyz=list(ph.full_map.shape_xyz))
                 shutil.rmtree(tmp / name)
             else:
                 case = CASES[name]
-                row = measure(name, localsharp.read_map(case["map"]), case["model"], case["resolution"], tmp)
+                density = localsharp.read_map(case["map"])
+                row = measure(name, density, case["model"], case["resolution"], tmp, rules)
+                row.update(measure_model(density, case["model"], row["_cc"], case["resolution"]))
+            del row["_cc"]
             row["set"] = subset
             row["time_total_s"] = time.perf_counter() - t
             results[name] = row
-            print(name, subset, round(row["cc_global"], 4), {k: round(v - row["cc_global"], 4)
-                                                              for k, v in row["cc_local"].items()}, flush=True)
-            write(results)
-    report(results)
+            print(name, subset, {k: round(v, 4) for k, v in row.items() if k.startswith("cc_") and isinstance(v, float)},
+                  "rank", row.get("resolution_rank_b"), flush=True)
+            write(results, noise)
+    write(results, noise)
+    report(results, noise)
 
 
-def write(results: dict[str, Any]) -> None:
+def write(results: dict[str, Any], noise: dict[str, Any] | None) -> None:
     OUT.write_text(json.dumps({
-        "benchmark": "CC to the B=0 model within 3 Å of atoms: input, global, local per shrinkage rule "
-                     "(plateau_w0 = the search's pick, no shrinkage)",
-        "default_rule": f"plateau_w{shrinkage.WIDEN:g}", "results": results}, indent=1, default=float))
+        "benchmark": "CC to the B=0 model within 3 Å of atoms: input, global and local in each mode; rank "
+                     "correlation of local resolution with the boxes' mean true B (phantoms)",
+        "default_rule": f"plateau_w{shrinkage.WIDEN:g}", "results": results, "rank_noise": noise},
+        indent=1, default=float))
 
 
-def report(results: dict[str, Any]) -> None:
-    names = list(RULES)
+def _delta(r: dict[str, Any], local: str, overall: str) -> float | None:
+    return round(r[local] - r[overall], 4) if local in r and overall in r else None
+
+
+def report(results: dict[str, Any], noise: dict[str, Any] | None = None) -> None:
     rows = []
     for name, r in results.items():
-        rows.append([name, r["set"], r.get("n_rendered"), round(r["cc_global"], 4)]
-                    + [round(r["cc_local"][k] - r["cc_global"], 4) for k in names])
+        rank = r.get("resolution_rank_b")
+        rows.append([name, r["set"], r.get("n_rendered"), round(r["cc_global"], 4), _delta(r, "cc_local", "cc_global"),
+                     round(r["cc_global_half"], 4) if "cc_global_half" in r else None,
+                     _delta(r, "cc_local_half", "cc_global_half"), None if rank is None else round(rank, 3),
+                     round(r["cc_global_model"], 4) if "cc_global_model" in r else None,
+                     _delta(r, "cc_local_model", "cc_global_model")])
     for subset in ("tune", "check", "real"):
         part = [r for r in results.values() if r["set"] == subset]
-        if part:
-            rows.append([f"mean {subset}", subset, "", round(float(np.mean([r["cc_global"] for r in part])), 4)]
-                        + [round(float(np.mean([r["cc_local"][k] - r["cc_global"] for r in part])), 4)
-                           for k in names])
-            rows.append([f"worst {subset}", subset, "", ""]
-                        + [round(float(np.min([r["cc_local"][k] - r["cc_global"] for r in part])), 4)
-                           for k in names])
-    print("local - global CC per rule")
-    print_table(["map", "set", "boxes", "CC global"] + names, rows)
+        if not part:
+            continue
+        summary: list[Any] = [f"mean {subset}", subset, "", round(float(np.mean([r["cc_global"] for r in part])), 4)]
+        worst: list[Any] = [f"worst {subset}", subset, "", ""]
+        for local, overall in (("cc_local", "cc_global"), ("cc_local_half", "cc_global_half")):
+            deltas = [r[local] - r[overall] for r in part if local in r]
+            if local == "cc_local_half":
+                summary.append(round(float(np.mean([r[overall] for r in part if overall in r])), 4) if deltas else None)
+                worst.append("")
+            summary.append(round(float(np.mean(deltas)), 4) if deltas else None)
+            worst.append(round(float(np.min(deltas)), 4) if deltas else None)
+        ranks = [r["resolution_rank_b"] for r in part if r.get("resolution_rank_b") is not None]
+        summary.append(round(float(np.mean(ranks)), 3) if ranks else None)
+        worst.append(round(float(np.min(ranks)), 3) if ranks else None)
+        rows += [summary + ["", ""], worst + ["", ""]]
+    print("local − global CC per mode (model-free, half maps, model); rank = Spearman(local resolution, mean true B)")
+    print_table(["map", "set", "boxes", "CC global", "local−global", "CC global half", "local−global half", "rank",
+                 "CC global model", "local−global model"], rows)
+    if noise:
+        print("rank correlation of local resolution: with the true B on seeds 0, 1, 2, and between seeds (test-retest)")
+        print_table(["model", "boxes", "with true B", "between seeds"],
+                    [[k, v["n_boxes"], " ".join(f"{x:.2f}" for x in v["rank_with_true_b"]),
+                      " ".join(f"{x:.2f}" for x in v["rank_between_seeds"])] for k, v in noise.items()])
+    ruled = {k: r for k, r in results.items() if isinstance(r.get("cc_local_rule"), dict)}
+    if ruled:
+        names = list(RULES)
+        print("model-free local − global CC per shrinkage rule")
+        print_table(["map", "set", "CC global"] + names,
+                    [[k, r["set"], round(r["cc_global"], 4)] + [round(r["cc_local_rule"][n] - r["cc_global"], 4)
+                                                                for n in names] for k, r in ruled.items()])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    arguments = sys.argv[1:]
+    main([a for a in arguments if a != "--rules"], "--rules" in arguments)
