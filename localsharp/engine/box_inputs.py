@@ -23,7 +23,7 @@ from ..errors import InputFileError
 from ..kernels.masks import soften_mask
 from ..maps.atom_masks import atom_ball_mask
 from ..maps.density import DensityMap
-from ..maps.model import _remove_atoms, atoms_in_box, model_map, read_model
+from ..maps.model import model_map, read_model
 from ..maps.store import RunStore
 
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -113,21 +113,71 @@ def _padding(inputs: ScaleInputs, resolution: float) -> list[int]:
 
 
 def model_atoms(inputs: ScaleInputs, region: Bounds, resolution: float) -> Any:
-    """The model's atoms near ``region`` (within the padding and the mask radius), as a structure
-    placed in the input's frame; None when there are none.  Made once per task."""
+    """The model's atoms near ``region`` (within the padding and the mask radius), as a small structure
+    in the input's frame; None when there are none.  Made once per task from the worker's table of
+    atom positions (:func:`_atom_table`), without copying the whole model."""
     pad = _padding(inputs, resolution)
     voxel_zyx = tuple(inputs.frame["voxel_size"])[::-1]
     extra = [int(np.ceil(inputs.mask_radius / v)) + 1 for v in voxel_zyx]
     padded = tuple((a - p - e, b + p + e) for (a, b), p, e in zip(region, pad, extra))
-    structure = _structure(inputs.model)  # type: ignore[arg-type]
-    keep = atoms_in_box(structure, region_frame(inputs.frame, padded))  # type: ignore[arg-type]
-    if not keep.any():
+    frame = region_frame(inputs.frame, padded)  # type: ignore[arg-type]
+    table = _atom_table(inputs.model)  # type: ignore[arg-type]
+    start = np.asarray(frame.first_voxel_position)
+    keep = np.flatnonzero(np.all((table.xyz >= start) & (table.xyz < start + np.asarray(frame.box_lengths)), axis=1))
+    if keep.size == 0:
         return None
-    cropped = structure.clone()
-    while len(cropped) > 1:
-        del cropped[len(cropped) - 1]
-    _remove_atoms(cropped[0], keep)
-    return cropped
+    return _substructure(table, keep)
+
+
+@dataclass(frozen=True)
+class _AtomTable:
+    """A model and, per atom of its first model (``model.all()`` order), position and chain/residue/atom index."""
+
+    structure: Any
+    xyz: np.ndarray
+    where: np.ndarray  # (n, 3) int: chain, residue, atom
+
+
+@lru_cache(maxsize=2)
+def _atom_table(path: str) -> _AtomTable:
+    """The model read once per worker process, with its atoms' positions as an array."""
+    structure = read_model(path)
+    xyz, where = [], []
+    for ci, chain in enumerate(structure[0]):
+        for ri, residue in enumerate(chain):
+            for ai, atom in enumerate(residue):
+                xyz.append(atom.pos.tolist())
+                where.append((ci, ri, ai))
+    return _AtomTable(structure, np.asarray(xyz, dtype=np.float64).reshape(-1, 3),
+                      np.asarray(where, dtype=np.int64).reshape(-1, 3))
+
+
+def _substructure(table: _AtomTable, keep: np.ndarray) -> Any:
+    """A new structure holding only the atoms ``keep`` (indices into the table), residue by residue."""
+    import gemmi
+
+    source = table.structure[0]
+    out = gemmi.Structure()
+    out.add_model(gemmi.Model("1"))
+    model = out[0]
+    chains: dict[int, Any] = {}
+    residues: dict[tuple[int, int], Any] = {}
+    for ci, ri, ai in table.where[keep].tolist():
+        if (ci, ri) not in residues:
+            original = source[ci][ri]
+            residue = gemmi.Residue()
+            residue.name, residue.seqid, residue.het_flag = original.name, original.seqid, original.het_flag
+            residues[(ci, ri)] = residue
+            chains.setdefault(ci, [])
+            chains[ci].append((ci, ri))
+        residues[(ci, ri)].add_atom(source[ci][ri][ai])
+    for ci, keys in chains.items():
+        chain = gemmi.Chain(source[ci].name)
+        for key in keys:
+            chain.add_residue(residues[key])
+        model.add_chain(chain)
+    out.setup_entities()
+    return out
 
 
 def model_box(inputs: ScaleInputs, atoms: Any, bounds: Bounds, resolution: float, d_min: float
@@ -152,7 +202,3 @@ def model_box(inputs: ScaleInputs, atoms: Any, bounds: Bounds, resolution: float
     return np.ascontiguousarray(calculated[inner]), np.ascontiguousarray(soft[inner])
 
 
-@lru_cache(maxsize=2)
-def _structure(path: str) -> Any:
-    """The model, read once per worker process."""
-    return read_model(path)
