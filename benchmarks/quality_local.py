@@ -283,13 +283,13 @@ def main(selected: list[str], rules: bool) -> None:
         for name, subset, spec in cases([s for s in selected if s != "retest"] if selected != ["retest"] else ["-"]):
             t = time.perf_counter()
             if spec[0] == "phantom":
-                _, model, copies, seed, noise = spec
-                ph = phantom(assembly(model, copies), tmp / name, voxel=1.0, resolution=RESOLUTION, noise=noise,
-                             seed=seed, b_core=20.0, b_edge=200.0)
+                _, model, copies, seed, noise_level = spec
+                ph = phantom(assembly(model, copies), tmp / name, voxel=1.0, resolution=RESOLUTION,
+                             noise=noise_level, seed=seed, b_core=20.0, b_edge=200.0)
                 row = measure(name, ph.full_map, ph.paths["model_b0"], RESOLUTION, tmp, rules)
                 row.update(measure_half_maps(ph.full_map, ph.half_map_1, ph.half_map_2, ph.paths["model_phantom_b"],
                                              row["_cc"], RESOLUTION))
-                row.update(model=model.name, copies=list(copies), seed=seed, noise=noise,
+                row.update(model=model.name, copies=list(copies), seed=seed, noise=noise_level,
                            shape_xyz=list(ph.full_map.shape_xyz))
                 shutil.rmtree(tmp / name)
             else:
