@@ -13,6 +13,10 @@ the workers, the run store's size and file count (OUT without the final map) and
 workers killed, restarted or paused for memory (stderr lines, distinct worker pids) and the exit
 status.  Prints a table and merges the sizes into ``benchmarks/results/scale.json``.
 
+``--half-maps`` runs the local half-map mode instead: the half maps are two more phantoms of the same
+capsid with other noise seeds (``seed + 1``, ``seed + 2``: the same signal, independent noise), and
+the results are kept under ``<size>_half_maps``.
+
 Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
 ``python benchmarks/bench_scale.py --sizes 128`` for a quick check of the harness.
 """
@@ -126,10 +130,10 @@ def box_counts(summary: dict) -> dict:
 
 
 def run_local(map_path: Path, out: Path, resolution: float, workers: int, memory_limit: str | None,
-              timeout: float, log: Path) -> tuple[int | None, float, TreeSampler, str]:
+              timeout: float, log: Path, extra: list[str] | None = None) -> tuple[int | None, float, TreeSampler, str]:
     """Run ``localsharp local`` and sample its process tree; returns (status, wall s, sampler, stderr)."""
     cmd = localsharp_command() + ["local", str(map_path), "--resolution", str(resolution), "--workers", str(workers),
-                                  "--output-dir", str(out), "--overwrite", "-q"]
+                                  *(extra or []), "--output-dir", str(out), "--overwrite", "-q"]
     if memory_limit:
         cmd[-2:-2] = ["--memory-limit", memory_limit]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -168,6 +172,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> dict:
     map_path, made_s = ensure_phantom(args.cache, size, args.seed)
+    extra: list[str] = []
+    if args.half_maps:
+        halves = [ensure_phantom(args.cache, size, args.seed + k)[0] for k in (1, 2)]
+        extra = ["--half-maps", *map(str, halves)]
     run_dir = args.cache / f"run_{size}"
     out = run_dir / "out"
     if run_dir.exists():
@@ -176,7 +184,7 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     print(f"{size}³: localsharp local on {map_path} ...", flush=True)
     load_before = os.getloadavg()
     status, wall, sampler, stderr = run_local(map_path, out, args.resolution, args.workers, memory_limit,
-                                              args.timeout, run_dir / "stderr.log")
+                                              args.timeout, run_dir / "stderr.log", extra)
     load_after = os.getloadavg()
     summary_path = out / "local_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -189,7 +197,7 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     rate = boxes["searched"] / (box_wall * args.workers) if boxes and box_wall else None
     memory = memory_summary(sampler)
     result = {
-        "size": size, "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "size": size, "mode": "half_maps" if args.half_maps else "model_free", "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
         "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
@@ -211,7 +219,7 @@ def table_row(r: dict) -> list:
     b, m, t = r["boxes"], r["memory"], r["timings_s"]
     signs = ",".join(f"{k}:{v['lines']}" for k, v in r["stderr_signs"].items() if v["lines"]) or "-"
     rate = r["boxes_per_s_per_core"]
-    return [r["size"], r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
+    return [f"{r['size']}{' half maps' if r.get('mode') == 'half_maps' else ''}", r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
             t.get("overall", "-"), t.get("boxes", "-"), t.get("blend", "-"), r["wall_s"],
             round(rate, 3) if rate else "-", m["client_peak_rss_mib"], m["client_peak_anon_mib"],
             m["worker_peak_rss_mib"], m["worker_peak_anon_mib"], m["distinct_worker_pids"],
@@ -231,7 +239,8 @@ def write_results(results: list[dict], args: argparse.Namespace) -> Path:
     content.setdefault("sizes", {})
     stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
     for r in results:
-        content["sizes"][str(r["size"])] = {**stamp, **r}
+        key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "")
+        content["sizes"][key] = {**stamp, **r}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(content, indent=1) + "\n")
@@ -250,6 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="phantoms and run directories (default /tmp/localsharp-bench)")
     parser.add_argument("--keep", action="store_true", help="keep each run's output directory and stderr log")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run before it is stopped")
+    parser.add_argument("--half-maps", action="store_true", help="run the local half-map mode (two more phantoms)")
     return parser.parse_args(argv)
 
 

@@ -27,7 +27,6 @@ from ..maps.model import model_map, read_model
 from ..maps.store import RunStore
 
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
-MODES = ("model_free", "half_map", "model")
 #: The model map of a region is computed on the region padded by this many resolutions on every
 #: side, so that atoms just outside it contribute and none wraps around (gemmi's grid is periodic).
 MODEL_PAD_RESOLUTIONS = 2.0
