@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tiling.add_argument("--tile-chunks", type=int, default=2, metavar="N",
                         help="output chunks per blend task along each axis (default 2)")
     tiling.add_argument("--no-shrink", action="store_true",
-                        help="render every box at its own pick (default: a box whose score curve cannot tell its "
-                             "pick from the overall sharpening keeps the overall sharpening)")
+                        help="model-free mode: render every box at its own pick (default: a box whose score curve "
+                             "cannot tell its pick from the overall sharpening keeps the overall sharpening)")
     mode = parser.add_argument_group("mode (default: model-free)")
     mode.add_argument("--half-maps", nargs=2, metavar=("H1", "H2"),
                       help="local half-map sharpening: per-box scale factors from the FSC of the two half maps "
