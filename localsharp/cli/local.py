@@ -144,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     with AtomicSet(overwrite=True) as files:
         write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
                            label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
-        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if result.resolution_map is None
-                   and not args.model else "equivalent b_sharpen (A^2) of the box scale factors")
+        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
+                   else "equivalent b_sharpen (A^2) of the box scale factors")
         write_map_streamed(files.stage(paths["b_sharpen_map"]), result.b_sharpen_map.array, template, overwrite=True,
                            label=f"localsharp local: {b_label}")
         if result.resolution_map is not None:

@@ -118,11 +118,12 @@ def model_atoms(inputs: ScaleInputs, region: Bounds, resolution: float) -> Any:
     pad = _padding(inputs, resolution)
     voxel_zyx = tuple(inputs.frame["voxel_size"])[::-1]
     extra = [int(np.ceil(inputs.mask_radius / v)) + 1 for v in voxel_zyx]
-    padded = tuple((a - p - e, b + p + e) for (a, b), p, e in zip(region, pad, extra))
-    frame = region_frame(inputs.frame, padded)  # type: ignore[arg-type]
+    low = np.array([a - p - e for (a, _), p, e in zip(region, pad, extra)][::-1])  # x, y, z voxel indices
+    high = np.array([b + p + e for (_, b), p, e in zip(region, pad, extra)][::-1])
+    voxel = np.asarray(inputs.frame["voxel_size"], dtype=np.float64)
+    first = np.asarray(inputs.frame["first_voxel_position"], dtype=np.float64)
     table = _atom_table(inputs.model)  # type: ignore[arg-type]
-    start = np.asarray(frame.first_voxel_position)
-    keep = np.flatnonzero(np.all((table.xyz >= start) & (table.xyz < start + np.asarray(frame.box_lengths)), axis=1))
+    keep = np.flatnonzero(np.all((table.xyz >= first + low * voxel) & (table.xyz < first + high * voxel), axis=1))
     if keep.size == 0:
         return None
     return _substructure(table, keep)

@@ -33,7 +33,7 @@ from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_
 from ..sharpening.local_scale import analyse_half_map_box, analyse_model_box
 from ..sharpening.search import SearchConfig, SearchResult
 from ..sharpening.shrinkage import shrink
-from ..tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into
+from ..tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into, weighted_sums
 from ..tiling.boxes import Bounds, Box, BoxGrid
 from ..tiling.plan import LocalPlan, relative, union_bounds
 from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
@@ -235,15 +235,12 @@ def _rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
 def _resolution_tile(job: BoxJob, bounds: Bounds, contributions: list, resolutions: list[float | None]) -> np.ndarray:
     """The boxes' local resolutions blended with the map's weights, normalised by the weights alone
     (``Σ w·d / Σ w``: no pull toward the background); 0 where no box with a resolution reaches."""
-    shape = tuple(b - a for a, b in bounds)
-    zeros = np.zeros(shape, dtype=np.float32)
-    known = [(box, values.shape, d) for (box, values), d in zip(contributions, resolutions) if d is not None]
-    weighted = blend_into(bounds, zeros, [(box, np.full(s, d, np.float32)) for box, s, d in known], job.voxel_zyx,
-                          job.radius)
-    weight = blend_into(bounds, zeros, [(box, np.ones(s, np.float32)) for box, s, _ in known], job.voxel_zyx,
-                        job.radius)
-    out = np.zeros(shape, dtype=np.float32)
-    np.divide(weighted, weight, out=out, where=weight > 1e-6)
+    known = [(box, np.full(values.shape, d, np.float32)) for (box, values), d in zip(contributions, resolutions)
+             if d is not None]
+    weighted, weight = weighted_sums(bounds, known, job.voxel_zyx, job.radius)
+    reached = weight / (BACKGROUND_WEIGHT + weight) > 1e-6  # the boxes' share of the map's blend
+    out = np.zeros(weight.shape, dtype=np.float32)
+    out[reached] = weighted[reached] / weight[reached]
     return out
 
 

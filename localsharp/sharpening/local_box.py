@@ -185,6 +185,16 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
     return _apply(values, spectrum, mask, outcome.sharpening)
 
 
+def unanalysable(data: np.ndarray, solvent_fraction: float) -> BoxOutcome | None:
+    """The ``skipped`` outcome of a box that cannot be analysed (solvent, constant), else None."""
+    if solvent_fraction > MAX_BOX_SOLVENT:
+        return BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
+                          solvent_fraction=solvent_fraction)
+    if not np.ptp(data) > 0:
+        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
+    return None
+
+
 def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, solvent_fraction: float,
              config: SearchConfig, soft_edge: bool, d_min_ratio: float, discard_if_worse: bool, *, keep_map: bool
              ) -> tuple[BoxOutcome, Spectrum | None, np.ndarray | None, SearchResult | None, np.ndarray | None]:
@@ -193,11 +203,9 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
     With ``keep_map`` also the chosen sharpening's unscaled map when the search's last
     trial rendered it (:func:`~.search.search_keeping_map`), else None.
     """
-    if solvent_fraction > MAX_BOX_SOLVENT:
-        return (BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
-                           solvent_fraction=solvent_fraction), None, None, None, None)
-    if not np.ptp(data) > 0:
-        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction), None, None, None, None
+    skipped = unanalysable(data, solvent_fraction)
+    if skipped is not None:
+        return skipped, None, None, None, None
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
     kept = None
     try:

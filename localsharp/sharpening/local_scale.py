@@ -52,9 +52,9 @@ from ..errors import ConfigError
 from ..kernels.fourier import FourierGrid, to_coefficients
 from ..kernels.shells import assign_shells, fsc_crossing, shell_centres, shell_fsc
 from .functions import Sharpening
-from .local_box import MAX_BOX_SOLVENT, BoxOutcome, box_spectrum
+from .local_box import BoxOutcome, box_spectrum, unanalysable
 from .shellscale import ShellScale, half_map_scale, model_scale
-from .spectrum import spectrum_like
+from .spectrum import coefficients_like, spectrum_like
 
 #: Shells of the per-box statistics (Engine B's local default, §10: 20).
 LOCAL_N_BINS = 20
@@ -79,10 +79,16 @@ def local_resolution(half1: np.ndarray, half2: np.ndarray, voxel_zyx: tuple[floa
     """
     a = half1 if mask is None else half1 * mask
     b = half2 if mask is None else half2 * mask
-    grid = FourierGrid(tuple(a.shape), tuple(voxel_zyx))  # type: ignore[arg-type]
-    n_bins = max(10, min(a.shape) // 2)
+    return _fsc_resolution(to_coefficients(a), to_coefficients(b), tuple(a.shape), voxel_zyx)
+
+
+def _fsc_resolution(coeffs1: np.ndarray, coeffs2: np.ndarray, shape: tuple[int, ...],
+                    voxel_zyx: tuple[float, float, float]) -> tuple[float, bool]:
+    """:func:`local_resolution` from the two boxes' rfft coefficients."""
+    grid = FourierGrid(tuple(shape), tuple(voxel_zyx))  # type: ignore[arg-type]
+    n_bins = max(10, min(shape) // 2)
     index, edges = assign_shells(grid, grid.nyquist, n_bins)
-    fsc = shell_fsc(to_coefficients(a), to_coefficients(b), index, len(edges) - 1, grid.multiplicity)
+    fsc = shell_fsc(coeffs1, coeffs2, index, len(edges) - 1, grid.multiplicity)
     crossing = fsc_crossing(shell_centres(edges), fsc, FSC_THRESHOLD)
     if crossing is None:
         return float(grid.nyquist), True
@@ -124,16 +130,6 @@ def _scaled_outcome(scale: ShellScale, resolution: float, solvent_fraction: floa
                       resolution_limited=None if local_res is None else local_res[1])
 
 
-def _skip(data: np.ndarray, solvent_fraction: float) -> BoxOutcome | None:
-    """The outcome of a box that cannot be analysed (solvent, constant), else None."""
-    if solvent_fraction > MAX_BOX_SOLVENT:
-        return BoxOutcome("skipped", f"box is solvent (fraction {solvent_fraction:.3f})",
-                          solvent_fraction=solvent_fraction)
-    if not np.ptp(data) > 0:
-        return BoxOutcome("skipped", "box is constant", solvent_fraction=solvent_fraction)
-    return None
-
-
 def _weights(edge: np.ndarray | None, molecule: np.ndarray | None) -> np.ndarray | None:
     """The product of the box's soft edge and soft molecule mask (either may be absent)."""
     if molecule is None:
@@ -156,7 +152,7 @@ def analyse_half_map_box(data: np.ndarray, half1: np.ndarray, half2: np.ndarray,
     resolution : float
         Nominal resolution (Å).
     solvent_fraction : float
-        The box's solvent fraction (boxes above :data:`MAX_BOX_SOLVENT` are skipped).
+        The box's solvent fraction (boxes above :data:`~.local_box.MAX_BOX_SOLVENT` are skipped).
     soft_edge : bool
         Taper the boxes to zero at their faces (σ = resolution) before the transforms.
     d_min_ratio : float
@@ -174,18 +170,20 @@ def analyse_half_map_box(data: np.ndarray, half1: np.ndarray, half2: np.ndarray,
     BoxOutcome
         ``sharpened`` with a ``half_map_sharpening`` shell table and the box's local resolution.
     """
-    skipped = _skip(data, solvent_fraction)
+    skipped = unanalysable(data, solvent_fraction)
     if skipped is not None:
         return skipped
     try:
         spectrum, mask = box_spectrum(data, voxel_zyx, resolution, soft_edge, d_min_ratio)
         weights = _weights(mask, molecule)
         observed = spectrum if molecule is None else spectrum_like(spectrum, data * weights)
-        halves = [spectrum_like(spectrum, h if weights is None else h * weights) for h in (half1, half2)]
-        scale = half_map_scale(observed, *halves, n_bins=n_bins, reference="signal")
+        # one transform per half map serves both the factors (inside d_min) and the local resolution (to Nyquist)
+        coeffs = [to_coefficients(h if weights is None else h * weights) for h in (half1, half2)]
+        scale = half_map_scale(observed, *(coefficients_like(spectrum, c) for c in coeffs), n_bins=n_bins,
+                               reference="signal")
     except (ConfigError, ValueError) as exc:
         return BoxOutcome("skipped", str(exc), solvent_fraction=solvent_fraction)
-    local_res = local_resolution(half1, half2, voxel_zyx, weights)
+    local_res = _fsc_resolution(coeffs[0], coeffs[1], tuple(data.shape), voxel_zyx)
     reason = (f"half-map scale factors in {scale.stats.n_shells} shells; FSC = {FSC_THRESHOLD} at "
               f"{'≤ ' if local_res[1] else ''}{local_res[0]:.2f} Å")
     b_iso = spectrum.b_iso if spectrum.b_iso_fitted else None
@@ -215,7 +213,7 @@ def analyse_model_box(data: np.ndarray, model_box: np.ndarray | None, model_mask
     BoxOutcome
         ``sharpened`` with a ``model_sharpening`` shell table, or ``unsharpened``.
     """
-    skipped = _skip(data, solvent_fraction)
+    skipped = unanalysable(data, solvent_fraction)
     if skipped is not None:
         return skipped
     if model_box is None or model_mask is None or not float(model_mask.max()) > 0.5:

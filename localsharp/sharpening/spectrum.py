@@ -204,7 +204,12 @@ def spectrum_like(reference: Spectrum, data: np.ndarray, factors: np.ndarray | N
     """
     if tuple(data.shape) != reference.shape:
         raise ValueError(f"map shape {data.shape} differs from the spectrum's {reference.shape}")
-    coeffs = fourier.to_coefficients(data).ravel()[reference.index]
+    return coefficients_like(reference, fourier.to_coefficients(data), factors)
+
+
+def coefficients_like(reference: Spectrum, rfft: np.ndarray, factors: np.ndarray | None = None) -> Spectrum:
+    """:func:`spectrum_like` from a map's rfft coefficients already computed (its whole rfft array)."""
+    coeffs = rfft.ravel()[reference.index]
     if factors is not None:
         coeffs = coeffs * factors
     return dataclasses.replace(reference, coeffs=coeffs.astype(np.complex64))

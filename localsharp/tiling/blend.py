@@ -101,6 +101,23 @@ def blend_into(chunk: Bounds, background: np.ndarray, contributions: Iterable[tu
     """
     numerator = background_weight * background.astype(np.float64)
     denominator = np.full(background.shape, float(background_weight))
+    _accumulate(chunk, contributions, voxel_size, radius, numerator, denominator)
+    return (numerator / denominator).astype(np.float32)
+
+
+def weighted_sums(chunk: Bounds, contributions: Iterable[tuple[Box, np.ndarray]],
+                  voxel_size: tuple[float, float, float], radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_b w_b·v_b`` and ``Σ_b w_b`` over ``chunk`` (float64), the two sums :func:`blend_into` divides,
+    without a background: for a quantity averaged over the boxes alone."""
+    shape = tuple(b - a for a, b in chunk)
+    numerator, denominator = np.zeros(shape), np.zeros(shape)
+    _accumulate(chunk, contributions, voxel_size, radius, numerator, denominator)
+    return numerator, denominator
+
+
+def _accumulate(chunk: Bounds, contributions: Iterable[tuple[Box, np.ndarray]], voxel_size: tuple[float, float, float],
+                radius: float, numerator: np.ndarray, denominator: np.ndarray) -> None:
+    """Add every box's ``w·values`` to ``numerator`` and ``w`` to ``denominator`` (in place) on ``chunk``."""
     for box, values in contributions:
         part = intersect(chunk, box.core)
         if part is None:
@@ -110,4 +127,3 @@ def blend_into(chunk: Bounds, background: np.ndarray, contributions: Iterable[tu
         in_core = tuple(slice(a - c0, b - c0) for (a, b), (c0, _) in zip(part, box.core))
         numerator[in_chunk] += w * values[in_core]
         denominator[in_chunk] += w
-    return (numerator / denominator).astype(np.float32)
