@@ -1,5 +1,5 @@
-"""Architecture rule: the numerical layers (kernels, symmetry, sharpening, tiling) import no I/O, plotting or cluster
-and nothing from the layers above them."""
+"""Architecture rule: the numerical layers (kernels, symmetry, sharpening, tiling) import no I/O, plotting or
+cluster library, and nothing from the layers above them."""
 
 from __future__ import annotations
 
