@@ -2,12 +2,13 @@
 
 The map is first made small and smooth (:func:`prepare`):
 
-1. **binned** by whole voxels (a mean over ``f × f × f`` blocks, read a slab at a time, so a
-   memory-mapped 1024³ map costs only its small copy), with ``f`` the largest factor that keeps
-   the sampling at or below ``resolution / 3`` — or larger, to keep the grid within
-   ``max_grid`` voxels along every axis;
-2. **low-passed** with a Gaussian whose amplitude is 1/2 at ``1 / d``, ``d`` = the resolution
-   used (``resolution``, or 3 coarse voxels if that is coarser);
+1. **binned** by whole voxels when it is larger than ``max_grid`` voxels along an axis (a mean
+   over ``f × f × f`` blocks, read a slab at a time, so a memory-mapped 1024³ map costs only its
+   small copy), with ``f`` the least factor that brings every axis within ``max_grid``;
+2. **low-passed** with a Gaussian whose amplitude is 1/2 at ``1 / d``, ``d`` = the comparison
+   resolution: :data:`COMPARE_FACTOR` × the map's resolution (the shells near the map's
+   resolution are mostly noise), or :data:`SAMPLES_PER_RESOLUTION` coarse voxels if that is
+   coarser (so that trilinear interpolation is accurate);
 3. the **spherical average** about the centre is **removed**: a capsid or a compact particle is
    nearly round at low resolution, and every rotation would correlate with it; what is left is
    the angular structure that only the true operators reproduce;
@@ -18,7 +19,9 @@ The map is first made small and smooth (:func:`prepare`):
 For each operator ``R`` (each computed once for all the groups that share it), the correlation
 of the map with its copy rotated by ``R`` about the centre (trilinear interpolation) is taken
 over the mask.  A group's **class CC** is the mean over the operators of one class (e.g. the 24
-five-fold rotations of I); its **score** is its weakest class CC.  The candidates are
+five-fold rotations of I); its **score** is the lowest CC of any of its operators (a class whose
+mean passes can hide one operator that fails, e.g. D2's two-fold along x in an I map that has none
+along y).  The candidates are
 C2..C<max_order>, D2..D<max_order>, T (222, z3), O and I (the eight ChimeraX orientations);
 the **chosen** group is the one of highest order whose score reaches :data:`THRESHOLD` (ties:
 the higher score).  How sure: the **margin** of its score over the threshold, and the
@@ -46,9 +49,13 @@ from .centre import check_centre, default_centre
 from .groups import PointGroup, standard_groups
 
 #: A group is present when its weakest operator class correlates at least this well.
-THRESHOLD = 0.6
+THRESHOLD = 0.45
 #: The choice is sure when its score clears the threshold by this much and no higher group comes this close.
 SURE_MARGIN = 0.1
+#: The map is compared at this multiple of its resolution: the shells near the resolution are mostly noise.
+COMPARE_FACTOR = 2.0
+#: The comparison resolution is at least this many grid spacings (trilinear interpolation is then accurate).
+SAMPLES_PER_RESOLUTION = 4.0
 #: Default largest edge (voxels) of the grid the correlations are computed on.
 MAX_GRID = 128
 #: Default number of mask points the correlations are taken over.
@@ -117,7 +124,7 @@ class GroupScore:
     class_min : dict of str to float
         Lowest correlation of one operator per class.
     score : float
-        The weakest class CC.
+        The lowest correlation of any one operator (the weakest member of the weakest class).
     passed : bool
         ``score >= threshold``.
     """
@@ -183,7 +190,7 @@ class SymmetryReport:
         c = self.chosen
         relion = f", RELION {c.group.relion_name}" if c.group.relion_name and c.group.relion_name != c.group.symbol \
             else ""
-        text = (f"{c.group.name}{relion}: weakest class CC {c.score:.3f}, {self.margin:+.3f} over the threshold "
+        text = (f"{c.group.name}{relion}: weakest operator CC {c.score:.3f}, {self.margin:+.3f} over the threshold "
                 f"{self.threshold:.2f}")
         if self.runner_up is not None:
             text += f"; next higher {self.runner_up.group.name} {self.runner_up.score:.3f}"
@@ -217,15 +224,9 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum()) / denominator if denominator > 0 else 0.0
 
 
-def binning_factors(shape_xyz: Sequence[int], voxel_size: Sequence[float], resolution: float,
-                    max_grid: int = MAX_GRID) -> tuple[int, int, int]:
-    """Whole-voxel binning per axis: sampling ≤ ``resolution / 3``, at most ``max_grid`` voxels per axis."""
-    out = []
-    for n, v in zip(shape_xyz, voxel_size):
-        by_resolution = max(1, int(math.floor(resolution / (3.0 * v))))
-        by_grid = max(1, int(math.ceil(n / max_grid)))
-        out.append(min(max(by_resolution, by_grid), max(1, n // 8)))
-    return tuple(out)  # type: ignore[return-value]
+def binning_factors(shape_xyz: Sequence[int], max_grid: int = MAX_GRID) -> tuple[int, int, int]:
+    """Whole-voxel binning per axis: the least that keeps at most ``max_grid`` voxels per axis."""
+    return tuple(max(1, int(math.ceil(n / max_grid))) for n in shape_xyz)  # type: ignore[return-value]
 
 
 def bin_map(data: np.ndarray, factors_xyz: Sequence[int], slab_bytes: int = SLAB_BYTES) -> np.ndarray:
@@ -281,7 +282,8 @@ def remove_spherical_average(values: np.ndarray, radii: np.ndarray, step: float)
 
 def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
             first_voxel: Sequence[float] = (0.0, 0.0, 0.0), centre: Sequence[float] | None = None,
-            max_grid: int = MAX_GRID, n_points: int = N_POINTS, source: str = "map") -> PreparedMap:
+            max_grid: int = MAX_GRID, n_points: int = N_POINTS, compare_factor: float = COMPARE_FACTOR,
+            source: str = "map") -> PreparedMap:
     """Bin, low-pass, remove the spherical average and pick the mask points (see the module docstring).
 
     Parameters
@@ -291,13 +293,16 @@ def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
     voxel_size : sequence of float
         Voxel size (Å, x y z).
     resolution : float
-        Resolution (Å) to correlate at; coarser if the grid cap asks for it.
+        The map's resolution (Å); it is compared at ``compare_factor`` × this, or coarser if the grid
+        cap asks for it.
     first_voxel : sequence of float
         Position (Å, x y z) of ``data[0, 0, 0]`` (``DensityMap.first_voxel_position``).
     centre : sequence of float, optional
         Symmetry centre (Å, x y z, map frame); default voxel ``N // 2`` along each axis.
     max_grid, n_points : int
         Largest coarse grid edge; most mask points used.
+    compare_factor : float
+        Multiple of ``resolution`` the map is low-passed to.
     source : str
         Name of the map in error messages.
     """
@@ -309,13 +314,13 @@ def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
         centre_a = default_centre(shape_xyz, voxel, first_voxel)
     else:
         centre_a = check_centre(centre, shape_xyz, voxel, first_voxel, source)
-    factors = binning_factors(shape_xyz, voxel, resolution, max_grid)
+    factors = binning_factors(shape_xyz, max_grid)
     coarse = bin_map(data, factors)
     spacing = voxel * np.asarray(factors, dtype=np.float64)
     f = np.asarray(factors, dtype=np.float64)
     centre_fine = (centre_a - np.asarray(first_voxel, dtype=np.float64)) / voxel
     centre_coarse = (centre_fine - (f - 1) / 2) / f
-    used = max(float(resolution), 3.0 * float(spacing.max()))
+    used = max(compare_factor * float(resolution), SAMPLES_PER_RESOLUTION * float(spacing.max()))
     smooth = low_pass(coarse, spacing, used)
     radii = _radii(smooth.shape, centre_coarse, spacing)
     n_xyz = np.asarray(smooth.shape[::-1], dtype=np.float64)
@@ -371,7 +376,7 @@ def score_group(prepared: PreparedMap, group: PointGroup, threshold: float = THR
     for label in group.classes:
         values = per_operator[group.members(label) - 1]
         class_cc[label], class_min[label] = float(values.mean()), float(values.min())
-    score = min(class_cc.values()) if class_cc else 1.0
+    score = min(class_min.values()) if class_min else 1.0
     return GroupScore(group=group, class_cc=class_cc, class_min=class_min, score=score, passed=score >= threshold)
 
 
@@ -396,7 +401,7 @@ def detect_symmetry(data: np.ndarray, voxel_size: Sequence[float], resolution: f
                     first_voxel: Sequence[float] = (0.0, 0.0, 0.0), centre: Sequence[float] | None = None,
                     groups: Sequence[PointGroup] | None = None, max_order: int = 12,
                     threshold: float = THRESHOLD, max_grid: int = MAX_GRID, n_points: int = N_POINTS,
-                    source: str = "map") -> SymmetryReport:
+                    compare_factor: float = COMPARE_FACTOR, source: str = "map") -> SymmetryReport:
     """Find the point group and orientation of a map (module docstring).
 
     Parameters
@@ -415,7 +420,7 @@ def detect_symmetry(data: np.ndarray, voxel_size: Sequence[float], resolution: f
     """
     start = time.perf_counter()
     prepared = prepare(data, voxel_size, resolution, first_voxel=first_voxel, centre=centre, max_grid=max_grid,
-                       n_points=n_points, source=source)
+                       n_points=n_points, compare_factor=compare_factor, source=source)
     candidates = list(groups) if groups is not None else standard_groups(max_order)
     cc = operator_correlations(prepared, candidates)
     scores = [score_group(prepared, g, threshold, cc) for g in candidates]
@@ -427,9 +432,9 @@ def detect_symmetry(data: np.ndarray, voxel_size: Sequence[float], resolution: f
 def check_symmetry(data: np.ndarray, voxel_size: Sequence[float], group: PointGroup, resolution: float, *,
                    first_voxel: Sequence[float] = (0.0, 0.0, 0.0), centre: Sequence[float] | None = None,
                    threshold: float = THRESHOLD, max_grid: int = MAX_GRID, n_points: int = N_POINTS,
-                   source: str = "map") -> GroupScore:
+                   compare_factor: float = COMPARE_FACTOR, source: str = "map") -> GroupScore:
     """Do the mates of a given group correlate in this map?  ``passed`` False: the group, its
     orientation or the centre is probably wrong (warn the user)."""
     prepared = prepare(data, voxel_size, resolution, first_voxel=first_voxel, centre=centre, max_grid=max_grid,
-                       n_points=n_points, source=source)
+                       n_points=n_points, compare_factor=compare_factor, source=source)
     return score_group(prepared, group, threshold)
