@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from ..maps.atomic import atomic_path
     from ..maps.mrc import read_map
     from ..symmetry import parse_symmetry
-    from ..symmetry.centre import check_centre
-    from ..symmetry.detect import THRESHOLD, check_symmetry, detect_symmetry
+    from ..symmetry.detect import THRESHOLD
+    from ..symmetry_map import check_symmetry, find_symmetry
 
     group = None
     if args.symmetry is not None:
@@ -71,14 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if not 2 <= args.max_order <= 60:
         raise ConfigError(f"--max-order must be between 2 and 60, got {args.max_order}")
     density = read_map(args.map)
-    if args.centre is not None:
-        check_centre(args.centre, density.shape_xyz, density.voxel_size, density.first_voxel_position,
-                     source=str(args.map))
-    common = dict(first_voxel=density.first_voxel_position, centre=args.centre, source=str(args.map))
     nx, ny, nz = density.shape_xyz
     head = f"{args.map}: {nx}×{ny}×{nz} voxels of {density.voxel_size[0]:g} Å"
     if group is not None:
-        score = check_symmetry(density.data, density.voxel_size, group, args.resolution, **common)
+        score = check_symmetry(density, group, args.resolution, centre=args.centre, name=str(args.map))
         verdict = (f"{group.name}: its mates correlate (weakest operator {score.score:.3f} ≥ {THRESHOLD:.2f})"
                    if score.passed else
                    f"{group.name}: its mates do NOT correlate (weakest operator {score.score:.3f} < {THRESHOLD:.2f}): "
@@ -91,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         content = {"map": str(args.map), "check": score.to_dict(), "consistent": score.passed,
                    "operators": group.to_dict(), "verdict": verdict}
     else:
-        report = detect_symmetry(density.data, density.voxel_size, args.resolution, max_order=args.max_order,
-                                 **common)
+        report = find_symmetry(density, args.resolution, centre=args.centre, max_order=args.max_order,
+                               name=str(args.map))
         p = report.prepared
         gx, gy, gz = p.values.shape[::-1]
         print(f"{head}; centre ({', '.join(f'{v:.2f}' for v in p.centre_A)}) Å; compared at "

@@ -335,10 +335,17 @@ def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
     mask = inside & (smooth > level)
     residual = remove_spherical_average(smooth, radii, float(spacing.min()))
     zyx = np.argwhere(mask)
+    rng = np.random.default_rng(0)
     if len(zyx) > n_points:
-        zyx = zyx[np.sort(np.random.default_rng(0).choice(len(zyx), n_points, replace=False))]
-    points = (zyx[:, ::-1] - centre_coarse) * spacing
-    reference = residual[tuple(zyx.T)].astype(np.float64)
+        zyx = zyx[np.sort(rng.choice(len(zyx), n_points, replace=False))]
+    # off-grid points (a random shift within the voxel): the reference is interpolated like its rotated
+    # copies, so interpolation smooths both sides alike instead of lowering the CC of a true symmetry
+    jitter = rng.uniform(-0.5, 0.5, size=zyx.shape)
+    points = (zyx[:, ::-1] + jitter - centre_coarse) * spacing
+    from ..kernels.rotate_jit import rotated_values
+
+    reference = rotated_values(residual, np.ascontiguousarray(spacing), np.ascontiguousarray(centre_coarse),
+                               np.ascontiguousarray(points), np.eye(3))
     return PreparedMap(values=residual, spacing=spacing, centre=centre_coarse, centre_A=centre_a, points=points,
                        reference=reference, resolution=used, factors=factors, mask_radius=mask_radius)
 
@@ -429,7 +436,7 @@ def detect_symmetry(data: np.ndarray, voxel_size: Sequence[float], resolution: f
                           sure=sure, prepared=prepared, seconds=time.perf_counter() - start)
 
 
-def check_symmetry(data: np.ndarray, voxel_size: Sequence[float], group: PointGroup, resolution: float, *,
+def check_group(data: np.ndarray, voxel_size: Sequence[float], group: PointGroup, resolution: float, *,
                    first_voxel: Sequence[float] = (0.0, 0.0, 0.0), centre: Sequence[float] | None = None,
                    threshold: float = THRESHOLD, max_grid: int = MAX_GRID, n_points: int = N_POINTS,
                    compare_factor: float = COMPARE_FACTOR, source: str = "map") -> GroupScore:
