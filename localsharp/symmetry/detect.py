@@ -315,39 +315,48 @@ def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
     else:
         centre_a = check_centre(centre, shape_xyz, voxel, first_voxel, source)
     factors = binning_factors(shape_xyz, max_grid)
-    coarse = bin_map(data, factors)
-    spacing = voxel * np.asarray(factors, dtype=np.float64)
     f = np.asarray(factors, dtype=np.float64)
+    spacing = voxel * f
     centre_fine = (centre_a - np.asarray(first_voxel, dtype=np.float64)) / voxel
     centre_coarse = (centre_fine - (f - 1) / 2) / f
-    used = max(compare_factor * float(resolution), SAMPLES_PER_RESOLUTION * float(spacing.max()))
-    smooth = low_pass(coarse, spacing, used)
-    radii = _radii(smooth.shape, centre_coarse, spacing)
-    n_xyz = np.asarray(smooth.shape[::-1], dtype=np.float64)
+    n_xyz = np.asarray(shape_xyz, dtype=np.float64) // f
     room = np.minimum(centre_coarse, n_xyz - 1 - centre_coarse) * spacing
     mask_radius = float(room.min() - spacing.max())
     if mask_radius < 4 * spacing.max():
         raise ConfigError(f"{source}: the symmetry centre ({', '.join(f'{v:g}' for v in centre_a)}) Å is too close "
                           f"to the map's edge to compare rotated copies")
+    used = max(compare_factor * float(resolution), SAMPLES_PER_RESOLUTION * float(spacing.max()))
+    smooth = low_pass(bin_map(data, factors), spacing, used)
+    radii = _radii(smooth.shape, centre_coarse, spacing)
+    residual = remove_spherical_average(smooth, radii, float(spacing.min()))
+    points, reference = _mask_points(smooth, residual, radii, mask_radius, centre_coarse, spacing, n_points)
+    return PreparedMap(values=residual, spacing=spacing, centre=centre_coarse, centre_A=centre_a, points=points,
+                       reference=reference, resolution=used, factors=factors, mask_radius=mask_radius)
+
+
+def _mask_points(smooth: np.ndarray, residual: np.ndarray, radii: np.ndarray, mask_radius: float,
+                 centre: np.ndarray, spacing: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points of the molecule (Å from the centre, x y z) and the residual map there.
+
+    The molecule: voxels within ``mask_radius`` of the centre where ``smooth`` exceeds its mean + 1 sd
+    there; at most ``n_points`` of them (a fixed random subset), each moved by a random shift within
+    its voxel, so that the reference values are interpolated like their rotated copies and
+    interpolation smooths both sides alike instead of lowering the CC of a true symmetry.
+    """
+    from ..kernels.rotate_jit import rotated_values
+
     inside = radii <= mask_radius
     sphere = smooth[inside].astype(np.float64)
-    level = sphere.mean() + sphere.std()
-    mask = inside & (smooth > level)
-    residual = remove_spherical_average(smooth, radii, float(spacing.min()))
+    mask = inside & (smooth > sphere.mean() + sphere.std())
     zyx = np.argwhere(mask)
     rng = np.random.default_rng(0)
     if len(zyx) > n_points:
         zyx = zyx[np.sort(rng.choice(len(zyx), n_points, replace=False))]
-    # off-grid points (a random shift within the voxel): the reference is interpolated like its rotated
-    # copies, so interpolation smooths both sides alike instead of lowering the CC of a true symmetry
-    jitter = rng.uniform(-0.5, 0.5, size=zyx.shape)
-    points = (zyx[:, ::-1] + jitter - centre_coarse) * spacing
-    from ..kernels.rotate_jit import rotated_values
-
-    reference = rotated_values(residual, np.ascontiguousarray(spacing), np.ascontiguousarray(centre_coarse),
-                               np.ascontiguousarray(points), np.eye(3))
-    return PreparedMap(values=residual, spacing=spacing, centre=centre_coarse, centre_A=centre_a, points=points,
-                       reference=reference, resolution=used, factors=factors, mask_radius=mask_radius)
+    points = (zyx[:, ::-1] + rng.uniform(-0.5, 0.5, size=zyx.shape) - centre) * spacing
+    reference = rotated_values(residual, np.ascontiguousarray(spacing, dtype=np.float64),
+                               np.ascontiguousarray(centre, dtype=np.float64), np.ascontiguousarray(points),
+                               np.eye(3))
+    return points, reference
 
 
 # ------------------------------------------------------------------- scoring
