@@ -257,6 +257,12 @@ def test_cli_check_prints_classes_and_verdict(phantoms, capsys, tmp_path):
     assert content["consistent"] is True and content["operators"]["order"] == 14
     assert main(["symmetry", path, "--resolution", "8", "--symmetry", "D14"]) == 0
     assert "D14: its mates do NOT correlate" in capsys.readouterr().out
+    before = out_json.read_text()
+    assert _one_line_error(capsys, ["symmetry", path, "--symmetry", "D14", "--json", str(out_json)]) == \
+        f"localsharp symmetry: error: {out_json}: already exists; use --overwrite to replace it"
+    assert out_json.read_text() == before
+    assert main(["symmetry", path, "--symmetry", "D14", "--json", str(out_json), "--overwrite"]) == 0
+    assert json.loads(out_json.read_text())["consistent"] is False
 
 
 @pytest.mark.slow

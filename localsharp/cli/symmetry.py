@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "inside the molecule, its spherical average removed) with its copies rotated about the centre by the "
         "operators of C2..C<n>, D2..D<n>, T (222, z3), O and I (ChimeraX's 222, 222r, 2n5, 2n5r, n25, n25r, "
         "2n3, 2n3r = RELION's I1-I4 among them), print a table of the correlation per operator class, and pick "
-        "the highest-order group whose every class correlates above the threshold, with how sure that is. "
+        "the highest-order group whose every operator correlates above the threshold, with how sure that is. "
         "With --symmetry, check that group only (does the map follow it, in that orientation and centre?)."
     )
     parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map, optionally .gz")
@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-order", type=int, default=12, metavar="N",
                         help="largest n of C<n> and D<n> tried (default 12)")
     parser.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
-def _classes(score, width: int = 0) -> str:
+def _classes(score) -> str:
     return ", ".join(f"{label} {cc:.3f}" for label, cc in score.class_cc.items())
 
 
@@ -54,7 +55,9 @@ def table(report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Detect (or check) the symmetry, print the table and the verdict; returns the exit status."""
-    from ..errors import ConfigError
+    from pathlib import Path
+
+    from ..errors import ConfigError, OutputError
     from ..maps.atomic import atomic_path
     from ..maps.mrc import read_map
     from ..symmetry import parse_symmetry
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--resolution must be a positive number of Å, got {args.resolution}")
     if not 2 <= args.max_order <= 60:
         raise ConfigError(f"--max-order must be between 2 and 60, got {args.max_order}")
+    if args.json and Path(args.json).exists() and not args.overwrite:  # refused before any work
+        raise OutputError(f"{args.json}: already exists; use --overwrite to replace it")
     density = read_map(args.map)
     nx, ny, nz = density.shape_xyz
     head = f"{args.map}: {nx}×{ny}×{nz} voxels of {density.voxel_size[0]:g} Å"
@@ -98,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"symmetry: {report.verdict()}")
         content = {"map": str(args.map), **report.to_dict()}
     if args.json:
-        with atomic_path(args.json, overwrite=True) as tmp:
+        with atomic_path(args.json, overwrite=args.overwrite) as tmp:
             tmp.write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
     return 0
