@@ -1,9 +1,9 @@
 """Speed of one local-sharpening box: ``sharpen_box`` single-threaded, boxes/s/core and where the time goes.
 
 Boxes are cut as the local engine cuts them: the map is sharpened overall (``global_sharpen``),
-its molecule mask is the engine's (``engine.tasks.molecule_mask``), the box grid is
+its molecule mask is the engine's (``engine.local.tasks.molecule_mask``), the box grid is
 ``tiling.boxes.box_grid`` over the molecule's bounding box with the engine's buffer
-(1.5 × resolution / voxel), and the search settings are those of ``engine.tasks.BoxJob``
+(1.5 × resolution / voxel), and the search settings are those of ``engine.local.tasks.BoxJob``
 (one thread, ``b_blur_hires = 0``, numba region kernels).  Only searched boxes (solvent
 fraction <= 0.99) are kept; up to ``N_BOXES`` of them, evenly spread over the grid.
 
@@ -47,7 +47,7 @@ from _common import CASES, ROOT, available, print_table, write_json  # noqa: E40
 
 import localsharp  # noqa: E402
 from localsharp.config import SharpenOptions  # noqa: E402
-from localsharp.engine.tasks import BoxJob, bounding_box, molecule_mask  # noqa: E402
+from localsharp.engine.local.tasks import BoxJob, bounding_box, molecule_mask  # noqa: E402
 from localsharp.maps.density import DensityMap  # noqa: E402
 from localsharp.sharpening import local_box  # noqa: E402
 from localsharp.sharpening.solvent import RADIUS_FACTOR  # noqa: E402

@@ -2,7 +2,7 @@
 
 Maps are built by tiling the real EMD-11007 crop (192³, 0.834 Å voxels) to ``size``³ (see
 ``bench_large.make_map``; nothing large is kept).  A LocalCluster of 2 workers × 1 thread with a
-memory limit (default 2 GiB) runs :func:`localsharp.engine.overall.overall_pass` with the router
+memory limit (default 2 GiB) runs :func:`localsharp.engine.overall.driver.overall_pass` with the router
 deciding (a 512³ map, 0.5 GB, needs ~3 GB in one task, so it goes distributed).  Every 50 ms the
 resident memory (RSS) and anonymous memory (``RssAnon``: what the system cannot reclaim; pages
 of a memory-mapped input count in RSS only) of each worker process and of the driver are sampled.
@@ -60,7 +60,7 @@ def run_size(size: int, memory_limit: str, workdir: Path) -> dict:
     import distributed
 
     from localsharp.config import SharpenOptions
-    from localsharp.engine.overall import overall_pass
+    from localsharp.engine.overall.driver import overall_pass
     from localsharp.maps.store import RunStore
 
     map_path = workdir / f"tiled{size}.mrc"

@@ -46,7 +46,7 @@ from quality_modes import CachedEvaluator  # noqa: E402
 
 import localsharp  # noqa: E402
 from localsharp.config import LocalOptions  # noqa: E402
-from localsharp.engine import tasks as tasks_module  # noqa: E402
+from localsharp.engine.local import tasks as tasks_module  # noqa: E402
 from localsharp.maps.model import read_model  # noqa: E402
 from localsharp.phantom import phantom  # noqa: E402
 from localsharp.sharpening import shrinkage  # noqa: E402

@@ -43,7 +43,7 @@ from typing import Any
 #: for numpy, scipy, zarr and the engine it does not need.
 _EXPORTS = {
     "SharpenResult": ".report.result",
-    "global_sharpen": ".modes", "half_map_sharpen": ".modes", "model_sharpen": ".modes",
+    "global_sharpen": ".api", "half_map_sharpen": ".modes", "model_sharpen": ".modes",
     "LocalOptions": ".config", "SharpenOptions": ".config",
     "ConfigError": ".errors", "InputFileError": ".errors", "LocalsharpError": ".errors", "OutputError": ".errors",
     "evaluate_map": ".evaluate",
@@ -58,7 +58,7 @@ _EXPORTS = {
     "SearchConfig": ".sharpening.search", "SearchResult": ".sharpening.search",
     "search_sharpening": ".sharpening.search",
     "Spectrum": ".sharpening.spectrum",
-    "LocalResult": ".engine.run", "local_sharpen": ".engine.run",
+    "LocalResult": ".engine.local.run", "local_sharpen": ".engine.local.run",
 }
 
 __all__ = sorted(_EXPORTS)

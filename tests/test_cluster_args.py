@@ -16,7 +16,7 @@ import pytest
 
 from localsharp.cli import main
 from localsharp.cli.cluster_args import Terminated, cluster_client, cluster_record, parse_adapt
-from localsharp.engine.slurm import have_jobqueue
+from localsharp.engine.cluster.slurm import have_jobqueue
 from localsharp.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def _site_config(**values):
     """The dask config with dask-jobqueue's own slurm defaults and ``values`` as the site's (nothing else)."""
     import yaml
 
-    from localsharp.engine.slurm import jobqueue
+    from localsharp.engine.cluster.slurm import jobqueue
 
     with open(Path(jobqueue().__file__).parent / "jobqueue.yaml") as handle:
         packaged = yaml.safe_load(handle)["jobqueue"]["slurm"]
@@ -98,7 +98,7 @@ def test_parse_adapt() -> None:
 
 @needs_jobqueue
 def test_slurm_settings_defaults_without_a_site_config(tmp_path: Path) -> None:
-    from localsharp.engine.slurm import THREAD_VARS, slurm_settings
+    from localsharp.engine.cluster.slurm import THREAD_VARS, slurm_settings
 
     with _site_config():
         settings = slurm_settings(log_directory=tmp_path / "logs")
@@ -113,7 +113,7 @@ def test_slurm_settings_defaults_without_a_site_config(tmp_path: Path) -> None:
 
 @needs_jobqueue
 def test_slurm_settings_command_line_over_site_config_over_defaults(tmp_path: Path) -> None:
-    from localsharp.engine.slurm import slurm_settings
+    from localsharp.engine.cluster.slurm import slurm_settings
 
     site = {"cores": 8, "processes": 2, "memory": "16GB", "walltime": "04:00:00", "queue": "siteq",
             "account": "lab", "name": "sharpen-site", "log-directory": "/site/logs",
@@ -139,7 +139,7 @@ def test_slurm_settings_command_line_over_site_config_over_defaults(tmp_path: Pa
 
 @needs_jobqueue
 def test_job_script_has_the_settings(tmp_path: Path) -> None:
-    from localsharp.engine.slurm import job_script, slurm_settings
+    from localsharp.engine.cluster.slurm import job_script, slurm_settings
 
     with _site_config():
         settings = slurm_settings(cores=2, memory="4GB", walltime="00:45:00", queue="debug", account="lab",
@@ -191,7 +191,7 @@ def test_job_script_command_reads_the_site_config_and_never_writes_it(tmp_path: 
 
 @needs_jobqueue
 def test_importing_dask_jobqueue_through_localsharp_keeps_ctrl_c() -> None:
-    code = ("import signal; from localsharp.engine.slurm import jobqueue; jobqueue(); "
+    code = ("import signal; from localsharp.engine.cluster.slurm import jobqueue; jobqueue(); "
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
             "import sys; sys.modules.pop('dask_jobqueue'); sys.modules.pop('dask_jobqueue.runner'); "
             "import dask_jobqueue.runner; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
@@ -249,7 +249,7 @@ def test_sigterm_in_the_block_ends_it_closes_the_client_and_restores_the_handler
 
 @needs_jobqueue
 def test_without_sbatch_the_slurm_cluster_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    from localsharp.engine.slurm import check_submission, slurm_settings
+    from localsharp.engine.cluster.slurm import check_submission, slurm_settings
 
     with _site_config():
         settings = slurm_settings(log_directory=tmp_path / "logs")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from localsharp.engine import dfft
+from localsharp.engine.overall import dfft
 from localsharp.kernels import fourier, radial, slab_fft
 
 

@@ -90,7 +90,7 @@ def test_search_picks_the_same_sharpening_on_both_paths(emd3488_map, monkeypatch
 
 def test_local_box_jobs_score_with_numba() -> None:
     """Workers score many boxes, so their jobs ask for the numba kernels unless told otherwise."""
-    from localsharp.engine.tasks import BoxJob
+    from localsharp.engine.local.tasks import BoxJob
     from localsharp.sharpening.search import SearchConfig
 
     job = BoxJob("store.zarr", 3.2, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 5.0)

@@ -255,7 +255,7 @@ def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
 
 @pytest.mark.slow
 def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
-    from localsharp.engine.tasks import BoxJob
+    from localsharp.engine.local.tasks import BoxJob
 
     job = BoxJob("store", RESOLUTION, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 10.0)
     assert job.search.b_blur_hires == 0.0 and job.search.n_threads == 1
@@ -286,7 +286,7 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
 @pytest.mark.filterwarnings("ignore:Port .* is already in use")  # the module's own cluster holds 8787
 def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
     """No task holds the map, so workers run under Dask's memory limit (never 0 = unlimited)."""
-    from localsharp.engine.cluster import make_client
+    from localsharp.engine.cluster.client import make_client
 
     client = make_client(workers=1, memory_limit="1GiB")
     try:
@@ -392,7 +392,7 @@ def test_the_output_is_an_ome_zarr_image_with_the_input_geometry(serial, crop: D
 @pytest.mark.slow
 def test_every_worker_runs_its_tasks_single_threaded(crop: DensityMap, client) -> None:
     """The plugin local_sharpen registers limits the libraries already loaded on the user's own workers."""
-    from localsharp.engine import worker_setup
+    from localsharp.engine.cluster import worker_setup
 
     worker_setup.register(client)
 
@@ -411,7 +411,7 @@ def test_every_worker_runs_its_tasks_single_threaded(crop: DensityMap, client) -
 def test_a_box_whose_search_raises_is_reported_and_kept_at_the_overall_sharpening(crop: DensityMap, serial,
                                                                                    tmp_path: Path,
                                                                                    monkeypatch) -> None:
-    from localsharp.engine import tasks
+    from localsharp.engine.local import tasks
 
     bad = next(row["index"] for row in serial.boxes if row.get("b_sharpen_applied"))  # a box that changes the map
     search = tasks._search_row
@@ -449,7 +449,7 @@ def test_a_box_that_kills_every_worker_it_runs_on_is_isolated_and_the_run_finish
         def setup(self, worker):
             import os
 
-            from localsharp.engine import tasks
+            from localsharp.engine.local import tasks
 
             search = tasks._search_row
 

@@ -11,8 +11,10 @@ import pytest
 from localsharp import api
 from localsharp.cli import main
 from localsharp.config import SharpenOptions
-from localsharp.engine import overall, overall_api, overall_dist
-from localsharp.engine.overall import fits_one_worker, map_header, overall_pass
+from localsharp.engine.overall import driver as overall
+from localsharp.engine.overall import on_client as overall_api
+from localsharp.engine.overall import distributed as overall_dist
+from localsharp.engine.overall.driver import fits_one_worker, map_header, overall_pass
 from localsharp.tiling.occupancy import block_counts
 from localsharp.errors import ConfigError, InputFileError
 from localsharp.maps.density import DensityMap

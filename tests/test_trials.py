@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localsharp.engine.tasks import BoxJob
+from localsharp.engine.local.tasks import BoxJob
 from localsharp.kernels import regions
 from localsharp.maps.mrc import read_map
 from localsharp.sharpening.functions import Sharpening

@@ -75,7 +75,7 @@ def add_job_arguments(group: Any) -> None:
 
 def check_cluster_arguments(args: argparse.Namespace) -> None:
     """Check the cluster options before any cluster starts; raises ConfigError with a one-line message."""
-    from ..engine.cluster import check_memory_limit
+    from ..engine.cluster.client import check_memory_limit
 
     kind = getattr(args, "cluster", "local")
     given = {name for name in (*SLURM_OPTIONS, *NOT_SLURM) if getattr(args, name, None) not in (None, False)}
@@ -98,7 +98,7 @@ def check_cluster_arguments(args: argparse.Namespace) -> None:
 
 
 def _check_slurm(args: argparse.Namespace) -> None:
-    from ..engine.slurm import INSTALL_HINT, have_jobqueue
+    from ..engine.cluster.slurm import INSTALL_HINT, have_jobqueue
 
     if getattr(args, "jobs", None) is not None:
         if args.jobs < 1:
@@ -117,7 +117,7 @@ def _check_slurm(args: argparse.Namespace) -> None:
 
 def check_job_arguments(args: argparse.Namespace) -> None:
     """Check the options of one SLURM worker job (``--cores``, ``--processes``, ``--memory``, ``--walltime``)."""
-    from ..engine.slurm import check_job_memory
+    from ..engine.cluster.slurm import check_job_memory
 
     for name in ("cores", "processes"):
         value = getattr(args, name, None)
@@ -147,7 +147,7 @@ def _flags(names: set[str]) -> str:
 
 def settings_of(args: argparse.Namespace, out_dir: str | Path) -> dict[str, Any]:
     """The SLURMCluster settings of the job options; the job logs go to ``OUT/slurm-logs`` by default."""
-    from ..engine.slurm import slurm_settings
+    from ..engine.cluster.slurm import slurm_settings
 
     values = {name: getattr(args, name, None) for name in JOB_OPTIONS}
     return slurm_settings(**values, log_directory=Path(out_dir).resolve() / "slurm-logs")
@@ -179,13 +179,13 @@ def cluster_client(args: argparse.Namespace, out_dir: str | Path, note: Callable
 
 def _start(args: argparse.Namespace, settings: dict[str, Any] | None) -> tuple[Any, Any]:
     if settings is not None:
-        from ..engine.slurm import start_slurm
+        from ..engine.cluster.slurm import start_slurm
 
         adapt = parse_adapt(args.adapt) if args.adapt else None
         cluster, client = start_slurm(settings, jobs=args.jobs or DEFAULT_JOBS, adapt=adapt,
                                       wait_s=args.wait_workers or 300.0)
         return client, cluster
-    from ..engine.cluster import make_client
+    from ..engine.cluster.client import make_client
 
     client = make_client(workers=args.workers, scheduler_file=args.scheduler_file,
                          scheduler_address=args.scheduler_address, verbose=getattr(args, "verbose", False),
@@ -194,11 +194,11 @@ def _start(args: argparse.Namespace, settings: dict[str, Any] | None) -> tuple[A
 
 
 def _describe(args: argparse.Namespace, client: Any, cluster: Any, settings: dict[str, Any] | None) -> str:
-    from ..engine.cluster import describe_client
+    from ..engine.cluster.client import describe_client
 
     if settings is None:
         return describe_client(client)
-    from ..engine.slurm import job_ids
+    from ..engine.cluster.slurm import job_ids
 
     job = settings
     plan = (f"between {args.adapt.replace(':', ' and ')} jobs as the work asks" if args.adapt
@@ -210,7 +210,7 @@ def _describe(args: argparse.Namespace, client: Any, cluster: Any, settings: dic
 
 def _close(client: Any, cluster: Any, note: Callable[[str], None]) -> None:
     if _is_slurm(cluster):
-        from ..engine.slurm import close_slurm
+        from ..engine.cluster.slurm import close_slurm
 
         ids = close_slurm(client, cluster)
         note(f"cancelled SLURM job(s) {', '.join(ids) or '-'}")
@@ -237,7 +237,7 @@ def cluster_record(client: Any, cluster: Any = None) -> dict[str, Any]:
         return {"kind": "in-process", "scheduler": None, "slurm_job_ids": [], "workers": 0}
     cluster = cluster if cluster is not None else getattr(client, "cluster", None)
     if _is_slurm(cluster):
-        from ..engine.slurm import job_ids
+        from ..engine.cluster.slurm import job_ids
 
         kind, ids = "slurm", job_ids(cluster)
     else:

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the job script; returns the exit status."""
-    from ..engine.slurm import job_script
+    from ..engine.cluster.slurm import job_script
 
     check_job_arguments(args)
     print(job_script(settings_of(args, args.output_dir)).rstrip("\n"))

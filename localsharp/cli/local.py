@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     for given in [args.map] + list(args.half_maps or []):
         MapSource.open(given)  # a file that is no map is refused here, before the engine is even imported
     from ..config import LocalOptions, SharpenOptions
-    from ..engine.inputs import template_of
-    from ..engine.run import prepare_input
+    from ..engine.local.inputs import template_of
+    from ..engine.local.run import prepare_input
     from ..maps.atomic import AtomicSet
     from ..maps.store import RunStore
     from ..maps.stream import write_map_streamed
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                              ignore_map_limitations=args.ignore_map_limitations)
     source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
     if args.half_maps or args.model:
-        from ..engine.scale_setup import open_scale_inputs
+        from ..engine.local.scale_setup import open_scale_inputs
 
         open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
                           model_rms=args.model_rms, resolution=args.resolution)
@@ -162,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
              paths: dict[str, Path]) -> Any:
     """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
-    from ..engine.cluster import quiet_distributed_logs
-    from ..engine.run import local_sharpen
+    from ..engine.cluster.client import quiet_distributed_logs
+    from ..engine.local.run import local_sharpen
     from ..report.progress import ProgressReporter
 
     reporter = ProgressReporter("localsharp local", quiet=args.quiet)
@@ -190,7 +190,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:
     """``--only-box N``: one box by hand (the run store is made or reused; no map is written)."""
     from ..report.outputs import prepare_output_dir
-    from ..engine.run import inspect_box
+    from ..engine.local.run import inspect_box
 
     prepare_output_dir(out, {}, True)
     row = inspect_box(args.map, args.only_box, resolution=args.resolution, store=out / STORE, local=local,

@@ -237,7 +237,7 @@ def _sharpen(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _sharpen_on_cluster(args: argparse.Namespace, source: Any, resolution: float, opts: SharpenOptions) -> Any:
     """``global_sharpen`` on a Dask cluster (``--workers`` / ``--scheduler-file``); the client is closed after."""
-    from ..engine.cluster import make_client
+    from ..engine.cluster.client import make_client
 
     client = make_client(workers=args.workers, scheduler_file=args.scheduler_file,
                          verbose=getattr(args, "verbose", False))

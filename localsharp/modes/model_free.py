@@ -25,8 +25,11 @@ from .common import finish_sharpening, fixed_sharpening, log, opening_checks, pr
 
 def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: float, *,
                    options: SharpenOptions | None = None, mtz_labels: tuple[str, str] | None = None,
-                   name: str | None = None, client: Any = None, **kwargs: Any) -> SharpenResult:
-    """Sharpen a whole map with one overall sharpening function.
+                   name: str | None = None, **kwargs: Any) -> SharpenResult:
+    """Sharpen a whole map with one overall sharpening function, in this process.
+
+    :func:`localsharp.global_sharpen` (:mod:`localsharp.api`) is this function with a ``client``
+    option added (the same work on a Dask cluster).
 
     Parameters
     ----------
@@ -42,10 +45,6 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         Amplitude/phase labels for MTZ input.
     name : str, optional
         Name of the map used in messages (default: the path, or "map").
-    client : distributed.Client, optional
-        Run on a Dask cluster: as one task when the map fits the smallest worker (the same result as
-        without a client), otherwise by the distributed overall pass
-        (:mod:`localsharp.engine.overall`, whose notes say what is then approximate).
 
     Returns
     -------
@@ -60,10 +59,6 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     map, whose anisotropy is estimated and removed independently (§6 step 11).
     The output is sigma-scaled (mean 0, rms 1), like the reference's.
     """
-    if client is not None:
-        from ..engine import overall_api
-        return overall_api.sharpen_on_cluster(client, map_or_path, resolution, options=options,
-                                              mtz_labels=mtz_labels, name=name, **kwargs)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     density, _ = load_map(map_or_path, mtz_labels=mtz_labels)

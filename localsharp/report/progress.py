@@ -1,7 +1,7 @@
 """Progress of a long run on the terminal: a bar with rate and ETA, or timestamped lines in a log.
 
 :class:`ProgressReporter` is the ``progress(stage, done, total)`` callback of
-:func:`~localsharp.engine.run.local_sharpen` plus :meth:`~ProgressReporter.note` for
+:func:`~localsharp.engine.local.run.local_sharpen` plus :meth:`~ProgressReporter.note` for
 one-off messages.  On a terminal it redraws one bar line (at most every
 0.2 s) and ends each stage with a newline; when the stream is not a terminal
 (a SLURM log, a pipe) it writes plain timestamped lines, at most one every

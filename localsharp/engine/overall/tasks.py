@@ -1,4 +1,4 @@
-"""Per-slab and per-pencil task functions of the distributed overall pass (see :mod:`.overall`).
+"""Per-slab and per-pencil task functions of the distributed overall pass (see :mod:`.driver`).
 
 Every function here holds one z-slab ``(t, ny, nx)``, one y-pencil ``(nz, t, nx/2+1)`` or the
 (capped) analysis box, never the map, and returns small statistics that the driver adds up.
@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..kernels import fourier, order_stats, shell_sums, slab_fft, wilson
-from ..kernels.masks import box_edge_mask
-from ..maps.store import RunStore
-from ..tiling.occupancy import BLOCK, block_counts
-from ..sharpening.functions import Sharpening
-from ..sharpening.score import MapMeasures, ScoreParams, measure_map
+from ...kernels import fourier, order_stats, shell_sums, slab_fft, wilson
+from ...kernels.masks import box_edge_mask
+from ...maps.store import RunStore
+from ...tiling.occupancy import BLOCK, block_counts
+from ...sharpening.functions import Sharpening
+from ...sharpening.score import MapMeasures, ScoreParams, measure_map
 
 Bounds = tuple[tuple[int, int], ...]
 #: Edge of the coarse blocks counted in ``molecule_counts``.
@@ -49,7 +49,7 @@ def _read_region(source: str | ZarrInput, bounds: Bounds) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _opened(path: str) -> Any:
     """The file's :class:`~localsharp.maps.source.MapSource` (header read once per process)."""
-    from ..maps.source import MapSource
+    from ...maps.source import MapSource
 
     return MapSource.open(path)
 
@@ -260,16 +260,16 @@ def search_box(source: str | ZarrInput, variance_path: str | None, header: Any, 
     Returns ``(search result or None, box solvent estimate, the box's spectrum b_iso)``; no search runs
     for a fixed sharpening.
     """
-    from .. import api
-    from ..sharpening.search import search_sharpening
-    from ..sharpening.spectrum import Spectrum
+    from ...modes.model_free import analysis_box_solvent
+    from ...sharpening.search import search_sharpening
+    from ...sharpening.spectrum import Spectrum
 
     soft = bool(box.soft_edge and options.soft_mask)
     box_data = read_box(source, box.bounds, soft, header.voxel_size_zyx, options.resolution)
     box_variance = None
     if variance_path is not None:
         box_variance = np.asarray(zarr.open_array(variance_path, mode="r")[box.slices()])
-    box_solvent = api._box_solvent(box_data, header, whole_solvent, box, box_variance)
+    box_solvent = analysis_box_solvent(box_data, header, whole_solvent, box, box_variance)
     del box_variance
     if options.fixed_sharpening:
         return None, box_solvent, None

@@ -4,10 +4,10 @@
 (uint8 0/1) and ``molecule_counts`` (uint16, molecule voxels per 8³ block, for skipping
 solvent boxes) into the run store and returns the overall sharpening's summary.
 
-One task (``path = "one_task"``): ``api.global_sharpen`` and the molecule mask on the whole
+One task (``path = "one_task"``): ``global_sharpen`` and the molecule mask on the whole
 map in one worker (about 6× the map's float32 bytes).
 
-Distributed (``path = "distributed"``, :mod:`.overall_dist`): every task holds one z-slab, one
+Distributed (``path = "distributed"``, :mod:`.distributed`): every task holds one z-slab, one
 y-pencil of the spectrum (:mod:`.dfft`) or the analysis box, never the map; the client reads
 only the header.  Exact (the same statistics as in memory, reduced over slabs or pencils;
 differences are float rounding of a differently ordered FFT and of sums, ~1e-7 relative):
@@ -54,15 +54,15 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .. import api
-from ..config import SharpenOptions
-from ..kernels.masks import bounding_box
-from ..maps.density import DensityMap
-from ..maps.store import RunStore
-from ..tiling.boxes import chunk_grid
-from . import overall_tasks as tasks
+from ...modes.model_free import global_sharpen
+from ...config import SharpenOptions
+from ...kernels.masks import bounding_box
+from ...maps.density import DensityMap
+from ...maps.store import RunStore
+from ...tiling.boxes import chunk_grid
+from . import tasks
 from .dfft import Runner
-from ..sharpening.solvent import RADIUS_FACTOR, local_variance
+from ...sharpening.solvent import RADIUS_FACTOR, local_variance
 
 #: Analysis boxes above this many voxels are capped (a 160³ box).
 MAX_BOX_VOXELS = 160**3
@@ -111,7 +111,7 @@ def map_header(source: DensityMap | str) -> MapHeader:
     if isinstance(source, DensityMap):
         return MapHeader(source.shape, source.voxel_size, source.origin, source.nstart, source.cell_angles,
                          {"labels": source.header_extras.get("labels", [])})
-    from ..maps.source import MapSource
+    from ...maps.source import MapSource
 
     opened = MapSource.open(source)
     g = opened.geometry
@@ -164,7 +164,7 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
         summary = runner.call(one_task_overall, store_path, source, options)
         summary["path"] = "one_task"
         return summary
-    from .overall_dist import distributed_overall
+    from .distributed import distributed_overall
     summary = distributed_overall(Runner(client), source, store_path, options, header)["summary"]
     summary["path"] = "distributed"
     return summary
@@ -172,11 +172,11 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
 
 def one_task_overall(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
     """The whole overall pass in this process: ``global_sharpen``, the molecule mask, the store's arrays."""
-    from ..maps.source import MapSource
+    from ...maps.source import MapSource
 
     store = RunStore(store_path)
     density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
-    result = api.global_sharpen(density, options.resolution, options=options)
+    result = global_sharpen(density, options.resolution, options=options)
     molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
     chunks = tuple(store.array("overall").chunks)
     for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]

@@ -8,11 +8,11 @@
    stored in the run's zarr store;
 2. the plan: the box grid over the molecule (over the whole map with half maps or a model),
    arithmetic on the regular grid; boxes the coarse counts prove to be solvent never become tasks;
-3. the box pass: :func:`~localsharp.engine.tasks.score_block` on every block of boxes (each
+3. the box pass: :func:`~localsharp.engine.local.tasks.score_block` on every block of boxes (each
    task records its boxes' outcomes itself): a search relative to ``M0`` (model-free), or
    per-box scale factors from the half maps or the model (:mod:`.box_inputs`,
    :mod:`localsharp.sharpening.local_scale`);
-4. the blend pass: :func:`~localsharp.engine.tasks.render_tile` re-renders and blends the boxes
+4. the blend pass: :func:`~localsharp.engine.local.tasks.render_tile` re-renders and blends the boxes
    touching each output tile, and writes the b_sharpen (and, with half maps, local resolution)
    images beside the map.
 
@@ -38,21 +38,21 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
-from ..config import LocalOptions, SharpenOptions
-from ..errors import ConfigError, OutputError
-from ..maps.density import DensityMap
-from ..maps.store import RunStore
-from ..report.summary import jsonable
-from ..sharpening.local_box import MAX_BOX_SOLVENT
-from ..sharpening.solvent import RADIUS_FACTOR
-from ..tiling.blend import radius_from_spacing
-from ..tiling.boxes import BoxGrid
-from ..tiling.occupancy import possibly_molecule
-from ..tiling.plan import LocalPlan
+from ...maps.loading import check_limitations, check_resolution
+from ...config import LocalOptions, SharpenOptions
+from ...errors import ConfigError, OutputError
+from ...maps.density import DensityMap
+from ...maps.store import RunStore
+from ...report.summary import jsonable
+from ...sharpening.local_box import MAX_BOX_SOLVENT
+from ...sharpening.solvent import RADIUS_FACTOR
+from ...tiling.blend import radius_from_spacing
+from ...tiling.boxes import BoxGrid
+from ...tiling.occupancy import possibly_molecule
+from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
-from . import worker_setup
-from .overall import overall_pass
+from ..cluster import worker_setup
+from ..overall.driver import overall_pass
 from .scale_setup import open_scale_inputs, scale_inputs
 from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
@@ -184,11 +184,11 @@ def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
     source = open_input(map_or_path)
     name = str(map_or_path) if not isinstance(map_or_path, DensityMap) else "map"
     header = header_of(source)
-    api.check_resolution(header, resolution, name)  # type: ignore[arg-type]
+    check_resolution(header, resolution, name)  # type: ignore[arg-type]
     opts = options or SharpenOptions(resolution=resolution)
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
-    api.check_limitations(header, name, opts)  # type: ignore[arg-type]
+    check_limitations(header, name, opts)  # type: ignore[arg-type]
     return source, opts
 
 
@@ -282,7 +282,7 @@ def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOp
     images = [output, store.path / B_SHARPEN_IMAGE] + ([store.path / RESOLUTION_IMAGE] if half_map else [])
     if all((image / "0").exists() for image in images) and store.done_tiles():
         return
-    from ..maps.omezarr import create_image
+    from ...maps.omezarr import create_image
 
     store.forget_tiles()
     for image in images:
@@ -294,7 +294,7 @@ def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOpt
     """Overall sharpening of the whole map (§8 item 1), its molecule mask and coarse counts; recorded in the store.
 
     One task when the map fits a worker, else distributed over slabs and pencils
-    (:func:`~localsharp.engine.overall.overall_pass`).
+    (:func:`~localsharp.engine.overall.driver.overall_pass`).
     """
     argument = source.density if isinstance(source, MemorySource) else source.path
     overall = overall_pass(client, argument, str(store.path), opts)

@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.masks import soften_mask
-from ..maps.store import RunStore
-from ..sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
-from ..sharpening.local_scale import analyse_half_map_box, analyse_model_box
-from ..sharpening.search import SearchConfig, SearchResult
-from ..sharpening.shrinkage import shrink
-from ..tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into, weighted_sums
-from ..tiling.boxes import Bounds, Box, BoxGrid
-from ..tiling.plan import LocalPlan, relative, union_bounds
+from ...kernels.masks import soften_mask
+from ...maps.store import RunStore
+from ...sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
+from ...sharpening.local_scale import analyse_half_map_box, analyse_model_box
+from ...sharpening.search import SearchConfig, SearchResult
+from ...sharpening.shrinkage import shrink
+from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into, weighted_sums
+from ...tiling.boxes import Bounds, Box, BoxGrid
+from ...tiling.plan import LocalPlan, relative, union_bounds
 from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
 
 
@@ -300,6 +300,6 @@ def _active_flags(path: str, mtime_ns: int) -> np.ndarray:
 
 def check_slab(source: Any, index: int, bounds: Bounds) -> tuple[int, dict[str, Any]]:
     """Value report (non-finite count, range, checksum) of one slab of the input, read by the task."""
-    from ..maps.checks import chunk_report
+    from ...maps.checks import chunk_report
 
     return index, chunk_report(source.read(bounds))

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import zarr
 
-from ..kernels import slab_fft
+from ...kernels import slab_fft
 
 
 #: Largest y-pencil (complex64 bytes) a pencil task holds.

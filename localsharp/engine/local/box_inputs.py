@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputFileError
-from ..kernels.masks import soften_mask
-from ..maps.atom_masks import atom_ball_mask
-from ..maps.density import DensityMap
-from ..maps.model import model_map, read_model
-from ..maps.store import RunStore
+from ...errors import InputFileError
+from ...kernels.masks import soften_mask
+from ...maps.atom_masks import atom_ball_mask
+from ...maps.density import DensityMap
+from ...maps.model import model_map, read_model
+from ...maps.store import RunStore
 
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 #: The model map of a region is computed on the region padded by this many resolutions on every

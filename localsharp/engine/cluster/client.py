@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 def make_client(*, workers: int | None = None, scheduler_file: str | None = None,

@@ -26,7 +26,7 @@ def limit_threads() -> dict[str, Any]:
     done: dict[str, Any] = {}
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
-    from ..kernels import fourier
+    from ...kernels import fourier
 
     fourier.FFT_WORKERS = 1
     done["scipy.fft workers"] = 1

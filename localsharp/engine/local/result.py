@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import LocalOptions
-from ..maps.density import DensityMap
-from ..maps.store import RunStore
-from ..sharpening.local_box import BoxOutcome
-from ..sharpening.shrinkage import annotated
-from ..tiling.boxes import Box
-from ..tiling.plan import LocalPlan
+from ...config import LocalOptions
+from ...maps.density import DensityMap
+from ...maps.store import RunStore
+from ...sharpening.local_box import BoxOutcome
+from ...sharpening.shrinkage import annotated
+from ...tiling.boxes import Box
+from ...tiling.plan import LocalPlan
 from .inputs import Source, geometry_of
 
 

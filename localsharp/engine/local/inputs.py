@@ -15,8 +15,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..maps.density import DensityMap
-from ..maps.source import MapSource
+from ...maps.density import DensityMap
+from ...maps.source import MapSource
 
 Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 #: Voxels hashed at a time when identifying an in-memory map (no whole-array copy).

@@ -18,12 +18,12 @@ from typing import Any
 import gemmi
 import numpy as np
 
-from ..errors import ConfigError, InputFileError
-from ..maps.density import DensityMap
-from ..maps.loading import check_same_grid
-from ..maps.model import check_model_in_box, read_model
-from ..maps.store import RunStore
-from ..modes.model import MODEL_MASK_RADIUS_FACTOR
+from ...errors import ConfigError, InputFileError
+from ...maps.density import DensityMap
+from ...maps.loading import check_same_grid
+from ...maps.model import check_model_in_box, read_model
+from ...maps.store import RunStore
+from ...modes.model import MODEL_MASK_RADIUS_FACTOR
 from .box_inputs import ScaleInputs, StoredArray
 from .inputs import MemorySource, Source, geometry_of, open_input
 

@@ -1,6 +1,6 @@
 """The passes of a local run that are many small tasks: value checks, box searches, blending.
 
-Each pass submits its tasks through :func:`~localsharp.engine.submit.run_bounded` (a bounded
+Each pass submits its tasks through :func:`~localsharp.engine.cluster.submit.run_bounded` (a bounded
 number in flight) and counts them for the progress reporter; tasks already recorded in the
 store (a resumed run) are not submitted again.
 """
@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..maps.store import RunStore
-from ..tiling.plan import LocalPlan
+from ...maps.store import RunStore
+from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source
-from .submit import run_bounded
+from ..cluster.submit import run_bounded
 from .tasks import BoxJob, check_slab, failed_row, render_tile, score_block, score_one
 
-log = logging.getLogger("localsharp.engine.run")
+log = logging.getLogger("localsharp.engine.local.run")
 
 Progress = Callable[[str, int, int], None]
 #: Bytes of input each value-check task reads.
@@ -33,7 +33,7 @@ def check_values(client: Any, source: Source, progress: Progress | None = None) 
     """
     if isinstance(source, MemorySource):
         return None
-    from ..maps.checks import combine_reports
+    from ...maps.checks import combine_reports
 
     nz, ny, nx = source.shape
     step = max(1, CHECK_SLAB_BYTES // max(1, ny * nx * 4))

@@ -1,4 +1,4 @@
-"""The distributed overall pass: slab and pencil tasks only (see :mod:`.overall` for what is exact)."""
+"""The distributed overall pass: slab and pencil tasks only (see :mod:`.driver` for what is exact)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .. import api
-from ..config import SharpenOptions
-from ..errors import ConfigError, InputFileError
-from ..kernels import fourier, order_stats, shell_sums, wilson
-from ..maps.density import DensityMap
-from ..maps.store import RunStore
-from ..sharpening import solvent
-from ..sharpening.box import BoxChoice, choose_box, bounds_from_profiles, fft_friendly, selected_box
-from ..sharpening.functions import Sharpening
-from ..sharpening.spectrum import FALLBACK_B_ISO
-from . import overall_tasks as tasks
+from ...maps.loading import check_limitations, check_resolution, masked_warning
+from ...modes.common import applicability, fixed_sharpening
+from ...config import SharpenOptions
+from ...errors import ConfigError, InputFileError
+from ...kernels import fourier, order_stats, shell_sums, wilson
+from ...maps.density import DensityMap
+from ...maps.store import RunStore
+from ...sharpening import solvent
+from ...sharpening.box import BoxChoice, choose_box, bounds_from_profiles, fft_friendly, selected_box
+from ...sharpening.functions import Sharpening
+from ...sharpening.spectrum import FALLBACK_B_ISO
+from . import tasks
 from .dfft import Runner, SpectrumArray, forward_slabs, inverse_slabs, pencil_pass, scratch_dir
-from .overall import MAX_BOX_VOXELS, SCORE_WHOLE_MAX_VOXELS, MapHeader, create_molecule_counts, slab_thickness
+from .driver import MAX_BOX_VOXELS, SCORE_WHOLE_MAX_VOXELS, MapHeader, create_molecule_counts, slab_thickness
 
 #: Bins per histogram pass of the exact quantile, and the most values gathered to the driver at the end.
 HIST_BINS = 1 << 16
@@ -61,8 +62,8 @@ def distributed_overall(runner: Runner, source: DensityMap | str, store_path: st
     SharpenResult except the map}``.
     """
     name = source if isinstance(source, str) else "map"
-    api.check_resolution(header, opts.resolution, name)  # type: ignore[arg-type]
-    api.check_limitations(header, name, opts)  # type: ignore[arg-type]
+    check_resolution(header, opts.resolution, name)  # type: ignore[arg-type]
+    check_limitations(header, name, opts)  # type: ignore[arg-type]
     if (opts.box_in_auto_sharpen or opts.use_weak_density) and not opts.fixed_sharpening:
         raise ConfigError("the segmentation box (box_in_auto_sharpen / use_weak_density) needs the whole map in "
                           "one worker; it is not available on the distributed overall pass")
@@ -93,7 +94,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     slab_stats = forward_slabs(run.runner, rho_2d, partial(tasks.rho_slab, run.source, run.shape))
     _check_values(run, slab_stats)
     mean = sum(s["sum"] for s in slab_stats) / n
-    warnings = [w for w in (api.masked_warning(sum(s["zeros"] for s in slab_stats), n),) if w]
+    warnings = [w for w in (masked_warning(sum(s["zeros"] for s in slab_stats), n),) if w]
     if opts.resolution >= 10.0:
         warnings.append(f"resolution {opts.resolution} Å is low (≥ 10 Å); sharpening is rarely useful")
     grid = fourier.FourierGrid(run.shape, header.voxel_size_zyx, header.cell_angles)
@@ -118,7 +119,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     box = _box(run, opts, slab_stats)
     search, box_solvent, _ = run.runner.call(tasks.search_box, run.source, None if composition else variance_path,
                                              header, box, whole_solvent, opts)
-    sharpening = search.sharpening if search is not None else api._fixed_sharpening(opts, b_iso)
+    sharpening = search.sharpening if search is not None else fixed_sharpening(opts, b_iso)
 
     b_out: float | None = b_iso
     if sharpening.method == "no_sharpening":
@@ -157,7 +158,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
                "b_iso_input": fit.b_iso if fit is not None else None, "b_iso_output": b_out,
                "solvent_fraction": whole_solvent.solvent_fraction,
                "signal_to_noise": None if search is None else search.signal_to_noise,
-               "applicable": api._applicability(search, opts, discarded), "warnings": warnings,
+               "applicable": applicability(search, opts, discarded), "warnings": warnings,
                "molecule_bounds_zyx": molecule_bounds, "box": box.to_dict()}
     details = {"sharpening": sharpening, "search": search, "b_iso_input": summary["b_iso_input"],
                "b_iso_output": b_out, "d_min": float(d_min), "solvent": whole_solvent, "box_solvent": box_solvent,

@@ -1,6 +1,6 @@
-"""``api.global_sharpen(..., client=...)``: the overall sharpening on a Dask cluster.
+"""``localsharp.global_sharpen(..., client=...)``: the overall sharpening on a Dask cluster.
 
-A map that fits the smallest worker (:func:`.overall.fits_one_worker`) is sharpened by
+A map that fits the smallest worker (:func:`.driver.fits_one_worker`) is sharpened by
 ``global_sharpen`` in one task (the same result as in this process).  A larger MRC map goes
 through the distributed overall pass into a scratch run store; the sharpened map is then read
 back into this process (the caller asked for it in memory) and wrapped in a SharpenResult.
@@ -17,31 +17,33 @@ from typing import Any
 
 import numpy as np
 
-from .. import api
-from ..maps.density import DensityMap
-from ..maps.mrc import read_map
-from ..maps.store import RunStore
+from ...modes.common import options_from_kwargs
+from ...modes.model_free import global_sharpen
+from ...report.result import SharpenResult
+from ...maps.density import DensityMap
+from ...maps.mrc import read_map
+from ...maps.store import RunStore
 from .dfft import Runner
-from .overall import fits_one_worker, map_header
+from .driver import fits_one_worker, map_header
 
 
-def _one_task(map_or_path: Any, resolution: float, kwargs: dict[str, Any]) -> api.SharpenResult:
-    return api.global_sharpen(map_or_path, resolution, **kwargs)
+def _one_task(map_or_path: Any, resolution: float, kwargs: dict[str, Any]) -> SharpenResult:
+    return global_sharpen(map_or_path, resolution, **kwargs)
 
 
 def sharpen_on_cluster(client: Any, map_or_path: DensityMap | str | os.PathLike, resolution: float, *,
                        options: Any = None, mtz_labels: tuple[str, str] | None = None, name: str | None = None,
-                       **kwargs: Any) -> api.SharpenResult:
+                       **kwargs: Any) -> SharpenResult:
     """``global_sharpen`` on ``client``: one task when the map fits a worker, else distributed."""
     call = dict(kwargs, options=options, mtz_labels=mtz_labels, name=name)
     is_mtz = not isinstance(map_or_path, DensityMap) and Path(map_or_path).suffix.lower() == ".mtz"
     source = map_or_path if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
     if is_mtz or fits_one_worker(client, map_header(source).shape):
         return Runner(client).call(_one_task, source, resolution, call)
-    from .overall_dist import distributed_overall
+    from .distributed import distributed_overall
 
     t0 = time.perf_counter()
-    opts = options if options is not None else api.options_from_kwargs(resolution, dict(kwargs))
+    opts = options if options is not None else options_from_kwargs(resolution, dict(kwargs))
     if opts.resolution != resolution:
         opts = opts.replace(resolution=resolution)
     header = map_header(source)
@@ -54,7 +56,7 @@ def sharpen_on_cluster(client: Any, map_or_path: DensityMap | str | os.PathLike,
         data = np.asarray(RunStore(store_path).array("overall")[...])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = api.SharpenResult(map=density.with_data(data), options=opts, **details_for_result(details))
+    result = SharpenResult(map=density.with_data(data), options=opts, **details_for_result(details))
     result.timings_s["total"] = time.perf_counter() - t0
     return result
 

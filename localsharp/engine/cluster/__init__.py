@@ -1,0 +1,1 @@
+"""Building a Dask client (LocalCluster, SLURM), setting up its workers, submitting bounded task streams."""

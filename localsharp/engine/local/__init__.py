@@ -1,0 +1,1 @@
+"""The local-sharpening run: plan, box pass, blend pass, their tasks, inputs, resume and the result."""
