@@ -14,7 +14,7 @@ workers killed, restarted or paused for memory (stderr lines, distinct worker pi
 status.  Prints a table and merges the sizes into ``benchmarks/results/scale.json``.
 
 ``--half-maps`` runs the local half-map mode instead: the half maps are two more phantoms of the same
-capsid with other noise seeds (``seed + 1``, ``seed + 2``: the same signal, independent noise), and
+capsid with other noise seeds (``--noise-seed seed + 1``, ``seed + 2``: the same signal, independent noise), and
 the results are kept under ``<size>_half_maps``.
 
 Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
@@ -64,32 +64,40 @@ def local_options() -> str:
     return done.stdout
 
 
-def phantom_path(cache: Path, size: int, seed: int) -> Path:
-    return cache / f"capsid_{size}_seed{seed}.mrc"
+def phantom_path(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> Path:
+    noise = "" if noise_seed is None or noise_seed == seed else f"_noise{noise_seed}"
+    return cache / f"capsid_{size}_seed{seed}{noise}.mrc"
 
 
-def phantom_parameters(size: int, seed: int) -> dict:
+def phantom_parameters(size: int, seed: int, noise_seed: int | None = None) -> dict:
     """The ``parameters`` a phantom made now with the default options records in its sidecar."""
     from localsharp import capsid
 
     defaults = {name: p.default for name, p in inspect.signature(capsid.capsid_phantom).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     keys = ("voxel", "radius_fraction", "coverage", "b_min", "b_max", "b_blur", "resolution", "noise")
-    return {"size": size, **{k: defaults[k] for k in keys}, "b_atom": capsid.B_ATOM, "seed": seed}
+    params = {"size": size, **{k: defaults[k] for k in keys}, "b_atom": capsid.B_ATOM, "seed": seed}
+    if noise_seed is not None and noise_seed != seed:
+        params["noise_seed"] = noise_seed
+    return params
 
 
-def ensure_phantom(cache: Path, size: int, seed: int) -> tuple[Path, float | None]:
-    """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it."""
-    path = phantom_path(cache, size, seed)
+def ensure_phantom(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> tuple[Path, float | None]:
+    """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it.
+
+    ``noise_seed``: the same capsid (orientations from ``seed``) with other noise, for half maps.
+    """
+    path = phantom_path(cache, size, seed, noise_seed)
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
         params = json.loads(sidecar.read_text()).get("parameters", {})
-        if params == phantom_parameters(size, seed):
+        if params == phantom_parameters(size, seed, noise_seed):
             return path, None
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    noise = ["--noise-seed", str(noise_seed)] if noise_seed is not None and noise_seed != seed else []
     subprocess.run(localsharp_command() + ["phantom-capsid", str(MODEL), "--size", str(size), "--seed", str(seed),
-                                           "--output", str(path), "--overwrite"], check=True)
+                                           *noise, "--output", str(path), "--overwrite"], check=True)
     return path, time.perf_counter() - t0
 
 
@@ -174,7 +182,7 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     map_path, made_s = ensure_phantom(args.cache, size, args.seed)
     extra: list[str] = []
     if args.half_maps:
-        halves = [ensure_phantom(args.cache, size, args.seed + k)[0] for k in (1, 2)]
+        halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k)[0] for k in (1, 2)]
         extra = ["--half-maps", *map(str, halves)]
     run_dir = args.cache / f"run_{size}"
     out = run_dir / "out"

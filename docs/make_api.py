@@ -19,7 +19,8 @@ GROUPS = {
     "Results": ["SharpenResult", "LocalResult", "SearchResult", "Sharpening", "Spectrum"],
     "Options": ["SharpenOptions", "SearchConfig", "LocalOptions"],
     "Maps, models and phantoms": ["DensityMap", "read_map", "write_map", "evaluate_map", "phantom", "PhantomResult",
-                                  "search_sharpening"],
+                                  "capsid_phantom", "CapsidResult", "search_sharpening"],
+    "Symmetry": ["parse_symmetry", "PointGroup", "find_symmetry", "check_symmetry", "SymmetryReport", "GroupScore"],
     "Errors": ["LocalsharpError", "InputFileError", "ConfigError", "OutputError"],
 }
 HEAD = """# Python API

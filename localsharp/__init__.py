@@ -19,6 +19,14 @@ evaluate_map(density, model, resolution) -> dict
     Correlation with a B = 0 model map (the paper's quality metric).
 phantom(model, output_dir, ...) -> PhantomResult
     Half maps with known truth made from an atomic model.
+capsid_phantom(model, output, *, size=512, symmetry=None, ...) -> CapsidResult
+    A large capsid phantom: copies of a model on a shell, at random or placed by a point group.
+parse_symmetry(name, orientation=None) -> PointGroup
+    A point group in the conventions users speak (C<n>, D<n>, T, O, I; ChimeraX's orientations, RELION's I1-I4).
+find_symmetry(map_or_path, resolution, *, centre=None) -> SymmetryReport
+    A map's point group and orientation from the correlation with its rotated copies.
+check_symmetry(map_or_path, symmetry, resolution, *, orientation=None, centre=None) -> GroupScore
+    Whether a given group's mates correlate in the map.
 
 >>> import localsharp
 >>> result = localsharp.global_sharpen("tests/data/emd3488_haemoglobin/map.mrc", 3.2)  # doctest: +SKIP
@@ -42,6 +50,10 @@ _EXPORTS = {
     "DensityMap": ".maps.density",
     "read_map": ".maps.mrc", "write_map": ".maps.mrc",
     "PhantomResult": ".phantom", "phantom": ".phantom",
+    "CapsidResult": ".capsid", "capsid_phantom": ".capsid",
+    "PointGroup": ".symmetry.groups", "parse_symmetry": ".symmetry.groups",
+    "SymmetryReport": ".symmetry.detect", "GroupScore": ".symmetry.detect",
+    "find_symmetry": ".symmetry_map", "check_symmetry": ".symmetry_map",
     "Sharpening": ".sharpening.functions",
     "SearchConfig": ".sharpening.search", "SearchResult": ".sharpening.search",
     "search_sharpening": ".sharpening.search",

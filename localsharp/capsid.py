@@ -1,12 +1,20 @@
 """Capsid phantoms: many copies of a model on a spherical shell, for benchmarks at 512³–1024³.
 
 The map is a cube of ``size`` voxels of ``voxel`` Å with the origin at 0.  Copies of the
-protomer (the first model of an atomic model, waters and hydrogens removed) are centred on
-points of a Fibonacci lattice on a sphere of radius ``radius_fraction × size`` voxels around the
-box centre, each with a random orientation, so the interior and the corners hold solvent only.
-Each atom is a Gaussian of weight = its atomic number and B = ``B_ATOM`` + the copy's B, which
-rises linearly with the height (z) of the copy's centre from ``b_min`` to ``b_max``: the local
-resolution varies across the capsid and a sharpening has something to recover.
+protomer (the first model of an atomic model, or one chain of it, waters and hydrogens removed)
+lie on a sphere of radius ``radius_fraction × size`` voxels around the box centre (voxel
+``size // 2``), so the interior and the corners hold solvent only.  Two layouts:
+
+* **random** (the default): the copies are centred on points of a Fibonacci lattice, each with a
+  random orientation; each atom's B is ``B_ATOM`` + the copy's B, which rises linearly with the
+  height (z) of the copy's centre from ``b_min`` to ``b_max``;
+* **symmetric** (``symmetry="I"``, ``"O"``, ``"D7"``...): one protomer, in a random orientation,
+  centred at ``radius`` along a direction in the asymmetric unit, is copied by every operator of
+  the point group about the box centre (60 copies for I, 24 for O, 14 for D7); each atom's B is
+  ``B_ATOM`` + a B rising linearly with the atom's distance from the centre, from ``b_min`` at the
+  protomer's innermost atom to ``b_max`` at its outermost, so the signal keeps the symmetry.
+
+Either way the local resolution varies across the capsid and a sharpening has something to recover.
 
 White Gaussian noise is added with the level of the mean of two half maps whose FSC would cross
 0.143 at ``resolution`` in a box on the capsid's equator (:func:`localsharp.phantom.noise_sigma_for`
@@ -15,11 +23,15 @@ by ``b_blur`` (a Gaussian: added to every atom's B, and a real-space filter of t
 is periodic over the box), like a reconstruction that was low-pass filtered; the FSC the noise
 level was set for does not change.
 
+The noise is not symmetric (it is independent in every voxel); the signal is.
+
 The map is computed and written in z slabs (``slab`` planes at a time): memory is a few slabs
 plus the atoms, never the whole map, so 1024³ (4 GiB of float32) is made in about 1 GB (1.04 GB peak RSS measured).
-Noise is drawn per z plane from ``numpy.random.default_rng([seed, plane])``, so the file is the
-same for a seed whatever the slab thickness.  The map and a JSON sidecar (parameters, every
-copy's centre, rotation and B) are written atomically: temporary names, renamed at the end.
+Noise is drawn per z plane from ``numpy.random.default_rng([noise_seed, plane])`` (``noise_seed``
+defaults to ``seed``), so the file is the same for a seed whatever the slab thickness, and another
+``noise_seed`` gives the same signal with independent noise: a pair of half maps.  The map and a
+JSON sidecar (parameters, every copy's centre, rotation and B; for a symmetric capsid the group,
+orientation, centre and operator matrices) are written atomically: temporary names, renamed at the end.
 """
 
 from __future__ import annotations
@@ -39,6 +51,9 @@ from .errors import ConfigError
 from .kernels.noisefield import blur_kernel, noise_block
 from .maps.atomic import AtomicSet
 from .maps.model import read_model
+from .symmetry import PointGroup, parse_symmetry
+from .symmetry.asu import SEED, to_asu
+from .symmetry.centre import default_centre
 
 #: B (Å²) added to every atom: the width of an atom's own scattering density.
 B_ATOM = 10.0
@@ -46,6 +61,8 @@ B_ATOM = 10.0
 CUTOFF_SIGMAS = 3.5
 #: Edge (voxels) of the equatorial box the noise level is measured in.
 NOISE_BOX = 64
+#: Å³ per dalton of protein (density 1.35 g/cm³), for the sidecar's protein volume fraction.
+PROTEIN_VOLUME_PER_DALTON = 1.23
 _HEADER_BYTES = 1024
 
 
@@ -77,8 +94,8 @@ class Atoms:
 
 
 # ------------------------------------------------------------------ protomer
-def protomer(model: str | os.PathLike | gemmi.Structure) -> tuple[np.ndarray, np.ndarray]:
-    """Atoms of the first model without waters and hydrogens, centred on their centroid.
+def protomer(model: str | os.PathLike | gemmi.Structure, chain: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms of the first model (or of its chain ``chain``) without waters and hydrogens, about their centroid.
 
     Returns
     -------
@@ -88,6 +105,13 @@ def protomer(model: str | os.PathLike | gemmi.Structure) -> tuple[np.ndarray, np
     structure = model.clone() if isinstance(model, gemmi.Structure) else read_model(model)
     structure.remove_waters()
     structure.remove_hydrogens()
+    if chain is not None:
+        names = [c.name for c in structure[0]]
+        if chain not in names:
+            raise ConfigError(f"the model has no chain {chain!r} (chains: {', '.join(dict.fromkeys(names))})")
+        for index in reversed(range(len(structure[0]))):
+            if structure[0][index].name != chain:
+                del structure[0][index]
     atoms = [cra.atom for cra in structure[0].all()]
     if not atoms:
         raise ConfigError("the model holds no atoms besides waters and hydrogens")
@@ -135,6 +159,55 @@ def copy_b_factors(centres: np.ndarray, centre: np.ndarray, radius: float, b_min
     return b_min + (b_max - b_min) * 0.5 * (np.clip(height, -1.0, 1.0) + 1.0)
 
 
+def radial_b_factors(xyz: np.ndarray, centre: np.ndarray, b_min: float, b_max: float) -> np.ndarray:
+    """B per atom rising linearly with distance from ``centre``: ``b_min`` at the nearest atom, ``b_max`` at the farthest.
+
+    Symmetry operators about ``centre`` keep every distance, so a symmetric layout stays symmetric.
+    """
+    r = np.linalg.norm(np.asarray(xyz, dtype=np.float64) - centre, axis=1)
+    span = float(r.max() - r.min()) if len(r) else 0.0
+    return b_min + (b_max - b_min) * ((r - r.min()) / span if span > 0 else np.zeros_like(r))
+
+
+def placement_direction(group: PointGroup) -> np.ndarray:
+    """Where the symmetric protomer sits (unit vector from the centre), inside the asymmetric unit.
+
+    C<n>: in the x–y plane halfway between the ASU seed's mates; D<n>: 25° above that plane, halfway
+    between two two-folds (two rings of n); T, O, I: the direction, among 4000 spread ones, whose
+    mates are farthest apart (the copies crowd each other least).  Then moved into the ASU.
+    """
+    if group.family == "C":
+        angle = math.atan2(SEED[1], SEED[0])
+        u = np.array([math.cos(angle), math.sin(angle), 0.0])
+    elif group.family == "D":
+        n = group.order // 2
+        angle, tilt = math.pi / (2 * n), math.radians(25.0)
+        u = np.array([math.cos(tilt) * math.cos(angle), math.cos(tilt) * math.sin(angle), math.sin(tilt)])
+    else:
+        candidates = fibonacci_sphere(4000)
+        mates = np.einsum("kij,nj->nki", group.matrices, candidates)
+        gaps = np.full(len(candidates), np.inf)
+        for k in range(1, group.order):
+            gaps = np.minimum(gaps, np.linalg.norm(mates[:, k] - candidates, axis=1))
+        u = candidates[int(np.argmax(gaps))]
+    mapped, _ = to_asu(group, u)
+    return mapped[0]
+
+
+def symmetric_layout(group: PointGroup, centre: np.ndarray, radius: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotations ``(order, 3, 3)`` and centres ``(order, 3)`` of the copies, and the placement direction.
+
+    Copy ``k`` of the protomer (atoms ``xyz`` about its centroid) is ``R_k (R_0 xyz + radius u) + centre``:
+    rotation ``R_k R_0``, centre ``centre + radius R_k u``.
+    """
+    u = placement_direction(group)
+    r0 = random_rotations(1, rng)[0]
+    rotations = group.matrices @ r0
+    centres = centre + radius * (group.matrices @ u)
+    return rotations, centres, u
+
+
 def place_atoms(xyz: np.ndarray, z_numbers: np.ndarray, rotations: np.ndarray, centres: np.ndarray,
                 b_copies: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All copies' atoms sorted by z: positions ``(n, 3)``, weights and the copies' B per atom."""
@@ -173,15 +246,21 @@ def block_density(atoms: Atoms, start_zyx: tuple[int, int, int], shape_zyx: tupl
 
 
 def noise_level(atoms: Atoms, size: int, voxel: float, radius_vox: float, resolution: float,
-                noise: float) -> float:
-    """Per-voxel noise sd: the mean of two half maps crossing FSC 0.143 at ``resolution`` on the equator."""
+                noise: float, box_centre_xyz: np.ndarray | None = None) -> float:
+    """Per-voxel noise sd: the mean of two half maps crossing FSC 0.143 at ``resolution``.
+
+    Measured in a box of :data:`NOISE_BOX` voxels around ``box_centre_xyz`` (voxels, x y z), by default
+    on the equator at +x.
+    """
     from .phantom import noise_sigma_for
 
     if noise == 0:
         return 0.0
     edge = min(NOISE_BOX, size)
-    centre = size / 2.0
-    start = (int(round(centre - edge / 2)), int(round(centre - edge / 2)), int(round(centre + radius_vox - edge / 2)))
+    if box_centre_xyz is None:
+        box_centre_xyz = np.array([size / 2.0 + radius_vox, size / 2.0, size / 2.0])
+    low = np.round(np.asarray(box_centre_xyz, dtype=np.float64) - edge / 2).astype(int)
+    start = (int(low[2]), int(low[1]), int(low[0]))
     box = block_density(atoms, start, (edge, edge, edge), voxel)
     sigma_half, _ = noise_sigma_for(box, (voxel, voxel, voxel), resolution, noise)
     return sigma_half / math.sqrt(2.0)
@@ -278,6 +357,10 @@ def capsid_phantom(
     resolution: float = 3.5,
     noise: float = 1.0,
     seed: int = 0,
+    noise_seed: int | None = None,
+    symmetry: str | PointGroup | None = None,
+    orientation: str | None = None,
+    chain: str | None = None,
     slab: int = 32,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -297,20 +380,35 @@ def capsid_phantom(
     radius_fraction : float
         Radius of the sphere the copies' centroids lie on, as a fraction of ``size``.
     copies : int, optional
-        Number of copies; default ``coverage × 4 R² / r²`` with ``r`` the protomer's
-        footprint radius (:func:`footprint_radius`).
+        Number of copies of the random layout; default ``coverage × 4 R² / r²`` with ``r`` the
+        protomer's footprint radius (:func:`footprint_radius`).  Not with ``symmetry``.
     coverage : float
-        Sum of the copies' footprint discs over the sphere's area, when ``copies`` is not given.
+        Sum of the copies' footprint discs over the sphere's area, when ``copies`` is not given
+        (random layout only).
     b_min, b_max : float
-        Copy B (Å²) at the bottom and top of the capsid (linear in the copy's height).
+        Random layout: copy B (Å²) at the bottom and top of the capsid (linear in the copy's
+        height).  Symmetric layout: atom B (Å²) at the innermost and outermost atom (linear in the
+        atom's distance from the centre).
     b_blur : float
         B (Å²) of the Gaussian blur of the whole map (signal and noise) after the noise is set.
     resolution : float
-        Half maps with this noise would cross FSC 0.143 here on the equator (Å).
+        Half maps with this noise would cross FSC 0.143 here (Å), in a box on the equator (random
+        layout) or around the first copy (symmetric layout).
     noise : float
         Multiplier of the noise sd (0 = noise-free).
     seed : int
-        Seed of the orientations and the noise: the same seed gives the same file.
+        Seed of the orientations (and of the noise unless ``noise_seed`` is given): the same seed
+        gives the same file.
+    noise_seed : int, optional
+        Seed of the noise alone: other values give the same signal with independent noise (half maps).
+    symmetry : str or PointGroup, optional
+        Place the copies by this point group about the map centre (voxel ``size // 2``):
+        ``"I"``, ``"O"``, ``"T"``, ``"D7"``, ``"C5"``, RELION's ``"I1"``–``"I4"``...
+        (:func:`localsharp.symmetry.parse_symmetry`).
+    orientation : str, optional
+        The group's orientation (I: ChimeraX's ``222`` by default, ``2n5``...; T: ``222`` or ``z3``).
+    chain : str, optional
+        Use only this chain of the model as the protomer.
     slab : int
         z planes computed and written at a time (memory ≈ 3 × slab × size² × 4 bytes).
     overwrite : bool
@@ -323,44 +421,75 @@ def capsid_phantom(
     CapsidResult
     """
     _check(size, voxel, radius_fraction, b_min, b_max, b_blur, resolution, noise, slab, coverage, copies)
+    group = symmetry if isinstance(symmetry, PointGroup) else (
+        parse_symmetry(symmetry, orientation) if symmetry is not None else None)
+    if group is None and orientation is not None:
+        raise ConfigError("an orientation needs a symmetry (e.g. symmetry I, orientation 2n5)")
+    if group is not None and copies is not None:
+        raise ConfigError(f"copies cannot be set with a symmetry: {group.name} places {group.order} copies")
+    noise_seed = seed if noise_seed is None else int(noise_seed)
     output = Path(output)
     if output.suffix.lower() not in (".mrc", ".map", ".ccp4"):
         raise ConfigError(f"{output}: the map is written uncompressed; name it .mrc, .map or .ccp4")
-    xyz, z_numbers = protomer(model)
+    xyz, z_numbers = protomer(model, chain)
     radius_vox = radius_fraction * size
     radius = radius_vox * voxel
-    centre = np.full(3, size / 2.0 * voxel)
     footprint = footprint_radius(xyz)
-    n_copies = copies if copies is not None else default_copies(radius, footprint, coverage)
     rng = np.random.default_rng(seed)
-    rotations = random_rotations(n_copies, rng)
-    centres = centre + radius * fibonacci_sphere(n_copies)
-    b_copies = copy_b_factors(centres, centre, radius, b_min, b_max)
-    placed, weights, b_atoms = place_atoms(xyz, z_numbers, rotations, centres, b_copies)
-    sigma = noise_level(gaussians(placed, weights, b_atoms + B_ATOM), size, voxel, radius_vox, resolution, noise)
+    if group is None:
+        centre = np.full(3, size / 2.0 * voxel)
+        n_copies = copies if copies is not None else default_copies(radius, footprint, coverage)
+        rotations = random_rotations(n_copies, rng)
+        centres = centre + radius * fibonacci_sphere(n_copies)
+        b_copies = copy_b_factors(centres, centre, radius, b_min, b_max)
+        placed, weights, b_atoms = place_atoms(xyz, z_numbers, rotations, centres, b_copies)
+        noise_box = None
+        b_model = "B = b_atom + b_blur + b_min + (b_max - b_min) * (1 + (z_copy - z_centre) / R) / 2"
+    else:
+        centre = default_centre((size, size, size), (voxel, voxel, voxel))
+        rotations, centres, direction = symmetric_layout(group, centre, radius, rng)
+        n_copies = group.order
+        placed, weights, _ = place_atoms(xyz, z_numbers, rotations, centres, np.zeros(n_copies))
+        b_atoms = radial_b_factors(placed, centre, b_min, b_max)
+        b_copies = np.full(n_copies, np.nan)
+        noise_box = centres[0] / voxel
+        b_model = ("B = b_atom + b_blur + b_min + (b_max - b_min) * (r - r_min) / (r_max - r_min), r = the atom's "
+                   "distance from the centre, r_min and r_max those of the innermost and outermost atom")
+    sigma = noise_level(gaussians(placed, weights, b_atoms + B_ATOM), size, voxel, radius_vox, resolution, noise,
+                        noise_box)
     atoms = gaussians(placed, weights, b_atoms + B_ATOM + b_blur)
     del weights, b_atoms
     kernel = blur_kernel(b_blur, voxel)
+    mass = float(sum(gemmi.Element(int(z)).weight for z in z_numbers))
+    parameters = {"size": size, "voxel": voxel, "radius_fraction": radius_fraction, "coverage": coverage,
+                  "b_min": b_min, "b_max": b_max, "b_blur": b_blur, "b_atom": B_ATOM, "resolution": resolution,
+                  "noise": noise, "seed": seed}
+    if noise_seed != seed:
+        parameters["noise_seed"] = noise_seed
+    if chain is not None:
+        parameters["chain"] = chain
     summary = {
         "kind": "capsid phantom", "model": str(model) if not isinstance(model, gemmi.Structure) else model.name,
-        "parameters": {"size": size, "voxel": voxel, "radius_fraction": radius_fraction, "coverage": coverage,
-                       "b_min": b_min, "b_max": b_max, "b_blur": b_blur, "b_atom": B_ATOM, "resolution": resolution,
-                       "noise": noise, "seed": seed},
+        "parameters": parameters,
         "n_copies": n_copies, "atoms_per_copy": int(len(xyz)), "n_atoms": int(len(atoms.reach)),
         "radius_A": radius, "centre_A": centre.tolist(), "footprint_radius_A": footprint,
         "hollow_radius_A": max(0.0, radius - float(np.sqrt(np.sum(xyz**2, axis=1)).max())),
+        "protein_volume_fraction": n_copies * mass * PROTEIN_VOLUME_PER_DALTON / (size * voxel) ** 3,
         "noise_sigma_white": sigma, "noise_sigma": sigma * float(np.sum(kernel**2)) ** 1.5,
-        "b_model": "B = b_atom + b_blur + b_min + (b_max - b_min) * (1 + (z_copy - z_centre) / R) / 2",
+        "b_model": b_model,
         "copies": [{"centre": [round(v, 4) for v in c.tolist()], "rotation": [[round(v, 8) for v in row]
-                    for row in r.tolist()], "b": round(float(b), 4)}
+                    for row in r.tolist()], **({"b": round(float(b), 4)} if group is None else {})}
                    for c, r, b in zip(centres, rotations, b_copies)],
     }
+    if group is not None:
+        summary["symmetry"] = {**group.to_dict(centre), "placement_direction": [float(v) for v in direction]}
     json_path = output.with_suffix(".json")
+    label = f"localsharp capsid phantom {size}^3 seed {seed}" + (f" {group.name}" if group is not None else "")
     with AtomicSet(overwrite=overwrite) as files:
         tmp_map, tmp_json = files.stage(output), files.stage(json_path)
         with mrcfile.new_mmap(tmp_map, shape=(size, size, size), mrc_mode=2, overwrite=True) as mrc:
-            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, seed, slab, progress)
-            _fill_header(mrc, size, voxel, stats, f"localsharp capsid phantom {size}^3 seed {seed}")
+            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, noise_seed, slab, progress)
+            _fill_header(mrc, size, voxel, stats, label)
         summary["statistics"] = dict(zip(("min", "max", "mean", "rms"), stats))
         tmp_json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return CapsidResult(map_path=output, json_path=json_path, summary=summary)

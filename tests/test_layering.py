@@ -1,5 +1,5 @@
-"""Architecture rule: the numerical layers (kernels, sharpening) import no I/O, plotting or cluster library,
-and nothing from the layers above them."""
+"""Architecture rule: the numerical layers (kernels, symmetry, sharpening, tiling) import no I/O, plotting or
+cluster library, and nothing from the layers above them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-PURE = ("kernels", "sharpening", "tiling")
+PURE = ("kernels", "symmetry", "sharpening", "tiling")
 
 
 @pytest.mark.parametrize("path", [p for layer in PURE for p in sorted((PACKAGE / layer).glob("*.py"))],
@@ -36,7 +36,11 @@ def test_numerical_layers_stay_pure(path: Path) -> None:
         if name.startswith(".."):
             assert top not in UPPER, f"{path.name} imports the upper layer {name}"
     if path.parent.name == "kernels":
-        assert not any(n.startswith("..") and n.lstrip(".").split(".")[0] == "sharpening" for n in _imports(path))
+        assert not any(n.startswith("..") and n.lstrip(".").split(".")[0] in ("sharpening", "symmetry")
+                       for n in _imports(path))
+    if path.parent.name == "symmetry":  # point groups: geometry beside the kernels, below sharpening and tiling
+        assert not any(n.startswith("..") and n.lstrip(".").split(".")[0] in ("sharpening", "tiling")
+                       for n in _imports(path)), f"symmetry/{path.name} imports a layer above it"
 
 
 def test_only_the_engine_talks_to_distributed() -> None:
@@ -50,7 +54,9 @@ def test_only_the_engine_talks_to_distributed() -> None:
 def test_tiling_uses_no_search() -> None:
     for path in sorted((PACKAGE / "tiling").glob("*.py")):
         for name in _imports(path):
-            assert not name.startswith(".."), f"tiling/{path.name} imports {name}: tiling is geometry and blending only"
+            # the point groups are geometry too: the boxes of one asymmetric unit
+            geometry = name.startswith("..symmetry")
+            assert not name.startswith("..") or geometry, f"tiling/{path.name} imports {name}: tiling is geometry and blending only"
 
 
 def _unit(module: str) -> str:

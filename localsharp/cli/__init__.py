@@ -1,5 +1,5 @@
-"""The ``localsharp`` command line: ``sharpen``, ``local``, ``evaluate``, ``info``, ``job-script``, ``phantom``,
-``phantom-capsid``.
+"""The ``localsharp`` command line: ``sharpen``, ``local``, ``evaluate``, ``info``, ``symmetry``, ``job-script``,
+``phantom``, ``phantom-capsid``.
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 :func:`main` returns the exit status: 0 on success, 2 for a user error
@@ -24,6 +24,7 @@ COMMANDS = {
     "local": ("local", "local sharpening: boxes optimised in parallel on Dask workers, blended smoothly"),
     "evaluate": ("evaluate", "correlation of a map with a B = 0 model map"),
     "info": ("info", "print the header geometry of a map"),
+    "symmetry": ("symmetry", "find a map's point group and orientation (or check a given one)"),
     "job-script": ("jobscript", "print the SLURM job script of a Dask worker job of `local --cluster slurm`"),
     "phantom": ("phantom", "make phantom maps with known truth from a model"),
     "phantom-capsid": ("capsid", "make a large capsid-like phantom map (copies of a model on a sphere)"),
@@ -116,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 #: Commands that start no subprocesses or clusters: the ``localsharp`` program ends them with
 #: ``os._exit`` once every output is closed and the terminal streams are flushed, skipping the
 #: interpreter's teardown of numba/LLVM and matplotlib (≈ 0.6 s of a 100³ run on this machine).
-FAST_EXIT = frozenset({"sharpen", "evaluate", "info", "job-script", "phantom", "phantom-capsid"})
+FAST_EXIT = frozenset({"sharpen", "evaluate", "info", "symmetry", "job-script", "phantom", "phantom-capsid"})
 
 
 def console_main() -> None:
