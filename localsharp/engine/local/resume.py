@@ -99,8 +99,10 @@ def repair(client: Any, store: RunStore) -> dict[str, bool]:
             redo[name] = True
             log.warning("%s; %s", exc, "the overall sharpening is computed again" if name == "overall"
                         else "the input's checksum is computed again")
-    _forget_damaged_records(store.batch_files(), "box record", "their boxes are searched again")
-    _forget_damaged_records(store.tile_files(), "tile record", "their tiles are rendered again")
+    _forget_damaged_records(store.batch_files(), "box record", "its boxes are searched again",
+                            "their boxes are searched again")
+    _forget_damaged_records(store.tile_files(), "tile record", "its tile is rendered again",
+                            "their tiles are rendered again")
     names = store.array_names()
     overall_done = store.record("overall") is not None
     arrays = [n for n in OVERALL_ARRAYS if overall_done and n in names] + [n for n in COPIED_ARRAYS if n in names]
@@ -126,7 +128,7 @@ def repair(client: Any, store: RunStore) -> dict[str, bool]:
     return redo
 
 
-def _forget_damaged_records(files: list[tuple[int, int, Path]], kind: str, consequence: str) -> None:
+def _forget_damaged_records(files: list[tuple[int, int, Path]], kind: str, one: str, many: str) -> None:
     damaged = []
     for _, _, path in files:
         try:
@@ -136,7 +138,7 @@ def _forget_damaged_records(files: list[tuple[int, int, Path]], kind: str, conse
             path.unlink(missing_ok=True)
     if damaged:
         more = f" (and {len(damaged) - 1} more {kind}s)" if len(damaged) > 1 else ""
-        log.warning("%s%s; %s", damaged[0], more, consequence)
+        log.warning("%s%s; %s", damaged[0], more, one if len(damaged) == 1 else many)
 
 
 def _check_arrays(client: Any, store: RunStore, names: list[str]) -> dict[str, list]:
@@ -239,7 +241,8 @@ def check_tiles(client: Any, store: RunStore, plan: LocalPlan, images: list[Path
         store.tile_path(tile, current).unlink(missing_ok=True)
     if damaged:
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
-        log.warning("%s%s; those tiles are rendered again", sorted(damaged)[0][1], more)
+        log.warning("%s%s; %s", sorted(damaged)[0][1], more,
+                    "its tile is rendered again" if len(damaged) == 1 else "those tiles are rendered again")
 
 
 def check_tile_chunks(arrays: list[str], tile: int, bounds: tuple[tuple[int, int], ...]) -> tuple[int, str | None]:
