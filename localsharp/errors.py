@@ -59,7 +59,7 @@ class StoreDamaged(RunFault):
 
 #: errno values of an OSError that is a fault of the disk or directory written (not of the program).
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT,
-                         errno.ESTALE, errno.EIO, errno.ENOTDIR})
+                         errno.ESTALE, errno.EIO, errno.ENOTDIR, errno.EFBIG})
 
 
 def is_disk_fault(exc: BaseException) -> bool:

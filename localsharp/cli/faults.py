@@ -19,11 +19,11 @@ WHAT = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota e
         errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
         errno.EROFS: "read-only file system", errno.ENOENT: "no longer exists (removed during the run?)",
         errno.ENOTDIR: "no longer a directory", errno.ESTALE: "removed on the file server (stale file handle)",
-        errno.EIO: "input/output error of the disk"}
+        errno.EIO: "input/output error of the disk", errno.EFBIG: "file too large (a file size limit)"}
 #: What to do about it, before "… and run again".
 REMEDY = {errno.ENOSPC: "free space", errno.EDQUOT: "free space (or raise the quota)",
           errno.EACCES: "make it writable", errno.EPERM: "make it writable", errno.EROFS: "make it writable",
-          errno.EIO: "check the disk"}
+          errno.EIO: "check the disk", errno.EFBIG: "raise the limit"}
 MIB = 2**20
 
 
@@ -36,7 +36,7 @@ def disk_fault(exc: OSError, directory: Path, *, resumable: bool, needed: int | 
     """
     path = _shown_path(exc.filename, directory)
     what = WHAT.get(exc.errno, exc.strerror or str(exc))
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT) and needed is not None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and needed is not None:
         what += f" (about {_mib(needed)} more needed to finish, {_mib(free_bytes(path))} free)"
     if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE) and not resumable:
         return RunFault(f"{path}: {what}; nothing of the run is left: run the same command again")

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
         opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,
                                    model_rms=args.model_rms, resolution=args.resolution)  # refused early
-    if args.resume and not (out / STORE / "run.json").exists():
+    if args.resume and not out.is_dir():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:
         if args.half_maps or args.model:
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
         saved = _holds_this_run(out / STORE, run_)
         if not saved:
-            remove_if_unused(out, created)
+            _remove_leftovers(out, created)
         hint = "run the same command with --resume" + (" (in place of --overwrite)" if args.overwrite else "") \
             + " to continue"
         raise disk_fault(exc, out, resumable=saved, needed=_space_needed(out, source.shape, 3 if args.half_maps else 2),
@@ -174,10 +174,16 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
     from ..maps.checksums import output_checksums, zarr_digest
     from ..maps.store import RunStore
     from ..maps.stream import write_map_streamed
+    from ..report.outputs import check_writable
     from ..report.summary import versions
 
-    if args.resume:  # the store must hold this run: said before any cluster starts
+    if args.resume and not (out / STORE / "run.json").exists():
+        raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
+    if args.resume:  # the store must hold this run, and be writable: said before any cluster starts
         check_resumable(out / STORE, run_.source, run_.local, run_.options, run_.opened)
+        for directory in (out / STORE, out / STORE / "records" / "boxes", out / STORE / "records" / "tiles"):
+            if directory.is_dir():
+                check_writable(directory, "the run store")
     elif (out / STORE).exists() and not args.overwrite:
         raise OutputError(f"{out / STORE}: a run store already exists; resume it with --resume, "
                           "or replace it with --overwrite")
@@ -213,6 +219,20 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
     return 0
 
 
+def _remove_leftovers(out: Path, created: bool) -> None:
+    """After a fault that left no resumable store: remove the fragments a run writes after its directory
+    vanished (a store without run.json, an image without zarr.json: zarr makes the directories of the
+    chunks it writes), and the output directory if this run made it and it is empty then."""
+    import shutil
+
+    from ..report.outputs import remove_if_unused
+
+    for leftover, marker in ((out / STORE, "run.json"), (out / OUTPUTS["local_image"], "zarr.json")):
+        if leftover.is_dir() and not (leftover / marker).exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+    remove_if_unused(out, created)
+
+
 def _holds_this_run(store: Path, run_: Any) -> bool:
     """Whether ``store`` holds work of this run (a store of the same input and options): what --resume continues."""
     from ..engine.local.run import check_resumable
@@ -230,7 +250,8 @@ def _space_needed(out: Path, shape: tuple[int, int, int], n_maps: int) -> int:
     """About how many bytes a local run writes in all (store and outputs, uncompressed), less what is
     there already: the overall map and molecule mask, ``n_maps`` images and as many CCP4 maps."""
     voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
-    total = voxels * (4 + 1) + n_maps * (4 * voxels) * 2 + n_maps * 1024 + 2**20
+    store = voxels * (4 + 1) + n_maps * 4 * voxels  # overall map, molecule mask, images (uncompressed)
+    outputs = n_maps * (4 * voxels + 1024) + 2**18  # the CCP4 maps, report, summary, centres
     present = 0
     for name in (STORE, OUTPUTS["local_image"]):
         for root, _, files in os.walk(out / name):
@@ -239,7 +260,7 @@ def _space_needed(out: Path, shape: tuple[int, int, int], n_maps: int) -> int:
                     present += os.path.getsize(os.path.join(root, f))
                 except OSError:
                     continue
-    return max(0, total - present)
+    return max(0, store - present) + outputs
 
 
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,

@@ -206,13 +206,15 @@ def output_checksums(files: dict[str, Path]) -> dict[str, dict[str, str]]:
     return out
 
 
-def verify_checksums(directory: str | os.PathLike, checksums: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
-    """``(name, problem)`` for every file of ``checksums`` in ``directory`` that is missing or no longer matches."""
+def verify_checksums(directory: str | os.PathLike, checksums: dict[str, dict[str, str]],
+                     source: str = "the summary") -> list[tuple[str, str]]:
+    """``(name, problem)`` for every file of ``checksums`` in ``directory`` that is missing or no longer
+    matches (``source``, where the checksums come from, is named in the problem)."""
     problems = []
     for name, recorded in checksums.items():
         path = Path(directory) / name
         if not path.exists():
-            problems.append((name, "missing"))
+            problems.append((name, f"missing ({source} lists it)"))
             continue
         try:
             if ZARR_KEY in recorded:
@@ -220,11 +222,11 @@ def verify_checksums(directory: str | os.PathLike, checksums: dict[str, dict[str
             else:
                 same = file_sha256(path) == recorded.get(FILE_KEY)
         except DamagedRecord as exc:
-            problems.append((name, f"chunk {exc} (changed after it was written)"))
+            problems.append((name, f"chunk {exc}: it changed after it was written"))
             continue
         except OSError as exc:
             problems.append((name, f"unreadable ({exc.strerror})"))
             continue
         if not same:
-            problems.append((name, "does not match its checksum (changed after it was written)"))
+            problems.append((name, f"does not match the checksum in {source}: it changed after it was written"))
     return problems
