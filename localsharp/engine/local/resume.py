@@ -36,7 +36,7 @@ log = logging.getLogger("localsharp.engine.local.run")
 LAYOUT = ("task_block", "tile_chunks")
 #: The command-line flag of a run-description entry (``section.name``); others are shown dotted.
 FLAGS = {"local.box_size": "--box-size", "local.stride": "--stride", "local.smoothing_radius": "--smoothing-radius",
-         "local.chunk": "--chunk", "local.shrink": "--no-shrink (shrink)", "options.resolution": "--resolution",
+         "local.chunk": "--chunk", "local.shrink": "--no-shrink", "options.resolution": "--resolution",
          "options.solvent_content": "--solvent-content", "options.molecular_mass": "--molecular-mass",
          "options.ignore_map_limitations": "--ignore-map-limitations", "scale.mode": "mode",
          "scale.model_rms": "--model-rms", "scale.model": "--model", "scale.half_maps": "--half-maps"}
@@ -60,7 +60,7 @@ def check_same_run(path: Path, run: dict[str, Any]) -> RunStore:
         raise OutputError(f"{path}: the input changed since the run started ({name}: {', '.join(what)} differ); "
                           "the work done cannot be used for another input: start afresh with --overwrite")
     if differs:
-        shown = "; ".join(f"{FLAGS.get(k, k)} {_show(old.get(k))} → {_show(new.get(k))}" for k in differs)
+        shown = "; ".join(_difference(k, old.get(k), new.get(k)) for k in differs)
         raise OutputError(f"{path}: the store holds a run with other options ({shown}); resume with the options "
                           "it was made with, or start afresh with --overwrite")
     return store
@@ -73,6 +73,19 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flat(item, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: value}
+
+
+#: Entries whose flag, when given, sets the value False (``--no-shrink``).
+INVERTED = {"local.shrink"}
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    """``--box-size 32 → 40``; a switch as ``--no-shrink: not given → given``."""
+    flag = FLAGS.get(key, key)
+    if isinstance(old, bool) and isinstance(new, bool) and key in FLAGS:
+        given = (lambda v: "given" if v != (key in INVERTED) else "not given")
+        return f"{flag}: {given(old)} → {given(new)}"
+    return f"{flag} {_show(old)} → {_show(new)}"
 
 
 def _show(value: Any) -> str:
