@@ -8,7 +8,7 @@ rounds where both exited 0 (must never happen), rounds where neither did, and ma
 a clean run's (must never happen).  The runs share one LocalCluster (``--scheduler-address``), or
 start their own with ``--own-clusters``.
 
-Prints a table and writes ``benchmarks/results/concurrent.json``.
+Prints a table and writes ``benchmarks/results/concurrent.json`` (``concurrent_own_clusters.json``).
 Run: ``python benchmarks/concurrent_runs.py --rounds 20``.
 """
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(["round", "options", "exit statuses", "map differs", "wall (s)"], rows)
     print(json.dumps(counts))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "concurrent.json").write_text(json.dumps({
+    (RESULTS / ("concurrent_own_clusters.json" if args.own_clusters else "concurrent.json")).write_text(json.dumps({
         "benchmark": "two localsharp local runs started together on one output directory",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
         "own_clusters": args.own_clusters, "counts": counts, "rounds": rounds}, indent=1) + "\n")

@@ -42,7 +42,7 @@ log = logging.getLogger("localsharp.lock")
 #: Seconds between two touches of a held lock file.
 HEARTBEAT_S = 30.0
 #: A lock of another machine untouched for this long is stale (ten missed heartbeats).
-STALE_S = float(os.environ.get("LOCALSHARP_LOCK_STALE_S", 300.0))
+STALE_S = 300.0
 #: A takeover file older than this is left over from a run killed in the middle of a takeover.
 TAKEOVER_STALE_S = 60.0
 
@@ -113,8 +113,8 @@ class RunLock:
             now = time.time()
             self._info = {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id(),
                           "process_start": _process_start(os.getpid()), "command": self.command,
-                          "started": datetime.fromtimestamp(now, timezone.utc).astimezone().isoformat(
-                              timespec="seconds"),
+                          "started": datetime.fromtimestamp(now, timezone.utc).astimezone().strftime(
+                              "%Y-%m-%d %H:%M:%S %Z"),
                           "started_unix": now, "token": self.token}
         return self._info
 

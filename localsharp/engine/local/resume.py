@@ -100,10 +100,11 @@ def _show(value: Any) -> str:
 def repair(client: Any, store: RunStore) -> dict[str, bool]:
     """Check every record and stored chunk; remove what is damaged (one warning per kind).
 
-    Returns which parts must be computed again: ``overall`` (the overall pass), ``input`` (the
-    input's checksum), and ``copies`` (in-memory inputs copied into the store).
+    Returns which parts must be computed again besides what the passes find missing: ``overall``
+    (the overall pass) and ``input`` (the input's checksum).  A damaged copy of an in-memory input is
+    removed (the run copies it again).
     """
-    redo = {"overall": False, "input": False, "copies": False}
+    redo = {"overall": False, "input": False}
     for name in ("overall", "input"):
         try:
             store.record(name)
@@ -134,7 +135,6 @@ def repair(client: Any, store: RunStore) -> dict[str, bool]:
                 log.warning("%s: damaged chunk (%s)%s; the overall sharpening is computed again", first,
                             damaged[0][1], more)
         else:
-            redo["copies"] = True
             _remove_tree(store.path / name)
             log.warning("%s: damaged chunk (%s)%s; the input is copied into the store again", first,
                         damaged[0][1], more)

@@ -215,19 +215,17 @@ def check_resumable(store: str | Path, source: Source, local: LocalOptions | Non
 
 def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
                 resume: bool, overwrite: bool, progress: Progress | None = None,
-                opened: dict[str, Any] | None = None) -> tuple[RunStore, dict[str, bool]]:
-    """The run's store: the recorded run (``resume``: checked, its damaged parts forgotten), or a new one
-    after the value checks pass; and what a resumed run must compute again (:func:`.resume.repair`)."""
+                opened: dict[str, Any] | None = None) -> RunStore:
+    """The run's store: the recorded run (``resume``: checked, its damaged parts forgotten to be computed
+    again, :func:`.resume.repair`), or a new one after the value checks pass."""
     run = _run_description(source, local, opts, opened)
     if resume:
         if not path.exists():
             raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
         store = check_same_run(path, run)
-        redo = repair(client, store)
-        if redo["input"] and not isinstance(source, MemorySource):
-            checksum = check_values(client, source, progress)
-            store.write_record("input", {"voxels_sha256": checksum})
-        return store, redo
+        if repair(client, store)["input"] and not isinstance(source, MemorySource):
+            store.write_record("input", {"voxels_sha256": check_values(client, source, progress)})
+        return store
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: a run store already exists; resume it with --resume, "
                           "or replace it with --overwrite")
@@ -235,7 +233,7 @@ def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, op
     store = RunStore.create(path, run, source.shape, (local.chunk,) * 3, overwrite=overwrite)
     if checksum is not None:
         store.write_record("input", {"voxels_sha256": checksum})
-    return store, {"overall": False, "input": False, "copies": True}
+    return store
 
 
 def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
@@ -243,7 +241,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
          opened: dict[str, Any] | None = None) -> LocalResult:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    store, redo = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
+    store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
     scale = scale_inputs(opened, source, store, copy=not resume)
     half_map = scale is not None and scale.mode == "half_map"
     output = output or store.path / OUTPUT_IMAGE
@@ -370,7 +368,8 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
 def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
                      opened: dict[str, Any] | None = None) -> dict[str, Any]:
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry,
-    every option, and the half maps or model of a scale-factor mode."""
+    every option that changes the result (not ``task_block``, ``tile_chunks``: they group the work),
+    and the half maps or model of a scale-factor mode."""
     run = {"input": source.identity(), "geometry": geometry_of(source),
            "local": {k: v for k, v in local.to_dict().items() if k not in LAYOUT},  # the grouping may change
            "options": jsonable(opts)}
