@@ -376,8 +376,9 @@ def test_resume_with_other_options_is_refused_before_any_cluster_starts(copy: Pa
     rc = main(local_args(copy, "--resume", "--box-size", "30", "--stride", "15",
                          "--scheduler-address", "tcp://127.0.0.1:9"))
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1, err
-    assert "--box-size 32 → 30" in err[0] and "--stride 16 → 15" in err[0] and "--overwrite" in err[0], err
+    assert rc == 2 and err == [f"localsharp local: error: {copy / STORE}: the store holds a run with other options "
+                               "(--box-size 32 → 30; --stride 16 → 15); resume with the options it was made with, "
+                               "or start afresh with --overwrite"], err
     assert time.monotonic() - start < 10
 
 
@@ -421,6 +422,16 @@ def test_a_full_disk_stops_the_run_in_one_line_and_resume_after_freeing_space_gi
     assert rc == 0 and errors_only(lines) == [], lines
     same_maps(out, clean)
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_sharpen_on_a_full_disk_stops_in_one_line_and_leaves_nothing(tmpfs: Path) -> None:
+    assert mount("-t", "tmpfs", "-o", "size=600k", "tmpfs", str(tmpfs))
+    out = tmpfs / "out"
+    rc, lines = run_cli(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(out), "-q"])
+    assert_stops_cleanly(rc, lines, 74, "no space left on the device", "MiB more needed", "nothing was kept",
+                         "run the same command again")
+    assert not out.exists()  # no output, no temporary file, no lock: the directory it made is gone too
 
 
 @pytest.mark.slow
