@@ -170,10 +170,7 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
     from ..engine.local.inputs import template_of
     from ..engine.local.run import check_resumable
     from ..errors import OutputError
-    from ..maps.atomic import AtomicSet
-    from ..maps.checksums import output_checksums, zarr_digest
     from ..maps.store import RunStore
-    from ..maps.stream import write_map_streamed
     from ..report.outputs import check_writable
     from ..report.summary import versions
 
@@ -196,7 +193,38 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
     summary["cluster"] = getattr(args, "cluster_record", None)
-    template = template_of(run_.source)
+    try:
+        _write_outputs(args, result, summary, paths, template_of(run_.source))
+    except ValueError as exc:  # zarr: a chunk of an image read back does not match its CRC32C
+        if "checksum" not in str(exc):
+            raise
+        raise _damaged_image(result) from None
+    if not args.quiet:
+        _print_table(summary, paths)
+    return 0
+
+
+def _damaged_image(result: Any) -> Exception:
+    """The StoreDamaged error naming the first damaged chunk of the run's images."""
+    from ..errors import StoreDamaged
+    from ..maps import checksums
+
+    for image in (result.map, result.b_sharpen_map, result.resolution_map):
+        if image is not None:
+            bad = checksums.damaged_chunks(image.path)
+            if bad:
+                return StoreDamaged(f"{checksums.chunk_path(image.path, bad[0][0])}: {bad[0][1]}; run the same "
+                                    "command with --resume to render it again")
+    return StoreDamaged(f"{result.map.path}: a chunk fails its checksum; run the same command with --resume")
+
+
+def _write_outputs(args: argparse.Namespace, result: Any, summary: dict[str, Any], paths: dict[str, Path],
+                   template: Any) -> None:
+    """The maps, report, centres and summary (with the checksums of the others), all or nothing."""
+    from ..maps.atomic import AtomicSet
+    from ..maps.checksums import output_checksums, zarr_digest
+    from ..maps.stream import write_map_streamed
+
     with AtomicSet(overwrite=True) as files:
         staged = {role: files.stage(path) for role, path in paths.items() if role not in ("local_image",)}
         write_map_streamed(staged["local_map"], result.map.array, template, overwrite=True,
@@ -214,9 +242,6 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
         summary["checksums"] = output_checksums({paths[r].name: f for r, f in staged.items() if r != "summary"})
         summary["checksums"][paths["local_image"].name] = {"zarr_manifest_sha256": zarr_digest(paths["local_image"])}
         _write_summary(staged["summary"], summary, result.iter_boxes())
-    if not args.quiet:
-        _print_table(summary, paths)
-    return 0
 
 
 def _remove_leftovers(out: Path, created: bool) -> None:

@@ -241,11 +241,6 @@ class RunStore:
                 files += 1
         return total, files
 
-    @staticmethod
-    def _write_json(path: Path, value: Any) -> None:
-        """Write ``value`` durably as a sealed record (temporary file, fsync, rename, fsync of the directory)."""
-        _write_text(path, checksums.seal(value))
-
 
 def read_record(path: Path) -> Any:
     """The value of the sealed record file ``path``; raises StoreDamaged when it is damaged."""

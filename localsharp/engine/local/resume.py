@@ -40,6 +40,9 @@ FLAGS = {"local.box_size": "--box-size", "local.stride": "--stride", "local.smoo
          "options.solvent_content": "--solvent-content", "options.molecular_mass": "--molecular-mass",
          "options.ignore_map_limitations": "--ignore-map-limitations", "scale.mode": "mode",
          "scale.model_rms": "--model-rms", "scale.model": "--model", "scale.half_maps": "--half-maps"}
+#: What an entry of the input's identity is, in words.
+INPUT_WORDS = {"path": "path", "size": "size", "mtime_ns": "modification time", "header_sha256": "header",
+               "data_sha256": "voxels", "kind": "format"}
 #: Arrays of the overall pass: one damaged chunk and the pass runs again.
 OVERALL_ARRAYS = ("overall", "molecule", "molecule_counts")
 #: In-memory inputs copied into the store: a damaged one is copied again.
@@ -56,7 +59,8 @@ def check_same_run(path: Path, run: dict[str, Any]) -> RunStore:
     inputs = [k for k in differs if k.split(".")[0] in ("input", "geometry")]
     if inputs:
         name = recorded.get("input", {}).get("path", "the map")
-        what = sorted({k.split(".")[-1] for k in inputs})
+        what = sorted({INPUT_WORDS.get(k.split(".")[-1], "geometry" if k.startswith("geometry") else k.split(".")[-1])
+                       for k in inputs})
         raise OutputError(f"{path}: the input changed since the run started ({name}: {', '.join(what)} differ); "
                           "the work done cannot be used for another input: start afresh with --overwrite")
     if differs:
