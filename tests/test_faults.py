@@ -175,7 +175,7 @@ def holder(tmp_path: Path):
     process.wait()
 
 
-@pytest.mark.parametrize("extra", [["--overwrite"], ["--resume"],
+@pytest.mark.parametrize("extra", [["--overwrite"], pytest.param(["--resume"], marks=pytest.mark.slow),
                                    pytest.param([], marks=pytest.mark.slow),
                                    pytest.param(["--in-process", "--task-block", "1"], marks=pytest.mark.slow)])
 def test_a_second_local_run_refuses_in_one_line_naming_the_holder(holder, capsys, extra) -> None:
@@ -187,6 +187,7 @@ def test_a_second_local_run_refuses_in_one_line_naming_the_holder(holder, capsys
     assert sorted(p.name for p in out.iterdir()) == [STORE + ".lock", "sharpen.lock"]  # nothing else touched
 
 
+@pytest.mark.slow
 def test_a_second_sharpen_run_refuses_in_one_line_naming_the_holder(holder, capsys) -> None:
     out, pid = holder
     rc = main(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(out), "--overwrite", "-q"])
@@ -225,6 +226,7 @@ def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(tmp_path: Path, 
     assert len(notes) == 1 and f"process {dead} no longer exists" in notes[0]
 
 
+@pytest.mark.slow
 def test_a_lock_is_created_whole_or_not_at_all(tmp_path: Path) -> None:
     """Two takers, one lock: the loser sees the winner's complete content."""
     path = tmp_path / "run.lock"

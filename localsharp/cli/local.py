@@ -161,8 +161,8 @@ def run(args: argparse.Namespace) -> int:
             _remove_leftovers(out, created)
         hint = "run the same command with --resume" + (" (in place of --overwrite)" if args.overwrite else "") \
             + " to continue"
-        raise disk_fault(exc, out, resumable=saved, needed=_space_needed(out, source.shape, 3 if args.half_maps else 2),
-                         resume_hint=hint) from None
+        needed = _space_needed(out, source.shape, 3 if args.half_maps else 2, args.chunk, args.tile_chunks)
+        raise disk_fault(exc, out, resumable=saved, needed=needed, resume_hint=hint) from None
 
 
 def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str, Path]) -> int:
@@ -271,21 +271,22 @@ def _holds_this_run(store: Path, run_: Any) -> bool:
     return True
 
 
-def _space_needed(out: Path, shape: tuple[int, int, int], n_maps: int) -> int:
-    """About how many bytes a local run writes in all (store and outputs, uncompressed), less what is
-    there already: the overall map and molecule mask, ``n_maps`` images and as many CCP4 maps."""
+def _space_needed(out: Path, shape: tuple[int, int, int], n_maps: int, chunk: int, tile_chunks: int) -> int:
+    """About how many bytes the run still writes: the overall map and molecule mask unless recorded, the
+    ``n_maps`` images' tiles not yet recorded (uncompressed), the CCP4 maps and the small outputs."""
     voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
-    store = voxels * (4 + 1) + n_maps * 4 * voxels  # overall map, molecule mask, images (uncompressed)
-    outputs = n_maps * (4 * voxels + 1024) + 2**18  # the CCP4 maps, report, summary, centres
-    present = 0
-    for name in (STORE, OUTPUTS["local_image"]):
-        for root, _, files in os.walk(out / name):
-            for f in files:
-                try:
-                    present += os.path.getsize(os.path.join(root, f))
-                except OSError:
-                    continue
-    return max(0, store - present) + outputs
+    records = out / STORE / "records"
+    overall = 0 if (records / "overall.json").exists() else voxels * (4 + 1)
+    edge = chunk * tile_chunks
+    n_tiles = 1
+    for n in shape:
+        n_tiles *= -(-int(n) // edge)
+    try:
+        done = sum(1 for name in os.listdir(records / "tiles") if name.startswith(f"t{tile_chunks}-"))
+    except OSError:
+        done = 0
+    images = n_maps * 4 * voxels * max(0, n_tiles - done) // n_tiles
+    return overall + images + n_maps * (4 * voxels + 1024) + 2**18
 
 
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
