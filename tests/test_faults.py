@@ -10,6 +10,7 @@ mount, a real permission loss (capabilities dropped with ``setpriv`` when the te
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -549,3 +550,23 @@ def test_records_are_sealed() -> None:
     for broken in (text[:-3], text.replace("2.5", "2.6"), json.dumps({"a": 1})):
         with pytest.raises(checksums.DamagedRecord):
             checksums.unseal(broken)
+
+
+def test_resume_names_what_differs_old_to_new(tmp_path: Path) -> None:
+    from localsharp.engine.local.resume import check_same_run
+    from localsharp.errors import OutputError
+    from localsharp.maps.store import RunStore
+
+    run = {"input": {"path": "/data/map.mrc", "size": 10, "mtime_ns": 1}, "geometry": {"voxel_size": [1, 1, 1]},
+           "local": {"box_size": 40, "shrink": True, "smoothing_radius": None}, "options": {"resolution": 3.2}}
+    RunStore.create(tmp_path / "s", run, (8, 8, 8), (8, 8, 8))
+    assert check_same_run(tmp_path / "s", run).path == tmp_path / "s"
+    cases = [({"local": {**run["local"], "shrink": False, "smoothing_radius": 8.0}},
+              "other options (--no-shrink: not given → given; --smoothing-radius (default) → 8.0)"),
+             ({"scale": {"mode": "half_map", "half_maps": [{"path": "h1"}, {"path": "h2"}]}},
+              "other options (mode model-free → --half-maps)"),
+             ({"input": {**run["input"], "mtime_ns": 2, "size": 11}},
+              "the input changed since the run started (/data/map.mrc: modification time, size differ)")]
+    for change, message in cases:
+        with pytest.raises(OutputError, match=re.escape(message) + ".*--overwrite"):
+            check_same_run(tmp_path / "s", {**run, **change})

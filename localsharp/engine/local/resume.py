@@ -38,11 +38,13 @@ LAYOUT = ("task_block", "tile_chunks")
 FLAGS = {"local.box_size": "--box-size", "local.stride": "--stride", "local.smoothing_radius": "--smoothing-radius",
          "local.chunk": "--chunk", "local.shrink": "--no-shrink", "options.resolution": "--resolution",
          "options.solvent_content": "--solvent-content", "options.molecular_mass": "--molecular-mass",
-         "options.ignore_map_limitations": "--ignore-map-limitations", "scale.mode": "mode",
-         "scale.model_rms": "--model-rms", "scale.model": "--model", "scale.half_maps": "--half-maps"}
+         "options.ignore_map_limitations": "--ignore-map-limitations",
+         "scale.model_rms": "--model-rms"}
 #: What an entry of the input's identity is, in words.
 INPUT_WORDS = {"path": "path", "size": "size", "mtime_ns": "modification time", "header_sha256": "header",
                "data_sha256": "voxels", "kind": "format"}
+#: Entries naming the input files of a scale-factor mode (their identities, compared whole).
+INPUT_FILES = {"scale.half_maps": "half maps", "scale.model": "model", "scale.model_sha256": "model"}
 #: Arrays of the overall pass: one damaged chunk and the pass runs again.
 OVERALL_ARRAYS = ("overall", "molecule", "molecule_counts")
 #: In-memory inputs copied into the store: a damaged one is copied again.
@@ -56,11 +58,13 @@ def check_same_run(path: Path, run: dict[str, Any]) -> RunStore:
     recorded = store.run()
     old, new = _flat(recorded), _flat(run)
     differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    inputs = [k for k in differs if k.split(".")[0] in ("input", "geometry")]
+    if "scale.mode" in differs:  # another mode: said as such, not through the files it reads
+        differs = [k for k in differs if k == "scale.mode" or not k.startswith("scale.")]
+    inputs = [k for k in differs if k.split(".")[0] in ("input", "geometry") or k in INPUT_FILES]
     if inputs:
         name = recorded.get("input", {}).get("path", "the map")
-        what = sorted({INPUT_WORDS.get(k.split(".")[-1], "geometry" if k.startswith("geometry") else k.split(".")[-1])
-                       for k in inputs})
+        what = sorted({INPUT_FILES.get(k) or INPUT_WORDS.get(k.split(".")[-1], "geometry" if k.startswith("geometry")
+                                                            else k.split(".")[-1]) for k in inputs})
         raise OutputError(f"{path}: the input changed since the run started ({name}: {', '.join(what)} differ); "
                           "the work done cannot be used for another input: start afresh with --overwrite")
     if differs:
@@ -86,6 +90,9 @@ INVERTED = {"local.shrink"}
 def _difference(key: str, old: Any, new: Any) -> str:
     """``--box-size 32 → 40``; a switch as ``--no-shrink: not given → given``."""
     flag = FLAGS.get(key, key)
+    if key == "scale.mode":
+        modes = {None: "model-free", "half_map": "--half-maps", "model": "--model"}
+        return f"mode {modes.get(old, old)} → {modes.get(new, new)}"
     if isinstance(old, bool) and isinstance(new, bool) and key in FLAGS:
         given = (lambda v: "given" if v != (key in INVERTED) else "not given")
         return f"{flag}: {given(old)} → {given(new)}"
