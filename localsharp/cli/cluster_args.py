@@ -169,16 +169,16 @@ def cluster_client(args: argparse.Namespace, out_dir: str | Path, note: Callable
     with _interruptible():
         settings = settings_of(args, out_dir) if getattr(args, "cluster", "local") == "slurm" else None
         client, cluster = _start(args, settings)
-        interrupted = False
+        stopped = False
         try:
             note(_describe(args, client, cluster, settings))
             yield client
-        except KeyboardInterrupt:
-            interrupted = True
+        except BaseException:  # Ctrl-C, or an error the run reports in one line: the closing says nothing more
+            stopped = True
             raise
         finally:
             with _uninterruptible():
-                _close(client, cluster, note, quiet=interrupted)
+                _close(client, cluster, note, quiet=stopped)
 
 
 def _start(args: argparse.Namespace, settings: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -213,7 +213,8 @@ def _describe(args: argparse.Namespace, client: Any, cluster: Any, settings: dic
 
 
 def _close(client: Any, cluster: Any, note: Callable[[str], None], quiet: bool = False) -> None:
-    """Close the client and cluster (cancelling SLURM jobs); ``quiet`` after Ctrl-C: no logs from the closing."""
+    """Close the client and cluster (cancelling SLURM jobs); ``quiet`` after Ctrl-C or an error: no logs from
+    the closing (tasks cancelled on the workers, comms closed)."""
     if _is_slurm(cluster):
         from ..engine.cluster.slurm import close_slurm
 
