@@ -216,7 +216,8 @@ def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(tmp_path: Path, 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = int(gone.stdout)
     path.write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "boot_id": _boot_id(), "token": "t",
-                                "command": "localsharp local", "started": "2026-01-01 10:00:00"}))
+                                "pid_namespace": os.readlink("/proc/self/ns/pid"), "command": "localsharp local",
+                                "started": "2026-01-01 10:00:00"}))
     with RunLock(path) as lock:
         assert read_lock(path)["pid"] == os.getpid() and lock.depth == 1
         with RunLock(path) as again:  # re-entrant in one process

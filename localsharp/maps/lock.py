@@ -9,8 +9,8 @@ temporary file in the same directory, flushed to disk, and hard-linked to ``<pat
 
 A lock file left by a run that is gone is taken over, with a one-line warning:
 
-* on the same machine (same host name and boot id), when its process no longer exists
-  (or the pid now belongs to a process started later);
+* on the same machine (same host name, boot id and pid namespace), when its process no longer
+  exists (or the pid now belongs to a process started later);
 * from another machine, when it has not been touched for :data:`STALE_S` seconds (its
   age is measured with the file server's clock, so clocks that disagree do not matter).
 
@@ -112,6 +112,7 @@ class RunLock:
         if not hasattr(self, "_info"):
             now = time.time()
             self._info = {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id(),
+                          "pid_namespace": _pid_namespace(),
                           "process_start": _process_start(os.getpid()), "command": self.command,
                           "started": datetime.fromtimestamp(now, timezone.utc).astimezone().strftime(
                               "%Y-%m-%d %H:%M:%S %Z"),
@@ -203,7 +204,8 @@ def _create_whole(path: Path, content: dict[str, Any]) -> bool:
 
 def _gone(path: Path, holder: dict[str, Any]) -> str | None:
     """Why the holder of the lock at ``path`` is gone (the lock is stale), or None while it may run."""
-    if holder.get("host") == socket.gethostname() and holder.get("boot_id") == _boot_id():
+    if (holder.get("host") == socket.gethostname() and holder.get("boot_id") == _boot_id()
+            and holder.get("pid_namespace") == _pid_namespace()):  # its pid means a process we can see
         pid = holder.get("pid")
         if not isinstance(pid, int):
             return "its lock file is unreadable" if _age(path) > TAKEOVER_STALE_S else None
@@ -293,6 +295,14 @@ def _process_start(pid: int) -> int | None:
     try:
         return int(text.rsplit(")", 1)[1].split()[19])
     except (IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """The pid namespace of this process (containers on one machine have their own)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
         return None
 
 
