@@ -153,10 +153,10 @@ def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Pat
     local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match="already exists"):
         local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
-    with pytest.raises(OutputError, match="different run.*local"):
+    with pytest.raises(OutputError, match=r"other options \(--stride 16 → 8\).*--overwrite"):
         local_sharpen(crop, RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
                       store=store, resume=True)
-    with pytest.raises(OutputError, match="different run.*options"):
+    with pytest.raises(OutputError, match=r"other options \(--resolution 3.2 → 3.5\)"):
         local_sharpen(crop, 3.5, local=LOCAL, store=store, resume=True)
 
 

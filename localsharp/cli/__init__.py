@@ -3,7 +3,9 @@
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 :func:`main` returns the exit status: 0 on success, 2 for a user error
-(message on one line, no traceback), 1 for an unexpected failure.
+(message on one line, no traceback), 74 for a run stopped by a disk fault or a damaged
+run store (one line, saying whether ``--resume`` continues), 130 when interrupted,
+1 for an unexpected failure (with its traceback).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.run(args) or 0)
     except LocalsharpError as exc:
         print(f"localsharp {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of the run
         sys.stdout = open(os.devnull, "w")
         return 0

@@ -169,12 +169,16 @@ def cluster_client(args: argparse.Namespace, out_dir: str | Path, note: Callable
     with _interruptible():
         settings = settings_of(args, out_dir) if getattr(args, "cluster", "local") == "slurm" else None
         client, cluster = _start(args, settings)
+        stopped = False
         try:
             note(_describe(args, client, cluster, settings))
             yield client
+        except BaseException:  # Ctrl-C, or an error the run reports in one line: the closing says nothing more
+            stopped = True
+            raise
         finally:
             with _uninterruptible():
-                _close(client, cluster, note)
+                _close(client, cluster, note, quiet=stopped)
 
 
 def _start(args: argparse.Namespace, settings: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -208,12 +212,25 @@ def _describe(args: argparse.Namespace, client: Any, cluster: Any, settings: dic
             f"each); job logs in {job.get('log_directory') or 'the working directory'}; {describe_client(client)}")
 
 
-def _close(client: Any, cluster: Any, note: Callable[[str], None]) -> None:
+def _close(client: Any, cluster: Any, note: Callable[[str], None], quiet: bool = False) -> None:
+    """Close the client and cluster (cancelling SLURM jobs); ``quiet`` after Ctrl-C or an error: no logs from
+    the closing (tasks cancelled on the workers, comms closed)."""
     if _is_slurm(cluster):
         from ..engine.cluster.slurm import close_slurm
 
-        ids = close_slurm(client, cluster)
+        previous = logging.root.manager.disable
+        if quiet:
+            logging.disable(logging.CRITICAL)
+        try:
+            ids = close_slurm(client, cluster)
+        finally:
+            logging.disable(previous)
         note(f"cancelled SLURM job(s) {', '.join(ids) or '-'}")
+        return
+    if quiet:
+        from ..engine.cluster.client import close_quietly
+
+        close_quietly(client, cluster)
         return
     # Every result is on disk by now: a worker process slow to exit (zarr's I/O thread) is stopped by its
     # nanny, which says so as a warning; that is no news for the user.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -79,7 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run local sharpening and write the map and summary atomically; returns the exit status."""
+    """Run local sharpening and write the map and summary atomically; returns the exit status.
+
+    The output directory is checked (made, written to) and locked before anything starts; a resumed
+    run is checked against its store before the cluster starts.  Ctrl-C, at any moment, ends the run
+    with one line that advises ``--resume`` only when the store holds this run's work; a disk fault
+    ends it with one line (exit status 74) saying whether ``--resume`` continues.
+    """
     out = Path(args.output_dir)
     names = {**OUTPUTS, **(RESOLUTION_OUTPUT if args.half_maps else {})}
     paths = {role: out / name for role, name in names.items()}
@@ -95,13 +102,9 @@ def run(args: argparse.Namespace) -> int:
     for given in [args.map] + list(args.half_maps or []):
         MapSource.open(given)  # a file that is no map is refused here, before the engine is even imported
     from ..config import LocalOptions, SharpenOptions
-    from ..engine.local.inputs import template_of
     from ..engine.local.run import prepare_input
-    from ..maps.atomic import AtomicSet
-    from ..maps.store import RunStore
-    from ..maps.stream import write_map_streamed
+    from ..maps.lock import RunLock, lock_path
     from ..report.outputs import prepare_output_dir, remove_if_unused
-    from ..report.summary import versions
 
     check_cluster_arguments(args)
     if args.resume and args.overwrite:
@@ -113,26 +116,76 @@ def run(args: argparse.Namespace) -> int:
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
     source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
+    opened = None
     if args.half_maps or args.model:
         from ..engine.local.scale_setup import open_scale_inputs
 
-        open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
-                          model_rms=args.model_rms, resolution=args.resolution)
-    if args.resume and not (out / STORE / "run.json").exists():
+        opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,
+                                   model_rms=args.model_rms, resolution=args.resolution)  # refused early
+    if args.resume and not out.is_dir():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:
         if args.half_maps or args.model:
             raise ConfigError("--only-box runs a model-free box search; it does not take --half-maps or --model")
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
-    t0 = time.perf_counter()
+    run_ = SimpleNamespace(source=source, local=local, options=options, opened=opened)
     try:
-        result = _sharpen(args, source, out, local, options, paths)
-    except LocalsharpError:
-        remove_if_unused(out, created)
-        raise
-    if result is None:
+        with RunLock(lock_path(out / STORE), "localsharp local"):
+            return _locked_run(args, run_, out, paths)
+    except KeyboardInterrupt:
+        saved = _holds_this_run(out / STORE, run_)
+        if not saved:
+            remove_if_unused(out, created)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # off the progress bar's line
+        print("localsharp local: " + (
+            f"interrupted; the work done so far is saved in {out / STORE}: run the same command with --resume"
+            + (" (in place of --overwrite)" if args.overwrite else "") + " to continue" if saved
+            else "interrupted before any work was saved: there is nothing to resume; run the same command again"),
+            file=sys.stderr)
         return 130
+    except LocalsharpError:
+        if not _holds_this_run(out / STORE, run_):
+            remove_if_unused(out, created)
+        raise
+    except OSError as exc:
+        from ..errors import is_disk_fault
+
+        if not is_disk_fault(exc):
+            raise
+        from .faults import disk_fault
+
+        saved = _holds_this_run(out / STORE, run_)
+        if not saved:
+            _remove_leftovers(out, created)
+        hint = "run the same command with --resume" + (" (in place of --overwrite)" if args.overwrite else "") \
+            + " to continue"
+        needed = _space_needed(out, source.shape, 3 if args.half_maps else 2, args.chunk, args.tile_chunks)
+        raise disk_fault(exc, out, resumable=saved, needed=needed, resume_hint=hint) from None
+
+
+def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str, Path]) -> int:
+    """The run once its output directory is locked: checks of the store, the cluster, the outputs."""
+    from ..engine.local.inputs import template_of
+    from ..engine.local.run import check_resumable
+    from ..errors import OutputError
+    from ..maps.store import RunStore
+    from ..report.outputs import check_writable
+    from ..report.summary import versions
+
+    if args.resume and not (out / STORE / "run.json").exists():
+        raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
+    if args.resume:  # the store must hold this run, and be writable: said before any cluster starts
+        check_resumable(out / STORE, run_.source, run_.local, run_.options, run_.opened)
+        for directory in (out / STORE, out / STORE / "records" / "boxes", out / STORE / "records" / "tiles"):
+            if directory.is_dir():
+                check_writable(directory, "the run store")
+    elif (out / STORE).exists() and not args.overwrite:
+        raise OutputError(f"{out / STORE}: a run store already exists; resume it with --resume, "
+                          "or replace it with --overwrite")
+    t0 = time.perf_counter()
+    result = _sharpen(args, run_.source, out, run_.local, run_.options, paths)
     summary = result.summary(with_boxes=False)
     digest = (RunStore(result.store).record("input") or {}).get("voxels_sha256") if result.store else None
     summary.update({"input": {"map": args.map, "voxels_sha256": digest, "geometry": result.map.geometry()},
@@ -140,28 +193,105 @@ def run(args: argparse.Namespace) -> int:
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
     summary["cluster"] = getattr(args, "cluster_record", None)
-    template = template_of(source)
-    with AtomicSet(overwrite=True) as files:
-        write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
-                           label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
-        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
-                   else "equivalent b_sharpen (A^2) of the box scale factors")
-        write_map_streamed(files.stage(paths["b_sharpen_map"]), result.b_sharpen_map.array, template, overwrite=True,
-                           label=f"localsharp local: {b_label}")
-        if result.resolution_map is not None:
-            write_map_streamed(files.stage(paths["resolution_map"]), result.resolution_map.array, template,
-                               overwrite=True, label="localsharp local: local resolution (A), half-map FSC=0.143")
-        _write_report(files.stage(paths["report"]), result, summary)
-        _write_summary(files.stage(paths["summary"]), summary, result.iter_boxes())
-        _write_centres(files.stage(paths["box_centres"]), result.iter_boxes(), result.map.geometry())
+    try:
+        _write_outputs(args, result, summary, paths, template_of(run_.source))
+    except ValueError as exc:  # zarr: a chunk of an image read back does not match its CRC32C
+        if "checksum" not in str(exc):
+            raise
+        raise _damaged_image(result) from None
     if not args.quiet:
         _print_table(summary, paths)
     return 0
 
 
+def _damaged_image(result: Any) -> Exception:
+    """The StoreDamaged error naming the first damaged chunk of the run's images."""
+    from ..errors import StoreDamaged
+    from ..maps import checksums
+
+    for image in (result.map, result.b_sharpen_map, result.resolution_map):
+        if image is not None:
+            bad = checksums.damaged_chunks(image.path)
+            if bad:
+                return StoreDamaged(f"{checksums.chunk_path(image.path, bad[0][0])}: {bad[0][1]}; run the same "
+                                    "command with --resume to render it again")
+    return StoreDamaged(f"{result.map.path}: a chunk fails its checksum; run the same command with --resume")
+
+
+def _write_outputs(args: argparse.Namespace, result: Any, summary: dict[str, Any], paths: dict[str, Path],
+                   template: Any) -> None:
+    """The maps, report, centres and summary (with the checksums of the others), all or nothing."""
+    from ..maps.atomic import AtomicSet
+    from ..maps.checksums import output_checksums, zarr_digest
+    from ..maps.stream import write_map_streamed
+
+    with AtomicSet(overwrite=True) as files:
+        staged = {role: files.stage(path) for role, path in paths.items() if role not in ("local_image",)}
+        write_map_streamed(staged["local_map"], result.map.array, template, overwrite=True,
+                           label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
+                   else "equivalent b_sharpen (A^2) of the box scale factors")
+        write_map_streamed(staged["b_sharpen_map"], result.b_sharpen_map.array, template, overwrite=True,
+                           label=f"localsharp local: {b_label}")
+        if result.resolution_map is not None:
+            write_map_streamed(staged["resolution_map"], result.resolution_map.array, template,
+                               overwrite=True, label="localsharp local: local resolution (A), half-map FSC=0.143")
+        _write_report(staged["report"], result, summary)
+        _write_centres(staged["box_centres"], result.iter_boxes(), result.map.geometry())
+        # the proof the outputs carry: checked by `localsharp info --verify OUT`
+        summary["checksums"] = output_checksums({paths[r].name: f for r, f in staged.items() if r != "summary"})
+        summary["checksums"][paths["local_image"].name] = {"zarr_manifest_sha256": zarr_digest(paths["local_image"])}
+        _write_summary(staged["summary"], summary, result.iter_boxes())
+
+
+def _remove_leftovers(out: Path, created: bool) -> None:
+    """After a fault that left no resumable store: remove the fragments a run writes after its directory
+    vanished (a store without run.json, an image without zarr.json: zarr makes the directories of the
+    chunks it writes), and the output directory if this run made it and it is empty then."""
+    import shutil
+
+    from ..report.outputs import remove_if_unused
+
+    for leftover, marker in ((out / STORE, "run.json"), (out / OUTPUTS["local_image"], "zarr.json")):
+        if leftover.is_dir() and not (leftover / marker).exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+    remove_if_unused(out, created)
+
+
+def _holds_this_run(store: Path, run_: Any) -> bool:
+    """Whether ``store`` holds work of this run (a store of the same input and options): what --resume continues."""
+    from ..engine.local.run import check_resumable
+
+    if not (store / "run.json").exists():
+        return False
+    try:
+        check_resumable(store, run_.source, run_.local, run_.options, run_.opened)
+    except (LocalsharpError, OSError):
+        return False
+    return True
+
+
+def _space_needed(out: Path, shape: tuple[int, int, int], n_maps: int, chunk: int, tile_chunks: int) -> int:
+    """About how many bytes the run still writes: the overall map and molecule mask unless recorded, the
+    ``n_maps`` images' tiles not yet recorded (uncompressed), the CCP4 maps and the small outputs."""
+    voxels = int(shape[0]) * int(shape[1]) * int(shape[2])
+    records = out / STORE / "records"
+    overall = 0 if (records / "overall.json").exists() else voxels * (4 + 1)
+    edge = chunk * tile_chunks
+    n_tiles = 1
+    for n in shape:
+        n_tiles *= -(-int(n) // edge)
+    try:
+        done = sum(1 for name in os.listdir(records / "tiles") if name.startswith(f"t{tile_chunks}-"))
+    except OSError:
+        done = 0
+    images = n_maps * 4 * voxels * max(0, n_tiles - done) // n_tiles
+    return overall + images + n_maps * (4 * voxels + 1024) + 2**18
+
+
 def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptions, options: SharpenOptions,
              paths: dict[str, Path]) -> Any:
-    """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
+    """The run on the cluster the options name (the store is kept for --resume, also on Ctrl-C)."""
     from ..engine.cluster.client import quiet_distributed_logs
     from ..engine.local.run import local_sharpen
     from ..report.progress import ProgressReporter
@@ -172,19 +302,14 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
                   + ("in this process" if args.in_process else "the cluster"))
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
-    try:
-        with cluster_client(args, out, reporter.note) as client:
-            result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
-                                   options=options, resume=args.resume, overwrite=args.overwrite,
-                                   progress=reporter, output=paths["local_image"],
-                                   half_maps=tuple(args.half_maps) if args.half_maps else None,
-                                   model=args.model, model_rms=args.model_rms)
-            args.cluster_record = cluster_record(client)  # for the summary
-            return result
-    except KeyboardInterrupt:
-        print(f"\nlocalsharp local: interrupted; the work done so far is saved in {out / STORE}: "
-              "run the same command with --resume to continue", file=sys.stderr)
-        return None
+    with cluster_client(args, out, reporter.note) as client:
+        result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
+                               options=options, resume=args.resume, overwrite=args.overwrite,
+                               progress=reporter, output=paths["local_image"],
+                               half_maps=tuple(args.half_maps) if args.half_maps else None,
+                               model=args.model, model_rms=args.model_rms)
+        args.cluster_record = cluster_record(client)  # for the summary
+        return result
 
 
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:

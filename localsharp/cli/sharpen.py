@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, is_disk_fault
+from ..maps.lock import RunLock
 from . import MISSING_RESOLUTION
 from ..report.plot_process import PlotProcess
 from ..report.outputs import planned_outputs, prepare_output_dir, remove_if_unused, write_outputs
@@ -22,6 +23,8 @@ from ..sharpening.score import ScoreParams
 from ..sharpening.search import TARGETS, SearchConfig
 
 log = logging.getLogger(__name__)
+#: The lock file of a run in its output directory (removed when the run ends).
+LOCK_FILE = "sharpen.lock"
 SEARCH_METHODS = tuple(m for m in METHODS if m not in ("half_map_sharpening", "model_sharpening"))
 
 
@@ -284,7 +287,17 @@ def _run(args: argparse.Namespace, t0: float) -> int:
     given = getattr(args, "plotter", None)
     plotter = given or PlotProcess()
     try:
-        return _sharpen_and_write(args, t0, paths, plotter)
+        # one run at a time writes into a directory (a second one is refused, naming the first)
+        with RunLock(Path(args.output_dir) / LOCK_FILE, "localsharp sharpen"):
+            return _sharpen_and_write(args, t0, paths, plotter)
+    except OSError as exc:
+        remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
+        if not is_disk_fault(exc):
+            raise
+        from .faults import disk_fault
+
+        raise disk_fault(exc, Path(args.output_dir), resumable=False, needed=getattr(args, "output_bytes", None)
+                         ) from None
     except BaseException:
         remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
         raise
@@ -295,6 +308,7 @@ def _run(args: argparse.Namespace, t0: float) -> int:
 
 def _sharpen_and_write(args: argparse.Namespace, t0: float, paths: dict[str, Path], plotter: PlotProcess) -> int:
     result, inputs = _sharpen(args)
+    args.output_bytes = 3 * (1024 + 4 * result.map.data.size)  # two maps and about as much of coefficients
     summary = result.summary()
     summary["input"] = inputs
     summary["input_sha256"] = next(iter(inputs["sha256"].values()), None)

@@ -16,7 +16,8 @@ from ...maps.store import RunStore
 from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source
 from ..cluster.submit import run_bounded
-from .tasks import BoxJob, check_slab, failed_row, render_tile, score_block, score_one
+from ...errors import is_disk_fault
+from .tasks import BoxJob, check_slab, failed_row, render_tile, score_block, score_one, tile_chunks
 
 log = logging.getLogger("localsharp.engine.local.run")
 
@@ -51,7 +52,7 @@ def check_values(client: Any, source: Source, progress: Progress | None = None) 
 
 def box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
               resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_batches()
+    done = store.done_batches(job.block)
     boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
     resumed["boxes"] = boxes_done
     counter = Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"],
@@ -65,6 +66,8 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
     """A block task that failed (e.g. its worker died on it every time): search its boxes one by one,
     mark the boxes that fail on their own, and record the block from here."""
     job, block, indices = args
+    if is_disk_fault(error):  # a disk or store fault is the run's, not the boxes': it stops the run
+        raise error
     log.warning("local: search task %d failed (%s: %s); searching its %d boxes one by one", block,
                 type(error).__name__, error, len(indices))
     rows = []
@@ -73,15 +76,17 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
             row = score_one(job, int(index)) if client is None else \
                 client.submit(score_one, job, int(index), pure=False, retries=0).result()
         except Exception as exc:  # noqa: BLE001 - this box alone fails: it is marked, the run goes on
+            if is_disk_fault(exc):
+                raise
             row = failed_row(int(index), exc)
         rows.append(row)
-    store.write_batch(block, rows)
+    store.write_batch(block, rows, job.block)
     return {"block": block, "n": len(rows), "by_status": {}, "host": None, "seconds": None}
 
 
 def blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
                 resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_tiles()
+    done = store.done_tiles(tile_chunks(job))
     resumed["tiles"] = len(done)
     counter = Counter("tiles", len(done), plan.n_tiles, progress, workers=workers)
     report(progress, "tiles", len(done), plan.n_tiles)

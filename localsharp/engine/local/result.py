@@ -118,7 +118,7 @@ def box_rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
     """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
     shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
     for block, _ in plan.blocks():
-        for row in store.read_batch(block) or []:
+        for row in store.read_batch(block, plan.block) or []:
             yield box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()

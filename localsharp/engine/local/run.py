@@ -42,6 +42,7 @@ from ...maps.loading import check_limitations, check_resolution
 from ...config import LocalOptions, SharpenOptions
 from ...errors import ConfigError, OutputError
 from ...maps.density import DensityMap
+from ...maps.lock import RunLock, lock_path
 from ...maps.store import RunStore
 from ...report.summary import jsonable
 from ...sharpening.local_box import MAX_BOX_SOLVENT
@@ -55,6 +56,7 @@ from ..cluster import worker_setup
 from ..overall.driver import overall_pass
 from .scale_setup import open_scale_inputs, scale_inputs
 from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
+from .resume import LAYOUT, check_same_run, check_tiles, regroup, repair
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
 from .tasks import BoxJob, run_box, save_plan
 
@@ -62,7 +64,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["LocalMap", "LocalResult", "inspect_box", "local_sharpen", "prepare_input"]
+__all__ = ["LocalMap", "LocalResult", "check_resumable", "inspect_box", "local_sharpen", "prepare_input"]
 #: The output image inside the store, unless the caller names another place.
 OUTPUT_IMAGE = "output.ome.zarr"
 #: The blended b_sharpen applied by the boxes (relative to the overall sharpening), inside the store.
@@ -142,7 +144,9 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
         result.store = None
         return result
     output = None if output is None else Path(output).resolve()
-    return _run(source, client, Path(store).resolve(), local, opts, resume, overwrite, progress, output, opened)
+    path = Path(store).resolve()
+    with RunLock(lock_path(path), "localsharp local"):  # one run per store; re-entrant for the command line's
+        return _run(source, client, path, local, opts, resume, overwrite, progress, output, opened)
 
 
 def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
@@ -156,9 +160,15 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
     local = local or LocalOptions()
     source, opts = prepare_input(map_or_path, resolution, options)
     path = Path(store).resolve()
+    with RunLock(lock_path(path), "localsharp local --only-box"):
+        return _inspect_box(source, opts, index, path, local)
+
+
+def _inspect_box(source: Source, opts: SharpenOptions, index: int, path: Path, local: LocalOptions) -> dict[str, Any]:
     run = _run_description(source, local, opts)
     if path.exists():
-        store_ = RunStore.open(path, run)
+        store_ = check_same_run(path, run)
+        repair(None, store_)  # a damaged overall map is computed again below
     else:
         check_values(None, source)
         store_ = RunStore.create(path, run, source.shape, (local.chunk,) * 3)
@@ -192,15 +202,30 @@ def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
     return source, opts
 
 
+def check_resumable(store: str | Path, source: Source, local: LocalOptions | None, options: SharpenOptions,
+                    opened: dict[str, Any] | None = None) -> None:
+    """Refuse, before anything starts, to resume a store that holds another run (OutputError naming the
+    options that differ, old → new); ``source`` and ``options`` are :func:`prepare_input`'s, ``opened``
+    :func:`~.scale_setup.open_scale_inputs`'."""
+    path = Path(store).resolve()
+    if not path.exists():
+        raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
+    check_same_run(path, _run_description(source, local or LocalOptions(), options, opened))
+
+
 def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
                 resume: bool, overwrite: bool, progress: Progress | None = None,
                 opened: dict[str, Any] | None = None) -> RunStore:
-    """The run's store: the recorded run (``resume``), or a new one after the value checks pass."""
+    """The run's store: the recorded run (``resume``: checked, its damaged parts forgotten to be computed
+    again, :func:`.resume.repair`), or a new one after the value checks pass."""
     run = _run_description(source, local, opts, opened)
     if resume:
         if not path.exists():
             raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
-        return RunStore.open(path, run)
+        store = check_same_run(path, run)
+        if repair(client, store)["input"] and not isinstance(source, MemorySource):
+            store.write_record("input", {"voxels_sha256": check_values(client, source, progress)})
+        return store
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: a run store already exists; resume it with --resume, "
                           "or replace it with --overwrite")
@@ -246,6 +271,9 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     if scale is not None:
         note(progress, f"local {scale.mode.replace('_', '-')} sharpening: per-box scale factors "
                        + ("and local resolution (FSC = 0.143)" if half_map else "from the model"))
+    if resume:  # records of another --task-block / --tile-chunks regrouped; damaged output chunks redone
+        regroup(store, plan)
+        check_tiles(client, store, plan, _images(store, output, half_map))
     timings["plan"] = time.perf_counter() - t
 
     workers = WorkerLog(client)
@@ -279,7 +307,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
 def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOptions, half_map: bool = False) -> None:
     """Create the output images unless the recorded tiles are in them; an image that is gone is made
     again and its tiles rendered again."""
-    images = [output, store.path / B_SHARPEN_IMAGE] + ([store.path / RESOLUTION_IMAGE] if half_map else [])
+    images = _images(store, output, half_map)
     if all((image / "0").exists() for image in images) and store.done_tiles():
         return
     from ...maps.omezarr import create_image
@@ -287,6 +315,11 @@ def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOp
     store.forget_tiles()
     for image in images:
         create_image(image, template_of(source), (local.chunk,) * 3, overwrite=True)
+
+
+def _images(store: RunStore, output: Path, half_map: bool) -> list[Path]:
+    """The OME-Zarr images the blend tasks write."""
+    return [output, store.path / B_SHARPEN_IMAGE] + ([store.path / RESOLUTION_IMAGE] if half_map else [])
 
 
 # ---------------------------------------------------------------- passes
@@ -335,8 +368,10 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
 def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
                      opened: dict[str, Any] | None = None) -> dict[str, Any]:
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry,
-    every option, and the half maps or model of a scale-factor mode."""
-    run = {"input": source.identity(), "geometry": geometry_of(source), "local": local.to_dict(),
+    every option that changes the result (not ``task_block``, ``tile_chunks``: they group the work),
+    and the half maps or model of a scale-factor mode."""
+    run = {"input": source.identity(), "geometry": geometry_of(source),
+           "local": {k: v for k, v in local.to_dict().items() if k not in LAYOUT},  # the grouping may change
            "options": jsonable(opts)}
     if opened is not None:
         run["scale"] = opened["identity"]

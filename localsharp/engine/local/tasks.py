@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...kernels.masks import soften_mask
+from ...maps import checksums
 from ...maps.store import RunStore
 from ...sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ...sharpening.local_scale import analyse_half_map_box, analyse_model_box
@@ -103,7 +104,7 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
         row["host"] = host
         rows.append(row)
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-    store.write_batch(block, rows)
+    store.write_batch(block, rows, job.block)
     return {"block": block, "n": len(rows), "by_status": by_status, "host": host,
             "seconds": time.perf_counter() - start}
 
@@ -190,7 +191,7 @@ def render_tile(job: BoxJob, tile: int) -> int:
     plan = load_plan(job)
     bounds = plan.tile_bounds(tile)
     indices, blocks = plan.touching(bounds)
-    outcomes = _outcomes(store, indices, blocks)
+    outcomes = _outcomes(job, store, indices, blocks)
     boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
     region = union_bounds([bounds] + [b.outer for b in boxes])
     overall = render_source(store, job.scale, region)
@@ -215,7 +216,7 @@ def render_tile(job: BoxJob, tile: int) -> int:
     if job.resolution_output:
         _output_array(job.resolution_output)[tuple(slice(a, b) for a, b in bounds)] = _resolution_tile(
             job, bounds, contributions, resolutions)
-    store.mark_tile(tile)
+    store.mark_tile(tile, tile_chunks(job))
     return tile
 
 
@@ -252,17 +253,20 @@ def _output_array(path: str) -> Any:
 
 @lru_cache(maxsize=8)
 def _open_output(path: str, _stamp: int) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r+")
+    return checksums.open_for_writing(path)
 
 
-def _outcomes(store: RunStore, indices: np.ndarray, blocks: np.ndarray) -> dict[int, dict[str, Any]]:
+def tile_chunks(job: BoxJob) -> int:
+    """Output chunks per render tile along each axis (``--tile-chunks``)."""
+    return int(job.tile[0]) // int(job.chunks[0])
+
+
+def _outcomes(job: BoxJob, store: RunStore, indices: np.ndarray, blocks: np.ndarray) -> dict[int, dict[str, Any]]:
     """The recorded outcome of each box in ``indices`` (read from the records of their blocks)."""
     wanted = {int(i) for i in indices}
     found: dict[int, dict[str, Any]] = {}
     for block in np.unique(blocks):
-        rows = store.read_batch(int(block))
+        rows = store.read_batch(int(block), job.block)
         if rows is None:
             raise RuntimeError(f"{store.path}: search task {int(block)} has no record; the box pass is incomplete")
         found.update({row["index"]: row for row in rows if row["index"] in wanted})
@@ -278,9 +282,16 @@ PLAN_FILE = "plan.npz"
 def save_plan(store: RunStore, plan: LocalPlan) -> None:
     """Write the plan's active-box flags next to the store's records (read by the render tasks)."""
     path = store.path / PLAN_FILE
-    tmp = path.with_name(".plan.tmp.npz")
-    np.savez(tmp, active=np.packbits(plan.active), n=plan.active.size)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".plan.{os.getpid()}.tmp.npz")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, active=np.packbits(plan.active), n=plan.active.size)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_plan(job: BoxJob) -> LocalPlan:

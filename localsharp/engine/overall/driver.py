@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zarr
 
 from ...modes.model_free import global_sharpen
 from ...config import SharpenOptions
 from ...kernels.masks import bounding_box
+from ...maps import checksums
 from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...tiling.boxes import chunk_grid
@@ -202,9 +202,8 @@ def create_molecule_counts(store_path: str, shape: tuple[int, int, int], t: int)
     """Create (or replace) the store's ``molecule_counts`` array, chunked so that each z-slab owns its chunks."""
     b = tasks.COUNT_BLOCK
     counts_shape = tuple(-(-n // b) for n in shape)
-    zarr.open_group(str(store_path), mode="a").create_array(
-        "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]), dtype="uint16", fill_value=0,
-        overwrite=True)
+    checksums.create_array(str(store_path), "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]),
+                           dtype="uint16", fill_value=0, overwrite=True)
 
 
 def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
