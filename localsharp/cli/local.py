@@ -29,6 +29,8 @@ RESOLUTION_OUTPUT = {"resolution_map": "local_resolution_map.ccp4"}
 #: Occupancy written for each box status in the centres file.
 STATUS_OCCUPANCY = {"sharpened": 1.0, "unsharpened": 0.5, "skipped": 0.0}
 STORE = "local_run.zarr"
+#: Where the outputs go unless --output-dir says otherwise (``sharpen`` uses localsharp_sharpen).
+DEFAULT_OUTPUT_DIR = "localsharp_local"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
                         "a zarr v3 array or an OME-Zarr image")
     parser.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required)")
-    parser.add_argument("--output-dir", default="localsharp_local", metavar="DIR",
-                        help="directory for the outputs and the run store (default localsharp_local)")
+    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR",
+                        help=f"directory for the outputs and the run store, created if needed "
+                             f"(default {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs and run store")
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in the output directory")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table on the terminal")
@@ -195,13 +198,12 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
     prepare_output_dir(out, {}, True)
     row = inspect_box(args.map, args.only_box, resolution=args.resolution, store=out / STORE, local=local,
                       options=options)
-    sharpening = row["sharpening"] or {}
     print(f"localsharp local: box {row['index']} of {args.map}: centre {row['centre_A']} Å, "
           f"core {row['core_zyx']} (z, y, x), searched on {row['outer_zyx']}")
     print(f"  status {row['status']}: {row['reason']}")
     b_start = "-" if row["b_iso_start"] is None else f"{row['b_iso_start']:.1f} Å²"
-    print(f"  solvent fraction {row['solvent_fraction']:.3f}, B_iso of the box {b_start}, "
-          f"b_sharpen {sharpening.get('b_sharpen', 0.0):.1f} Å²")
+    print(f"  solvent fraction {row['solvent_fraction']:.3f}, B_iso of the box {b_start}")
+    print(f"  {_applied_text(row)}")
     if row["trials"]:
         print("  trials:  target_B  b_sharpen  surf_area  regions  adjusted_SA  kurtosis")
         for t in sorted(row["trials"], key=lambda t: t["b_iso"]):
@@ -235,8 +237,8 @@ def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str,
 
 
 def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
-    """Searched box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept /
-    skipped (boxes the coarse mask skipped without a task are left out)."""
+    """Searched box centres as a PDB file: B = the b_sharpen the box applied, occupancy 1 / 0.5 / 0 = sharpened /
+    kept / skipped as applied (boxes the coarse mask skipped without a task are left out)."""
     import numpy as np
 
     from ..maps.model import write_points_pdb
@@ -246,26 +248,72 @@ def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[st
         if row["status"] == "skipped" and "no task" in row["reason"]:
             continue
         positions.append(row["centre_A"])
-        b.append((row["sharpening"] or {}).get("b_sharpen", 0.0))
+        b.append(row.get("b_sharpen_applied") or 0.0)
         occupancy.append(STATUS_OCCUPANCY.get(row["status"], 0.0))
     cell = SimpleNamespace(cell_lengths=tuple(geometry["cell_lengths"]), cell_angles=tuple(geometry["cell_angles"]))
     write_points_pdb(path, np.array(positions, dtype=float).reshape(-1, 3), np.array(b, dtype=float),
                      np.array(occupancy, dtype=float), cell)
 
 
+def _applied_text(row: dict[str, Any]) -> str:
+    """``b_sharpen applied … (searched …, score within its noise for … )`` of one box row."""
+    applied, searched = row.get("b_sharpen_applied"), row.get("b_sharpen_searched")
+    if applied is None:
+        return "b_sharpen applied: none (the box is not rendered)"
+    text = f"b_sharpen applied {applied:.1f} Å²"
+    span = row.get("b_sharpen_within_noise")
+    if searched is not None and (searched != applied or span):
+        text += f" (search's pick {searched:.1f} Å²"
+        if span:
+            text += f", score within its noise for {span[0]:.1f} ... {span[1]:.1f}"
+        text += ")"
+    return text
+
+
+#: What a box status means in the terminal table, by mode.
+KEPT_WORDS = {"model_free": "kept at the overall sharpening", "half_map": "kept as they are",
+              "model": "kept as they are"}
+
+
+def _status_text(by_status: dict[str, int], mode: str) -> str:
+    words = {"sharpened": "sharpened", "unsharpened": KEPT_WORDS.get(mode, "kept"), "skipped": "skipped",
+             "failed": "failed (kept at the overall sharpening)"}
+    order = ["sharpened", "unsharpened", "skipped", "failed"]
+    keys = order + sorted(k for k in by_status if k not in order)
+    return ", ".join(f"{by_status[k]} {words.get(k, k)}" for k in keys if by_status.get(k))
+
+
+def _mean_text(summary: dict[str, Any], scale_mode: bool) -> str:
+    mean_sharpened, mean_all = summary["mean_b_sharpen_sharpened_boxes"], summary.get("mean_b_sharpen_applied")
+    n_sharpened = summary["boxes_by_status"].get("sharpened", 0)
+    if mean_all is None:
+        return "- (no box was analysed)"
+    text = (f"mean {mean_sharpened:.1f} Å² over the {n_sharpened} sharpened boxes, " if mean_sharpened is not None
+            else "no box sharpened; ")
+    text += f"{mean_all:.1f} Å² over all {summary.get('boxes_analysed', 0)} analysed"
+    searched = summary.get("mean_b_sharpen_searched")
+    if not scale_mode and searched is not None:
+        text += f" (search picks: mean {searched:.1f} Å²)"
+    return text
+
+
 def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
     overall = summary["overall"]
+    mode = summary.get("local_mode", "model_free")
+    scale_mode = mode != "model_free"
+    rows = [
+        ("mode", mode.replace("_", "-")),
+        ("overall sharpening", f"{overall['method']} b_sharpen {overall['b_sharpen']:.1f} Å²"
+         + (" (its molecule mask places the boxes)" if scale_mode else "")),
+        ("boxes", f"{summary['n_boxes']} in the grid: {summary['boxes_searched']} searched, "
+                  f"{summary['boxes_skipped_by_mask']} skipped by the coarse mask"),
+        ("boxes as applied", _status_text(summary["boxes_by_status"], mode)),
+        ("equivalent B applied" if scale_mode else "b_sharpen applied", _mean_text(summary, scale_mode)),
+        ("smoothing radius", f"{summary['smoothing_radius']:.1f} Å"),
+        ("time", f"{summary['timings_s']['total']:.1f} s"),
+    ]
     print(f"localsharp local: {summary['input']['map']}")
-    scale_mode = summary.get("local_mode", "model_free") != "model_free"
-    print(f"  overall sharpening        {overall['method']} b_sharpen {overall['b_sharpen']:.1f} Å²"
-          + (" (its molecule mask places the boxes)" if scale_mode else ""))
-    print(f"  boxes                     {summary['n_boxes']} ({', '.join(f'{v} {k}' for k, v in summary['boxes_by_status'].items())}); "
-          f"{summary['boxes_searched']} searched, {summary['boxes_skipped_by_mask']} skipped by the coarse mask")
-    mean_b = summary["mean_b_sharpen_sharpened_boxes"]
-    label = "mean equivalent B" if scale_mode else "mean local b_sharpen"
-    print(f"  {label:<25} {'-' if mean_b is None else f'{mean_b:.1f} Å²'}")
-    print(f"  smoothing radius          {summary['smoothing_radius']:.1f} Å")
-    print(f"  mode                      {summary.get('local_mode', 'model_free').replace('_', '-')}")
-    print(f"  time                      {summary['timings_s']['total']:.1f} s")
+    for key, value in rows:
+        print(f"  {key:<25} {value}")
     for role, path in paths.items():
         print(f"  {role:<25} {path}")

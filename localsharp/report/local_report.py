@@ -8,6 +8,7 @@ whole map, so it works on zarr arrays of any size; docs/plots.md says how to rea
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
@@ -35,6 +36,9 @@ OVERLAY_ALPHA = 0.8
 #: axis of the plane, as indices into (z, y, x).
 PLANES = (("XY plane", 0, (1, 2)), ("XZ plane", 1, (0, 2)), ("YZ plane", 2, (0, 1)))
 AXIS_NAMES = ("z", "y", "x")
+#: PNG text key holding the numbers the histograms show (JSON: counts by status, median and mean
+#: b_sharpen applied), so that a reader or a test can check the figure against the summary.
+NUMBERS_KEY = "localsharp boxes"
 
 
 @dataclass
@@ -44,6 +48,14 @@ class _BoxNumbers:
     b_sharpen: np.ndarray
     resolution: np.ndarray
     by_status: dict[str, int]
+
+    def described(self) -> dict[str, Any]:
+        """What the histograms show, as numbers (stored in the PNG's text chunk :data:`NUMBERS_KEY`)."""
+        b = self.b_sharpen
+        return {"boxes_by_status": dict(self.by_status), "n_b_sharpen_applied": int(b.size),
+                "median_b_sharpen_applied": float(np.median(b)) if b.size else None,
+                "mean_b_sharpen_applied": float(b.mean()) if b.size else None,
+                "n_local_resolution": int(self.resolution.size)}
 
     @property
     def not_skipped(self) -> int:
@@ -110,7 +122,7 @@ def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[
     if resolution_map is not None:
         quantities.append(("resolution", RESOLUTION_CMAP, RESOLUTION_LABEL, False))
     fig = _figure(planes, quantities, numbers, tuple(float(v) for v in voxel_zyx), title)
-    _write_atomically(fig, Path(path))
+    _write_atomically(fig, Path(path), {NUMBERS_KEY: json.dumps(numbers.described())})
 
 
 def _central_planes(density: Any, b_sharpen: Any, resolution: Any | None) -> dict[str, list[np.ndarray]]:
@@ -283,11 +295,11 @@ def _status_text(by_status: dict[str, int]) -> str:
     return f"{sum(by_status.values())} boxes ({parts})"
 
 
-def _write_atomically(fig: Any, path: Path) -> None:
-    """Render ``fig`` to a temporary PNG beside ``path`` and rename it onto ``path``."""
+def _write_atomically(fig: Any, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Render ``fig`` to a temporary PNG beside ``path`` (with ``metadata`` as PNG text) and rename it onto ``path``."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # mode from the umask
     try:
-        _save(fig, temporary)  # its margins do not move this figure: the grid has its own
+        _save(fig, temporary, metadata=metadata)  # its margins do not move this figure: the grid has its own
         os.replace(temporary, path)
     except BaseException:
         _pyplot().close(fig)

@@ -45,6 +45,7 @@ from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...report.summary import jsonable
 from ...sharpening.local_box import MAX_BOX_SOLVENT
+from ...sharpening.shrinkage import applied_row
 from ...sharpening.solvent import RADIUS_FACTOR
 from ...tiling.blend import radius_from_spacing
 from ...tiling.boxes import BoxGrid
@@ -151,7 +152,9 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
 
     Uses (or makes) the run store at ``store`` for the overall map, exactly as
     :func:`local_sharpen` with the same arguments would, so the box is the one
-    that run analyses.  Nothing else is written.
+    that run analyses.  Nothing else is written.  The row is what that run applies to the box
+    (:func:`~localsharp.sharpening.shrinkage.applied_row`), with the search's pick in
+    ``b_sharpen_searched``; ``trials`` is the search's table.
     """
     local = local or LocalOptions()
     source, opts = prepare_input(map_or_path, resolution, options)
@@ -168,7 +171,7 @@ def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution:
         raise ConfigError(f"box {index} does not exist: this run has boxes 0…{plan.grid.n_boxes - 1}")
     box = plan.grid.box(index)
     outcome, _, result = run_box(job, store_, box)
-    row = box_row(box, outcome.to_dict(), geometry_of(source))
+    row = box_row(box, applied_row(outcome.to_dict(), local.shrink), geometry_of(source))
     row["outer_zyx"] = [list(b) for b in box.outer]
     row["trials"] = result.table() if result is not None else []
     return row
@@ -261,7 +264,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     t = time.perf_counter()
     geometry = geometry_of(source)
     failed: list[dict[str, Any]] = []
-    by_status, mean_b = tally(box_rows(store, plan, geometry, local.shrink), failed)
+    shrunk = local.shrink and scale is None  # as the render tasks apply it (tasks._rendered_row)
+    by_status, means = tally(box_rows(store, plan, geometry, shrunk), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
     for row in failed:
@@ -270,8 +274,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     counts["mode"] = "model_free" if scale is None else scale.mode
-    return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: box_rows(store, plan, geometry, local.shrink),
+    return LocalResult(result_map, overall, job.radius, store.path, local, counts, means["applied_sharpened"], means,
+                       timings, resumed, lambda: box_rows(store, plan, geometry, shrunk),
                        LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source),
                        LocalMap(store.path / RESOLUTION_IMAGE / "0", source.shape, source) if half_map else None)
 
