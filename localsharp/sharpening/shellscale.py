@@ -42,6 +42,10 @@ from .shell_stats import (  # noqa: F401 (bin_shells and the formulas are import
     cc_star, correct_cc, default_rmsd, effective_b, guard_outliers)
 from .spectrum import Spectrum
 
+#: Factors below this are left out of the equivalent-B fit (ln of ~0 is noise).
+MIN_FACTOR_FOR_FIT = 1e-3
+
+
 # ------------------------------------------------------------- scale factors
 @dataclass(frozen=True)
 class ShellScale:
@@ -288,3 +292,33 @@ def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, 
     return ShellScale(method="model_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
                       ratio=ratio, scale=scale, reference="model", b_eff=b_eff, max_possible_cc=max_cc,
                       fraction_complete=float(fraction_complete), rmsd=rmsd, notes=notes)
+
+
+def equivalent_b(scale: ShellScale, resolution: float) -> float:
+    """B (Å²) of the ``exp(B·sthol2)`` that best fits the factors' logarithm at ``d ≥ resolution``.
+
+    A weighted least-squares line through ``ln k_i`` against ``sthol2_i`` (weights: the
+    shells' coefficient counts); shells with ``k < 1e-3`` are left out.  0 when fewer
+    than two shells qualify.
+    """
+    stats = scale.stats
+    k = np.asarray(scale.scale, dtype=np.float64)
+    use = (stats.d_avg >= resolution) & (k > MIN_FACTOR_FOR_FIT)
+    if np.count_nonzero(use) < 2:
+        return 0.0
+    x = stats.sthol2[use]
+    y = np.log(k[use])
+    w = np.sqrt(stats.n[use])
+    design = np.column_stack([np.ones_like(x), x])
+    coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+    b = float(coef[1])
+    return b if np.isfinite(b) else 0.0
+
+
+def equivalent_b_fit_range(scale: ShellScale, resolution: float) -> tuple[float, float] | None:
+    """The resolution range (Å, low → high) of the shells :func:`equivalent_b` fits; None when it fits none."""
+    stats = scale.stats
+    use = (stats.d_avg >= resolution) & (np.asarray(scale.scale) > MIN_FACTOR_FOR_FIT)
+    if np.count_nonzero(use) < 2:
+        return None
+    return float(stats.d_avg[use].max()), float(stats.d_avg[use].min())

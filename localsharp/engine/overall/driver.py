@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ...modes.common import warnings_returned
 from ...modes.model_free import global_sharpen
 from ...config import SharpenOptions
 from ...kernels.masks import bounding_box
@@ -176,7 +177,8 @@ def one_task_overall(store_path: str, source: DensityMap | str, options: Sharpen
 
     store = RunStore(store_path)
     density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
-    result = global_sharpen(density, options.resolution, options=options)
+    with warnings_returned():  # the driver of the local run reports them (once, where the user looks)
+        result = global_sharpen(density, options.resolution, options=options)
     molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
     chunks = tuple(store.array("overall").chunks)
     for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
