@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from ..errors import LocalsharpError
 
@@ -32,6 +32,14 @@ COMMANDS = {
 
 #: The one message for a missing ``--resolution`` (``sharpen`` and ``local`` alike).
 MISSING_RESOLUTION = "--resolution is required (the map's nominal resolution in Å)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: the problem and where the options are listed
+    (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -53,7 +61,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     With ``only`` (a command name) the other commands get bare subparsers, so that their
     modules (and what they import) are not loaded for a run of ``only``.
     """
-    parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
+    parser = Parser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():

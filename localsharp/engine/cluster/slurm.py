@@ -28,7 +28,8 @@ THREAD_VARS = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
 DEFAULTS = {"cores": 1, "memory": "2GB", "walltime": "01:00:00", "job_name": "localsharp-worker"}
 #: Keyword arguments of SLURMCluster that are not the job's (left out of :func:`job_script`).
 CLUSTER_ONLY = ("scheduler_options",)
-INSTALL_HINT = "dask-jobqueue is not installed: pip install 'localsharp[slurm]'"
+INSTALL_HINT = ("dask-jobqueue is not installed: pip install 'localsharp[slurm]' (an installed package), "
+                "or pip install \".[slurm]\" in a localsharp checkout")
 #: Placeholder for the scheduler's address in :func:`job_script` (known only once the scheduler runs).
 SCHEDULER_PLACEHOLDER = "tcp://<scheduler-address>:<port>"
 
