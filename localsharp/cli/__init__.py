@@ -95,7 +95,10 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
         words = list(sys.argv[1:] if argv is None else argv)
         command = next((w for w in words if not w.startswith("-")), None)
         parser = build_parser(command if command in COMMANDS else None)
-        args = parser.parse_args(words)
+        try:
+            args = parser.parse_args(words)
+        except SystemExit as exc:  # --help, --version, or a one-line usage error (Parser.error)
+            return exc.code if isinstance(exc.code, int) else 2
         args.plotter = plotter
         return _run(args)
     finally:

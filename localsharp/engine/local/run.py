@@ -233,8 +233,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
         report(progress, "overall", 0, 1)
         overall = _overall_pass(client, source, store, opts)
         report(progress, "overall", 1, 1)
-        for warning in overall.get("warnings", []):  # said on a worker: repeated here, where the user looks
-            note(progress, f"warning: {warning}")
+        for warning in overall.get("warnings", []):  # returned by the overall pass, said once here
+            log.warning("%s", warning)
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()
