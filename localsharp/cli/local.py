@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``local`` options to ``parser``."""
     parser.description = ("Sharpen a map locally: overall sharpening first, then overlapping boxes each optimised "
                           "on their own (in parallel on Dask workers) and blended with Gaussian weights.")
-    parser.add_argument("map", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
-                        "a zarr v3 array or an OME-Zarr image")
+    parser.add_argument("map", nargs="?", metavar="MAP", help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz), "
+                        "a zarr v3 array or an OME-Zarr image; optional with --half-maps (their mean is sharpened)")
     parser.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR",
                         help=f"directory for the outputs and the run store, created if needed "
@@ -86,19 +86,23 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     names = {**OUTPUTS, **(RESOLUTION_OUTPUT if args.half_maps else {})}
     paths = {role: out / name for role, name in names.items()}
+    if args.map is None and not args.half_maps:
+        raise ConfigError("no input: give MAP or --half-maps H1 H2")
     if args.resolution is None:
         raise ConfigError(MISSING_RESOLUTION)
     if args.half_maps and args.model:
         raise ConfigError("give --half-maps or --model, not both")
-    for given in [args.map] + list(args.half_maps or []) + ([args.model] if args.model else []):
+    maps = [m for m in [args.map] + list(args.half_maps or []) if m is not None]
+    for given in maps + ([args.model] if args.model else []):
         if not Path(given).exists():
             raise InputFileError(given, "no such file")
     from ..maps.source import MapSource
 
-    for given in [args.map] + list(args.half_maps or []):
+    for given in maps:
         MapSource.open(given)  # a file that is no map is refused here, before the engine is even imported
     from ..config import LocalOptions, SharpenOptions
     from ..engine.local.inputs import template_of
+    from ..engine.local.mean_input import mean_name
     from ..engine.local.run import prepare_input
     from ..maps.atomic import AtomicSet
     from ..maps.store import RunStore
@@ -115,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
-    source, options = prepare_input(args.map, args.resolution, options)  # header checks: before anything starts
+    # header checks, before anything starts (no MAP: half map 1 stands for the mean of the half maps)
+    source, options = prepare_input(args.map or args.half_maps[0], args.resolution, options)
     if args.half_maps or args.model:
         from ..engine.local.scale_setup import open_scale_inputs
 
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:
-        if args.half_maps or args.model:
+        if args.half_maps or args.model or args.map is None:
             raise ConfigError("--only-box runs a model-free box search; it does not take --half-maps or --model")
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
@@ -138,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     summary = result.summary(with_boxes=False)
     digest = (RunStore(result.store).record("input") or {}).get("voxels_sha256") if result.store else None
-    summary.update({"input": {"map": args.map, "voxels_sha256": digest, "geometry": result.map.geometry()},
+    name = args.map or mean_name(tuple(args.half_maps))
+    summary.update({"input": {"map": name, "voxels_sha256": digest, "geometry": result.map.geometry()},
                     "resolution": args.resolution, "versions": versions(), "command": sys.argv,
                     "outputs": {k: str(v) for k, v in paths.items()}})
     summary["timings_s"]["total"] = time.perf_counter() - t0
@@ -166,18 +172,20 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
              paths: dict[str, Path]) -> Any:
     """The run on the cluster the options name; None when interrupted (the store is kept for --resume)."""
     from ..engine.cluster.client import quiet_distributed_logs
+    from ..engine.local.mean_input import mean_name
     from ..engine.local.run import local_sharpen
     from ..report.progress import ProgressReporter
 
     reporter = ProgressReporter("localsharp local", quiet=args.quiet)
     reporter.attach_to_logging()
-    reporter.note(f"{args.map}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
+    name = args.map or mean_name(tuple(args.half_maps))
+    reporter.note(f"{name}: {'x'.join(map(str, source.shape[::-1]))} voxels; starting "
                   + ("in this process" if args.in_process else "the cluster"))
     if not args.verbose and not args.in_process:
         quiet_distributed_logs()
     try:
         with cluster_client(args, out, reporter.note) as client:
-            result = local_sharpen(source, args.resolution, client=client, store=out / STORE, local=local,
+            result = local_sharpen(source if args.map else None, args.resolution, client=client, store=out / STORE, local=local,
                                    options=options, resume=args.resume, overwrite=args.overwrite,
                                    progress=reporter, output=paths["local_image"],
                                    half_maps=tuple(args.half_maps) if args.half_maps else None,

@@ -72,7 +72,7 @@ B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
 RESOLUTION_IMAGE = "local_resolution.ome.zarr"
 
 
-def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
+def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float, *, client: Any = None,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
                   progress: Progress | None = None, output: str | Path | None = None,
@@ -88,9 +88,11 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
 
     Parameters
     ----------
-    map_or_path : DensityMap, str or path-like
+    map_or_path : DensityMap, str, path-like or None
         The map (MRC/CCP4, zarr v3 array or OME-Zarr image) or an in-memory :class:`DensityMap`.
-        A file is read by region in the tasks; the client reads only its header.
+        A file is read by region in the tasks; the client reads only its header.  None with
+        ``half_maps``: the mean of the half maps is sharpened (as :func:`~localsharp.half_map_sharpen`
+        does), made slab by slab in the run store (``mean_of_half_maps.ome.zarr``).
     resolution : float
         Nominal resolution (Å); positional or keyword, as in every sharpening function.
     client : distributed.Client, optional
@@ -128,8 +130,11 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
     if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
         raise ConfigError(f"resolution must be a number of Å, got {type(resolution).__name__}: "
                           "call local_sharpen(map, resolution, client=client)")
+    map_or_path, mean = _map_or_mean(map_or_path, half_maps)
     source, opts = prepare_input(map_or_path, resolution, options)
     opened = open_scale_inputs(source, half_maps, model, model_rms=model_rms, resolution=opts.resolution)
+    if mean:
+        opened["mean"] = True  # the map is the mean of the half maps, made in the run store
     if client is not None:
         worker_setup.register(client)
     if store is None:
@@ -144,6 +149,27 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
         return result
     output = None if output is None else Path(output).resolve()
     return _run(source, client, Path(store).resolve(), local, opts, resume, overwrite, progress, output, opened)
+
+
+def _map_or_mean(map_or_path: DensityMap | str | Path | None,
+                 half_maps: tuple[Any, Any] | None) -> tuple[DensityMap | str | Path, bool]:
+    """The map to open, and whether the run's map is the mean of the half maps made in the run store.
+
+    No map: the mean of the half maps (the rule of ``half_map_sharpen``): in memory for in-memory
+    half maps, else half map 1 stands for the header checks and the mean is made by tasks.
+    """
+    if map_or_path is not None:
+        return map_or_path, False
+    if half_maps is None or len(half_maps) != 2:
+        raise ConfigError("no input: give a map, or two half maps (their mean is sharpened)")
+    from .mean_input import is_memory, mean_in_memory
+
+    if is_memory(half_maps):
+        from ...maps.loading import check_same_grid
+
+        check_same_grid(half_maps[0], "half map 1", half_maps[1], "half map 2")  # type: ignore[arg-type]
+        return mean_in_memory(*half_maps), False  # type: ignore[arg-type]
+    return half_maps[0], True
 
 
 def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
@@ -220,6 +246,10 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings: dict[str, float] = {}
     t = time.perf_counter()
     store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
+    if opened is not None and opened.get("mean"):  # no map given: the mean of the half maps is the input
+        from .mean_input import mean_input
+
+        source = mean_input(client, store, opened["halves"], local.chunk, progress)
     scale = scale_inputs(opened, source, store, copy=not resume)
     half_map = scale is not None and scale.mode == "half_map"
     output = output or store.path / OUTPUT_IMAGE
@@ -344,4 +374,6 @@ def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
            "options": jsonable(opts)}
     if opened is not None:
         run["scale"] = opened["identity"]
+        if opened.get("mean"):
+            run["input"] = {"kind": "mean_of_half_maps"}  # the half maps are in run["scale"]
     return run
