@@ -130,7 +130,7 @@ class LocalOptions:
         Largest spacing of box centres (voxels).
     smoothing_radius : float, optional
         R of the blending weight ``exp(-r²/2R²)`` (Å); default ⅔ of the mean
-        nearest-neighbour distance between box centres.
+        nearest-neighbour distance between box centres, at least ⅔ of the stride.
     soft_mask : bool
         Buffer each box by 1.5 × resolution and taper it to zero at its faces.
     chunk : int

@@ -48,12 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table on the terminal")
     parser.add_argument("--only-box", type=int, metavar="N",
                         help="run box N by hand, in this process, and print its trials (no map is written)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the run would do (boxes, tasks, memory per worker, disk, time from a few "
+                             "boxes timed here; with --cluster slurm the job script) and write nothing")
     tiling = parser.add_argument_group("boxes")
     tiling.add_argument("--box-size", type=int, default=40, metavar="N", help="box edge (voxels, default 40)")
     tiling.add_argument("--stride", type=int, default=20, metavar="N",
                         help="largest spacing of box centres (voxels, default 20)")
     tiling.add_argument("--smoothing-radius", type=float, metavar="Å",
-                        help="R of the blending weight exp(-r²/2R²) (default ⅔ of the mean spacing of box centres)")
+                        help="R of the blending weight exp(-r²/2R²) (default ⅔ of the mean spacing of box centres, "
+                              "at least ⅔ of the stride)")
     tiling.add_argument("--chunk", type=int, default=64, metavar="N", help="output chunk edge (voxels, default 64)")
     tiling.add_argument("--task-block", type=int, default=3, metavar="N",
                         help="boxes per search task along each axis (up to N³ boxes a task, default 3)")
@@ -121,11 +125,16 @@ def run(args: argparse.Namespace) -> int:
                              ignore_map_limitations=args.ignore_map_limitations)
     # header checks, before anything starts (no MAP: half map 1 stands for the mean of the half maps)
     source, options = prepare_input(args.map or args.half_maps[0], args.resolution, options)
+    opened = None
     if args.half_maps or args.model:
         from ..engine.local.scale_setup import open_scale_inputs
 
-        open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
-                          model_rms=args.model_rms, resolution=args.resolution)
+        opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
+                                   model_rms=args.model_rms, resolution=args.resolution)
+    if args.dry_run:
+        from .local_dry_run import dry_run
+
+        return dry_run(args, source, out, local, options, opened)
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:

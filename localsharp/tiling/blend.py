@@ -36,6 +36,17 @@ def radius_from_spacing(nearest: float | None) -> float:
     return float(max(1.0, round(2.0 / 3.0 * float(nearest))))
 
 
+def default_radius(nearest: float | None, stride: float) -> float:
+    """The default smoothing radius (Å) of a run: :func:`radius_from_spacing` of the mean nearest-neighbour
+    distance of the box centres, but at least that of the stride (Å).
+
+    On a map smaller than a few strides the boxes are packed closer than the stride along some axis
+    (the tour map: 5 voxels along z); ⅔ of that spacing (3 Å there) would split the map almost
+    hard between boxes, so the stride sets a floor, in every mode.
+    """
+    return max(radius_from_spacing(nearest), radius_from_spacing(stride))
+
+
 def smoothing_radius(centres: Iterable[tuple[float, float, float]], voxel_size: tuple[float, float, float]) -> float:
     """``round(⅔ · D_nn)`` Å, ``D_nn`` the mean nearest-neighbour distance between box centres.
 

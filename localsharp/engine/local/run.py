@@ -47,7 +47,7 @@ from ...report.summary import jsonable
 from ...sharpening.local_box import MAX_BOX_SOLVENT
 from ...sharpening.shrinkage import applied_row
 from ...sharpening.solvent import RADIUS_FACTOR
-from ...tiling.blend import radius_from_spacing
+from ...tiling.blend import default_radius
 from ...tiling.boxes import BoxGrid
 from ...tiling.occupancy import possibly_molecule
 from ...tiling.plan import LocalPlan
@@ -340,9 +340,9 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
           opts: SharpenOptions, scale_mode: bool = False) -> tuple[LocalPlan, BoxJob]:
     """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares.
 
-    The smoothing radius is ⅔ of the mean spacing of box centres (§8 item 3); in the scale-factor
-    modes, whose background is the unsharpened map, at least ⅔ of the stride, so that on a small
-    map (boxes packed closer than the stride) every voxel of a core is set by the boxes smoothly."""
+    The smoothing radius is ⅔ of the mean spacing of box centres (the paper's rule; docs/methods.md), at
+    least ⅔ of the stride in every mode (:func:`~localsharp.tiling.blend.default_radius`), so that on a
+    small map (boxes packed closer than the stride) the boxes are blended smoothly, not split hard."""
     voxel = source.voxel_size_zyx
     buffer = int(round(RADIUS_FACTOR * opts.resolution / min(source.voxel_size))) if local.soft_mask else 0
     region = overall.get("molecule_bounds_zyx")
@@ -354,9 +354,8 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     chunks = (local.chunk,) * 3
     plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
     save_plan(store, plan)
-    radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
-    if scale_mode and local.smoothing_radius is None:  # boxes packed closer than the stride on a small map
-        radius = max(radius, radius_from_spacing(local.stride * min(voxel)))
+    radius = local.smoothing_radius or default_radius(grid.nearest_neighbour_distance(voxel),
+                                                      local.stride * min(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
                  tile=plan.tile, shrink=local.shrink)
