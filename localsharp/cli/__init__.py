@@ -64,15 +64,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (module_name, help_text) in COMMANDS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
+            parser.commands[name] = sub.add_parser(name, help=help_text)  # type: ignore[attr-defined]
             continue
         module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub_parser)
         sub_parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
         sub_parser.set_defaults(run=module.run)
+        parser.commands[name] = sub_parser  # type: ignore[attr-defined]
     return parser
 
 
@@ -96,7 +98,9 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
         command = next((w for w in words if not w.startswith("-")), None)
         parser = build_parser(command if command in COMMANDS else None)
         try:
-            args = parser.parse_args(words)
+            args, unknown = parser.parse_known_args(words)
+            if unknown:  # said by the command's own parser (its --help lists the options)
+                parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
         except SystemExit as exc:  # --help, --version, or a one-line usage error (Parser.error)
             return exc.code if isinstance(exc.code, int) else 2
         args.plotter = plotter

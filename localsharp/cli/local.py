@@ -209,12 +209,21 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
 
 def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options: SharpenOptions) -> int:
     """``--only-box N``: one box by hand (the run store is made or reused; no map is written)."""
-    from ..report.outputs import prepare_output_dir
+    import shutil
+
+    from ..report.outputs import prepare_output_dir, remove_if_unused
     from ..engine.local.run import inspect_box
 
-    prepare_output_dir(out, {}, True)
-    row = inspect_box(args.map, args.only_box, resolution=args.resolution, store=out / STORE, local=local,
-                      options=options)
+    created = prepare_output_dir(out, {}, True)
+    made_store = not (out / STORE).exists()
+    try:
+        row = inspect_box(args.map, args.only_box, resolution=args.resolution, store=out / STORE, local=local,
+                          options=options)
+    except LocalsharpError:  # e.g. a box that does not exist: a store made for it alone is not kept
+        if made_store:
+            shutil.rmtree(out / STORE, ignore_errors=True)
+        remove_if_unused(out, created)
+        raise
     print(f"localsharp local: box {row['index']} of {args.map}: centre {row['centre_A']} Å, "
           f"core {row['core_zyx']} (z, y, x), searched on {row['outer_zyx']}")
     print(f"  status {row['status']}: {row['reason']}")
