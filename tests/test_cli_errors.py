@@ -178,7 +178,7 @@ def test_resolution_infinite(small_map: Path, out: Path, capsys) -> None:
 
 
 def test_resolution_coarser_than_the_box(small_map: Path, out: Path, capsys) -> None:
-    """A 24 Å box holds no reflection with d >= 0.833 x 30 Å (ALGORITHM.md §1.2: raise an error)."""
+    """A 24 Å box holds no reflection with d >= 0.833 x 30 Å (an error, docs/methods.md, input checks)."""
     assert_clean_failure(capsys, sharpen_args(small_map, out, resolution="30"), out, "resolution")
 
 

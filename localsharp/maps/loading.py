@@ -21,7 +21,7 @@ from .mtz import read_mtz_map
 MapInput = DensityMap | str | os.PathLike
 #: Fraction of exactly-zero voxels above which a map is reported as closely masked.
 MASKED_ZERO_FRACTION = 0.30
-#: Header label words the reference treats as "map limitations" (ALGORITHM.md §1.1 item 1).
+#: Header label words the reference treats as "map limitations" (docs/methods.md, input checks).
 LIMITATION_WORDS = ("map_is_sharpened", "extract_unique")
 #: Relative tolerance when comparing voxel sizes and positions of maps.
 GEOMETRY_TOLERANCE = 1e-4
@@ -99,7 +99,7 @@ def map_masked_warning(density: DensityMap) -> str | None:
 
 
 def unit_cell_view(density: DensityMap) -> DensityMap:
-    """The map to compute on: without a duplicated last plane (§1.1 item 2), else itself."""
+    """The map to compute on: without a duplicated last plane (docs/methods.md, input checks), else itself."""
     return drop_duplicated_plane(density) if has_duplicated_last_plane(density) else density
 
 

@@ -1,8 +1,8 @@
 """Per-box scale factors from half maps or a model (local half-map and local model-based sharpening).
 
 The local counterparts of :func:`~localsharp.modes.half_map.half_map_sharpen` and
-:func:`~localsharp.modes.model.model_sharpen` (ALGORITHM.md §7, applied per box as
-Engine B's local variant does, §10): each box of the map, with its buffer and soft
+:func:`~localsharp.modes.model.model_sharpen` (docs/methods.md, half maps and model, applied per box as
+the reference's local variant does; docs/methods.md): each box of the map, with its buffer and soft
 edge (the same box and taper as the model-free local search), gets its own
 per-shell factors,
 
@@ -56,7 +56,7 @@ from .local_box import BoxOutcome, box_spectrum, unanalysable
 from .shellscale import MIN_FACTOR_FOR_FIT, ShellScale, equivalent_b, half_map_scale, model_scale  # noqa: F401
 from .spectrum import coefficients_like, spectrum_like
 
-#: Shells of the per-box statistics (Engine B's local default, §10: 20).
+#: Shells of the per-box statistics (the reference's local default: 20).
 LOCAL_N_BINS = 20
 #: FSC threshold of the local resolution.
 FSC_THRESHOLD = 0.143

@@ -1,4 +1,4 @@
-"""Shrinkage of a local box's sharpening toward the overall sharpening (ALGORITHM.md §8 item 4).
+"""Shrinkage of a local box's sharpening toward the overall sharpening (docs/methods.md, local sharpening).
 
 A local box is cut from the overall-sharpened map, so its search is relative to
 the overall sharpening: ``b_sharpen = 0`` keeps it.  A 40³ box holds few

@@ -1,4 +1,4 @@
-"""Blending of box results into the output (ALGORITHM.md §8 items 3, 5, 6; pure numpy).
+"""Blending of box results into the output (docs/methods.md, local sharpening; pure numpy).
 
 Each box contributes on its core with a Gaussian weight centred on the box,
 ``w_b(x) = exp(-|x - c_b|² / (2 R²))`` (the paper's ``exp(-(d/d0)²)`` with

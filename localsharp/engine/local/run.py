@@ -1,4 +1,4 @@
-"""Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, tile-wise blending.
+"""Driver of local sharpening (docs/methods.md, local sharpening): overall pass, box searches, tile-wise blending.
 
 ``local_sharpen(map, resolution, client=client)`` runs
 
@@ -325,7 +325,7 @@ def _ensure_output(store: RunStore, source: Source, output: Path, local: LocalOp
 
 # ---------------------------------------------------------------- passes
 def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
-    """Overall sharpening of the whole map (§8 item 1), its molecule mask and coarse counts; recorded in the store.
+    """Overall sharpening of the whole map (docs/methods.md, local sharpening), its molecule mask and coarse counts; recorded in the store.
 
     One task when the map fits a worker, else distributed over slabs and pencils
     (:func:`~localsharp.engine.overall.driver.overall_pass`).

@@ -46,7 +46,7 @@ class BoxJob:
     The boxes are cut from the overall-sharpened map, whose data beyond d_cut
     already carry the overall ``b_blur_hires``; the box search therefore runs
     with ``b_blur_hires = 0`` (as the spec's ``iterate`` option does when it
-    searches a sharpened map again, §3 item 6).  The reference applies the
+    searches a sharpened map again).  The reference applies the
     high-resolution blur again in every box; on B-gradient phantoms that cost
     0.005–0.015 in CC (``benchmarks/quality_local.py``).
 

@@ -1,4 +1,4 @@
-"""The overall pass of local sharpening (§8 item 1): one task when the map fits a worker, else distributed.
+"""The overall pass of local sharpening (docs/methods.md, local sharpening): one task when the map fits a worker, else distributed.
 
 :func:`overall_pass` writes ``overall`` (the overall-sharpened map, float32), ``molecule``
 (uint8 0/1) and ``molecule_counts`` (uint16, molecule voxels per 8³ block, for skipping
