@@ -160,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
     summary["cluster"] = getattr(args, "cluster_record", None)
     template = template_of(source)
     with AtomicSet(overwrite=True) as files:
-        write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
-                           label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        written = write_map_streamed(files.stage(paths["local_map"]), result.map.array, template, overwrite=True,
+                                     label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
+        summary["values"] = _values(written, summary["local_mode"])
         b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
                    else "equivalent b_sharpen (A^2) of the box scale factors")
         write_map_streamed(files.stage(paths["b_sharpen_map"]), result.b_sharpen_map.array, template, overwrite=True,
@@ -236,6 +237,17 @@ def _only_box(args: argparse.Namespace, out: Path, local: LocalOptions, options:
             print(f"          {t['b_iso']:8.1f} {t['b_sharpen']:10.1f} {t['surface_area']:10.3f} {t['n_regions']:8d} "
                   f"{t['adjusted_sa']:12.3f} {t['kurtosis']:9.2f}")
     return 0
+
+
+def _values(path: Path, mode: str) -> dict[str, Any]:
+    """Mean and SD of the written map (its header's, computed as it was streamed) and the scale they are on."""
+    import mrcfile
+
+    with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+        mean, sd = float(mrc.header.dmean), float(mrc.header.rms)
+    scale = ("on the scale of the overall-sharpened map (rescaled to mean 0, SD 1); each box keeps its own mean and SD"
+             if mode == "model_free" else "on the input map's scale; each box keeps its own mean and SD")
+    return {"output": {"mean": mean, "sd": sd}, "scale": scale}
 
 
 def _write_report(path: Path, result: Any, summary: dict[str, Any]) -> None:
@@ -336,6 +348,9 @@ def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
         ("boxes as applied", _status_text(summary["boxes_by_status"], mode)),
         ("equivalent B applied" if scale_mode else "b_sharpen applied", _mean_text(summary, scale_mode)),
         ("smoothing radius", f"{summary['smoothing_radius']:.1f} Å"),
+        ("output values", "-" if not summary.get("values") else
+         f"mean {summary['values']['output']['mean']:.3g}, SD {summary['values']['output']['sd']:.3g}, "
+         + summary["values"]["scale"]),
         ("time", f"{summary['timings_s']['total']:.1f} s"),
     ]
     print(f"localsharp local: {summary['input']['map']}")
