@@ -15,7 +15,7 @@ status.  Prints a table and merges the sizes into ``benchmarks/results/scale.jso
 
 ``--dry-run`` first runs ``localsharp local --dry-run`` with the same options (it must write nothing)
 and records its box counts, memory per worker, disk and time beside the measured ones, with their
-ratios (``dry_run`` of each size).
+ratios (``dry_run`` of each size; kept under ``<size>_dry_run``).
 
 ``--half-maps`` runs the local half-map mode instead: the half maps are two more phantoms of the same
 capsid with other noise seeds (``seed + 1``, ``seed + 2``: the same signal, independent noise), and
@@ -309,7 +309,8 @@ def write_results(results: list[dict], args: argparse.Namespace) -> Path:
     content.setdefault("sizes", {})
     stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
     for r in results:
-        key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "")
+        key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "") + ("_dry_run" if "dry_run" in r
+                                                                                            else "")
         content["sizes"][key] = {**stamp, **r}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
