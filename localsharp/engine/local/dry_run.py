@@ -6,8 +6,9 @@ thresholded at its solvent fraction, as the overall pass marks the molecule — 
 for maps up to :data:`COARSE_EDGE` voxels an edge (the run's own counts), block-averaged to that
 edge for larger maps (a quick low-resolution pass; the counts are then approximate) — and makes
 the run's plan with the same functions the run uses: the box grid, the boxes the coarse counts skip, the search tasks and
-blend tiles.  It then times a few boxes of the map in this process (one thread, as a worker runs
-them) and estimates
+blend tiles.  It then times a few boxes of the map on one thread each, as a worker runs them — for a
+LocalCluster of several workers in as many processes at once, so that the timing sees the workers
+share this machine's cores (and whatever else runs on it) — and estimates
 
 * **memory per worker**: this process's own anonymous memory once it has imported what a worker
   imports and searched the timed boxes (a worker's base), plus the largest task's arrays: the
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import re
 import time
 import tracemalloc
@@ -128,7 +130,11 @@ def plan_run(source: Source, resolution: float, *, local: LocalOptions, options:
     coarse.pop("mask")  # the map-sized arrays go before a worker's base memory is measured
     gc.collect()
     overall_rate = _overall_rate(small)
-    timed = _time_boxes(source, halves, opened, grid, chosen, molecules, resolution, options, local, voxel, radius)
+    arguments = (source, halves, opened, grid, chosen, molecules, resolution, options, local, voxel, radius)
+    if workers.n and workers.n > 1 and workers.where.startswith("a LocalCluster"):
+        timed = _time_in_processes(workers.n, arguments)  # the workers will share this machine's cores
+    else:
+        timed = _time_boxes(*arguments)
     one_task = workers.memory_limit is None or ONE_TASK_FACTOR * map_bytes <= workers.memory_limit
     memory = _memory(shape, map_bytes, one_task, grid, plan, tiles, local, timed, buffer)
     disk = _disk(map_bytes, coarse["ratio"], plan, one_task, scale_mode, opened, halves)
@@ -247,8 +253,13 @@ def _compression(sample: np.ndarray) -> float:
 # --------------------------------------------------------------------- timed boxes
 def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: dict[str, Any] | None, grid: BoxGrid,
                 chosen: list[int], molecules: dict[int, np.ndarray], resolution: float, options: SharpenOptions,
-                local: LocalOptions, voxel: tuple[float, float, float], radius: float) -> dict[str, Any]:
-    """Search (and render) the ``chosen`` boxes the run would search, in this process on one thread."""
+                local: LocalOptions, voxel: tuple[float, float, float], radius: float,
+                barrier: Any = None) -> dict[str, Any]:
+    """Search (and render) the ``chosen`` boxes the run would search, in this process on one thread.
+
+    The first box is not timed (it compiles the numba kernels, as on a fresh worker); ``barrier``
+    (a multiprocessing barrier) holds the timed boxes back until every timing process is ready.
+    """
     from ...sharpening.local_box import BoxOutcome, render_box
     from ...sharpening.shrinkage import applied_row
     from ...tiling.blend import blend_into
@@ -279,7 +290,8 @@ def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: di
             arrays = read_region(None, scale, box.outer) if scale is not None else {
                 "data": _read(source, halves, box.outer)}  # type: ignore[arg-type]
             molecule = molecules[int(index)]
-            tracemalloc.start()
+            if k == 0:  # the memory of a box's work, measured on the untimed first box
+                tracemalloc.start()
             t = time.perf_counter()
             outcome_row = {"index": box.index, **_search(job, box, arrays, molecule, _atoms(job, box.outer)).to_dict()}
             t_search = time.perf_counter() - t
@@ -293,10 +305,12 @@ def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: di
             blend_into(box.core, np.zeros(tuple(b - a for a, b in box.core), np.float32),
                        [(box, values[box.core_in_outer()])], voxel, radius)
             t_blend = time.perf_counter() - t
-            peaks.append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
             if k == 0:  # the first box compiles the numba kernels (once per worker)
+                peaks.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
                 warm = t_search
+                if barrier is not None:  # the timed boxes of every worker process run at the same time
+                    barrier.wait(timeout=600)
                 continue
             searches.append(t_search)
             renders.append(t_render if outcome.sharpening is not None and outcome.sharpening.method != "no_sharpening"
@@ -305,6 +319,38 @@ def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: di
     return {"n": len(searches), "search_s": float(np.median(searches)) if searches else 0.0,
             "render_s": float(np.mean(renders)) if renders else 0.0, "blend_s": float(np.median(blends)) if blends else 0.0,
             "first_s": warm or 0.0, "peak_bytes": max(peaks) if peaks else 0, "base_bytes": _anonymous_bytes()}
+
+
+def _time_boxes_in_process(arguments: tuple, barrier: Any) -> dict[str, Any]:
+    return _time_boxes(*arguments, barrier=barrier)
+
+
+def _time_in_processes(n: int, arguments: tuple) -> dict[str, Any]:
+    """:func:`_time_boxes` in ``n`` fresh single-threaded processes at once, as the run's LocalCluster workers
+    will search boxes side by side on this machine's cores (and beside whatever else runs on it)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..cluster.worker_setup import THREAD_VARIABLES
+
+    context = multiprocessing.get_context("spawn")
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})  # inherited by the processes, as by the workers
+    try:
+        with context.Manager() as manager, ProcessPoolExecutor(n, mp_context=context) as pool:
+            barrier = manager.Barrier(n)
+            results = list(pool.map(_time_boxes_in_process, [arguments] * n, [barrier] * n))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return {"n": sum(r["n"] for r in results), "search_s": float(np.median([r["search_s"] for r in results])),
+            "render_s": float(np.mean([r["render_s"] for r in results])),
+            "blend_s": float(np.median([r["blend_s"] for r in results])),
+            "first_s": max(r["first_s"] for r in results), "peak_bytes": max(r["peak_bytes"] for r in results),
+            "base_bytes": max(r["base_bytes"] for r in results), "processes": n}
 
 
 class _MeanReader:
@@ -394,9 +440,10 @@ def _time(n_voxels: int, map_bytes: int, one_task: bool, plan: LocalPlan, tiles:
     else:
         overall = (DISTRIBUTED_WORK_RATIO * overall_work + DISTRIBUTED_IO_MAPS * map_bytes / io) / w
     checks = map_bytes * (2 if halves is not None else 1) / io / w
-    boxes = plan.n_active * timed["search_s"] / w + timed["first_s"]
+    n_tasks = max(1, plan.n_blocks())
+    boxes = plan.n_active * timed["search_s"] / min(w, n_tasks) + timed["first_s"]  # no more busy workers than tasks
     renders = sum(t.size for t in tiles)
-    blend = (renders * (timed["render_s"] + timed["blend_s"]) + 3 * map_bytes / io) / w
+    blend = (renders * (timed["render_s"] + timed["blend_s"]) + 3 * map_bytes / io) / min(w, max(1, plan.n_tiles))
     n_maps = 2 + (1 if opened is not None and opened.get("mode") == "half_map" else 0)
     write = n_maps * 2 * map_bytes / io
     start = CLUSTER_START_S if workers.where.startswith("a LocalCluster") else 0.0
