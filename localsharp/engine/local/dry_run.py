@@ -61,8 +61,8 @@ from .inputs import Source, geometry_of
 COARSE_EDGE = 512
 #: Largest edge of the copy the overall work is timed on.
 TIMING_EDGE = 96
-#: Boxes timed.
-N_TIMED = 6
+#: Boxes timed by each timing process (a seeded random sample of the boxes to be searched).
+N_TIMED = 8
 #: Task memory in units of the arrays they hold (tracemalloc peaks on a 256³ capsid, 2026-12-07):
 #: the one-task overall pass (whole map float32 bytes), a distributed pencil task (its complex64 pencil),
 #: a distributed z-slab task (its float32 slab) and the analysis-box search of the distributed pass.
@@ -123,18 +123,22 @@ def plan_run(source: Source, resolution: float, *, local: LocalOptions, options:
     radius = local.smoothing_radius or default_radius(grid.nearest_neighbour_distance(voxel), local.stride * min(voxel))
     tiles = [plan.touching(plan.tile_bounds(t))[0] for t in range(plan.n_tiles)]
     active = np.flatnonzero(plan.active)
-    chosen = [int(i) for i in active[np.linspace(0, active.size - 1, min(N_TIMED, active.size)).round().astype(int)]] \
-        if active.size else []
+    n_processes = workers.n if workers.n and workers.n > 1 and workers.where.startswith("a LocalCluster") else 1
+    # a random sample of the boxes to be searched (seeded: the same dry run times the same boxes)
+    picked = np.random.default_rng(0).choice(active, min(N_TIMED * n_processes, active.size), replace=False) \
+        if active.size else np.array([], dtype=np.int64)
+    chosen = [int(i) for i in picked]
     molecules = {i: _molecule(coarse, grid.box(i).outer) for i in chosen}
     small = _small_copy(coarse.pop("coarse"))
     coarse.pop("mask")  # the map-sized arrays go before a worker's base memory is measured
     gc.collect()
     overall_rate = _overall_rate(small)
-    arguments = (source, halves, opened, grid, chosen, molecules, resolution, options, local, voxel, radius)
-    if workers.n and workers.n > 1 and workers.where.startswith("a LocalCluster"):
-        timed = _time_in_processes(workers.n, arguments)  # the workers will share this machine's cores
+    if n_processes > 1:  # the workers will share this machine's cores: time as many processes at once
+        shares = [chosen[k::n_processes] for k in range(n_processes)]
+        timed = _time_in_processes([(source, halves, opened, grid, share, {i: molecules[i] for i in share}, resolution,
+                                     options, local, voxel, radius) for share in shares])
     else:
-        timed = _time_boxes(*arguments)
+        timed = _time_boxes(source, halves, opened, grid, chosen, molecules, resolution, options, local, voxel, radius)
     one_task = workers.memory_limit is None or ONE_TASK_FACTOR * map_bytes <= workers.memory_limit
     memory = _memory(shape, map_bytes, one_task, grid, plan, tiles, local, timed, buffer)
     disk = _disk(map_bytes, coarse["ratio"], plan, one_task, scale_mode, opened, halves)
@@ -290,6 +294,8 @@ def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: di
             arrays = read_region(None, scale, box.outer) if scale is not None else {
                 "data": _read(source, halves, box.outer)}  # type: ignore[arg-type]
             molecule = molecules[int(index)]
+            if scale is None and k > 0:  # the run searches the overall-sharpened map: time the box sharpened so
+                arrays = {"data": _sharpened_like_the_overall(job, box, arrays["data"], molecule)}
             if k == 0:  # the memory of a box's work, measured on the untimed first box
                 tracemalloc.start()
             t = time.perf_counter()
@@ -312,22 +318,38 @@ def _time_boxes(source: Source, halves: tuple[Source, Source] | None, opened: di
                 if barrier is not None:  # the timed boxes of every worker process run at the same time
                     barrier.wait(timeout=600)
                 continue
-            searches.append(t_search)
+            searches.append(t_search)  # the mean is what the box pass adds up
             renders.append(t_render if outcome.sharpening is not None and outcome.sharpening.method != "no_sharpening"
                            else 0.0)
             blends.append(t_blend)
-    return {"n": len(searches), "search_s": float(np.median(searches)) if searches else 0.0,
-            "render_s": float(np.mean(renders)) if renders else 0.0, "blend_s": float(np.median(blends)) if blends else 0.0,
+    return {"n": len(searches), "search_s": float(np.mean(searches)) if searches else 0.0,
+            "render_s": float(np.mean(renders)) if renders else 0.0, "blend_s": float(np.mean(blends)) if blends else 0.0,
             "first_s": warm or 0.0, "peak_bytes": max(peaks) if peaks else 0, "base_bytes": _anonymous_bytes()}
+
+
+def _sharpened_like_the_overall(job: Any, box: Any, data: np.ndarray, molecule: np.ndarray) -> np.ndarray:
+    """The box as the overall-sharpened map holds it, approximately: sharpened by its own search's pick
+    (the run's boxes are cut from that map, whose extra detail makes their searches slower)."""
+    from ...sharpening.local_box import BoxOutcome, render_box
+    from .tasks import _search
+
+    outcome = _search(job, box, {"data": data}, molecule)
+    if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
+        return data
+    sharpening = outcome.sharpening.replace(b_blur_hires=200.0)  # the overall pass blurs beyond the resolution
+    return render_box(data, job.voxel_zyx, job.resolution, BoxOutcome.from_dict({**outcome.to_dict(),
+                      "sharpening": sharpening.to_dict()}), soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
 
 
 def _time_boxes_in_process(arguments: tuple, barrier: Any) -> dict[str, Any]:
     return _time_boxes(*arguments, barrier=barrier)
 
 
-def _time_in_processes(n: int, arguments: tuple) -> dict[str, Any]:
-    """:func:`_time_boxes` in ``n`` fresh single-threaded processes at once, as the run's LocalCluster workers
-    will search boxes side by side on this machine's cores (and beside whatever else runs on it)."""
+def _time_in_processes(arguments: list[tuple]) -> dict[str, Any]:
+    """:func:`_time_boxes` of each ``arguments`` in fresh single-threaded processes at once, as the run's
+    LocalCluster workers will search boxes side by side on this machine's cores (and beside whatever
+    else runs on it)."""
+    n = len(arguments)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -339,16 +361,18 @@ def _time_in_processes(n: int, arguments: tuple) -> dict[str, Any]:
     try:
         with context.Manager() as manager, ProcessPoolExecutor(n, mp_context=context) as pool:
             barrier = manager.Barrier(n)
-            results = list(pool.map(_time_boxes_in_process, [arguments] * n, [barrier] * n))
+            results = list(pool.map(_time_boxes_in_process, arguments, [barrier] * n))
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return {"n": sum(r["n"] for r in results), "search_s": float(np.median([r["search_s"] for r in results])),
-            "render_s": float(np.mean([r["render_s"] for r in results])),
-            "blend_s": float(np.median([r["blend_s"] for r in results])),
+    weights = [max(1, r["n"]) for r in results]
+    return {"n": sum(r["n"] for r in results),
+            "search_s": float(np.average([r["search_s"] for r in results], weights=weights)),
+            "render_s": float(np.average([r["render_s"] for r in results], weights=weights)),
+            "blend_s": float(np.average([r["blend_s"] for r in results], weights=weights)),
             "first_s": max(r["first_s"] for r in results), "peak_bytes": max(r["peak_bytes"] for r in results),
             "base_bytes": max(r["base_bytes"] for r in results), "processes": n}
 
