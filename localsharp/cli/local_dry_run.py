@@ -105,6 +105,9 @@ def print_plan(plan: dict[str, Any], name: str, out: Any = None) -> None:
     print(f"localsharp local: dry run of {name} (nothing was written; {plan['dry_run_s']:.1f} s)", file=out)
     for key, value in rows:
         print(f"  {key:<19} {value}", file=out)
+    if w["where"].startswith("a LocalCluster"):
+        print(f"  (timed at a load average of {t['load_average']:.1f} on {t['cores']} cores: the time grows with the "
+              "load of the other jobs on this machine)", file=out)
     if w["memory_limit"] and m["worker_bytes"] > w["memory_limit"]:
         print("  warning: the estimate exceeds the workers' memory limit: lower --chunk, --tile-chunks or "
               "--task-block, or raise the limit", file=out)

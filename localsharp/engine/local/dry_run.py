@@ -473,7 +473,8 @@ def _time(n_voxels: int, map_bytes: int, one_task: bool, plan: LocalPlan, tiles:
     start = CLUSTER_START_S if workers.where.startswith("a LocalCluster") else 0.0
     total = start + checks + overall + boxes + blend + write
     return {"checks_s": checks, "overall_s": overall, "boxes_s": boxes, "blend_s": blend, "write_s": write,
-            "total_s": total, "box_s": timed["search_s"], "workers": workers.n, "read_rate": io}
+            "total_s": total, "box_s": timed["search_s"], "workers": workers.n, "read_rate": io,
+            "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
 
 
 def _small_copy(data: np.ndarray | None) -> np.ndarray | None:
