@@ -18,27 +18,23 @@ from .cluster_args import DEFAULT_JOBS, settings_of
 
 def workers_of(args: argparse.Namespace, out: Path) -> Any:
     """The workers the run would have (:class:`~localsharp.engine.local.dry_run.Workers`)."""
-    from dask.utils import parse_bytes
-
-    from ..engine.local.dry_run import Workers  # noqa: F401
+    from ..engine.cluster.slurm import check_job_memory
+    from ..engine.local.dry_run import Workers
 
     if getattr(args, "in_process", False):
         return Workers(1, None, "in this process")
     if getattr(args, "cluster", "local") == "slurm":
         settings = settings_of(args, out)
         n = (int(args.adapt.split(":")[1]) if args.adapt else (args.jobs or DEFAULT_JOBS)) * int(settings["processes"])
-        limit = parse_bytes(str(settings["memory"])) // int(settings["processes"])
+        limit = check_job_memory(str(settings["memory"])) // int(settings["processes"])
         return Workers(n, limit, f"SLURM: {n // int(settings['processes'])} job(s) × {settings['processes']} "
                                  f"worker process(es), {settings['memory']} per job")
     if getattr(args, "scheduler_file", None) or getattr(args, "scheduler_address", None):
         return Workers(None, None, "a running scheduler (its workers are not known here)")
-    import logging
-
-    from distributed.worker_memory import parse_memory_limit
+    from ..engine.cluster.client import local_worker_memory_limit
 
     n = args.workers or os.cpu_count() or 1
-    # as a LocalCluster worker of one thread works out its limit ("auto": the machine's memory shared by cores)
-    limit = parse_memory_limit(args.memory_limit or "auto", 1, logger=logging.getLogger("distributed.worker"))
+    limit = local_worker_memory_limit(args.memory_limit)
     return Workers(n, limit, f"a LocalCluster of {n} worker(s) here")
 
 

@@ -122,9 +122,9 @@ def check_same_grid(first: DensityMap, first_name: str, second: DensityMap, seco
         problems.append(f"cell angles {_fmt(second.cell_angles)}° here, {_fmt(first.cell_angles)}° in {first_name}")
     tolerance = GEOMETRY_TOLERANCE * 100 * min(first.voxel_size)
     if not np.allclose(first.first_voxel_position, second.first_voxel_position, rtol=0, atol=tolerance):
-        problems.append(f"first voxel at {_fmt(second.first_voxel_position)} Å here (origin {_fmt(second.origin)}, "
-                        f"nstart {_fmt(second.nstart)}), at {_fmt(first.first_voxel_position)} Å in {first_name} "
-                        f"(origin {_fmt(first.origin)}, nstart {_fmt(first.nstart)})")
+        problems.append(f"position of the first voxel {_fmt(second.first_voxel_position)} Å here (origin "
+                        f"{_fmt(second.origin)}, nstart {_fmt(second.nstart)}), {_fmt(first.first_voxel_position)} Å "
+                        f"in {first_name} (origin {_fmt(first.origin)}, nstart {_fmt(first.nstart)})")
     if problems:
         raise InputFileError(second_name, f"not on the grid of {first_name}: " + "; ".join(problems)
                              + "; half maps, map and mask must share one grid")
