@@ -30,11 +30,11 @@ class SharpenOptions:
     d_min_ratio : float
         Fourier cut-off as a fraction of the resolution (0.833).
     remove_aniso : bool
-        Remove anisotropy before sharpening (§1.4).
+        Remove anisotropy before sharpening (docs/methods.md, overall B and anisotropy).
     solvent_content, molecular_mass, sequence, copies
-        Composition overrides (§3); otherwise estimated from the map.
+        Composition overrides (docs/methods.md, solvent fraction); otherwise estimated from the map.
     density_select : bool
-        Determine the sharpening on the density-selected box (§5).
+        Determine the sharpening on the density-selected box (docs/methods.md, analysis box).
     max_box_fraction : float
         Use the whole map when the box is larger than this fraction.
     box_center : tuple of float, optional
@@ -43,7 +43,7 @@ class SharpenOptions:
         Size (voxels, x, y, z) of that box, or of the segmentation box.
     box_in_auto_sharpen : bool
         Analyse a ``box_size`` box centred on the largest connected region of
-        the segmented map (§5 item 3) instead of the density-selected box.
+        the segmented map (docs/methods.md, analysis box) instead of the density-selected box.
     use_weak_density : bool
         Centre the segmentation box on a weaker region (implies
         ``box_in_auto_sharpen``).
@@ -57,7 +57,7 @@ class SharpenOptions:
         (default True: the paper's intent; the reference's default is off).
     ignore_map_limitations : bool
         Sharpen even a map whose header says it is already sharpened (or an
-        extracted asymmetric unit); refused by default (ALGORITHM.md §1.1).
+        extracted asymmetric unit); refused by default (docs/methods.md, input checks).
     """
 
     resolution: float
@@ -120,7 +120,7 @@ class SharpenOptions:
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """How local sharpening tiles the map (ALGORITHM.md §8); the search itself is a :class:`SharpenOptions`.
+    """How local sharpening tiles the map (docs/methods.md, local sharpening); the search itself is a :class:`SharpenOptions`.
 
     Attributes
     ----------
@@ -130,7 +130,7 @@ class LocalOptions:
         Largest spacing of box centres (voxels).
     smoothing_radius : float, optional
         R of the blending weight ``exp(-r²/2R²)`` (Å); default ⅔ of the mean
-        nearest-neighbour distance between box centres.
+        nearest-neighbour distance between box centres, at least ⅔ of the stride.
     soft_mask : bool
         Buffer each box by 1.5 × resolution and taper it to zero at its faces.
     chunk : int

@@ -256,3 +256,15 @@ def test_without_sbatch_the_slurm_cluster_is_a_clear_error(tmp_path: Path, monke
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine without SLURM's commands
     with pytest.raises(ConfigError, match="`sbatch` is not on PATH; run on a SLURM login node"):
         check_submission(settings)
+
+
+@needs_jobqueue
+def test_printing_a_job_script_makes_no_directory(tmp_path: Path, capsys) -> None:
+    """dask-jobqueue makes a job's log directory when it builds the job: `job-script` and `local --dry-run`
+    print the script and leave nothing behind."""
+    from localsharp.cli import main
+
+    out = tmp_path / "run" / "out"
+    assert main(["job-script", "--output-dir", str(out)]) == 0
+    assert "#SBATCH" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()

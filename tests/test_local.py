@@ -273,8 +273,8 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
             "--stride", "16", "--chunk", "32"]
     assert main(args + ["--only-box", str(index)]) == 0
     printed = capsys.readouterr().out
-    expected = serial.boxes[index]["sharpening"]["b_sharpen"]
-    assert f"box {index} of" in printed and f"b_sharpen {expected:.1f}" in printed and "trials:" in printed
+    expected = serial.boxes[index]["b_sharpen_applied"]
+    assert f"box {index} of" in printed and f"b_sharpen applied {expected:.1f} Å²" in printed and "trials:" in printed
     assert not (out / "local_sharpened_map.ccp4").exists()  # nothing but the run store is written
     assert main(args + ["--only-box", "999"]) == 2
     assert "box 999 does not exist" in capsys.readouterr().err

@@ -236,3 +236,38 @@ def test_cli_local_missing_mode_inputs_are_named(spike, tmp_path: Path, capsys, 
     err = capsys.readouterr().err
     assert mention in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------- no map: the mean of the half maps
+@pytest.mark.slow
+def test_local_without_a_map_sharpens_the_mean_of_the_half_maps_like_sharpen(spike, tmp_path: Path,
+                                                                              capsys) -> None:
+    """Same rule as `sharpen --half-maps H1 H2`: the CLI and the API take no map, and the result is the run
+    on the half maps' mean given as the map (bit for bit), with half map 1's header."""
+    h1, h2 = (str(spike.paths[k]) for k in ("half_map_1", "half_map_2"))
+    args = ["--resolution", str(RESOLUTION), "--in-process", "-q", "--box-size", "32", "--stride", "16"]
+    assert main(["local", "--half-maps", h1, h2, "--output-dir", str(tmp_path / "mean"), *args]) == 0
+    halves = [read_map(h) for h in (h1, h2)]
+    mean = halves[0].with_data((halves[0].data + halves[1].data) * np.float32(0.5))
+    given = write_map(tmp_path / "mean.mrc", mean)
+    assert main(["local", str(given), "--half-maps", h1, h2, "--output-dir", str(tmp_path / "given"), *args]) == 0
+    out, ref = (read_map(tmp_path / d / "local_sharpened_map.ccp4") for d in ("mean", "given"))
+    np.testing.assert_array_equal(out.data, ref.data)
+    assert out.geometry() == halves[0].geometry()
+    import json
+
+    summary = json.loads((tmp_path / "mean" / "local_summary.json").read_text())
+    assert summary["input"]["map"] == f"mean of half maps {h1}, {h2}"
+    # the run resumes (the mean is in the store)
+    assert main(["local", "--half-maps", h1, h2, "--output-dir", str(tmp_path / "mean"), "--resume", *args]) == 0
+    # the API: in-memory half maps are averaged in memory, files in the store
+    options = LocalOptions(box_size=32, stride=16)
+    in_memory = local_sharpen(None, RESOLUTION, half_maps=tuple(halves), local=options)
+    from_files = local_sharpen(None, RESOLUTION, half_maps=(h1, h2), local=options)
+    np.testing.assert_array_equal(in_memory.map.compute().data, ref.data)
+    np.testing.assert_array_equal(from_files.map.compute().data, ref.data)
+    with pytest.raises(ConfigError, match="no input"):
+        local_sharpen(None, RESOLUTION)
+    capsys.readouterr()
+    assert main(["local", "--resolution", "3.5", "--output-dir", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == "localsharp local: error: no input: give MAP or --half-maps H1 H2"

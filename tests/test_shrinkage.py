@@ -117,11 +117,16 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
     moved = 0
     for index, row in rows_on.items():
         recorded = rows_off[index]
-        assert "b_sharpen_applied" not in recorded
-        assert row["sharpening"] == recorded["sharpening"]  # the table keeps the search's pick
+        # without shrinkage every box applies its pick; with it, the table holds what was applied and
+        # the search's pick beside it
+        assert recorded["b_sharpen_applied"] == recorded["b_sharpen_searched"] == pytest.approx(
+            recorded["sharpening"]["b_sharpen"])
+        assert row["b_sharpen_searched"] == pytest.approx(recorded["sharpening"]["b_sharpen"])
         if recorded["sharpening"]["method"] in ("b_iso", "b_iso_to_d_cut"):
             expected = shrunk_b_sharpen(recorded["sharpening"]["b_sharpen"], recorded["b_sharpen_within_noise"])
             assert row["b_sharpen_applied"] == pytest.approx(expected)
+            assert row["sharpening"]["b_sharpen"] == pytest.approx(expected)
+            assert row["status"] == ("sharpened" if expected != 0.0 else "unsharpened")
             moved += expected != recorded["sharpening"]["b_sharpen"]
     assert moved > 0, "no box of the test map was shrunk; the test map does not exercise the rule"
     assert not np.array_equal(on.map.compute().data, off.map.compute().data)

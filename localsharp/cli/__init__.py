@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from ..errors import LocalsharpError
 
@@ -37,6 +37,14 @@ COMMANDS = {
 MISSING_RESOLUTION = "--resolution is required (the map's nominal resolution in Å)"
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: the problem and where the options are listed
+    (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Help that ends with the option's default when it has one and the help text does not say it."""
 
@@ -56,18 +64,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     With ``only`` (a command name) the other commands get bare subparsers, so that their
     modules (and what they import) are not loaded for a run of ``only``.
     """
-    parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
+    parser = Parser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (module_name, help_text) in COMMANDS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
+            parser.commands[name] = sub.add_parser(name, help=help_text)  # type: ignore[attr-defined]
             continue
         module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub_parser)
         sub_parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
         sub_parser.set_defaults(run=module.run)
+        parser.commands[name] = sub_parser  # type: ignore[attr-defined]
     return parser
 
 
@@ -90,7 +100,12 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
         words = list(sys.argv[1:] if argv is None else argv)
         command = next((w for w in words if not w.startswith("-")), None)
         parser = build_parser(command if command in COMMANDS else None)
-        args = parser.parse_args(words)
+        try:
+            args, unknown = parser.parse_known_args(words)
+            if unknown:  # said by the command's own parser (its --help lists the options)
+                parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        except SystemExit as exc:  # --help, --version, or a one-line usage error (Parser.error)
+            return exc.code if isinstance(exc.code, int) else 2
         args.plotter = plotter
         return _run(args)
     finally:

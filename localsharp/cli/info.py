@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, InputFileError
 
@@ -18,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "statistics, whether it repeats its first plane after the unit cell, and any header "
                           "limitation that makes `sharpen` refuse it, as JSON. With --verify DIR: check every "
                           "output file of a run against the checksum its summary recorded.")
-    parser.add_argument("map", metavar="MAP", nargs="?", help="MRC/CCP4 map, optionally .gz")
+    parser.add_argument("map", metavar="MAP", nargs="?", help="MRC/CCP4 map (optionally .gz), a zarr v3 array or an "
+                                                              "OME-Zarr image (the inputs `local` reads)")
     parser.add_argument("--verify", metavar="DIR",
                         help="recompute the checksums recorded in DIR/summary.json and DIR/local_summary.json and "
                              "name every file that no longer matches (exit status 1 then, as sha256sum --check)")
@@ -36,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ..api import map_limitations
     from ..maps.density import has_duplicated_last_plane
-    from ..maps.mrc import read_map
 
-    density = read_map(args.map)
+    density, kind = _read(args.map)
     data = density.data
     stats = {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean(dtype=np.float64)),
              "std": float(data.std(dtype=np.float64)),
              "zero_fraction": float(np.count_nonzero(data == 0)) / data.size}
     notes = {"repeats_first_plane": has_duplicated_last_plane(density),  # computed on the unit cell
              "limitations": map_limitations(density)}  # why `sharpen` would refuse it
-    print(json.dumps({"map": str(args.map), **density.geometry(), "statistics": stats, **notes}, indent=2))
+    print(json.dumps({"map": str(args.map), "format": kind, **density.geometry(), "statistics": stats, **notes},
+                     indent=2))
     return 0
 
 
@@ -77,3 +79,15 @@ def verify(directory: Path) -> int:
     print(f"localsharp info: all {checked} output files in {directory} match the checksums of "
           f"{', '.join(s.name for s in found)}")
     return 0
+
+
+def _read(path: str) -> tuple[Any, str]:
+    """The map and its format (``"mrc"``, ``"zarr"`` or ``"ome-zarr"``): a directory is read as zarr."""
+    if Path(path).is_dir():
+        from ..maps.source import MapSource
+
+        source = MapSource.open(path)
+        return source.density(), source.kind
+    from ..maps.mrc import read_map
+
+    return read_map(path), "mrc"

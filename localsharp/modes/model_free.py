@@ -1,4 +1,4 @@
-"""Model-free sharpening (``global_sharpen``): the search of ALGORITHM.md §6 on the analysis box, applied to the whole map."""
+"""Model-free sharpening (``global_sharpen``): the search (docs/methods.md) on the analysis box, applied to the whole map."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     The sharpening is determined on the density-selected box (or the whole
     map) by :func:`~localsharp.sharpening.search.search_sharpening` — the same
     function local sharpening runs on each box — then applied to the whole
-    map, whose anisotropy is estimated and removed independently (§6 step 11).
+    map, whose anisotropy is estimated and removed independently (docs/methods.md, search).
     The output is sigma-scaled (mean 0, rms 1), like the reference's.
     """
     timings: dict[str, float] = {}
@@ -141,7 +141,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
 
 def analysis_box_solvent(box_data: np.ndarray, density: Any, whole: SolventEstimate, box: BoxChoice,
                  box_variance: np.ndarray | None) -> SolventEstimate:
-    """Solvent fraction of the analysis box (§3 item 5).
+    """Solvent fraction of the analysis box (docs/methods.md, solvent fraction).
 
     With a given composition the molecular volume is assumed to lie in the box;
     otherwise the whole map's local variance, cropped to the box, is re-thresholded.

@@ -1,4 +1,4 @@
-"""Sharpening of one local box (ALGORITHM.md §8 item 4): the unit of work of local sharpening.
+"""Sharpening of one local box (docs/methods.md, local sharpening): the unit of work of local sharpening.
 
 :func:`analyse_box` runs the very same :func:`~localsharp.sharpening.search.search_sharpening`
 as the global mode, on the soft-edged box; :func:`render_box` applies the chosen
@@ -172,7 +172,7 @@ def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
                *, soft_edge: bool = True, d_min_ratio: float = 0.833) -> np.ndarray:
-    """The box sharpened as ``outcome`` says, on the box's own mean and SD (§8 item 4).
+    """The box sharpened as ``outcome`` says, on the box's own mean and SD (docs/methods.md, local sharpening).
 
     The sharpened map ``M`` is rescaled to the mean and SD of ``data`` and
     blended with it through the soft-edge mask ``m``: ``M·m + data·(1 − m)``.

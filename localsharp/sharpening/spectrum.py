@@ -2,7 +2,7 @@
 
 A :class:`Spectrum` is what a sharpening search works on: the coefficients
 inside the resolution sphere ``d >= d_min`` (F000 excluded), optionally with
-the anisotropy removed (ALGORITHM.md §1.2-1.4), plus the map's original overall
+the anisotropy removed (docs/methods.md, overall B and anisotropy), plus the map's original overall
 B.  It holds no reference to files or clients and pickles cheaply (a 40³ box
 is a few hundred kB), so the same object serves a whole map and a Dask task.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..kernels import fourier, shell_sums, wilson
 
-#: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
+#: Original B assumed when the Wilson fit fails (docs/methods.md, overall B and anisotropy).
 FALLBACK_B_ISO = 200.0
 #: Spectra with more coefficients than this recompute their s components when asked instead of
 #: keeping them (12 bytes per coefficient: 1 GB on a 1000³ map); a 40³ box or a 200³ map keeps them.
@@ -87,7 +87,7 @@ class Spectrum:
         d_min_ratio : float
             Coefficients are kept to ``d_min_ratio * resolution`` (0.833).
         remove_aniso : bool
-            Replace the anisotropic fall-off by an isotropic one (§1.4).
+            Replace the anisotropic fall-off by an isotropic one (docs/methods.md, overall B and anisotropy).
         d_fit : float, optional
             Low-resolution limit of data used for the B fit (default:
             ``resolution``).
@@ -151,7 +151,7 @@ class Spectrum:
         self.__dict__.update(state)
 
     def measure_b_iso(self, factors: np.ndarray | None = None, d_fit: float | None = None) -> float | None:
-        """Overall isotropic-average B of the (optionally scaled) amplitudes (§1.3)."""
+        """Overall isotropic-average B of the (optionally scaled) amplitudes (docs/methods.md, overall B and anisotropy)."""
         amps = np.abs(self.coeffs) if factors is None else np.abs(self.coeffs) * factors
         fit = wilson.fit_b_cart(amps, self.s_cartesian(), d_fit or self.resolution, anisotropic=True)
         return None if fit is None else fit.b_iso

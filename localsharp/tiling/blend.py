@@ -1,4 +1,4 @@
-"""Blending of box results into the output (ALGORITHM.md §8 items 3, 5, 6; pure numpy).
+"""Blending of box results into the output (docs/methods.md, local sharpening; pure numpy).
 
 Each box contributes on its core with a Gaussian weight centred on the box,
 ``w_b(x) = exp(-|x - c_b|² / (2 R²))`` (the paper's ``exp(-(d/d0)²)`` with
@@ -34,6 +34,17 @@ def radius_from_spacing(nearest: float | None) -> float:
     if nearest is None:
         return DEFAULT_RADIUS
     return float(max(1.0, round(2.0 / 3.0 * float(nearest))))
+
+
+def default_radius(nearest: float | None, stride: float) -> float:
+    """The default smoothing radius (Å) of a run: :func:`radius_from_spacing` of the mean nearest-neighbour
+    distance of the box centres, but at least that of the stride (Å).
+
+    On a map smaller than a few strides the boxes are packed closer than the stride along some axis
+    (the tour map: 5 voxels along z); ⅔ of that spacing (3 Å there) would split the map almost
+    hard between boxes, so the stride sets a floor, in every mode.
+    """
+    return max(radius_from_spacing(nearest), radius_from_spacing(stride))
 
 
 def smoothing_radius(centres: Iterable[tuple[float, float, float]], voxel_size: tuple[float, float, float]) -> float:

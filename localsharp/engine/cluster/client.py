@@ -147,6 +147,14 @@ def _dashboard_running(client: Any) -> bool:
     return "dashboard" in services
 
 
+def local_worker_memory_limit(value: str | None) -> int | None:
+    """The memory limit (bytes) a LocalCluster worker of one thread gets from ``--memory-limit`` (``None``:
+    Dask's "auto", the machine's memory shared by its cores), as the worker works it out."""
+    from distributed.worker_memory import parse_memory_limit
+
+    return parse_memory_limit(value or "auto", 1, logger=logging.getLogger("distributed.worker"))
+
+
 def check_memory_limit(value: str | int | None) -> str | int:
     """Check a worker memory limit: ``"auto"`` or a positive size such as ``2GiB`` (0 and "none" refused)."""
     if value is None or value == "auto":

@@ -28,7 +28,8 @@ THREAD_VARS = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
 DEFAULTS = {"cores": 1, "memory": "2GB", "walltime": "01:00:00", "job_name": "localsharp-worker"}
 #: Keyword arguments of SLURMCluster that are not the job's (left out of :func:`job_script`).
 CLUSTER_ONLY = ("scheduler_options",)
-INSTALL_HINT = "dask-jobqueue is not installed: pip install 'localsharp[slurm]'"
+INSTALL_HINT = ("dask-jobqueue is not installed: pip install 'localsharp[slurm]' (an installed package), "
+                "or pip install \".[slurm]\" in a localsharp checkout")
 #: Placeholder for the scheduler's address in :func:`job_script` (known only once the scheduler runs).
 SCHEDULER_PLACEHOLDER = "tcp://<scheduler-address>:<port>"
 
@@ -141,8 +142,35 @@ def job_script(settings: dict[str, Any]) -> str:
     scheduler's address is a placeholder)."""
     module = jobqueue()
     job_kwargs = {k: v for k, v in settings.items() if k not in CLUSTER_ONLY}
-    job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs)
-    return job.job_script()
+    logs = settings.get("log_directory")
+    missing = _first_missing(Path(logs)) if logs else None
+    try:
+        job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs)
+        return job.job_script()
+    finally:  # dask-jobqueue makes the log directory when it builds a job: printing a script makes nothing
+        if missing is not None:
+            _remove_empty(Path(logs), missing)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` (itself included) that does not exist, else None."""
+    missing = None
+    for part in [path, *path.parents]:
+        if part.exists():
+            break
+        missing = part
+    return missing
+
+
+def _remove_empty(path: Path, stop: Path) -> None:
+    """Remove ``path`` and its parents up to ``stop`` (included) while they are empty directories."""
+    for part in [path, *path.parents]:
+        try:
+            part.rmdir()
+        except OSError:
+            return
+        if part == stop:
+            return
 
 
 def start_slurm(settings: dict[str, Any], *, jobs: int | None = None, adapt: tuple[int, int] | None = None,

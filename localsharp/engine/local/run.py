@@ -1,4 +1,4 @@
-"""Driver of local sharpening (ALGORITHM.md §8): overall pass, box searches, tile-wise blending.
+"""Driver of local sharpening (docs/methods.md, local sharpening): overall pass, box searches, tile-wise blending.
 
 ``local_sharpen(map, resolution, client=client)`` runs
 
@@ -46,8 +46,9 @@ from ...maps.lock import RunLock, lock_path
 from ...maps.store import RunStore
 from ...report.summary import jsonable
 from ...sharpening.local_box import MAX_BOX_SOLVENT
+from ...sharpening.shrinkage import applied_row
 from ...sharpening.solvent import RADIUS_FACTOR
-from ...tiling.blend import radius_from_spacing
+from ...tiling.blend import default_radius
 from ...tiling.boxes import BoxGrid
 from ...tiling.occupancy import possibly_molecule
 from ...tiling.plan import LocalPlan
@@ -73,7 +74,7 @@ B_SHARPEN_IMAGE = "b_sharpen.ome.zarr"
 RESOLUTION_IMAGE = "local_resolution.ome.zarr"
 
 
-def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, client: Any = None,
+def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float, *, client: Any = None,
                   store: str | Path | None = None, local: LocalOptions | None = None,
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
                   progress: Progress | None = None, output: str | Path | None = None,
@@ -89,9 +90,11 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
 
     Parameters
     ----------
-    map_or_path : DensityMap, str or path-like
+    map_or_path : DensityMap, str, path-like or None
         The map (MRC/CCP4, zarr v3 array or OME-Zarr image) or an in-memory :class:`DensityMap`.
-        A file is read by region in the tasks; the client reads only its header.
+        A file is read by region in the tasks; the client reads only its header.  None with
+        ``half_maps``: the mean of the half maps is sharpened (as :func:`~localsharp.half_map_sharpen`
+        does), made slab by slab in the run store (``mean_of_half_maps.ome.zarr``).
     resolution : float
         Nominal resolution (Å); positional or keyword, as in every sharpening function.
     client : distributed.Client, optional
@@ -129,8 +132,11 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
     if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.number)):
         raise ConfigError(f"resolution must be a number of Å, got {type(resolution).__name__}: "
                           "call local_sharpen(map, resolution, client=client)")
+    map_or_path, mean = _map_or_mean(map_or_path, half_maps)
     source, opts = prepare_input(map_or_path, resolution, options)
     opened = open_scale_inputs(source, half_maps, model, model_rms=model_rms, resolution=opts.resolution)
+    if mean:
+        opened["mean"] = True  # the map is the mean of the half maps, made in the run store
     if client is not None:
         worker_setup.register(client)
     if store is None:
@@ -149,13 +155,36 @@ def local_sharpen(map_or_path: DensityMap | str | Path, resolution: float, *, cl
         return _run(source, client, path, local, opts, resume, overwrite, progress, output, opened)
 
 
+def _map_or_mean(map_or_path: DensityMap | str | Path | None,
+                 half_maps: tuple[Any, Any] | None) -> tuple[DensityMap | str | Path, bool]:
+    """The map to open, and whether the run's map is the mean of the half maps made in the run store.
+
+    No map: the mean of the half maps (the rule of ``half_map_sharpen``): in memory for in-memory
+    half maps, else half map 1 stands for the header checks and the mean is made by tasks.
+    """
+    if map_or_path is not None:
+        return map_or_path, False
+    if half_maps is None or len(half_maps) != 2:
+        raise ConfigError("no input: give a map, or two half maps (their mean is sharpened)")
+    from .mean_input import is_memory, mean_in_memory
+
+    if is_memory(half_maps):
+        from ...maps.loading import check_same_grid
+
+        check_same_grid(half_maps[0], "half map 1", half_maps[1], "half map 2")  # type: ignore[arg-type]
+        return mean_in_memory(*half_maps), False  # type: ignore[arg-type]
+    return half_maps[0], True
+
+
 def inspect_box(map_or_path: DensityMap | str | Path, index: int, *, resolution: float, store: str | Path,
                 local: LocalOptions | None = None, options: SharpenOptions | None = None) -> dict[str, Any]:
     """Run one box by hand, in this process, and return its geometry, outcome and trial table.
 
     Uses (or makes) the run store at ``store`` for the overall map, exactly as
     :func:`local_sharpen` with the same arguments would, so the box is the one
-    that run analyses.  Nothing else is written.
+    that run analyses.  Nothing else is written.  The row is what that run applies to the box
+    (:func:`~localsharp.sharpening.shrinkage.applied_row`), with the search's pick in
+    ``b_sharpen_searched``; ``trials`` is the search's table.
     """
     local = local or LocalOptions()
     source, opts = prepare_input(map_or_path, resolution, options)
@@ -178,7 +207,7 @@ def _inspect_box(source: Source, opts: SharpenOptions, index: int, path: Path, l
         raise ConfigError(f"box {index} does not exist: this run has boxes 0…{plan.grid.n_boxes - 1}")
     box = plan.grid.box(index)
     outcome, _, result = run_box(job, store_, box)
-    row = box_row(box, outcome.to_dict(), geometry_of(source))
+    row = box_row(box, applied_row(outcome.to_dict(), local.shrink), geometry_of(source))
     row["outer_zyx"] = [list(b) for b in box.outer]
     row["trials"] = result.table() if result is not None else []
     return row
@@ -242,6 +271,10 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings: dict[str, float] = {}
     t = time.perf_counter()
     store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
+    if opened is not None and opened.get("mean"):  # no map given: the mean of the half maps is the input
+        from .mean_input import mean_input
+
+        source = mean_input(client, store, opened["halves"], local.chunk, progress)
     scale = scale_inputs(opened, source, store, copy=not resume)
     half_map = scale is not None and scale.mode == "half_map"
     output = output or store.path / OUTPUT_IMAGE
@@ -255,8 +288,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
         report(progress, "overall", 0, 1)
         overall = _overall_pass(client, source, store, opts)
         report(progress, "overall", 1, 1)
-        for warning in overall.get("warnings", []):  # said on a worker: repeated here, where the user looks
-            note(progress, f"warning: {warning}")
+        for warning in overall.get("warnings", []):  # returned by the overall pass, said once here
+            log.warning("%s", warning)
     timings["overall"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -289,7 +322,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     t = time.perf_counter()
     geometry = geometry_of(source)
     failed: list[dict[str, Any]] = []
-    by_status, mean_b = tally(box_rows(store, plan, geometry, local.shrink), failed)
+    shrunk = local.shrink and scale is None  # as the render tasks apply it (tasks._rendered_row)
+    by_status, means = tally(box_rows(store, plan, geometry, shrunk), failed)
     counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
     for row in failed:
@@ -298,8 +332,8 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     result_map = LocalMap(output / "0", source.shape, source)
     counts["workers_over_time"] = workers.samples
     counts["mode"] = "model_free" if scale is None else scale.mode
-    return LocalResult(result_map, overall, job.radius, store.path, local, counts, mean_b, timings, resumed,
-                       lambda: box_rows(store, plan, geometry, local.shrink),
+    return LocalResult(result_map, overall, job.radius, store.path, local, counts, means["applied_sharpened"], means,
+                       timings, resumed, lambda: box_rows(store, plan, geometry, shrunk),
                        LocalMap(store.path / B_SHARPEN_IMAGE / "0", source.shape, source),
                        LocalMap(store.path / RESOLUTION_IMAGE / "0", source.shape, source) if half_map else None)
 
@@ -324,7 +358,7 @@ def _images(store: RunStore, output: Path, half_map: bool) -> list[Path]:
 
 # ---------------------------------------------------------------- passes
 def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
-    """Overall sharpening of the whole map (§8 item 1), its molecule mask and coarse counts; recorded in the store.
+    """Overall sharpening of the whole map (docs/methods.md, local sharpening), its molecule mask and coarse counts; recorded in the store.
 
     One task when the map fits a worker, else distributed over slabs and pencils
     (:func:`~localsharp.engine.overall.driver.overall_pass`).
@@ -339,9 +373,9 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
           opts: SharpenOptions, scale_mode: bool = False) -> tuple[LocalPlan, BoxJob]:
     """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares.
 
-    The smoothing radius is ⅔ of the mean spacing of box centres (§8 item 3); in the scale-factor
-    modes, whose background is the unsharpened map, at least ⅔ of the stride, so that on a small
-    map (boxes packed closer than the stride) every voxel of a core is set by the boxes smoothly."""
+    The smoothing radius is ⅔ of the mean spacing of box centres (the paper's rule; docs/methods.md), at
+    least ⅔ of the stride in every mode (:func:`~localsharp.tiling.blend.default_radius`), so that on a
+    small map (boxes packed closer than the stride) the boxes are blended smoothly, not split hard."""
     voxel = source.voxel_size_zyx
     buffer = int(round(RADIUS_FACTOR * opts.resolution / min(source.voxel_size))) if local.soft_mask else 0
     region = overall.get("molecule_bounds_zyx")
@@ -353,9 +387,8 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     chunks = (local.chunk,) * 3
     plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
     save_plan(store, plan)
-    radius = local.smoothing_radius or radius_from_spacing(grid.nearest_neighbour_distance(voxel))
-    if scale_mode and local.smoothing_radius is None:  # boxes packed closer than the stride on a small map
-        radius = max(radius, radius_from_spacing(local.stride * min(voxel)))
+    radius = local.smoothing_radius or default_radius(grid.nearest_neighbour_distance(voxel),
+                                                      local.stride * min(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
                  tile=plan.tile, shrink=local.shrink)
@@ -375,4 +408,6 @@ def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
            "options": jsonable(opts)}
     if opened is not None:
         run["scale"] = opened["identity"]
+        if opened.get("mean"):
+            run["input"] = {"kind": "mean_of_half_maps"}  # the half maps are in run["scale"]
     return run

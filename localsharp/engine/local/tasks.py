@@ -33,7 +33,7 @@ from ...maps.store import RunStore
 from ...sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
 from ...sharpening.local_scale import analyse_half_map_box, analyse_model_box
 from ...sharpening.search import SearchConfig, SearchResult
-from ...sharpening.shrinkage import shrink
+from ...sharpening.shrinkage import applied_row
 from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into, weighted_sums
 from ...tiling.boxes import Bounds, Box, BoxGrid
 from ...tiling.plan import LocalPlan, relative, union_bounds
@@ -47,7 +47,7 @@ class BoxJob:
     The boxes are cut from the overall-sharpened map, whose data beyond d_cut
     already carry the overall ``b_blur_hires``; the box search therefore runs
     with ``b_blur_hires = 0`` (as the spec's ``iterate`` option does when it
-    searches a sharpened map again, §3 item 6).  The reference applies the
+    searches a sharpened map again).  The reference applies the
     high-resolution blur again in every box; on B-gradient phantoms that cost
     0.005–0.015 in CC (``benchmarks/quality_local.py``).
 
@@ -230,7 +230,7 @@ def _b_sharpen_tile(job: BoxJob, bounds: Bounds, contributions: list, applied: l
 def _rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
     """The row a box is rendered with: model-free boxes shrunk toward the overall sharpening (unless
     shrinkage is off); the scale-factor modes' boxes as recorded."""
-    return shrink(row) if job.shrink and job.scale is None else row
+    return applied_row(row, job.shrink and job.scale is None)
 
 
 def _resolution_tile(job: BoxJob, bounds: Bounds, contributions: list, resolutions: list[float | None]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The overall pass of local sharpening (§8 item 1): one task when the map fits a worker, else distributed.
+"""The overall pass of local sharpening (docs/methods.md, local sharpening): one task when the map fits a worker, else distributed.
 
 :func:`overall_pass` writes ``overall`` (the overall-sharpened map, float32), ``molecule``
 (uint8 0/1) and ``molecule_counts`` (uint16, molecule voxels per 8³ block, for skipping
@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from ...modes.common import warnings_returned
 from ...modes.model_free import global_sharpen
 from ...config import SharpenOptions
 from ...kernels.masks import bounding_box
@@ -176,7 +177,8 @@ def one_task_overall(store_path: str, source: DensityMap | str, options: Sharpen
 
     store = RunStore(store_path)
     density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
-    result = global_sharpen(density, options.resolution, options=options)
+    with warnings_returned():  # the driver of the local run reports them (once, where the user looks)
+        result = global_sharpen(density, options.resolution, options=options)
     molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
     chunks = tuple(store.array("overall").chunks)
     for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
