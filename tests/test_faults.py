@@ -417,7 +417,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_resume_after_freeing_space_gi
     assert mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(tmpfs))
     out = tmpfs / "out"
     rc, lines = run_cli(local_args(out, "--scheduler-address", scheduler))
-    line = assert_stops_cleanly(rc, lines, 74, "no space left on the device", "MiB more needed", "free",
+    line = assert_stops_cleanly(rc, lines, 74, "no space left on the device", "iB more needed to finish", "free",
                                 "run the same command with --resume to continue")
     assert str(out) in line
     assert not any(p.name.endswith(".tmp") or p.suffix == ".ccp4" for p in out.iterdir())  # no half-written map
@@ -433,7 +433,7 @@ def test_sharpen_on_a_full_disk_stops_in_one_line_and_leaves_nothing(tmpfs: Path
     assert mount("-t", "tmpfs", "-o", "size=600k", "tmpfs", str(tmpfs))
     out = tmpfs / "out"
     rc, lines = run_cli(["sharpen", str(SPIKE), "--resolution", "3.2", "--output-dir", str(out), "-q"])
-    assert_stops_cleanly(rc, lines, 74, "no space left on the device", "MiB more needed", "nothing was kept",
+    assert_stops_cleanly(rc, lines, 74, "no space left on the device", "iB more needed to finish", "nothing was kept",
                          "run the same command again")
     assert not out.exists()  # no output, no temporary file, no lock: the directory it made is gone too
 
