@@ -68,6 +68,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "this PDB/mmCIF model (in the map's frame)")
     mode.add_argument("--model-rms", type=float, metavar="Å",
                       help="expected model error for --model (default 0.25 × resolution)")
+    sym = parser.add_argument_group("symmetry (search one asymmetric unit; see docs/local_sharpening.md)")
+    sym.add_argument("--symmetry", metavar="GROUP",
+                     help="the map's point group: C<n>, D<n>, T, O, I, RELION's I1-I4, or auto (found from the map, "
+                          "used only when sure). Boxes are searched in one asymmetric unit; every other box takes "
+                          "the outcome of the searched boxes at its symmetry-mate position")
+    sym.add_argument("--symmetry-orientation", metavar="NAME",
+                     help="orientation of --symmetry: for I one of 222 (default: two-folds along x, y, z), 222r, "
+                          "2n5, 2n5r, n25, n25r, 2n3, 2n3r; for T 222 (default) or z3 (RELION's T)")
+    sym.add_argument("--symmetry-centre", "--symmetry-center", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                     help="symmetry centre in Å, in the map's frame (as ChimeraX shows it); default: voxel N/2 along "
+                          "each axis (RELION's convention)")
+    sym.add_argument("--symmetry-mates", choices=("interpolate", "nearest"), default="interpolate",
+                     help="how a box outside the asymmetric unit takes its outcome: interpolated between the searched "
+                          "boxes near its mate position (default), or from the nearest one")
+    sym.add_argument("--symmetry-margin", type=float, default=0.0, metavar="Å",
+                     help="also search the boxes within this distance of the asymmetric unit (default 0)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, metavar="F",
                       help="solvent fraction (0-1) of the map (default: estimated from the map)")
@@ -108,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks,
-                         shrink=not args.no_shrink)
+                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates,
+                         symmetry_margin=args.symmetry_margin)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
@@ -118,11 +135,17 @@ def run(args: argparse.Namespace) -> int:
 
         open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,  # refused early
                           model_rms=args.model_rms, resolution=args.resolution)
+    from ..engine.local.symmetry import symmetry_spec
+
+    args.symmetry_spec = symmetry_spec(source, args.symmetry, args.symmetry_orientation,  # checked before anything
+                                       args.symmetry_centre, args.map)
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.only_box is not None:
         if args.half_maps or args.model:
             raise ConfigError("--only-box runs a model-free box search; it does not take --half-maps or --model")
+        if args.symmetry:
+            raise ConfigError("--only-box runs one box by hand; it does not take --symmetry")
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
     t0 = time.perf_counter()
@@ -178,7 +201,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
                                    options=options, resume=args.resume, overwrite=args.overwrite,
                                    progress=reporter, output=paths["local_image"],
                                    half_maps=tuple(args.half_maps) if args.half_maps else None,
-                                   model=args.model, model_rms=args.model_rms)
+                                   model=args.model, model_rms=args.model_rms, symmetry=args.symmetry_spec)
             args.cluster_record = cluster_record(client)  # for the summary
             return result
     except KeyboardInterrupt:
@@ -236,21 +259,40 @@ def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str,
 
 def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
     """Searched box centres as a PDB file: B = the box's b_sharpen, occupancy 1 / 0.5 / 0 = sharpened / kept /
-    skipped (boxes the coarse mask skipped without a task are left out)."""
+    skipped (boxes the coarse mask skipped without a task are left out).  A symmetric run also writes the
+    boxes that took a mate's outcome: residue MAT in chain M (the searched ones are BOX in chain A), the
+    residue number is the box index, and a REMARK 250 line per mate names the searched boxes it took its
+    outcome from."""
     import numpy as np
 
     from ..maps.model import write_points_pdb
 
-    positions, b, occupancy = [], [], []
+    positions, b, occupancy, names, chains, numbers, remarks = [], [], [], [], [], [], []
+    symmetric = False
     for row in rows:
         if row["status"] == "skipped" and "no task" in row["reason"]:
             continue
         positions.append(row["centre_A"])
         b.append((row["sharpening"] or {}).get("b_sharpen", 0.0))
         occupancy.append(STATUS_OCCUPANCY.get(row["status"], 0.0))
+        role = (row.get("symmetry") or {}).get("role")
+        symmetric = symmetric or role is not None
+        names.append("MAT" if role == "mate" else "BOX")
+        chains.append("M" if role == "mate" else "A")
+        numbers.append(int(row["index"]))
+        if role == "mate":
+            sources = row["symmetry"].get("from", [])
+            weights = row["symmetry"].get("weights", [])
+            items = [f"{j}({w:.2f})" for j, w in zip(sources, weights)] or ["NONE"]
+            for start in range(0, len(items), 4):  # a REMARK line holds 80 characters
+                remarks.append(f"BOX {row['index']} FROM " + " ".join(items[start:start + 4]))
     cell = SimpleNamespace(cell_lengths=tuple(geometry["cell_lengths"]), cell_angles=tuple(geometry["cell_angles"]))
+    extra = {"names": names, "chains": chains, "numbers": numbers,
+             "remarks": ["BOX = SEARCHED (CHAIN A); MAT = TOOK A SYMMETRY MATE'S OUTCOME (CHAIN M);",
+                         "BOX N FROM J(W): BOX N TOOK THE OUTCOME OF SEARCHED BOX J WITH WEIGHT W", *remarks]
+             } if symmetric else {}
     write_points_pdb(path, np.array(positions, dtype=float).reshape(-1, 3), np.array(b, dtype=float),
-                     np.array(occupancy, dtype=float), cell)
+                     np.array(occupancy, dtype=float), cell, **extra)
 
 
 def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
@@ -264,8 +306,27 @@ def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
     mean_b = summary["mean_b_sharpen_sharpened_boxes"]
     label = "mean equivalent B" if scale_mode else "mean local b_sharpen"
     print(f"  {label:<25} {'-' if mean_b is None else f'{mean_b:.1f} Å²'}")
+    symmetry = summary.get("symmetry")
+    if symmetry is not None:
+        print(f"  symmetry                  {_symmetry_line(symmetry)}")
+        if symmetry.get("warning"):
+            print(f"  warning                   {symmetry['warning']}")
     print(f"  smoothing radius          {summary['smoothing_radius']:.1f} Å")
     print(f"  mode                      {summary.get('local_mode', 'model_free').replace('_', '-')}")
     print(f"  time                      {summary['timings_s']['total']:.1f} s")
     for role, path in paths.items():
         print(f"  {role:<25} {path}")
+
+
+def _symmetry_line(symmetry: dict[str, Any]) -> str:
+    """The table's symmetry line: the group used and how many boxes were searched or took a mate's outcome."""
+    if not symmetry.get("used"):
+        return f"none used ({symmetry.get('verdict', '')})"
+    group = symmetry["group"]
+    relion = f", RELION {group['relion_name']}" if group.get("relion_name") and group["symbol"] == "I" else ""
+    centre = ", ".join(f"{c:g}" for c in symmetry["centre_A"])
+    how = "found" if symmetry.get("given") == "auto" else "given"
+    margin = f" + {symmetry['margin_A']:g} Å" if symmetry.get("margin_A") else ""
+    return (f"{group['name']}{relion} about ({centre}) Å ({how}); {symmetry['boxes_searched']} boxes searched in "
+            f"one asymmetric unit{margin}, {symmetry['boxes_from_mates']} took their mates' outcomes "
+            f"({symmetry['mates']})")

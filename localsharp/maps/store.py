@@ -8,8 +8,9 @@ Layout of ``<store>/``::
     run.json   what the run is (input identity, options, geometry); resume refuses a different run
     records/   small JSON records written atomically (temporary file, fsync, rename):
                overall.json (the overall sharpening), boxes/NNNNNNN.json (the outcomes of one
-               search task's boxes, written by that task), tiles/NNNNNNN.done (an output tile is
-               complete)
+               search task's boxes, written by that task), mates/NNNNNNN.json (a symmetric run:
+               the outcomes the mate boxes of one block took from searched boxes, written by the
+               driver), tiles/NNNNNNN.done (an output tile is complete)
 
 Arrays are chunked on the output chunk grid and every chunk has exactly one
 writer, so no locks are needed, and a rerun of a task is idempotent.  A task's
@@ -36,6 +37,8 @@ from ..errors import OutputError
 
 RUN_FILE = "run.json"
 RECORDS = "records"
+#: Records of the mate boxes of a symmetric run (one file per block of the box grid).
+MATES = "mates"
 
 
 class RunStore:
@@ -149,6 +152,24 @@ class RunStore:
     def done_batches(self) -> set[int]:
         """Search tasks whose outcomes are recorded."""
         return _recorded_ids(self.path / RECORDS / "boxes", ".json")
+
+    # ------------------------------------------------------- mate records
+    def write_mates(self, block: int, rows: list[dict[str, Any]]) -> None:
+        """Record the outcomes the mate boxes of ``block`` took from searched boxes (a symmetric run)."""
+        directory = self.path / RECORDS / MATES
+        directory.mkdir(exist_ok=True)
+        self._write_json(directory / f"{block:07d}.json", rows)
+
+    def read_mates(self, block: int) -> list[dict[str, Any]] | None:
+        """The mate boxes' rows of ``block``, or None when they are not recorded."""
+        try:
+            return json.loads((self.path / RECORDS / MATES / f"{block:07d}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def done_mates(self) -> set[int]:
+        """Blocks whose mate boxes' rows are recorded."""
+        return _recorded_ids(self.path / RECORDS / MATES, ".json")
 
     def mark_tile(self, tile: int) -> None:
         """Record that output tile ``tile`` is written (after all its chunks)."""

@@ -109,10 +109,14 @@ def _masked(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution:
 
 
 def box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
-                  soft_edge: bool, d_min_ratio: float) -> tuple[Spectrum, np.ndarray | None]:
-    """The spectrum of the (soft-edged) box, without anisotropy removal, and its edge mask."""
+                  soft_edge: bool, d_min_ratio: float, fit_b: bool = True) -> tuple[Spectrum, np.ndarray | None]:
+    """The spectrum of the (soft-edged) box, without anisotropy removal, and its edge mask.
+
+    ``fit_b`` False skips the overall-B fit (a spectrum that is only rendered: the same coefficients).
+    """
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
-    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
+    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False,
+                                 fit_b=fit_b)
     return spectrum, mask
 
 
@@ -181,8 +185,33 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
     values = np.asarray(data, dtype=np.float32)
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return values.copy()
-    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
     return _apply(values, spectrum, mask, outcome.sharpening)
+
+
+def render_mixture(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                   parts: list[tuple[float, Sharpening]], *, soft_edge: bool = True,
+                   d_min_ratio: float = 0.833) -> np.ndarray:
+    """The box sharpened by the weighted mean of several sharpenings' factors, ``Σ w_k·f_k(s)``
+    (weights summing to 1), on the box's own mean and SD like :func:`render_box`.
+
+    A symmetric run renders a box between the outcomes of several searched boxes this way: the
+    factors are isotropic functions of the resolution, so their mean is one too.  When every part
+    is ``no_sharpening`` the box is returned unchanged (as :func:`render_box` does).
+    """
+    values = np.asarray(data, dtype=np.float32)
+    parts = [(float(w), s) for w, s in parts if w > 0]
+    if not parts or all(s.method == "no_sharpening" for _, s in parts):
+        return values.copy()
+    if len(parts) == 1:
+        return render_box(values, voxel_zyx, resolution, BoxOutcome("sharpened", "", parts[0][1]),
+                          soft_edge=soft_edge, d_min_ratio=d_min_ratio)
+    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
+    total = sum(w for w, _ in parts)
+    factors = np.zeros(spectrum.sthol2.shape, dtype=np.float32)
+    for w, sharpening in parts:
+        factors += np.float32(w / total) * sharpening.factors(spectrum)
+    return _apply(values, spectrum, mask, None, factors=factors)
 
 
 def unanalysable(data: np.ndarray, solvent_fraction: float) -> BoxOutcome | None:
@@ -236,15 +265,17 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
     return outcome, spectrum, mask, result, kept
 
 
-def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening,
-           unscaled: np.ndarray | None = None) -> np.ndarray:
-    """Render ``sharpening`` of ``spectrum`` on the mean/SD of ``values``, blended through ``mask``.
+def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening | None,
+           unscaled: np.ndarray | None = None, factors: np.ndarray | None = None) -> np.ndarray:
+    """Render ``sharpening`` (or the given ``factors``) of ``spectrum`` on the mean/SD of ``values``,
+    blended through ``mask``.
 
     ``unscaled``: the sharpening's map as the search rendered it (not sigma-scaled), if kept;
     it is scaled here exactly as :meth:`Spectrum.render` scales a fresh one.
     """
     if unscaled is None:
-        sharpened = spectrum.render(sharpening.factors(spectrum), workers=1)
+        sharpened = spectrum.render(sharpening.factors(spectrum) if factors is None else factors,  # type: ignore[union-attr]
+                                    workers=1)
     else:
         sharpened = _sigma_scaled(unscaled)
     mean, sd = float(values.mean()), float(values.std())

@@ -72,7 +72,9 @@ class LocalResult:
     store : pathlib.Path or None
         The run store (None when a temporary one was used; it lives as long as ``map``).
     counts : dict
-        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome.
+        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome; with a
+        symmetry, ``symmetry`` (the group used, its check, boxes searched and boxes that took a
+        mate's outcome).
     """
 
     map: LocalMap
@@ -108,6 +110,8 @@ class LocalResult:
                "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
                "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
                "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
+        if "symmetry" in self.counts:
+            out["symmetry"] = self.counts["symmetry"]
         if with_boxes:
             out["boxes"] = self.boxes
         return out
@@ -116,10 +120,19 @@ class LocalResult:
 def box_rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
           shrunk: bool = False) -> Iterator[dict[str, Any]]:
     """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
-    shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
+    shrinkage when ``shrunk``), then in a symmetric run the mate boxes' (``symmetry.role`` "mate",
+    naming the searched boxes they took their outcome from; the searched ones say "searched"), then the
+    boxes skipped by the coarse mask."""
+    symmetric = plan.searched is not None
     for block, _ in plan.blocks():
         for row in store.read_batch(block) or []:
-            yield box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
+            row = annotated(row) if shrunk else row
+            if symmetric:
+                row = {**row, "symmetry": {"role": "searched"}}
+            yield box_row(plan.grid.box(row["index"]), row, geometry)
+    for block, _ in plan.mate_blocks():
+        for row in store.read_mates(block) or []:
+            yield box_row(plan.grid.box(row["index"]), {k: v for k, v in row.items() if k != "mix"}, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):

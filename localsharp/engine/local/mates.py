@@ -1,0 +1,137 @@
+"""The mate pass of a symmetric local run: every box outside the searched asymmetric unit takes its outcome.
+
+After the box pass has searched the boxes of one asymmetric unit, the driver maps every other
+active box (a *mate*) onto the searched boxes at its symmetry-mate position
+(:func:`~localsharp.tiling.symmetric.map_mates`) and records its row, block by block
+(``records/mates/``), where the render tasks and the summary read it like a searched box's.
+
+A mate's row holds what it is rendered with: the *rendered* outcome of its sources (a model-free
+box after its shrinkage toward the overall sharpening), so it is never shrunk again.
+
+* ``nearest`` (or a single usable source): the source's rendered outcome as it is;
+* ``interpolate`` with several sources: ``mix``, the sources' sharpenings with their weights
+  (rendered as the weighted mean of their factors), and for the table the weighted means of
+  their b_sharpen and local resolution.
+
+A mate whose nearest source was skipped (solvent) is skipped too; failed sources are never used.
+Every row names its sources (``symmetry.from``, ``symmetry.weights``), the operator taking it to
+them and its mate position.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...maps.store import RunStore
+from ...sharpening.shrinkage import shrink
+from ...tiling.plan import LocalPlan
+from ...tiling.symmetric import BoxSymmetry, map_mates
+from .tasks import BoxJob
+
+#: Statuses a mate can take its outcome from.
+USABLE = ("sharpened", "unsharpened", "skipped")
+#: B-type methods whose b_sharpen a mixture's table row averages.
+B_TYPE = ("b_iso", "b_iso_to_d_cut", "target_b_iso_to_d_cut")
+
+
+def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]:
+    """The recorded rows of every searched box (a symmetric run searches few), by box index."""
+    rows: dict[int, dict[str, Any]] = {}
+    for block, _ in plan.blocks():
+        for row in store.read_batch(block) or []:
+            rows[int(row["index"])] = row
+    return rows
+
+
+def mate_pass(job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str) -> int:
+    """Record the rows of the mate boxes of every block not yet recorded; returns the boxes recorded."""
+    done = store.done_mates()
+    todo = [(block, indices) for block, indices in plan.mate_blocks() if block not in done]
+    if not todo:
+        return 0
+    rows = searched_rows(store, plan)
+    rendered = {i: rendered_row(job, row) for i, row in rows.items() if row["status"] in USABLE}
+    sources = np.array(sorted(rendered), dtype=np.int64)
+    mates = np.concatenate([indices for _, indices in todo])
+    if sources.size == 0:  # nothing usable was searched: every mate stays at the overall sharpening
+        for block, indices in todo:
+            store.write_mates(block, [unsourced_row(int(i)) for i in indices])
+        return int(mates.size)
+    mapping = map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
+    centre = np.asarray(symmetry.centre, dtype=np.float64)
+    start = 0
+    for block, indices in todo:
+        out = []
+        for k in range(start, start + len(indices)):
+            used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
+            info = {"role": "mate", "operator": int(mapping.operator[k]),
+                    "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
+                    "distance_A": round(float(mapping.distance[k]), 3)}
+            out.append(mate_row(int(mapping.index[k]), used, rendered, info))
+        store.write_mates(block, out)
+        start += len(indices)
+    return int(mates.size)
+
+
+def rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
+    """The outcome a searched box is rendered with (model-free: after its shrinkage, unless it is off)."""
+    return shrink(row) if job.shrink and job.scale is None else dict(row)
+
+
+def _applied(row: dict[str, Any]) -> float:
+    s = row.get("sharpening")
+    if not s or s.get("method") == "no_sharpening":
+        return 0.0
+    return float(s.get("b_sharpen") or 0.0)
+
+
+def mate_row(index: int, sources: list[tuple[int, float]], rendered: dict[int, dict[str, Any]],
+             info: dict[str, Any]) -> dict[str, Any]:
+    """The row of mate box ``index`` from its ``(source box, weight)`` list (nearest first)."""
+    nearest = rendered[sources[0][0]]
+    if nearest["status"] == "skipped":
+        sources = sources[:1]
+    else:
+        sources = [(j, w) for j, w in sources if rendered[j]["status"] != "skipped"]
+    total = sum(w for _, w in sources)
+    sources = [(j, w / total) for j, w in sources]
+    symmetry = {**info, "from": [j for j, _ in sources], "weights": [round(w, 4) for _, w in sources]}
+    keep = ("status", "sharpening", "b_iso_start", "solvent_fraction", "local_resolution", "resolution_limited")
+    where = f"its mate under operator {info['operator']} lies {info['distance_A']:.1f} Å from"
+    if len(sources) == 1:
+        row = {k: nearest.get(k) for k in keep}
+        verb = "is solvent like" if nearest["status"] == "skipped" else "took the outcome of"
+        row.update(index=index, reason=f"symmetry mate: {verb} searched box {sources[0][0]} ({where} it)",
+                   b_sharpen_applied=None if nearest.get("sharpening") is None else _applied(nearest),
+                   b_sharpen_searched=None, symmetry=symmetry)
+        return row
+    parts = [rendered[j] for j, _ in sources]
+    weights = [w for _, w in sources]
+    sharpened = any((p.get("sharpening") or {}).get("method") not in (None, "no_sharpening") for p in parts)
+    applied = float(sum(w * _applied(p) for w, p in zip(weights, parts)))
+    resolutions = [(w, p["local_resolution"]) for w, p in zip(weights, parts) if p.get("local_resolution") is not None]
+    resolution = (sum(w * d for w, d in resolutions) / sum(w for w, _ in resolutions)) if resolutions else None
+    dominant = parts[int(np.argmax(weights))]
+    table = dict(dominant.get("sharpening") or {})
+    if table and (table.get("method") in B_TYPE or table.get("method") == "no_sharpening"):
+        table["b_sharpen"] = applied
+    mix = [[round(w, 6), p.get("sharpening") or {"method": "no_sharpening", "b_sharpen": 0.0, "k_sharpen": 0.0}]
+           for w, p in zip(weights, parts)]
+    listed = ", ".join(f"{j} ({w:.2f})" for j, w in sources)
+    return {"index": index, "status": "sharpened" if sharpened else "unsharpened",
+            "reason": f"symmetry mate: interpolated between searched boxes {listed} ({where} box {sources[0][0]})",
+            "sharpening": table or None, "b_iso_start": None,
+            "solvent_fraction": float(sum(w * (p.get("solvent_fraction") or 0.0) for w, p in zip(weights, parts))),
+            "local_resolution": resolution,
+            "resolution_limited": any(bool(p.get("resolution_limited")) for p in parts) if resolutions else None,
+            "b_sharpen_applied": applied, "b_sharpen_searched": None, "mix": mix, "symmetry": symmetry}
+
+
+def unsourced_row(index: int) -> dict[str, Any]:
+    """A mate with no usable searched box (every searched box failed): kept at the overall sharpening."""
+    return {"index": index, "status": "unsharpened", "sharpening": None, "b_iso_start": None, "solvent_fraction": None,
+            "local_resolution": None, "resolution_limited": None, "b_sharpen_applied": None,
+            "b_sharpen_searched": None, "reason": "symmetry mate: no searched box has a usable outcome; kept at the "
+            "overall sharpening", "symmetry": {"role": "mate", "from": [], "weights": []}}
