@@ -9,6 +9,8 @@ and any worker recomputes exactly the same values.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -210,8 +212,34 @@ def render_mixture(data: np.ndarray, voxel_zyx: tuple[float, float, float], reso
     total = sum(w for w, _ in parts)
     factors = np.zeros(spectrum.sthol2.shape, dtype=np.float32)
     for w, sharpening in parts:
-        factors += np.float32(w / total) * sharpening.factors(spectrum)
+        factors += np.float32(w / total) * _shared_factors(sharpening, spectrum)
     return _apply(values, spectrum, mask, None, factors=factors)
+
+
+#: Factors of the sharpenings boxes of one shape share (mixtures repeat their parts), most recent last.
+_FACTOR_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_FACTOR_CACHE_SIZE = 64
+_FACTOR_LOCK = threading.Lock()
+
+
+def _shared_factors(sharpening: Sharpening, spectrum: Spectrum) -> np.ndarray:
+    """``sharpening.factors(spectrum)``, cached for the sharpenings that depend on the terms' resolution
+    only (not on the box's amplitudes), so a part shared by many mixtures is computed once."""
+    if sharpening.method == "resolution_dependent":
+        return sharpening.factors(spectrum)
+    key = (sharpening, spectrum.shape, spectrum.voxel_size, spectrum.angles, spectrum.resolution, spectrum.d_min)
+    with _FACTOR_LOCK:
+        factors = _FACTOR_CACHE.get(key)
+        if factors is not None:
+            _FACTOR_CACHE.move_to_end(key)
+            return factors
+    factors = sharpening.factors(spectrum)
+    factors.flags.writeable = False
+    with _FACTOR_LOCK:
+        _FACTOR_CACHE[key] = factors
+        if len(_FACTOR_CACHE) > _FACTOR_CACHE_SIZE:
+            _FACTOR_CACHE.popitem(last=False)
+    return factors
 
 
 def unanalysable(data: np.ndarray, solvent_fraction: float) -> BoxOutcome | None:
@@ -274,7 +302,7 @@ def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, shar
     it is scaled here exactly as :meth:`Spectrum.render` scales a fresh one.
     """
     if unscaled is None:
-        sharpened = spectrum.render(sharpening.factors(spectrum) if factors is None else factors,  # type: ignore[union-attr]
+        sharpened = spectrum.render(_shared_factors(sharpening, spectrum) if factors is None else factors,  # type: ignore[arg-type]
                                     workers=1)
     else:
         sharpened = _sigma_scaled(unscaled)

@@ -13,7 +13,8 @@ box after its shrinkage toward the overall sharpening), so it is never shrunk ag
   (rendered as the weighted mean of their factors), and for the table the weighted means of
   their b_sharpen and local resolution.
 
-A mate whose nearest source was skipped (solvent) is skipped too; failed sources are never used.
+A mate whose nearest source was skipped (solvent), or that is solvent on its own (its molecule-mask
+fraction, read by the task that records its block), is skipped; failed sources are never used.
 Every row names its sources (``symmetry.from``, ``symmetry.weights``), the operator taking it to
 them and its mate position.
 """
@@ -25,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from ...maps.store import RunStore
+from ...sharpening.local_box import MAX_BOX_SOLVENT
 from ...sharpening.shrinkage import shrink
-from ...tiling.plan import LocalPlan
+from ...tiling.plan import LocalPlan, relative, union_bounds
 from ...tiling.symmetric import BoxSymmetry, map_mates
+from ..cluster.submit import run_bounded
 from .tasks import BoxJob
 
 #: Statuses a mate can take its outcome from.
@@ -45,8 +48,14 @@ def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]
     return rows
 
 
-def mate_pass(job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str) -> int:
-    """Record the rows of the mate boxes of every block not yet recorded; returns the boxes recorded."""
+def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str,
+              progress: Any = None) -> int:
+    """Record the rows of the mate boxes of every block not yet recorded; returns the boxes recorded.
+
+    The mapping onto the searched boxes is made here (a k-d tree of the searched boxes' images);
+    each block's rows are finished and recorded by a task (:func:`record_mates`), which reads the
+    block's molecule mask: a mate that is solvent on its own is skipped, as its search would be.
+    """
     done = store.done_mates()
     todo = [(block, indices) for block, indices in plan.mate_blocks() if block not in done]
     if not todo:
@@ -55,24 +64,44 @@ def mate_pass(job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmet
     rendered = {i: rendered_row(job, row) for i, row in rows.items() if row["status"] in USABLE}
     sources = np.array(sorted(rendered), dtype=np.int64)
     mates = np.concatenate([indices for _, indices in todo])
+    calls = []
     if sources.size == 0:  # nothing usable was searched: every mate stays at the overall sharpening
+        calls = [(job, block, [unsourced_row(int(i)) for i in indices]) for block, indices in todo]
+    else:
+        mapping = map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
+        centre = np.asarray(symmetry.centre, dtype=np.float64)
+        start = 0
         for block, indices in todo:
-            store.write_mates(block, [unsourced_row(int(i)) for i in indices])
-        return int(mates.size)
-    mapping = map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
-    centre = np.asarray(symmetry.centre, dtype=np.float64)
-    start = 0
-    for block, indices in todo:
-        out = []
-        for k in range(start, start + len(indices)):
-            used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
-            info = {"role": "mate", "operator": int(mapping.operator[k]),
-                    "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
-                    "distance_A": round(float(mapping.distance[k]), 3)}
-            out.append(mate_row(int(mapping.index[k]), used, rendered, info))
-        store.write_mates(block, out)
-        start += len(indices)
+            out = []
+            for k in range(start, start + len(indices)):
+                used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
+                info = {"role": "mate", "operator": int(mapping.operator[k]),
+                        "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
+                        "distance_A": round(float(mapping.distance[k]), 3)}
+                out.append(mate_row(int(mapping.index[k]), used, rendered, info))
+            calls.append((job, block, out))
+            start += len(indices)
+    run_bounded(client, record_mates, calls, lambda _: None)
     return int(mates.size)
+
+
+def record_mates(job: BoxJob, block: int, rows: list[dict[str, Any]]) -> int:
+    """Record the mate rows of one block, after reading the block's molecule mask: a mate box whose own
+    solvent fraction is above :data:`~localsharp.sharpening.local_box.MAX_BOX_SOLVENT` is skipped."""
+    store = RunStore(job.store)
+    boxes = [job.grid.box(int(row["index"])) for row in rows]  # type: ignore[union-attr]
+    region = union_bounds([b.outer for b in boxes])
+    molecule = store.read("molecule", region)
+    out = []
+    for box, row in zip(boxes, rows):
+        solvent = 1.0 - float(molecule[relative(box.outer, region)].mean())
+        if solvent > MAX_BOX_SOLVENT and row["status"] != "skipped":
+            row = {**{k: v for k, v in row.items() if k != "mix"}, "status": "skipped", "sharpening": None,
+                   "b_sharpen_applied": None, "local_resolution": None, "resolution_limited": None,
+                   "reason": f"box is solvent (fraction {solvent:.3f}); its mate's outcome is not used"}
+        out.append({**row, "solvent_fraction": solvent})
+    store.write_mates(block, out)
+    return len(out)
 
 
 def rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:

@@ -294,7 +294,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings["boxes"] = time.perf_counter() - t
     if placed is not None:
         t = time.perf_counter()
-        mate_pass(job, store, plan, placed, local.symmetry_mates)
+        mate_pass(client, job, store, plan, placed, local.symmetry_mates)
         timings["mates"] = time.perf_counter() - t
     t = time.perf_counter()
     blend_pass(client, job, store, plan, progress, resumed, workers)
