@@ -5,9 +5,10 @@ group, with ``--model-output``: the B = 0 model of every copy, what the CC is me
 
 * ``plain``: ``localsharp local MAP --resolution R --workers W`` (every box searched);
 * ``sym``: the same with ``--symmetry GROUP`` (boxes searched in one asymmetric unit; the others
-  take their mates' outcomes, ``--symmetry-mates interpolate``, the default);
-* ``sym nearest``: with ``--symmetry-mates nearest`` (once: the CC of the two ways of taking a
-  mate's outcome);
+  take the outcome of the searched box nearest to their mate position, ``--symmetry-mates nearest``,
+  the default);
+* ``sym interpolate``: with ``--symmetry-mates interpolate`` (once: the CC of the other way of
+  taking a mate's outcome);
 * ``global``: ``localsharp sharpen MAP --resolution R`` (defaults).
 
 ``plain`` and ``sym`` run back to back ``--repeats`` times (the machine is shared: their ratio is
@@ -20,7 +21,12 @@ at twice the resolution (``check_group``'s default, ``sym@2R``) and at the fines
 allows (``compare_factor`` 1, at least 4 voxels: ``sym@fine``), for the input and for each output.
 The load average before and after every run is recorded.
 
-``--margins`` also counts, on the plain run's plan, the boxes a symmetric run would search with the
+``--noise-free`` also runs each phantom's noise-free twin (``--noise 0``): with no noise the input
+is symmetric but for the grid's interpolation, so the symmetry of the outputs shows what the
+sharpening itself does to it (``--noise-free-plain`` adds the plain run there).  For every local
+run the symmetry of its ``local_b_sharpen_map.ccp4`` (the b_sharpen the boxes applied) is also
+given (``b-map sym``).  ``--margin-run`` adds a symmetric run whose asymmetric unit is grown by one box edge
+(``--symmetry-margin``).  ``--margins`` also counts, on the plain run's plan, the boxes a symmetric run would search with the
 asymmetric unit grown by 0, one stride and one box edge (no run).
 
 Run: ``python benchmarks/bench_symmetry.py [--phantoms I O D7] [--repeats 3] [--workers 2]``;
@@ -63,13 +69,15 @@ def command() -> list[str]:
     return [sys.executable, "-m", "localsharp"]
 
 
-def ensure_phantom(cache: Path, name: str) -> tuple[Path, Path]:
-    """The phantom map and its B = 0 assembly model (made once into the cache)."""
-    path, model = cache / f"{name}.mrc", cache / f"{name}_model.cif"
+def ensure_phantom(cache: Path, name: str, noise_free: bool = False) -> tuple[Path, Path]:
+    """The phantom map and its B = 0 assembly model (made once into the cache); ``noise_free``: without noise."""
+    stem = f"{name}_noise_free" if noise_free else name
+    path, model = cache / f"{stem}.mrc", cache / f"{stem}_model.cif"
     if not (path.exists() and model.exists()):
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(command() + ["phantom-capsid", str(MODEL), "--chain", "A", *PHANTOMS[name], "--output", str(path),
-                                    "--model-output", str(model), "--overwrite"], check=True)
+                                    "--model-output", str(model), "--overwrite", *(["--noise", "0"] if noise_free else [])],
+                       check=True)
     return path, model
 
 
@@ -91,7 +99,8 @@ def run_local(map_path: Path, out: Path, workers: int, extra: list[str]) -> dict
             "boxes_active": summary["n_boxes"] - summary["boxes_skipped_by_mask"],
             "symmetry": {k: summary["symmetry"].get(k) for k in ("boxes_searched", "boxes_from_mates", "mates",
                                                                  "score", "passed", "warning")}
-            if "symmetry" in summary else None, "map": str(out / "local_sharpened_map.ccp4")}
+            if "symmetry" in summary else None, "map": str(out / "local_sharpened_map.ccp4"),
+            "b_map": str(out / "local_b_sharpen_map.ccp4")}
 
 
 def evaluate(map_path: Path, model: Path) -> float:
@@ -165,8 +174,12 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             runs[variant].append(r)
             print(f"{name} {variant} #{repeat}: {r['wall_s']} s wall, {r['boxes_searched']} searched, "
                   f"load {r['load_before_after']}", flush=True)
-    runs["sym nearest"] = [run_local(map_path, work / "nearest", args.workers,
-                                     ["--symmetry", group, "--symmetry-mates", "nearest"])]
+    runs["sym interpolate"] = [run_local(map_path, work / "interpolate", args.workers,
+                                         ["--symmetry", group, "--symmetry-mates", "interpolate"])]
+    if args.margin_run:  # the asymmetric unit grown by one box edge
+        edge = 40 * float(PHANTOMS[name][PHANTOMS[name].index("--voxel") + 1])
+        runs["sym margin box"] = [run_local(map_path, work / "margin", args.workers,
+                                            ["--symmetry", group, "--symmetry-margin", f"{edge:g}"])]
     result: dict = {"map": str(map_path), "model": str(model), "group": group, "workers": args.workers,
                     "repeats": args.repeats, "variants": {}}
     result["input"] = {"cc": evaluate(map_path, model), **symmetry_of(map_path, group)}
@@ -178,18 +191,40 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         result["variants"][variant] = {
             "boxes_searched": rs[0]["boxes_searched"], "boxes_active": rs[0]["boxes_active"],
             "median_s": {p: median_of(rs, p) for p in phases}, "runs": rs,
-            "cc": evaluate(first, model), **symmetry_of(first, group)}
+            "cc": evaluate(first, model), **symmetry_of(first, group),
+            "b_sharpen_map": symmetry_of(Path(rs[0]["b_map"]), group)}
     v = result["variants"]
     result["ratios"] = {"boxes_searched_plain_over_sym": round(v["plain"]["boxes_searched"] / v["sym"]["boxes_searched"], 2),
                         "wall_plain_over_sym": round(v["plain"]["median_s"]["wall_s"] / v["sym"]["median_s"]["wall_s"], 2),
                         "cc_sym_minus_plain": round(v["sym"]["cc"] - v["plain"]["cc"], 4),
                         "cc_sym_minus_global": round(v["sym"]["cc"] - result["global"]["cc"], 4),
-                        "cc_nearest_minus_interpolate": round(v["sym nearest"]["cc"] - v["sym"]["cc"], 4)}
+                        "cc_nearest_minus_interpolate": round(v["sym"]["cc"] - v["sym interpolate"]["cc"], 4)}
     if args.margins:
         result["margins"] = margins(work / "plain_0" / "local_run.zarr", map_path, group)
+    if args.noise_free:
+        result["noise_free"] = noise_free(name, args, work)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def noise_free(name: str, args: argparse.Namespace, work: Path) -> dict:
+    """The same capsid without noise: how symmetric the input, the global result and the symmetric (and, with
+    ``--noise-free-plain``, the plain) local result are, and their CC."""
+    map_path, model = ensure_phantom(args.cache, name, noise_free=True)
+    group = GROUP[name]
+    out: dict = {"map": str(map_path), "input": {"cc": evaluate(map_path, model), **symmetry_of(map_path, group)}}
+    global_map = run_global(map_path, work / "global_noise_free")
+    out["global"] = {"cc": evaluate(global_map, model), **symmetry_of(global_map, group)}
+    variants = {"sym": ["--symmetry", group]}
+    if args.noise_free_plain:
+        variants["plain"] = []
+    for variant, extra in variants.items():
+        r = run_local(map_path, work / f"noise_free_{variant}", args.workers, extra)
+        out[variant] = {"cc": evaluate(Path(r["map"]), model), **symmetry_of(Path(r["map"]), group),
+                        "b_sharpen_map": symmetry_of(Path(r["b_map"]), group), "wall_s": r["wall_s"],
+                        "boxes_searched": r["boxes_searched"]}
+    return out
 
 
 def tables(results: dict) -> None:
@@ -198,13 +233,19 @@ def tables(results: dict) -> None:
         for variant, v in r["variants"].items():
             m = v["median_s"]
             rows.append([name, variant, f"{v['boxes_searched']}/{v['boxes_active']}", round(v["cc"], 4),
-                         v["sym@2R"]["mean"], v["sym@fine"]["mean"], m["overall"], m["boxes"], m.get("mates", 0),
-                         m["blend"], m["total"], m["wall_s"]])
+                         v["sym@2R"]["mean"], v["sym@fine"]["mean"], v["b_sharpen_map"]["sym@2R"]["mean"],
+                         m["overall"], m["boxes"], m.get("mates", 0), m["blend"], m["total"], m["wall_s"]])
         for label in ("input", "global"):
             rows.append([name, label, "-", round(r[label]["cc"], 4), r[label]["sym@2R"]["mean"],
-                         r[label]["sym@fine"]["mean"], "-", "-", "-", "-", "-", "-"])
-    print_table(["phantom", "variant", "searched/active", "CC", "sym@2R", "sym@fine", "overall s", "boxes s",
-                 "mates s", "blend s", "total s", "wall s"], rows)
+                         r[label]["sym@fine"]["mean"], "-", "-", "-", "-", "-", "-", "-"])
+        for label, v in r.get("noise_free", {}).items():
+            if isinstance(v, dict) and "cc" in v:
+                rows.append([f"{name} noise-free", label, v.get("boxes_searched", "-"), round(v["cc"], 4),
+                             v["sym@2R"]["mean"], v["sym@fine"]["mean"],
+                             v["b_sharpen_map"]["sym@2R"]["mean"] if "b_sharpen_map" in v else "-",
+                             "-", "-", "-", "-", "-", v.get("wall_s", "-")])
+    print_table(["phantom", "variant", "searched/active", "CC", "sym@2R", "sym@fine", "b-map sym", "overall s",
+                 "boxes s", "mates s", "blend s", "total s", "wall s"], rows)
     print()
     print_table(["phantom", "boxes plain/sym", "wall plain/sym", "CC sym-plain", "CC sym-global", "CC nearest-interp"],
                 [[n, r["ratios"]["boxes_searched_plain_over_sym"], r["ratios"]["wall_plain_over_sym"],
@@ -224,6 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/localsharp-bench-symmetry"))
     parser.add_argument("--margins", action="store_true", help="also count boxes searched by ASU margin")
+    parser.add_argument("--margin-run", action="store_true",
+                        help="also run with the asymmetric unit grown by one box edge (--symmetry-margin)")
+    parser.add_argument("--noise-free", action="store_true",
+                        help="also run the noise-free twin of each phantom (symmetric run and global; symmetry and CC)")
+    parser.add_argument("--noise-free-plain", action="store_true", help="with --noise-free, also the plain run")
     parser.add_argument("--keep", action="store_true", help="keep the runs' output directories")
     args = parser.parse_args(argv)
     content = json.loads(OUT.read_text()) if OUT.exists() else {}

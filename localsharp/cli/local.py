@@ -79,9 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym.add_argument("--symmetry-centre", "--symmetry-center", type=float, nargs=3, metavar=("X", "Y", "Z"),
                      help="symmetry centre in Å, in the map's frame (as ChimeraX shows it); default: voxel N/2 along "
                           "each axis (RELION's convention)")
-    sym.add_argument("--symmetry-mates", choices=("interpolate", "nearest"), default="interpolate",
-                     help="how a box outside the asymmetric unit takes its outcome: interpolated between the searched "
-                          "boxes near its mate position (default), or from the nearest one")
+    sym.add_argument("--symmetry-mates", choices=("nearest", "interpolate"), default="nearest",
+                     help="how a box outside the asymmetric unit takes its outcome: from the searched box nearest to "
+                          "its mate position (default), or interpolated between the searched boxes near it")
     sym.add_argument("--symmetry-margin", type=float, default=0.0, metavar="Å",
                      help="also search the boxes within this distance of the asymmetric unit (default 0)")
     comp = parser.add_argument_group("composition")

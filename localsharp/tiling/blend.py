@@ -168,13 +168,18 @@ class TileWeights:
             if part is None:
                 continue
             in_chunk, in_core, (fz, fy, fx) = part
-            w = np.maximum(fz[:, None, None] * fy[None, :, None] * fx[None, None, :], WEIGHT_FLOOR)
+            w = fz[:, None, None] * fy[None, :, None] * fx[None, None, :]
+            if fz.min() * fy.min() * fx.min() < WEIGHT_FLOOR:  # else no weight is below the floor
+                np.maximum(w, WEIGHT_FLOOR, out=w)
             total[in_chunk] += w
             for values, numerator, denominator in zip(images, numerators, partial):
                 v = values[b]
                 if v is None:
                     continue
-                numerator[in_chunk] += w * (v[in_core] if isinstance(v, np.ndarray) else float(v))
+                if isinstance(v, np.ndarray):
+                    numerator[in_chunk] += w * v[in_core]
+                else:
+                    numerator[in_chunk] += w * float(v)
                 if denominator is not None:
                     denominator[in_chunk] += w
         return total, numerators, partial

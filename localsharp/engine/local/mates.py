@@ -21,6 +21,7 @@ them and its mate position.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -48,8 +49,7 @@ def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]
     return rows
 
 
-def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str,
-              progress: Any = None) -> int:
+def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str) -> int:
     """Record the rows of the mate boxes of every block not yet recorded; returns the boxes recorded.
 
     The mapping onto the searched boxes is made here (a k-d tree of the searched boxes' images);
@@ -64,14 +64,16 @@ def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmet
     rendered = {i: rendered_row(job, row) for i, row in rows.items() if row["status"] in USABLE}
     sources = np.array(sorted(rendered), dtype=np.int64)
     mates = np.concatenate([indices for _, indices in todo])
-    calls = []
-    if sources.size == 0:  # nothing usable was searched: every mate stays at the overall sharpening
-        calls = [(job, block, [unsourced_row(int(i)) for i in indices]) for block, indices in todo]
-    else:
-        mapping = map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
-        centre = np.asarray(symmetry.centre, dtype=np.float64)
+    mapping = None if sources.size == 0 else map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
+    centre = np.asarray(symmetry.centre, dtype=np.float64)
+
+    def calls() -> Iterator[tuple[BoxJob, int, list[dict[str, Any]]]]:
+        """Each block's rows, made as its task is submitted (the client never holds them all)."""
         start = 0
         for block, indices in todo:
+            if mapping is None:  # nothing usable was searched: every mate stays at the overall sharpening
+                yield job, block, [unsourced_row(int(i)) for i in indices]
+                continue
             out = []
             for k in range(start, start + len(indices)):
                 used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
@@ -79,9 +81,10 @@ def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmet
                         "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
                         "distance_A": round(float(mapping.distance[k]), 3)}
                 out.append(mate_row(int(mapping.index[k]), used, rendered, info))
-            calls.append((job, block, out))
             start += len(indices)
-    run_bounded(client, record_mates, calls, lambda _: None)
+            yield job, block, out
+
+    run_bounded(client, record_mates, calls(), lambda _: None)
     return int(mates.size)
 
 

@@ -105,6 +105,15 @@ def note(progress: Progress | None, message: str) -> None:
         log.info("local: %s", message)
 
 
+def warn(progress: Progress | None, message: str) -> None:
+    """A warning: on a progress reporter that takes notes (``progress.note``), else in the log as a warning."""
+    note = getattr(progress, "note", None)
+    if note is not None:
+        note(f"warning: {message}")
+    else:
+        log.warning("local: %s", message)
+
+
 class WorkerLog:
     """The number of workers over the run, sampled at most every ``interval`` seconds as tasks finish."""
 

@@ -56,7 +56,7 @@ from .inputs import MemorySource, Source, geometry_of, header_of, open_input, te
 from ..cluster import worker_setup
 from ..overall.driver import overall_pass
 from .scale_setup import open_scale_inputs, scale_inputs
-from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
+from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report, warn
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
 from .mates import mate_pass
 from .symmetry import SymmetrySpec, box_symmetry, resolve_symmetry, symmetry_spec
@@ -265,8 +265,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     if symmetry_record is not None:
         note(progress, symmetry_record["verdict"])
         if symmetry_record.get("warning"):
-            note(progress, f"warning: {symmetry_record['warning']}")
-            log.warning("local: %s", symmetry_record["warning"])
+            warn(progress, symmetry_record["warning"])
     placed = box_symmetry(symmetry_record, source)
 
     t = time.perf_counter()
