@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...symmetry.centre import check_centre, default_centre
-from ...symmetry.detect import THRESHOLD, coarse_frame
+from ...symmetry.detect import THRESHOLD, check_group, coarse_frame, detect_symmetry
 from ...symmetry.groups import PointGroup, parse_symmetry, point_group
 from ...tiling.symmetric import BoxSymmetry
 from .inputs import Source, geometry_of
@@ -105,12 +105,12 @@ def resolve_symmetry(spec: SymmetrySpec, map_or_path: Any, resolution: float, na
     group's :meth:`~PointGroup.to_dict` about the centre, when used), ``centre_A``, ``score`` (the
     weakest operator's CC), ``passed``, ``verdict`` (one line) and ``warning`` (None or one line).
     """
-    from ...symmetry_map import check_symmetry, find_symmetry
-
+    data, geometry = _readable(map_or_path)
+    voxel, first = tuple(geometry["voxel_size"]), tuple(geometry["first_voxel_position"])
     centre = list(spec.centre)
     record: dict[str, Any] = {"given": spec.given, "centre_A": centre, "warning": None, "threshold": THRESHOLD}
     if spec.auto:
-        report = find_symmetry(map_or_path, resolution, centre=centre, name=name)
+        report = detect_symmetry(data, voxel, resolution, first_voxel=first, centre=centre, source=name)
         chosen = report.chosen
         used = chosen is not None and report.sure
         record.update(used=used, verdict=f"symmetry auto: {report.verdict()}", sure=bool(report.sure),
@@ -125,7 +125,7 @@ def resolve_symmetry(spec: SymmetrySpec, map_or_path: Any, resolution: float, na
     group = spec.group
     assert group is not None
     try:
-        score = check_symmetry(map_or_path, group, resolution, centre=centre, name=name)
+        score = check_group(data, voxel, group, resolution, first_voxel=first, centre=centre, source=name)
     except ConfigError as exc:  # e.g. a centre too near the edge to compare copies: the group is used unchecked
         record.update(used=True, group=group.to_dict(spec.centre), score=None, passed=None,
                       verdict=f"symmetry {group.name}: not checked ({exc})",
@@ -144,6 +144,30 @@ def resolve_symmetry(spec: SymmetrySpec, map_or_path: Any, resolution: float, na
                              f"{THRESHOLD:.2f}); the group, its orientation or the centre is probably wrong, yet boxes "
                              "took their mates' outcomes: check it with 'localsharp symmetry MAP'")
     return record
+
+
+class _Slabs:
+    """A map file seen as a read-only array whose slabs are read on demand (:meth:`MapSource.read`: the
+    file's pages are released after each read, so a worker's resident memory stays a slab, not the map)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.shape = tuple(source.shape)
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        bounds = tuple(slice_.indices(n)[:2] for slice_, n in zip(key, self.shape))
+        return self.source.read(bounds)
+
+
+def _readable(map_or_path: Any) -> tuple[Any, dict[str, Any]]:
+    """The voxels (an in-memory array, or a file read by slabs) and the header geometry of the map."""
+    from ...maps.density import DensityMap
+    from ...maps.source import MapSource
+
+    if isinstance(map_or_path, DensityMap):
+        return map_or_path.data, map_or_path.geometry()
+    source = MapSource.open(map_or_path)
+    return _Slabs(source), geometry_of(source)
 
 
 def box_symmetry(record: dict[str, Any] | None, source: Source) -> BoxSymmetry | None:
