@@ -21,6 +21,10 @@ ratios (``dry_run`` of each size; kept under ``<size>_dry_run``).
 capsid with other noise seeds (``--noise-seed seed + 1``, ``seed + 2``: the same signal, independent noise), and
 the results are kept under ``<size>_half_maps``.
 
+``--symmetry GROUP`` (e.g. ``I``) makes the phantom symmetric (``phantom-capsid --symmetry GROUP``: one
+copy per operator about the map centre instead of copies at random) and runs ``localsharp local
+--symmetry GROUP``; the results are kept under ``<size>_symmetry_<GROUP>``.
+
 Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
 ``python benchmarks/bench_scale.py --sizes 128`` for a quick check of the harness.
 """
@@ -46,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, print_table  # noqa: E402
 from _proctree import TreeSampler, machine, memory_summary  # noqa: E402
 
+from localsharp.symmetry import parse_symmetry  # noqa: E402
+
 MODEL = ROOT / "tests/data/emd3488_haemoglobin/model_5ni1.cif"
 POLL_S = 0.2
 #: stderr patterns that tell of workers killed, restarted or paused, or memory trouble.
@@ -68,9 +74,9 @@ def local_options() -> str:
     return done.stdout
 
 
-def phantom_path(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> Path:
+def phantom_path(cache: Path, size: int, seed: int, noise_seed: int | None = None, symmetry: str | None = None) -> Path:
     noise = "" if noise_seed is None or noise_seed == seed else f"_noise{noise_seed}"
-    return cache / f"capsid_{size}_seed{seed}{noise}.mrc"
+    return cache / f"capsid_{size}_seed{seed}{noise}{f'_{symmetry}' if symmetry else ''}.mrc"
 
 
 def phantom_parameters(size: int, seed: int, noise_seed: int | None = None) -> dict:
@@ -86,22 +92,26 @@ def phantom_parameters(size: int, seed: int, noise_seed: int | None = None) -> d
     return params
 
 
-def ensure_phantom(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> tuple[Path, float | None]:
+def ensure_phantom(cache: Path, size: int, seed: int, noise_seed: int | None = None,
+                   symmetry: str | None = None) -> tuple[Path, float | None]:
     """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it.
 
     ``noise_seed``: the same capsid (orientations from ``seed``) with other noise, for half maps.
+    ``symmetry``: copies placed by this point group about the map centre (``phantom-capsid --symmetry``).
     """
-    path = phantom_path(cache, size, seed, noise_seed)
+    path = phantom_path(cache, size, seed, noise_seed, symmetry)
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
-        params = json.loads(sidecar.read_text()).get("parameters", {})
-        if params == phantom_parameters(size, seed, noise_seed):
+        recorded = json.loads(sidecar.read_text())
+        if recorded.get("parameters", {}) == phantom_parameters(size, seed, noise_seed) and \
+                (recorded.get("symmetry") or {}).get("name") == (parse_symmetry(symmetry).name if symmetry else None):
             return path, None
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     noise = ["--noise-seed", str(noise_seed)] if noise_seed is not None and noise_seed != seed else []
+    layout = ["--symmetry", symmetry] if symmetry else []
     subprocess.run(localsharp_command() + ["phantom-capsid", str(MODEL), "--size", str(size), "--seed", str(seed),
-                                           *noise, "--output", str(path), "--overwrite"], check=True)
+                                           *noise, *layout, "--output", str(path), "--overwrite"], check=True)
     return path, time.perf_counter() - t0
 
 
@@ -240,11 +250,14 @@ def compare_dry_run(estimate: dict, result: dict) -> dict:
 
 
 def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> dict:
-    map_path, made_s = ensure_phantom(args.cache, size, args.seed)
+    map_path, made_s = ensure_phantom(args.cache, size, args.seed, symmetry=args.symmetry)
     extra: list[str] = []
     if args.half_maps:
-        halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k)[0] for k in (1, 2)]
+        halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k, symmetry=args.symmetry)[0]
+                  for k in (1, 2)]
         extra = ["--half-maps", *map(str, halves)]
+    if args.symmetry:
+        extra += ["--symmetry", args.symmetry]
     run_dir = args.cache / f"run_{size}"
     out = run_dir / "out"
     if run_dir.exists():
@@ -271,7 +284,8 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     rate = boxes["searched"] / (box_wall * args.workers) if boxes and box_wall else None
     memory = memory_summary(sampler)
     result = {
-        "size": size, "mode": "half_maps" if args.half_maps else "model_free", "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "size": size, "mode": "half_maps" if args.half_maps else "model_free", "symmetry": args.symmetry,
+        "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
         "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
@@ -297,7 +311,9 @@ def table_row(r: dict) -> list:
     b, m, t = r["boxes"], r["memory"], r["timings_s"]
     signs = ",".join(f"{k}:{v['lines']}" for k, v in r["stderr_signs"].items() if v["lines"]) or "-"
     rate = r["boxes_per_s_per_core"]
-    return [f"{r['size']}{' half maps' if r.get('mode') == 'half_maps' else ''}", r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
+    label = f"{r['size']}{' half maps' if r.get('mode') == 'half_maps' else ''}"
+    label += f" --symmetry {r['symmetry']}" if r.get("symmetry") else ""
+    return [label, r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
             t.get("overall", "-"), t.get("boxes", "-"), t.get("blend", "-"), r["wall_s"],
             round(rate, 3) if rate else "-", m["client_peak_rss_mib"], m["client_peak_anon_mib"],
             m["worker_peak_rss_mib"], m["worker_peak_anon_mib"], m["distinct_worker_pids"],
@@ -319,6 +335,7 @@ def write_results(results: list[dict], args: argparse.Namespace) -> Path:
     for r in results:
         key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "") + ("_dry_run" if "dry_run" in r
                                                                                             else "")
+        key += f"_symmetry_{r['symmetry']}" if r.get("symmetry") else ""
         content["sizes"][key] = {**stamp, **r}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -341,6 +358,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--half-maps", action="store_true", help="run the local half-map mode (two more phantoms)")
     parser.add_argument("--dry-run", action="store_true",
                         help="run `localsharp local --dry-run` first and compare its estimates with the run")
+    parser.add_argument("--symmetry", metavar="GROUP",
+                        help="a symmetric capsid (copies placed by GROUP) run with localsharp local --symmetry GROUP")
     return parser.parse_args(argv)
 
 

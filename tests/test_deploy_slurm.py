@@ -302,3 +302,33 @@ def test_a_job_slurm_refuses_is_a_clear_error_before_any_submission(slurm_cluste
     assert "SLURM refuses the worker job" in error and "partition" in error.lower(), proc.stderr
     assert not out.exists()  # neither outputs nor the job log directory are left behind
     assert not _jobs_named(name) and _queued_job_ids() <= before
+
+
+def test_a_symmetric_run_on_slurm_jobs_matches_in_process(slurm_cluster, workdir, tmp_path):
+    """``--symmetry C4`` on 2 SLURM worker jobs: boxes of one asymmetric unit searched, the mates recorded
+    by tasks, the same map and box table as in this process."""
+    from localsharp.capsid import capsid_phantom
+
+    phantom = tmp_path / "c4.mrc"
+    capsid_phantom(ROOT / "tests" / "data" / "emd3488_haemoglobin" / "model_5ni1.cif", phantom, size=96, voxel=1.4,
+                   radius_fraction=0.22, resolution=4.0, symmetry="C4", chain="A")
+    local = LocalOptions(box_size=24, stride=12, chunk=32, task_block=1)
+    reference = local_sharpen(phantom, 4.0, local=local, symmetry="C4")
+    out = workdir / "out"
+    name, env = _site(workdir)
+    cmd = [sys.executable, "-m", "localsharp", "local", str(phantom), "--resolution", "4", "--symmetry", "C4",
+           "--output-dir", str(out), "--cluster", "slurm", "--cores", "1", "--memory", "1GB",
+           "--walltime", "00:10:00", "--interface", INTERFACE, "--wait-workers", "120", "--box-size", "24",
+           "--stride", "12", "--chunk", "32", "--task-block", "1", "--jobs", "2", "-q"]
+    cmd += ["--queue", PARTITION] if PARTITION else []
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir, env=env)
+    assert proc.returncode == 0, f"localsharp local --symmetry C4 --cluster slurm failed:\n{proc.stderr}"
+    result = localsharp.read_map(out / "local_sharpened_map.ccp4")
+    assert np.array_equal(result.data, reference.map.compute().data)
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert summary["symmetry"]["used"] and summary["symmetry"]["boxes_from_mates"] > 0
+    rows = [{k: v for k, v in r.items() if k != "host"} for r in summary["boxes"]]
+    assert sorted(rows, key=lambda r: r["index"]) == [{k: v for k, v in r.items() if k != "host"}
+                                                       for r in reference.boxes]
+    assert summary["cluster"]["kind"] == "slurm"
+    assert not _wait_until_gone(summary["cluster"]["slurm_job_ids"])

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-seed", type=int, metavar="N",
                         help="seed of the noise alone (default --seed): other values give the same signal with "
                              "independent noise, e.g. half maps")
+    parser.add_argument("--model-output", metavar="MODEL",
+                        help="also write every copy as placed, atomic B = 0 (.cif or .pdb): the model to compare a "
+                             "sharpened map with (localsharp evaluate)")
     parser.add_argument("--slab", type=int, default=32, metavar="N",
                         help="z planes computed at a time (default 32)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution, noise=args.noise, seed=args.seed, noise_seed=args.noise_seed,
         symmetry=args.symmetry, orientation=args.symmetry_orientation, chain=args.chain, slab=args.slab,
         overwrite=args.overwrite, progress=lambda done, total: log.info("planes %d / %d written", done, total),
+        model_output=args.model_output,
     )
     s = result.summary
     layout = f"{s['symmetry']['name']} about the centre" if "symmetry" in s else "random"
@@ -79,4 +83,6 @@ def run(args: argparse.Namespace) -> int:
           f"noise sd {s['noise_sigma']:.4g}, seed {args.seed}{noise_seed}; protein {100 * s['protein_volume_fraction']:.1f} % "
           f"of the box")
     print(f"  map  {result.map_path}\n  json {result.json_path}")
+    if args.model_output:
+        print(f"  model {args.model_output} (every copy, B = 0)")
     return 0

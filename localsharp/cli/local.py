@@ -76,6 +76,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "this PDB/mmCIF model (in the map's frame)")
     mode.add_argument("--model-rms", type=float, metavar="Å",
                       help="expected model error for --model (default 0.25 × resolution)")
+    sym = parser.add_argument_group("symmetry (search one asymmetric unit; see docs/local_sharpening.md)")
+    sym.add_argument("--symmetry", metavar="GROUP",
+                     help="the map's point group: C<n>, D<n>, T, O, I, RELION's I1-I4, or auto (found from the map, "
+                          "used only when sure). Boxes are searched in one asymmetric unit; every other box takes "
+                          "the outcome of the searched boxes at its symmetry-mate position")
+    sym.add_argument("--symmetry-orientation", metavar="NAME",
+                     help="orientation of --symmetry: for I one of 222 (default: two-folds along x, y, z), 222r, "
+                          "2n5, 2n5r, n25, n25r, 2n3, 2n3r; for T 222 (default) or z3 (RELION's T)")
+    sym.add_argument("--symmetry-centre", "--symmetry-center", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                     help="symmetry centre in Å, in the map's frame (as ChimeraX shows it); default: voxel N/2 along "
+                          "each axis (RELION's convention)")
+    sym.add_argument("--symmetry-mates", choices=("nearest", "interpolate"), default="nearest",
+                     help="how a box outside the asymmetric unit takes its outcome: from the searched box nearest to "
+                          "its mate position (default), or interpolated between the searched boxes near it")
+    sym.add_argument("--symmetry-margin", type=float, default=0.0, metavar="Å",
+                     help="also search the boxes within this distance of the asymmetric unit (default 0)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, metavar="F",
                       help="solvent fraction (0-1) of the map (default: estimated from the map)")
@@ -121,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks,
-                         shrink=not args.no_shrink)
+                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates,
+                         symmetry_margin=args.symmetry_margin)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
@@ -133,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
 
         opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,
                                    model_rms=args.model_rms, resolution=args.resolution)  # refused early
+    from ..engine.local.symmetry import symmetry_spec
+
+    args.symmetry_spec = symmetry_spec(source, args.symmetry, args.symmetry_orientation,  # checked before anything
+                                       args.symmetry_centre, args.map or args.half_maps[0])
     if args.dry_run:
         from .local_dry_run import dry_run
 
@@ -142,9 +163,11 @@ def run(args: argparse.Namespace) -> int:
     if args.only_box is not None:
         if args.half_maps or args.model or args.map is None:
             raise ConfigError("--only-box runs a model-free box search; it does not take --half-maps or --model")
+        if args.symmetry:
+            raise ConfigError("--only-box runs one box by hand; it does not take --symmetry")
         return _only_box(args, out, local, options)
     created = prepare_output_dir(out, paths, args.overwrite or args.resume)
-    run_ = SimpleNamespace(source=source, local=local, options=options, opened=opened)
+    run_ = SimpleNamespace(source=source, local=local, options=options, opened=opened, spec=args.symmetry_spec)
     try:
         with RunLock(lock_path(out / STORE), "localsharp local"):
             return _locked_run(args, run_, out, paths)
@@ -193,7 +216,7 @@ def _locked_run(args: argparse.Namespace, run_: Any, out: Path, paths: dict[str,
     if args.resume and not (out / STORE / "run.json").exists():
         raise ConfigError(f"{out}: there is no run to resume there; run without --resume to start one")
     if args.resume:  # the store must hold this run, and be writable: said before any cluster starts
-        check_resumable(out / STORE, run_.source, run_.local, run_.options, run_.opened)
+        check_resumable(out / STORE, run_.source, run_.local, run_.options, run_.opened, run_.spec)
         for directory in (out / STORE, out / STORE / "records" / "boxes", out / STORE / "records" / "tiles"):
             if directory.is_dir():
                 check_writable(directory, "the run store")
@@ -283,7 +306,7 @@ def _holds_this_run(store: Path, run_: Any) -> bool:
     if not (store / "run.json").exists():
         return False
     try:
-        check_resumable(store, run_.source, run_.local, run_.options, run_.opened)
+        check_resumable(store, run_.source, run_.local, run_.options, run_.opened, run_.spec)
     except (LocalsharpError, OSError):
         return False
     return True
@@ -328,7 +351,7 @@ def _sharpen(args: argparse.Namespace, source: Any, out: Path, local: LocalOptio
                                options=options, resume=args.resume, overwrite=args.overwrite,
                                progress=reporter, output=paths["local_image"],
                                half_maps=tuple(args.half_maps) if args.half_maps else None,
-                               model=args.model, model_rms=args.model_rms)
+                               model=args.model, model_rms=args.model_rms, symmetry=args.symmetry_spec)
         args.cluster_record = cluster_record(client)  # for the summary
         return result
 
@@ -390,21 +413,40 @@ def _write_summary(path: Path, summary: dict[str, Any], rows: Iterable[dict[str,
 
 def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[str, Any]) -> None:
     """Searched box centres as a PDB file: B = the b_sharpen the box applied, occupancy 1 / 0.5 / 0 = sharpened /
-    kept / skipped as applied (boxes the coarse mask skipped without a task are left out)."""
+    kept / skipped as applied (boxes the coarse mask skipped without a task are left out).  A symmetric run
+    also writes the boxes that took a mate's outcome: residue MAT in chain M (the searched ones are BOX in
+    chain A), the residue number is the box index, and a REMARK 250 line per mate names the searched boxes
+    it took its outcome from."""
     import numpy as np
 
     from ..maps.model import write_points_pdb
 
-    positions, b, occupancy = [], [], []
+    positions, b, occupancy, names, chains, numbers, remarks = [], [], [], [], [], [], []
+    symmetric = False
     for row in rows:
         if row["status"] == "skipped" and "no task" in row["reason"]:
             continue
         positions.append(row["centre_A"])
         b.append(row.get("b_sharpen_applied") or 0.0)
         occupancy.append(STATUS_OCCUPANCY.get(row["status"], 0.0))
+        role = (row.get("symmetry") or {}).get("role")
+        symmetric = symmetric or role is not None
+        names.append("MAT" if role == "mate" else "BOX")
+        chains.append("M" if role == "mate" else "A")
+        numbers.append(int(row["index"]))
+        if role == "mate":
+            sources = row["symmetry"].get("from", [])
+            weights = row["symmetry"].get("weights", [])
+            items = [f"{j}({w:.2f})" for j, w in zip(sources, weights)] or ["NONE"]
+            for start in range(0, len(items), 4):  # a REMARK line holds 80 characters
+                remarks.append(f"BOX {row['index']} FROM " + " ".join(items[start:start + 4]))
     cell = SimpleNamespace(cell_lengths=tuple(geometry["cell_lengths"]), cell_angles=tuple(geometry["cell_angles"]))
+    extra = {"names": names, "chains": chains, "numbers": numbers,
+             "remarks": ["BOX = SEARCHED (CHAIN A); MAT = TOOK A SYMMETRY MATE'S OUTCOME (CHAIN M);",
+                         "BOX N FROM J(W): BOX N TOOK THE OUTCOME OF SEARCHED BOX J WITH WEIGHT W", *remarks]
+             } if symmetric else {}
     write_points_pdb(path, np.array(positions, dtype=float).reshape(-1, 3), np.array(b, dtype=float),
-                     np.array(occupancy, dtype=float), cell)
+                     np.array(occupancy, dtype=float), cell, **extra)
 
 
 def _values(path: Path, mode: str) -> dict[str, Any]:
@@ -472,6 +514,13 @@ def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
                   f"{summary['boxes_skipped_by_mask']} skipped by the coarse mask"),
         ("boxes as applied", _status_text(summary["boxes_by_status"], mode)),
         ("equivalent B applied" if scale_mode else "b_sharpen applied", _mean_text(summary, scale_mode)),
+    ]
+    symmetry = summary.get("symmetry")
+    if symmetry is not None:
+        rows.append(("symmetry", _symmetry_line(symmetry)))
+        if symmetry.get("warning"):
+            rows.append(("warning", symmetry["warning"]))
+    rows += [
         ("smoothing radius", f"{summary['smoothing_radius']:.1f} Å"),
         ("output values", "-" if not summary.get("values") else
          f"mean {summary['values']['output']['mean']:.3g}, SD {summary['values']['output']['sd']:.3g}, "
@@ -483,3 +532,17 @@ def _print_table(summary: dict[str, Any], paths: dict[str, Path]) -> None:
         print(f"  {key:<25} {value}")
     for role, path in paths.items():
         print(f"  {role:<25} {path}")
+
+
+def _symmetry_line(symmetry: dict[str, Any]) -> str:
+    """The table's symmetry line: the group used and how many boxes were searched or took a mate's outcome."""
+    if not symmetry.get("used"):
+        return f"none used ({symmetry.get('verdict', '')})"
+    group = symmetry["group"]
+    relion = f", RELION {group['relion_name']}" if group.get("relion_name") and group["symbol"] == "I" else ""
+    centre = ", ".join(f"{c:g}" for c in symmetry["centre_A"])
+    how = "found" if symmetry.get("given") == "auto" else "given"
+    margin = f" + {symmetry['margin_A']:g} Å" if symmetry.get("margin_A") else ""
+    return (f"{group['name']}{relion} about ({centre}) Å ({how}); {symmetry['boxes_searched']} boxes searched in "
+            f"one asymmetric unit{margin}, {symmetry['boxes_from_mates']} took their mates' outcomes "
+            f"({symmetry['mates']})")

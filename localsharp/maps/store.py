@@ -10,7 +10,9 @@ Layout of ``<store>/``::
                overall.json (the overall sharpening), input.json (the input's checksum),
                boxes/bB-NNNNNNN.json (the outcomes of search task NNNNNNN's boxes with
                ``--task-block B``, written by that task), tiles/tT-NNNNNNN.done (output tile
-               NNNNNNN of ``--tile-chunks T`` is complete)
+               NNNNNNN of ``--tile-chunks T`` is complete), mates/bB-NNNNNNN.json (a symmetric run:
+               the outcomes the mate boxes of block NNNNNNN took from searched boxes, written by a
+               task of the mate pass)
 
 Every record carries the SHA-256 of its content and every array chunk a CRC32C
 (:mod:`.checksums`), so a record or chunk damaged on disk is known as such when it is
@@ -49,7 +51,7 @@ RECORDS = "records"
 #: The store's layout version, in run.json: a store of another version is refused (``--overwrite``).
 STORE_FORMAT = 2
 #: Where a run's record files live, and how they are named (B = ``--task-block``, T = ``--tile-chunks``).
-BOXES, TILES = "boxes", "tiles"
+BOXES, TILES, MATES = "boxes", "tiles", "mates"
 
 
 class RunStore:
@@ -207,6 +209,28 @@ class RunStore:
     def done_batches(self, task_block: int | None = None) -> set[int]:
         """Search tasks whose outcomes are recorded (with ``--task-block task_block``; any when None)."""
         return {b for tb, b, _ in self.batch_files() if task_block is None or tb == task_block}
+
+    # ------------------------------------------------------- mate records
+    def mates_path(self, block: int, task_block: int) -> Path:
+        """The record of the mate boxes of block ``block`` (a symmetric run, ``--task-block task_block``)."""
+        return self.path / RECORDS / MATES / f"b{int(task_block)}-{int(block):07d}.json"
+
+    def write_mates(self, block: int, rows: list[dict[str, Any]], task_block: int) -> None:
+        """Record the outcomes the mate boxes of ``block`` took from searched boxes (a symmetric run)."""
+        (self.path / RECORDS / MATES).mkdir(exist_ok=True)
+        _write_text(self.mates_path(block, task_block), checksums.seal(rows))
+
+    def read_mates(self, block: int, task_block: int) -> list[dict[str, Any]] | None:
+        """The mate boxes' rows of ``block``, or None when they are not recorded."""
+        return _read_record(self.mates_path(block, task_block), None)
+
+    def mate_files(self) -> list[tuple[int, int, Path]]:
+        """``(task_block, block, path)`` of every mate record."""
+        return _record_files(self.path / RECORDS / MATES, ".json")
+
+    def done_mates(self, task_block: int | None = None) -> set[int]:
+        """Blocks whose mate boxes' rows are recorded (with ``--task-block task_block``; any when None)."""
+        return {b for tb, b, _ in self.mate_files() if task_block is None or tb == task_block}
 
     def tile_path(self, tile: int, tile_chunks: int) -> Path:
         """The record file of output tile ``tile`` of a run with ``--tile-chunks tile_chunks``."""

@@ -17,7 +17,7 @@ from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source
 from ..cluster.submit import run_bounded
 from ...errors import is_disk_fault
-from .tasks import BoxJob, check_slab, failed_row, render_tile, score_block, score_one, tile_chunks
+from .tasks import BoxJob, check_slab, failed_row, render_tiles, score_block, score_one, tile_chunks
 
 log = logging.getLogger("localsharp.engine.local.run")
 
@@ -55,9 +55,9 @@ def box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progres
     done = store.done_batches(job.block)
     boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
     resumed["boxes"] = boxes_done
-    counter = Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"],
+    counter = Counter("boxes", boxes_done, plan.n_searched, progress, weight=lambda result: result["n"],
                        workers=workers)
-    report(progress, "boxes", boxes_done, plan.n_active)
+    report(progress, "boxes", boxes_done, plan.n_searched)
     calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
     run_bounded(client, score_block, calls, counter, on_error=lambda args, exc: isolate(client, store, args, exc))
 
@@ -86,11 +86,14 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
 
 def blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
                 resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
+    """Blend the output tile by tile, a row of tiles along x per task (a box spanning two tiles of a row is
+    rendered once); tiles already written (a resumed run) are not written again."""
     done = store.done_tiles(tile_chunks(job))
     resumed["tiles"] = len(done)
-    counter = Counter("tiles", len(done), plan.n_tiles, progress, workers=workers)
+    counter = Counter("tiles", len(done), plan.n_tiles, progress, weight=len, workers=workers)
     report(progress, "tiles", len(done), plan.n_tiles)
-    run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
+    rows = ([t for t in row if t not in done] for row in plan.tile_rows())
+    run_bounded(client, render_tiles, ((job, row) for row in rows if row), counter)
 
 
 def report(progress: Progress | None, stage: str, done: int, total: int) -> None:
@@ -105,6 +108,15 @@ def note(progress: Progress | None, message: str) -> None:
         note(message)
     else:
         log.info("local: %s", message)
+
+
+def warn(progress: Progress | None, message: str) -> None:
+    """A warning: on a progress reporter that takes notes (``progress.note``), else in the log as a warning."""
+    note = getattr(progress, "note", None)
+    if note is not None:
+        note(f"warning: {message}")
+    else:
+        log.warning("local: %s", message)
 
 
 class WorkerLog:

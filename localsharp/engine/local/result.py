@@ -73,7 +73,8 @@ class LocalResult:
         The run store (None when a temporary one was used; it lives as long as ``map``).
     counts : dict
         Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome (as applied:
-        a box the shrinkage kept at the overall sharpening counts as ``unsharpened``).
+        a box the shrinkage kept at the overall sharpening counts as ``unsharpened``); with a symmetry,
+        ``symmetry`` (the group used, its check, boxes searched and boxes that took a mate's outcome).
     mean_b_sharpen : float or None
         Mean b_sharpen applied by the boxes the render sharpened (Å²; the equivalent B in the
         scale-factor modes).
@@ -117,6 +118,8 @@ class LocalResult:
                "boxes_analysed": self.means.get("n_applied", 0), "smoothing_radius": self.radius,
                "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
                "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
+        if "symmetry" in self.counts:
+            out["symmetry"] = self.counts["symmetry"]
         if with_boxes:
             out["boxes"] = self.boxes
         return out
@@ -126,11 +129,20 @@ def box_rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
              shrunk: bool = False) -> Iterator[dict[str, Any]]:
     """Every box's row as it was applied (:func:`~localsharp.sharpening.shrinkage.applied_row`: the
     status and sharpening the render used, with ``b_sharpen_searched`` and ``b_sharpen_applied``),
-    block by block, then the boxes skipped by the coarse mask.  ``shrunk``: the model-free
-    shrinkage was applied (as the render tasks apply it)."""
+    block by block, then in a symmetric run the mate boxes' (``symmetry.role`` "mate", naming the
+    searched boxes they took their outcome from; the searched ones say "searched"), then the boxes
+    skipped by the coarse mask.  ``shrunk``: the model-free shrinkage was applied (as the render
+    tasks apply it)."""
+    symmetric = plan.searched is not None
     for block, _ in plan.blocks():
         for row in store.read_batch(block, plan.block) or []:
-            yield box_row(plan.grid.box(row["index"]), applied_row(row, shrunk), geometry)
+            row = applied_row(row, shrunk)
+            if symmetric:
+                row = {**row, "symmetry": {"role": "searched"}}
+            yield box_row(plan.grid.box(row["index"]), row, geometry)
+    for block, _ in plan.mate_blocks():
+        for row in store.read_mates(block, plan.block) or []:
+            yield box_row(plan.grid.box(row["index"]), {k: v for k, v in row.items() if k != "mix"}, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):

@@ -116,18 +116,21 @@ def repair(client: Any, store: RunStore) -> dict[str, bool]:
     removed (the run copies it again).
     """
     redo = {"overall": False, "input": False}
-    for name in ("overall", "input"):
+    again = {"overall": "the overall sharpening is computed again", "input": "the input's checksum is computed again",
+             "symmetry": "the symmetry is checked again"}
+    for name, what in again.items():
         try:
             store.record(name)
         except StoreDamaged as exc:
             store.remove_record(name)
             redo[name] = True
-            log.warning("%s; %s", exc, "the overall sharpening is computed again" if name == "overall"
-                        else "the input's checksum is computed again")
+            log.warning("%s; %s", exc, what)
     _forget_damaged_records(store.batch_files(), "box record", "its boxes are searched again",
                             "their boxes are searched again")
     _forget_damaged_records(store.tile_files(), "tile record", "its tile is rendered again",
                             "their tiles are rendered again")
+    _forget_damaged_records(store.mate_files(), "mate record", "its mate boxes take their outcomes again",
+                            "their mate boxes take their outcomes again")
     names = store.array_names()
     overall_done = store.record("overall") is not None
     arrays = [n for n in OVERALL_ARRAYS if overall_done and n in names] + [n for n in COPIED_ARRAYS if n in names]
@@ -202,6 +205,9 @@ def regroup(store: RunStore, plan: LocalPlan) -> None:
     """File the records of another ``--task-block`` / ``--tile-chunks`` under this run's (see the module notes)."""
     _regroup_boxes(store, plan)
     _regroup_tiles(store, plan)
+    for tb, _, path in store.mate_files():  # a symmetric run's mate records: cheap to make again
+        if tb != plan.block:
+            path.unlink(missing_ok=True)
 
 
 def _regroup_boxes(store: RunStore, plan: LocalPlan) -> None:

@@ -52,13 +52,17 @@ from ...tiling.blend import default_radius
 from ...tiling.boxes import BoxGrid
 from ...tiling.occupancy import possibly_molecule
 from ...tiling.plan import LocalPlan
+from ...tiling.symmetric import BoxSymmetry, searched_flags
+from ...symmetry.groups import PointGroup
 from .inputs import MemorySource, Source, geometry_of, header_of, open_input, template_of
 from ..cluster import worker_setup
 from ..overall.driver import overall_pass
 from .scale_setup import open_scale_inputs, scale_inputs
-from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report
+from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report, warn
 from .resume import LAYOUT, check_same_run, check_tiles, regroup, repair
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
+from .mates import mate_pass
+from .symmetry import SymmetrySpec, box_symmetry, resolve_symmetry, symmetry_spec
 from .tasks import BoxJob, run_box, save_plan
 
 log = logging.getLogger(__name__)
@@ -79,7 +83,9 @@ def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float
                   options: SharpenOptions | None = None, resume: bool = False, overwrite: bool = False,
                   progress: Progress | None = None, output: str | Path | None = None,
                   half_maps: tuple[DensityMap | str | Path, DensityMap | str | Path] | None = None,
-                  model: str | Path | Any = None, model_rms: float | None = None) -> LocalResult:
+                  model: str | Path | Any = None, model_rms: float | None = None,
+                  symmetry: str | PointGroup | None = None, symmetry_orientation: str | None = None,
+                  symmetry_centre: tuple[float, float, float] | None = None) -> LocalResult:
     """Sharpen a map locally: overlapping boxes each get their own sharpening, blended smoothly.
 
     Three modes, as in global sharpening: model-free (each box searches its own b_sharpen
@@ -122,6 +128,17 @@ def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float
         Atomic model in the map's frame: local model-based sharpening.
     model_rms : float, optional
         Expected model error (Å) of the model mode (default 0.25 × resolution).
+    symmetry : str or PointGroup, optional
+        The map's point group: ``"C<n>"``, ``"D<n>"``, ``"T"``, ``"O"``, ``"I"``, RELION's ``"I1"``–``"I4"``
+        (:func:`~localsharp.symmetry.groups.parse_symmetry`), or ``"auto"`` (found from the map,
+        used only when :func:`~localsharp.symmetry_map.find_symmetry` is sure).  Boxes are then
+        searched in one asymmetric unit only; every other box takes the outcome of the searched
+        boxes at its symmetry-mate position (``local.symmetry_mates``).  A given group whose
+        mates do not correlate in the map is used with a warning (``result.counts["symmetry"]``).
+    symmetry_orientation : str, optional
+        The orientation of ``symmetry`` (I: ``222`` by default, ``222r``, ``2n5``…; T: ``222`` or ``z3``).
+    symmetry_centre : (x, y, z), optional
+        The symmetry centre (Å, in the map's frame); default voxel N/2 along each axis.
 
     Returns
     -------
@@ -137,12 +154,14 @@ def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float
     opened = open_scale_inputs(source, half_maps, model, model_rms=model_rms, resolution=opts.resolution)
     if mean:
         opened["mean"] = True  # the map is the mean of the half maps, made in the run store
+    spec = symmetry if isinstance(symmetry, SymmetrySpec) else symmetry_spec(
+        source, symmetry, symmetry_orientation, symmetry_centre, _input_name(source))
     if client is not None:
         worker_setup.register(client)
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="localsharp-"))
         try:
-            result = _run(source, client, tmp / "run.zarr", local, opts, False, True, progress, None, opened)
+            result = _run(source, client, tmp / "run.zarr", local, opts, False, True, progress, None, opened, spec)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -152,7 +171,7 @@ def local_sharpen(map_or_path: DensityMap | str | Path | None, resolution: float
     output = None if output is None else Path(output).resolve()
     path = Path(store).resolve()
     with RunLock(lock_path(path), "localsharp local"):  # one run per store; re-entrant for the command line's
-        return _run(source, client, path, local, opts, resume, overwrite, progress, output, opened)
+        return _run(source, client, path, local, opts, resume, overwrite, progress, output, opened, spec)
 
 
 def _map_or_mean(map_or_path: DensityMap | str | Path | None,
@@ -232,22 +251,22 @@ def prepare_input(map_or_path: DensityMap | str | Path, resolution: float,
 
 
 def check_resumable(store: str | Path, source: Source, local: LocalOptions | None, options: SharpenOptions,
-                    opened: dict[str, Any] | None = None) -> None:
+                    opened: dict[str, Any] | None = None, spec: SymmetrySpec | None = None) -> None:
     """Refuse, before anything starts, to resume a store that holds another run (OutputError naming the
     options that differ, old → new); ``source`` and ``options`` are :func:`prepare_input`'s, ``opened``
     :func:`~.scale_setup.open_scale_inputs`'."""
     path = Path(store).resolve()
     if not path.exists():
         raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
-    check_same_run(path, _run_description(source, local or LocalOptions(), options, opened))
+    check_same_run(path, _run_description(source, local or LocalOptions(), options, opened, spec))
 
 
 def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions,
                 resume: bool, overwrite: bool, progress: Progress | None = None,
-                opened: dict[str, Any] | None = None) -> RunStore:
+                opened: dict[str, Any] | None = None, spec: SymmetrySpec | None = None) -> RunStore:
     """The run's store: the recorded run (``resume``: checked, its damaged parts forgotten to be computed
     again, :func:`.resume.repair`), or a new one after the value checks pass."""
-    run = _run_description(source, local, opts, opened)
+    run = _run_description(source, local, opts, opened, spec)
     if resume:
         if not path.exists():
             raise OutputError(f"{path}: there is no run to resume here; run without --resume to start one")
@@ -267,10 +286,10 @@ def _open_store(source: Source, client: Any, path: Path, local: LocalOptions, op
 
 def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: SharpenOptions, resume: bool,
          overwrite: bool, progress: Progress | None, output: Path | None,
-         opened: dict[str, Any] | None = None) -> LocalResult:
+         opened: dict[str, Any] | None = None, spec: SymmetrySpec | None = None) -> LocalResult:
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened)
+    store = _open_store(source, client, path, local, opts, resume, overwrite, progress, opened, spec)
     if opened is not None and opened.get("mean"):  # no map given: the mean of the half maps is the input
         from .mean_input import mean_input
 
@@ -282,6 +301,10 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     timings["checks"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    symmetry_record = store.record("symmetry") if spec is not None else None
+    checking = None
+    if spec is not None and symmetry_record is None:  # checked (or found) beside the overall pass
+        checking = _start_symmetry(client, spec, source, opts.resolution)
     overall = store.record("overall")
     resumed = {"overall": int(overall is not None)}
     if overall is None:
@@ -291,13 +314,27 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
         for warning in overall.get("warnings", []):  # returned by the overall pass, said once here
             log.warning("%s", warning)
     timings["overall"] = time.perf_counter() - t
+    if checking is not None:
+        t = time.perf_counter()
+        symmetry_record = checking()
+        store.write_record("symmetry", symmetry_record)
+        timings["symmetry_check"] = time.perf_counter() - t
+    if symmetry_record is not None:
+        note(progress, symmetry_record["verdict"])
+        if symmetry_record.get("warning"):
+            warn(progress, symmetry_record["warning"])
+    placed = box_symmetry(symmetry_record, source)
 
     t = time.perf_counter()
-    plan, job = _plan(source, store, overall, local, opts, scale is not None)
+    plan, job = _plan(source, store, overall, local, opts, scale is not None, placed)
     note(progress, f"{plan.grid.n_boxes} boxes in the grid, {plan.n_active} may hold molecule "
                     f"({plan.grid.n_boxes - plan.n_active} skipped by the coarse mask), smoothing radius "
                     f"{job.radius:.0f} Å; overall sharpening {overall['method']} b_sharpen "
                     f"{overall['b_sharpen']:.1f} Å² ({overall.get('path', 'one_task').replace('_', ' ')})")
+    if placed is not None:
+        note(progress, f"symmetry {placed.group.name}: {plan.n_searched} boxes searched in one asymmetric unit"
+                       f"{f' (+ {local.symmetry_margin:g} Å)' if local.symmetry_margin else ''}, {plan.n_mates} take "
+                       f"their mates' outcomes ({local.symmetry_mates})")
     job = dataclasses.replace(job, output=str(output / "0"), b_output=str(store.path / B_SHARPEN_IMAGE / "0"),
                               scale=scale,
                               resolution_output=str(store.path / RESOLUTION_IMAGE / "0") if half_map else "")
@@ -314,6 +351,10 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     t = time.perf_counter()
     box_pass(client, job, store, plan, progress, resumed, workers)
     timings["boxes"] = time.perf_counter() - t
+    if placed is not None:
+        t = time.perf_counter()
+        mate_pass(client, job, store, plan, placed, local.symmetry_mates)
+        timings["mates"] = time.perf_counter() - t
     t = time.perf_counter()
     blend_pass(client, job, store, plan, progress, resumed, workers)
     timings["blend"] = time.perf_counter() - t
@@ -324,8 +365,10 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     failed: list[dict[str, Any]] = []
     shrunk = local.shrink and scale is None  # as the render tasks apply it (tasks._rendered_row)
     by_status, means = tally(box_rows(store, plan, geometry, shrunk), failed)
-    counts = {"grid": plan.grid.n_boxes, "searched": plan.n_active,
+    counts = {"grid": plan.grid.n_boxes, "searched": plan.n_searched,
               "skipped_by_mask": plan.grid.n_boxes - plan.n_active, "by_status": by_status, "failed": failed}
+    if symmetry_record is not None:
+        counts["symmetry"] = symmetry_summary(symmetry_record, plan, local)
     for row in failed:
         log.warning("local: box %d (centre %s Å) failed: %s", row["index"], row["centre_A"], row["reason"])
     timings["tally"] = time.perf_counter() - t
@@ -370,12 +413,15 @@ def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOpt
 
 
 def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: LocalOptions,
-          opts: SharpenOptions, scale_mode: bool = False) -> tuple[LocalPlan, BoxJob]:
+          opts: SharpenOptions, scale_mode: bool = False, symmetry: BoxSymmetry | None = None
+          ) -> tuple[LocalPlan, BoxJob]:
     """The box grid over the molecule, the boxes that may hold molecule, and the job every task shares.
 
     The smoothing radius is ⅔ of the mean spacing of box centres (the paper's rule; docs/methods.md), at
     least ⅔ of the stride in every mode (:func:`~localsharp.tiling.blend.default_radius`), so that on a
-    small map (boxes packed closer than the stride) the boxes are blended smoothly, not split hard."""
+    small map (boxes packed closer than the stride) the boxes are blended smoothly, not split hard.
+    With ``symmetry``, only the active boxes in one asymmetric unit (grown by
+    ``local.symmetry_margin``) are searched."""
     voxel = source.voxel_size_zyx
     buffer = int(round(RADIUS_FACTOR * opts.resolution / min(source.voxel_size))) if local.soft_mask else 0
     region = overall.get("molecule_bounds_zyx")
@@ -385,7 +431,9 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
     grid = BoxGrid.build(source.shape, local.box_size, local.stride, buffer, region)  # type: ignore[arg-type]
     active = possibly_molecule(grid, store.counts(), MAX_BOX_SOLVENT)
     chunks = (local.chunk,) * 3
-    plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
+    searched = None if symmetry is None else searched_flags(grid, active, symmetry, local.symmetry_margin)
+    plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3,  # type: ignore[arg-type]
+                     searched)
     save_plan(store, plan)
     radius = local.smoothing_radius or default_radius(grid.nearest_neighbour_distance(voxel),
                                                       local.stride * min(voxel))
@@ -399,10 +447,10 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
 
 # --------------------------------------------------------------- helpers
 def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
-                     opened: dict[str, Any] | None = None) -> dict[str, Any]:
+                     opened: dict[str, Any] | None = None, spec: SymmetrySpec | None = None) -> dict[str, Any]:
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry,
     every option that changes the result (not ``task_block``, ``tile_chunks``: they group the work),
-    and the half maps or model of a scale-factor mode."""
+    the half maps or model of a scale-factor mode, and the symmetry asked for."""
     run = {"input": source.identity(), "geometry": geometry_of(source),
            "local": {k: v for k, v in local.to_dict().items() if k not in LAYOUT},  # the grouping may change
            "options": jsonable(opts)}
@@ -410,4 +458,30 @@ def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
         run["scale"] = opened["identity"]
         if opened.get("mean"):
             run["input"] = {"kind": "mean_of_half_maps"}  # the half maps are in run["scale"]
+    if spec is not None:
+        run["symmetry"] = spec.to_dict()
     return run
+
+
+def _input_name(source: Source) -> str:
+    return "map" if isinstance(source, MemorySource) else str(source.path)
+
+
+def _start_symmetry(client: Any, spec: SymmetrySpec, source: Source, resolution: float) -> Callable[[], dict[str, Any]]:
+    """Start checking (or finding) the run's symmetry: a task beside the overall pass on a cluster, else
+    here; returns the function that waits for the ``symmetry`` record."""
+    argument = source.density if isinstance(source, MemorySource) else str(source.path)
+    if client is None:
+        record = resolve_symmetry(spec, argument, resolution, _input_name(source))
+        return lambda: record
+    future = client.submit(resolve_symmetry, spec, argument, resolution, _input_name(source), pure=False)
+    return future.result
+
+
+def symmetry_summary(record: dict[str, Any], plan: LocalPlan, local: LocalOptions) -> dict[str, Any]:
+    """The run's symmetry for its summary: the record, and how many boxes were searched or took a mate's outcome."""
+    out = {k: v for k, v in record.items()}
+    if record.get("used"):
+        out.update(boxes_searched=plan.n_searched, boxes_from_mates=plan.n_mates, mates=local.symmetry_mates,
+                   margin_A=local.symmetry_margin)
+    return out
