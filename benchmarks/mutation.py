@@ -56,41 +56,36 @@ BLEND = "tests/test_blend_formula.py::test_model_free_local_map_is_the_written_b
 TESTS: dict[str, list[str]] = {
     "sharpening/box.py": ["tests/test_box.py", "tests/test_search.py"],
     "sharpening/curve.py": ["tests/test_search.py", "tests/test_trials.py"],
-    "sharpening/functions.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_shrinkage.py",
-                                "tests/test_kernels.py", BLEND],
-    "sharpening/local_box.py": ["tests/test_trials.py", "tests/test_shrinkage.py", "tests/test_local.py", BLEND],
+    "sharpening/functions.py": ["tests/test_search.py", "tests/test_trials.py", BLEND],
+    "sharpening/local_box.py": ["tests/test_trials.py", "tests/test_local.py", BLEND],
     "sharpening/local_scale.py": ["tests/test_local_modes.py"],
-    "sharpening/score.py": ["tests/test_search.py", "tests/test_kernels.py", "tests/test_kernel_paths.py"],
-    "sharpening/search.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_kernels.py",
-                             "tests/test_option_effects.py"],
+    "sharpening/score.py": ["tests/test_search.py", "tests/test_trials.py"],
+    "sharpening/search.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_option_effects.py"],
     "sharpening/search_types.py": ["tests/test_search.py", "tests/test_trials.py"],
     "sharpening/shell_stats.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_shells.py"],
     "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py"],
     "sharpening/shrinkage.py": ["tests/test_shrinkage.py"],
     "sharpening/solvent.py": ["tests/test_solvent.py", "tests/test_search.py"],
-    "sharpening/spectrum.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_kernels.py",
-                               "tests/test_shellscale.py"],
+    "sharpening/spectrum.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_shellscale.py"],
     "sharpening/trials.py": ["tests/test_trials.py", "tests/test_search.py"],
     "tiling/blend.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/boxes.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/occupancy.py": ["tests/test_plan.py", "tests/test_overall.py"],
     "tiling/plan.py": ["tests/test_plan.py", "tests/test_tiling.py"],
-    "kernels/fourier.py": ["tests/test_kernels.py", "tests/test_dfft.py", "tests/test_shells.py",
-                           "tests/test_search.py"],
+    "kernels/fourier.py": ["tests/test_dfft.py", "tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/masks.py": ["tests/test_box.py", "tests/test_kernels.py", "tests/test_solvent.py", BLEND],
     "kernels/noisefield.py": ["tests/test_capsid.py", "tests/test_phantom.py"],
     "kernels/order_stats.py": ["tests/test_kernels.py", "tests/test_solvent.py"],
-    "kernels/radial.py": ["tests/test_dfft.py", "tests/test_kernels.py", "tests/test_kernel_paths.py",
-                          "tests/test_solvent.py"],
+    "kernels/radial.py": ["tests/test_dfft.py", "tests/test_solvent.py", "tests/test_kernels.py"],
     "kernels/radial_jit.py": ["tests/test_dfft.py", "tests/test_kernel_paths.py", "tests/test_solvent.py"],
-    "kernels/regions.py": ["tests/test_kernels.py", "tests/test_kernel_paths.py", "tests/test_trials.py"],
+    "kernels/regions.py": ["tests/test_trials.py", "tests/test_kernels.py"],
     "kernels/regions_jit.py": ["tests/test_kernels.py", "tests/test_kernel_paths.py", "tests/test_trials.py"],
     "kernels/rotate_jit.py": ["tests/test_symmetry_detect.py"],
-    "kernels/shell_sums.py": ["tests/test_shells.py", "tests/test_kernels.py", "tests/test_search.py"],
+    "kernels/shell_sums.py": ["tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/shells.py": ["tests/test_shells.py", "tests/test_shellscale.py"],
     "kernels/slab_fft.py": ["tests/test_dfft.py"],
     "kernels/splat_jit.py": ["tests/test_model.py", "tests/test_phantom.py"],
-    "kernels/wilson.py": ["tests/test_kernels.py", "tests/test_shellscale.py", "tests/test_search.py"],
+    "kernels/wilson.py": ["tests/test_shellscale.py", "tests/test_kernels.py"],
 }
 #: Decorators whose removal changes speed or caching only (equivalent by construction).
 SPEED_ONLY_DECORATORS = ("njit", "jit", "lru_cache", "cache", "vectorize", "guvectorize")
@@ -124,12 +119,19 @@ def run(cmd: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
 
 
 def prepare(work: Path) -> Path:
+    """A fresh copy of HEAD in ``work/src`` (the mutant databases of an earlier run are kept)."""
     src = work / "src"
+    keep = work / "db"
+    keep.mkdir(parents=True, exist_ok=True)
     if src.exists():
+        for db in src.glob("*.sqlite"):
+            shutil.move(str(db), keep / db.name)
         shutil.rmtree(src)
     src.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    for db in keep.glob("all_*.sqlite"):  # every mutant of the same source: made again only when it changed
+        shutil.move(str(db), src / db.name)
     return src
 
 
@@ -148,11 +150,17 @@ def all_mutants(src: Path) -> dict[str, list]:
     """Every mutant cosmic-ray makes, per source file (a throw-away session per file)."""
     from cosmic_ray.work_db import WorkDB, use_db
 
+    import hashlib
+
     out = {}
     for file in source_files():
         cfg = write_config(src, file, 60)
-        db = src / f"all_{file.replace('/', '_')}.sqlite"
-        db.unlink(missing_ok=True)
+        digest = hashlib.sha256((src / "localsharp" / file).read_bytes()).hexdigest()[:16]
+        db = src / f"all_{file.replace('/', '_')}.{digest}.sqlite"
+        if db.exists():
+            with use_db(str(db), WorkDB.Mode.open) as wdb:
+                out[file] = list(wdb.work_items)
+            continue
         proc = run(["cosmic-ray", "init", str(cfg), str(db)], src)
         if proc.returncode != 0:
             raise SystemExit(f"cosmic-ray init failed for {file}:\n{proc.stderr[-2000:]}")
@@ -257,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     for pkg in PACKAGES:
         pool = [(f, item) for f in files if f.startswith(pkg + "/") for item in mutants[f]]
         population[pkg] = len(pool)
-        pick = pool if args.sample <= 0 or args.sample >= len(pool) else rng.sample(pool, args.sample)
+        pool.sort(key=lambda fi: fi[1].job_id)
+        rng.shuffle(pool)  # a larger --sample with the same seed extends a smaller one
+        pick = pool if args.sample <= 0 else pool[:args.sample]
         for f, item in pick:
             chosen[f].append(item)
     meta = {"date": datetime.date.today().isoformat(), "tool": run(["cosmic-ray", "--version"], src).stdout.strip(),
@@ -268,9 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     for file in meta["files"]:
         cfg = write_config(src, file, args.timeout)
         db = src / f"sample_{file.replace('/', '_')}.sqlite"
-        db.unlink(missing_ok=True)
-        with use_db(str(db), WorkDB.Mode.create) as wdb:
-            wdb.add_work_items(chosen[file])
+        kept = args.work / "db" / db.name
+        if kept.exists():  # the same sample of an interrupted run: its finished mutants are kept
+            with use_db(str(kept), WorkDB.Mode.open) as wdb:
+                same = sorted(i.job_id for i in wdb.work_items) == sorted(i.job_id for i in chosen[file])
+            if same:
+                shutil.move(str(kept), db)
+        if not db.exists():
+            with use_db(str(db), WorkDB.Mode.create) as wdb:
+                wdb.add_work_items(chosen[file])
         print(f"{file}: {len(chosen[file])} mutants", flush=True)
         proc = run(["cosmic-ray", "exec", str(cfg), str(db)], src)
         if proc.returncode != 0:
