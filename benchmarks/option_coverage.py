@@ -8,11 +8,14 @@ top-level parser (what ``localsharp --help`` lists) and each one's options from 
 The tests are the functions ``test_*`` in ``tests/*.py``. A test *uses* an option when one of
 the option's strings (``--stride``, or an alias such as ``--center``) is a word of a string
 constant in the test — its body, its decorators (``parametrize`` values) or a module-level
-helper function or constant it names (one level deep: ``run_cli``, ``EXTRA_ARGS``) — and, for an
+helper function, class or constant it names (one level deep: ``run_cli``, ``EXTRA_ARGS``) — and, for an
 option that several subcommands share (``--resolution``, ``--overwrite``, ``-v``), the
-subcommand's name is a word of those strings too. That is a static check of what the tests
-pass on a command line; whether the test checks the option's *effect* is for review, and the
-tests named here are where to look.
+subcommand's name is a word of those strings too. Tests of refusals and help texts do not count —
+they show that a value is checked, not what the option does: the files ``test_cli_errors.py`` and
+``test_cli_help.py`` and tests whose name has the word ``refuse(d/s)``, ``bad``, ``unusable``,
+``unknown``, ``error(s)``, ``invalid``, ``missing`` or ``fail(s)``. That is a static check of what the tests pass on a command
+line; that each named test checks the option's *effect* is for review, and the tests named here
+are where to look.
 
     PYTHONPATH=. python benchmarks/option_coverage.py            # table; exit 1 if an option is untested
     PYTHONPATH=. python benchmarks/option_coverage.py --json F   # also write the table as JSON
@@ -32,6 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
+#: Test files and name words of tests that check refusals or help texts (not an option's effect).
+NOT_EFFECT_FILES = ("test_cli_errors.py", "test_cli_help.py")
+NOT_EFFECT_WORDS = ("refuse", "refused", "refuses", "bad", "unusable", "unknown", "error", "errors", "invalid",
+                    "missing", "fail", "fails")
 
 
 @dataclass
@@ -91,7 +98,7 @@ def test_words(path: Path) -> dict[str, set[str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     helpers: dict[str, ast.AST] = {}
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("test_"):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("test_"):
             helpers[node.name] = node
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -109,7 +116,8 @@ def test_words(path: Path) -> dict[str, set[str]]:
                 for name in _names(child):
                     if name in helpers and helpers[name] is not child:
                         words |= _strings(helpers[name])
-                out[f"{path.relative_to(ROOT)}::{prefix}{child.name}"] = words
+                name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+                out[f"{name}::{prefix}{child.name}"] = words
 
     visit(tree, "")
     return out
@@ -125,7 +133,10 @@ def coverage(tests_dir: Path = TESTS) -> dict[str, list[Option]]:
                 owners.setdefault(s, set()).add(command)
     words = {}
     for path in sorted(tests_dir.glob("test_*.py")):
-        words.update(test_words(path))
+        if path.name in NOT_EFFECT_FILES:
+            continue
+        words.update({test: w for test, w in test_words(path).items()
+                      if not set(test.split("::")[-1].split("[")[0].split("_")) & set(NOT_EFFECT_WORDS)})
     for command, opts in options.items():
         for opt in opts:
             shared = any(len(owners[s]) > 1 for s in opt.strings)
