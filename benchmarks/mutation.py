@@ -25,7 +25,7 @@ Equivalent mutants are set aside in two ways, both listed in the summary:
 
 Cosmic-ray does not mutate strings, so docstrings, log messages and error texts make no mutants.
 
-    PYTHONPATH=. python benchmarks/mutation.py --sample 60 --seed 20261208
+    PYTHONPATH=. python benchmarks/mutation.py --sample kernels=30,sharpening=18,tiling=15 --seed 20261208
     PYTHONPATH=. python benchmarks/mutation.py --report-only        # summarise the last run again
 
 Results: ``benchmarks/results/mutation/`` (``summary.json``, ``report.txt`` = cosmic-ray's report,
@@ -169,6 +169,14 @@ def all_mutants(src: Path) -> dict[str, list]:
     return out
 
 
+def sample_size(spec: str, package: str) -> int:
+    """``--sample``: one number for every package, or ``package=N`` pairs."""
+    if "=" not in spec:
+        return int(spec)
+    sizes = dict(part.split("=") for part in spec.split(","))
+    return int(sizes.get(package, 0))
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))
@@ -239,7 +247,8 @@ def summarise(work: Path, meta: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=int, default=60, help="mutants drawn per package (0: all)")
+    parser.add_argument("--sample", default="60",
+                        help="mutants drawn per package (0: all), or per package as kernels=30,tiling=15,...")
     parser.add_argument("--seed", type=int, default=20261208)
     parser.add_argument("--work", type=Path, default=Path("/tmp/localsharp-mutation"))
     parser.add_argument("--report-only", action="store_true", help="summarise the sessions in --work again")
@@ -267,11 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         population[pkg] = len(pool)
         pool.sort(key=lambda fi: fi[1].job_id)
         rng.shuffle(pool)  # a larger --sample with the same seed extends a smaller one
-        pick = pool if args.sample <= 0 else pool[:args.sample]
+        n = sample_size(args.sample, pkg)
+        pick = pool if n <= 0 else pool[:n]
         for f, item in pick:
             chosen[f].append(item)
     meta = {"date": datetime.date.today().isoformat(), "tool": run(["cosmic-ray", "--version"], src).stdout.strip(),
-            "seed": args.seed, "sample_per_package": args.sample, "population": population,
+            "seed": args.seed, "sample_per_package": {p: sample_size(args.sample, p) for p in PACKAGES}, "population": population,
             "files": [f for f in files if chosen[f]], "machine": {"cpus": os.cpu_count(),
                                                                  "load_average_start": os.getloadavg()},
             "tests": {f: test_command(TESTS[f], src) for f in files if chosen[f]}, "timeout_s": args.timeout}
