@@ -315,7 +315,7 @@ def test_local_slurm_job_options_reach_the_job_script(tmp_path: Path) -> None:
     assert "--nworkers 2" in worker and "--interface lo" in worker
 
 
-def test_job_script_prints_the_options_it_is_given(capsys) -> None:
+def test_job_script_prints_the_options_it_is_given(capsys, tmp_path: Path) -> None:
     from localsharp.engine.cluster.slurm import have_jobqueue
 
     if not have_jobqueue():
@@ -324,10 +324,14 @@ def test_job_script_prints_the_options_it_is_given(capsys) -> None:
 
     with _site_config():
         assert main(["job-script", "--cores", "4", "--processes", "2", "--memory", "6GB", "--walltime", "00:30:00",
-                     "--queue", "short", "--account", "lab", "--interface", "lo"]) == 0
+                     "--queue", "short", "--account", "lab", "--interface", "lo", "--output-dir",
+                     str(tmp_path / "run")]) == 0
         given = capsys.readouterr().out.splitlines()
-        assert main(["job-script"]) == 0
+        assert main(["job-script", "--output-dir", str(tmp_path / "other")]) == 0
         default = capsys.readouterr().out.splitlines()
+    # the job logs go to OUTPUT_DIR/slurm-logs; printing the script makes no directory
+    assert f"#SBATCH -e {tmp_path}/run/slurm-logs/localsharp-worker-%J.err" in given
+    assert list(tmp_path.iterdir()) == []
     for line in ("#SBATCH -p short", "#SBATCH -A lab", "#SBATCH -t 00:30:00", "#SBATCH --cpus-per-task=4",
                  "#SBATCH --mem=6G"):
         assert line in given and line not in default

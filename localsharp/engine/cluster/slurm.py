@@ -139,10 +139,19 @@ def check_job_memory(value: str) -> int:
 def job_script(settings: dict[str, Any]) -> str:
     """The batch script a worker job of ``settings`` runs (built without a scheduler or ``sbatch``; the
     scheduler's address is a placeholder)."""
+    import tempfile
+
     module = jobqueue()
     job_kwargs = {k: v for k, v in settings.items() if k not in CLUSTER_ONLY}
-    job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs)
-    return job.job_script()
+    logs = job_kwargs.get("log_directory")
+    if not logs:
+        return module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs).job_script()
+    # dask-jobqueue makes the log directory when the job object is made: a script that is only
+    # printed must not leave directories behind, so it is made with a scratch one, then renamed
+    with tempfile.TemporaryDirectory(prefix="localsharp-logs-") as scratch:
+        job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name",
+                                          **{**job_kwargs, "log_directory": scratch})
+        return job.job_script().replace(scratch, str(logs))
 
 
 def start_slurm(settings: dict[str, Any], *, jobs: int | None = None, adapt: tuple[int, int] | None = None,
