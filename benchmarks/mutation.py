@@ -54,7 +54,7 @@ BLEND = "tests/test_blend_formula.py::test_model_free_local_map_is_the_written_b
 
 #: Source file (under localsharp/) -> the fast tests that exercise it.
 TESTS: dict[str, list[str]] = {
-    "sharpening/box.py": ["tests/test_box.py", "tests/test_search.py"],
+    "sharpening/box.py": ["tests/test_box.py", "tests/test_box_oracles.py", "tests/test_search.py"],
     "sharpening/curve.py": ["tests/test_search.py", "tests/test_trials.py"],
     "sharpening/functions.py": ["tests/test_search.py", "tests/test_trials.py", BLEND],
     "sharpening/local_box.py": ["tests/test_trials.py", "tests/test_local.py", BLEND],
@@ -75,16 +75,17 @@ TESTS: dict[str, list[str]] = {
     "kernels/fourier.py": ["tests/test_dfft.py", "tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/masks.py": ["tests/test_box.py", "tests/test_kernels.py", "tests/test_solvent.py", BLEND],
     "kernels/noisefield.py": ["tests/test_capsid.py", "tests/test_phantom.py"],
-    "kernels/order_stats.py": ["tests/test_kernels.py", "tests/test_solvent.py"],
+    "kernels/order_stats.py": ["tests/test_kernel_oracles.py", "tests/test_kernels.py", "tests/test_solvent.py"],
     "kernels/radial.py": ["tests/test_dfft.py", "tests/test_solvent.py", "tests/test_kernels.py"],
     "kernels/radial_jit.py": ["tests/test_dfft.py", "tests/test_kernel_paths.py", "tests/test_solvent.py"],
-    "kernels/regions.py": ["tests/test_trials.py", "tests/test_kernels.py"],
-    "kernels/regions_jit.py": ["tests/test_kernels.py", "tests/test_kernel_paths.py", "tests/test_trials.py"],
+    "kernels/regions.py": ["tests/test_kernel_oracles.py", "tests/test_trials.py", "tests/test_kernels.py"],
+    "kernels/regions_jit.py": ["tests/test_kernel_oracles.py", "tests/test_kernels.py", "tests/test_kernel_paths.py",
+                               "tests/test_trials.py"],
     "kernels/rotate_jit.py": ["tests/test_symmetry_detect.py"],
     "kernels/shell_sums.py": ["tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/shells.py": ["tests/test_shells.py", "tests/test_shellscale.py"],
     "kernels/slab_fft.py": ["tests/test_dfft.py"],
-    "kernels/splat_jit.py": ["tests/test_model.py", "tests/test_phantom.py"],
+    "kernels/splat_jit.py": ["tests/test_kernel_oracles.py", "tests/test_capsid.py"],
     "kernels/wilson.py": ["tests/test_shellscale.py", "tests/test_kernels.py"],
 }
 #: Decorators whose removal changes speed or caching only (equivalent by construction).
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="summarise the sessions in --work again")
     parser.add_argument("--files", nargs="*", help="only these source files (e.g. tiling/blend.py)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's test run")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="run the surviving mutants of the sample in --work again with the tests of HEAD (after "
+                             "tests were added for them); the first pass's summary is kept as summary_first_pass.json")
     args = parser.parse_args(argv)
     meta_path = args.work / "meta.json"
     if args.report_only:
@@ -262,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from cosmic_ray.work_db import WorkDB, use_db
 
+    if args.rerun_survivors:
+        return rerun_survivors(args)
     t0 = time.perf_counter()
     src = prepare(args.work)
     env_note = {"LOCALSHARP_SHARED": os.environ.get("LOCALSHARP_SHARED", str(ROOT.parent / "shared"))}
@@ -306,6 +312,34 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.perf_counter() - t0)
     meta["machine"]["load_average_end"] = os.getloadavg()
     meta_path.write_text(json.dumps(meta, indent=1))
+    _print(summarise(args.work, meta))
+    return 0
+
+
+def rerun_survivors(args: argparse.Namespace) -> int:
+    """Forget the results of the surviving mutants and run them again against HEAD's tests."""
+    import sqlite3
+
+    meta = json.loads((args.work / "meta.json").read_text())
+    shutil.copy(RESULTS / "summary.json", RESULTS / "summary_first_pass.json")
+    survivors = [r for r in json.loads((RESULTS / "summary.json").read_text())["mutants"] if r["status"] == "survived"]
+    src = prepare(args.work)
+    for db in (args.work / "db").glob("sample_*.sqlite"):
+        shutil.move(str(db), src / db.name)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    meta["rerun_survivors"] = {"commit": commit.strip(), "n": len(survivors), "date": datetime.date.today().isoformat()}
+    meta["tests"] = {f: test_command(TESTS[f], src) for f in meta["files"]}
+    for file in sorted({r["file"] for r in survivors}):
+        db = src / f"sample_{file.replace('/', '_')}.sqlite"
+        ids = [r["job_id"] for r in survivors if r["file"] == file]
+        with sqlite3.connect(db) as con:
+            con.executemany("DELETE FROM work_results WHERE job_id = ?", [(i,) for i in ids])
+        cfg = write_config(src, file, args.timeout)
+        print(f"{file}: {len(ids)} survivors again", flush=True)
+        proc = run(["cosmic-ray", "exec", str(cfg), str(db)], src)
+        if proc.returncode != 0:
+            print(proc.stderr[-2000:], file=sys.stderr)
+    (args.work / "meta.json").write_text(json.dumps(meta, indent=1))
     _print(summarise(args.work, meta))
     return 0
 

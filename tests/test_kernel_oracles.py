@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from localsharp.kernels import order_stats, regions
-from localsharp.kernels.regions_jit import kth_in_bracket
+from localsharp.kernels import regions_jit
+from localsharp.kernels.regions_jit import kth_in_bracket, kurtosis_and_bracket
 
 
 @pytest.fixture
@@ -68,8 +69,32 @@ def test_kth_in_bracket_at_the_bracket_edges(values: np.ndarray, t_lo: float, t_
     n_hi = int(np.count_nonzero(values > t_hi))
     n_in = int(np.count_nonzero((values >= t_lo) & (values <= t_hi)))
     for k, inside in ((n_hi + 1, True), (n_hi + n_in, True), (n_hi + n_in + 1, False), (n_hi, False)):
+        kurt, ok, counted, bracket = kurtosis_and_bracket(values, k, t_lo, t_hi)
+        assert kurt == regions_jit.kurtosis(values) and counted == n_hi
+        from_bracket = (bool(ok), float(np.sort(bracket)[::-1][k - n_hi - 1]) if ok else 0.0)
         for found, value in (regions._kth_in_bracket_numpy(values, k, t_lo, t_hi),  # noqa: SLF001
-                             kth_in_bracket(values, k, t_lo, t_hi)):
+                             kth_in_bracket(values, k, t_lo, t_hi), from_bracket):
             assert bool(found) == inside, (k, n_hi, n_in)
             if inside:
                 assert float(value) == float(ordered[k - 1])
+
+
+def test_splat_gaussians_adds_each_atom_within_its_reach() -> None:
+    """The numba kernel against a direct sum of ``amplitude·exp(−alpha·r²)`` for r ≤ reach, on a block
+    that starts inside the grid, with atoms near and across its faces."""
+    from localsharp.kernels.splat_jit import splat_gaussians
+
+    rng = np.random.default_rng(5)
+    voxel, start = 1.3, np.array([4, 2, 6], dtype=np.int64)
+    block = np.zeros((9, 11, 10), np.float32)
+    xyz = np.column_stack([rng.uniform(4, 22, 12), rng.uniform(0, 18, 12), rng.uniform(3, 18, 12)])
+    amplitude, alpha, reach = rng.uniform(0.5, 2, 12), rng.uniform(0.1, 0.6, 12), rng.uniform(2, 5, 12)
+    splat_gaussians(block, start, voxel, xyz, amplitude, alpha, reach)
+    k, j, i = np.indices(block.shape)
+    gz, gy, gx = (k + start[0]) * voxel, (j + start[1]) * voxel, (i + start[2]) * voxel
+    expected = np.zeros(block.shape)
+    for (x, y, z), amp, a, r in zip(xyz, amplitude, alpha, reach):
+        inside = (np.abs(gx - x) <= r) & (np.abs(gy - y) <= r) & (np.abs(gz - z) <= r)  # the atom's cube
+        expected += np.where(inside, amp * np.exp(-a * ((gx - x) ** 2 + (gy - y) ** 2 + (gz - z) ** 2)), 0.0)
+    assert np.abs(expected).max() > 0.5
+    np.testing.assert_allclose(block, expected, rtol=1e-5, atol=1e-6)
