@@ -137,6 +137,7 @@ def test_sharpened_map_has_the_input_geometry(hb_run) -> None:
     assert pearson(data, density_in.data) > 0.5  # the same map, sharpened, in the same orientation
 
 
+@pytest.mark.slow
 def test_shifted_map_has_zero_origin_and_the_same_values(hb_run) -> None:
     out = hb_run[3]
     shifted = raw_header(out / "shifted_sharpened_map.ccp4")

@@ -163,6 +163,7 @@ def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 @needs_jobqueue
+@pytest.mark.slow
 def test_job_script_command_reads_the_site_config_and_never_writes_it(tmp_path: Path) -> None:
     config_dir, home = tmp_path / "dask-config", tmp_path / "home"
     config_dir.mkdir()
@@ -190,6 +191,7 @@ def test_job_script_command_reads_the_site_config_and_never_writes_it(tmp_path: 
 
 
 @needs_jobqueue
+@pytest.mark.slow
 def test_importing_dask_jobqueue_through_localsharp_keeps_ctrl_c() -> None:
     code = ("import signal; from localsharp.engine.cluster.slurm import jobqueue; jobqueue(); "
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
@@ -207,6 +209,7 @@ def test_cluster_client_in_process_yields_none(tmp_path: Path) -> None:
     assert notes == [] and cluster_record(None)["kind"] == "in-process"
 
 
+@pytest.mark.slow
 def test_cluster_client_local_cluster_is_described_recorded_and_closed(tmp_path: Path) -> None:
     notes: list[str] = []
     with pytest.raises(RuntimeError, match="in the block"):

@@ -44,6 +44,7 @@ def _png(path: Path) -> np.ndarray:
     return image
 
 
+@pytest.mark.slow
 def test_with_and_without_the_resolution_map(tmp_path: Path) -> None:
     density, b, d = _maps()
     with_res, without = tmp_path / "with.png", tmp_path / "without.png"
@@ -104,6 +105,7 @@ def test_the_boxes_are_consumed_once_and_only_numbers_of_boxes_not_skipped_are_k
                                                                                          "unknown": 1}
 
 
+@pytest.mark.slow
 def test_eighty_thousand_boxes_from_a_generator(tmp_path: Path) -> None:
     density, b, d = _maps()
     out = tmp_path / "local_report.png"

@@ -107,6 +107,7 @@ def test_rows_recorded_without_the_new_fields_still_load() -> None:
 
 
 # ------------------------------------------------------------- the run
+@pytest.mark.slow
 def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: Path) -> None:
     on = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "on")
     off = local_sharpen(crop, RESOLUTION, local=dataclasses.replace(LOCAL, shrink=False),
@@ -144,6 +145,7 @@ def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: Densi
         assert np.max(np.abs(b_map.data)) > 0.3 * abs(peak)
 
 
+@pytest.mark.slow
 def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap, tmp_path: Path) -> None:
     from localsharp.cli import main
     from localsharp.maps.mrc import write_map

@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from typing import Any, NoReturn, Sequence
 
 from ..errors import LocalsharpError
@@ -118,8 +119,14 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s" if args.verbose
                         else f"localsharp {args.command}: warning: %(message)s", stream=sys.stderr)
+    log = logging.getLogger("localsharp.cli")
+    log.info("localsharp %s %s: started", args.command, _version())
+    start = time.perf_counter()
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        log.info("localsharp %s: finished in %.1f s (exit status %d)", args.command, time.perf_counter() - start,
+                 status)
+        return status
     except LocalsharpError as exc:
         print(f"localsharp {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_status

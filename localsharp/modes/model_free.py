@@ -95,8 +95,10 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                      and not opts.fixed_sharpening,
                      solvent_fraction=whole_solvent.solvent_fraction, use_weak_density=opts.use_weak_density,
                      buffer=buffer)
+    if box.soft_edge and not opts.soft_mask:  # --no-soft-mask: cut bare, and the summary says so
+        box = dataclasses.replace(box, soft_edge=False)
     box_data = np.ascontiguousarray(density.data[box.slices()])
-    if box.soft_edge and opts.soft_mask:
+    if box.soft_edge:
         box_data = box_data * box_edge_mask(box_data.shape, density.voxel_size_zyx, resolution)
     box_solvent = analysis_box_solvent(box_data, density, whole_solvent, box,
                                None if variance is None else variance[box.slices()])

@@ -140,37 +140,19 @@ def check_job_memory(value: str) -> int:
 def job_script(settings: dict[str, Any]) -> str:
     """The batch script a worker job of ``settings`` runs (built without a scheduler or ``sbatch``; the
     scheduler's address is a placeholder)."""
+    import tempfile
+
     module = jobqueue()
     job_kwargs = {k: v for k, v in settings.items() if k not in CLUSTER_ONLY}
-    logs = settings.get("log_directory")
-    missing = _first_missing(Path(logs)) if logs else None
-    try:
-        job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs)
-        return job.job_script()
-    finally:  # dask-jobqueue makes the log directory when it builds a job: printing a script makes nothing
-        if missing is not None:
-            _remove_empty(Path(logs), missing)
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost directory of ``path`` (itself included) that does not exist, else None."""
-    missing = None
-    for part in [path, *path.parents]:
-        if part.exists():
-            break
-        missing = part
-    return missing
-
-
-def _remove_empty(path: Path, stop: Path) -> None:
-    """Remove ``path`` and its parents up to ``stop`` (included) while they are empty directories."""
-    for part in [path, *path.parents]:
-        try:
-            part.rmdir()
-        except OSError:
-            return
-        if part == stop:
-            return
+    logs = job_kwargs.get("log_directory")
+    if not logs:
+        return module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs).job_script()
+    # dask-jobqueue makes the log directory when the job object is made: a script that is only
+    # printed must not leave directories behind, so it is made with a scratch one, then renamed
+    with tempfile.TemporaryDirectory(prefix="localsharp-logs-") as scratch:
+        job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name",
+                                          **{**job_kwargs, "log_directory": scratch})
+        return job.job_script().replace(scratch, str(logs))
 
 
 def start_slurm(settings: dict[str, Any], *, jobs: int | None = None, adapt: tuple[int, int] | None = None,
