@@ -174,6 +174,16 @@ def test_bad_names_raise_clear_value_errors(text, orientation, message):
     assert isinstance(info.value, ConfigError) and str(info.value) == message
 
 
+def test_point_group_refuses_what_parse_symmetry_never_asks_for():
+    """The API's point_group: a family or O orientation that parse_symmetry refuses first (in its own words)."""
+    with pytest.raises(ConfigError, match=r"^unknown point group family 'Q': use C, D, T, O or I$"):
+        point_group("Q")
+    with pytest.raises(ConfigError, match=r"^O has one orientation here \(four-folds along x, y, z\); got orientation "
+                                          r"'222'$"):
+        point_group("O", 0, "222")
+    np.testing.assert_array_equal(point_group("O", 0, "4z").matrices, point_group("O").matrices)
+
+
 def test_the_seed_is_on_no_symmetry_axis():
     for group in ALL:
         orbit = seed_orbit(group)
@@ -216,3 +226,6 @@ def test_centre_convention_and_checks():
     with pytest.raises(ConfigError, match=r"m.mrc: the symmetry centre \(0, 50, 500\) Å is outside the map "
                                           r"\(x 0 not in \[10, 109\]; z 500 not in \[0, 126\] Å\)"):
         check_centre((0, 50, 500), (100, 101, 64), (1, 1, 2), (10, 0, 0), source="m.mrc")
+    with pytest.raises(ConfigError) as info:  # plain numbers in the message, not numpy's reprs
+        check_centre((float("nan"), 50, 50), (100, 101, 64), (1, 1, 2))
+    assert str(info.value) == "the symmetry centre must be three finite numbers (x y z in Å), got [nan, 50.0, 50.0]"

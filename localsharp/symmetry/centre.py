@@ -42,7 +42,7 @@ def check_centre(centre: Sequence[float], shape_xyz: Sequence[int], voxel_size: 
     """
     c = np.asarray(centre, dtype=np.float64)
     if c.shape != (3,) or not np.all(np.isfinite(c)):
-        raise ConfigError(f"the symmetry centre must be three finite numbers (x y z in Å), got {list(np.ravel(c))}")
+        raise ConfigError(f"the symmetry centre must be three finite numbers (x y z in Å), got {[float(v) for v in np.ravel(c)]}")
     low = np.asarray(first_voxel, dtype=np.float64)
     high = low + (np.asarray(shape_xyz, dtype=np.float64) - 1) * np.asarray(voxel_size, dtype=np.float64)
     outside = [f"{name} {v:g} not in [{lo:g}, {hi:g}]" for name, v, lo, hi in zip("xyz", c, low, high)

@@ -65,7 +65,8 @@ def check_same_run(path: Path, run: dict[str, Any]) -> RunStore:
         name = recorded.get("input", {}).get("path", "the map")
         what = sorted({INPUT_FILES.get(k) or INPUT_WORDS.get(k.split(".")[-1], "geometry" if k.startswith("geometry")
                                                             else k.split(".")[-1]) for k in inputs})
-        raise OutputError(f"{path}: the input changed since the run started ({name}: {', '.join(what)} differ); "
+        verb = "differs" if len(what) == 1 else "differ"
+        raise OutputError(f"{path}: the input changed since the run started ({name}: {', '.join(what)} {verb}); "
                           "the work done cannot be used for another input: start afresh with --overwrite")
     if differs:
         shown = "; ".join(_difference(k, old.get(k), new.get(k)) for k in differs)
