@@ -241,6 +241,47 @@ def test_a_lock_is_created_whole_or_not_at_all(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == []  # no temporary file left
 
 
+def test_a_lock_that_cannot_be_made_is_one_line_naming_the_directory(tmp_path: Path, monkeypatch) -> None:
+    """The command line makes and checks the output directory first; the lock says what went wrong if the
+    directory went away or a file system refuses the lock's hard link (here refused as vfat or some FUSE
+    file systems do: os.link raising EPERM, injected)."""
+    import errno
+
+    from localsharp.errors import OutputError
+    from localsharp.maps import lock as lock_module
+
+    with pytest.raises(OutputError, match=rf"^{tmp_path / 'gone'}: the output directory does not exist$"):
+        RunLock(tmp_path / "gone" / "run.lock").acquire()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OutputError, match=rf"^{tmp_path / 'a_file'}: cannot create the lock file of the run there "
+                                          r"\(Not a directory\)$"):
+        RunLock(tmp_path / "a_file" / "run.lock").acquire()
+
+    def refused(source, target, *args, **kwargs):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(lock_module.os, "link", refused)
+    with pytest.raises(OutputError, match=rf"^{tmp_path / 'run.lock'}: cannot create the lock file "
+                                          r"\(Operation not permitted\)$"):
+        RunLock(tmp_path / "run.lock").acquire()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no lock, no temporary file left
+
+
+def test_a_lock_in_a_directory_made_read_only_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    code = (f"from localsharp.maps.lock import RunLock\ntry:\n RunLock({str(out / 'run.lock')!r}).acquire()\n"
+            "except Exception as e:\n print(e)")
+    try:
+        done = subprocess.run([*unprivileged(), sys.executable, "-c", code], capture_output=True, text=True,
+                              env=_env())
+    finally:
+        out.chmod(0o755)
+    assert done.stdout.strip() == f"{out}: cannot create the lock file of the run there (Permission denied)", done
+    assert list(out.iterdir()) == []
+
+
 def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()

@@ -129,9 +129,21 @@ def test_the_symmetry_a_user_gives_is_checked_before_anything(tmp_path: Path) ->
                           (("I", "abc"), "unknown orientation"), (("C3", "2n5"), "takes no orientation"),
                           (("I2", "2n5"), "contradicts"), (("I", None, (0, 0, 99)), "outside the map"),
                           ((None, "2n5"), "needs --symmetry"), ((None, None, (1, 1, 1)), "needs --symmetry"),
-                          (("auto", "222"), "finds the orientation itself")]:
+                          (("auto", "222"), "finds the orientation itself"),
+                          ((parse_symmetry("I"), "2n5"), "is a group with its orientation: give no orientation")]:
         with pytest.raises(ConfigError, match=message):
             symmetry_spec(source, *args)
+
+
+def test_a_stored_group_with_operators_this_version_does_not_make_is_refused() -> None:
+    from localsharp.engine.local.symmetry import group_from_dict
+
+    stored = parse_symmetry("I", "2n5").to_dict()
+    assert group_from_dict(stored) is parse_symmetry("I", "2n5")
+    stored["matrices"][1] = stored["matrices"][2]  # as if another version had made other operators
+    with pytest.raises(ConfigError, match=r"^the recorded operators of I \(2n5\) are not this version's: start the "
+                                          r"run afresh$"):
+        group_from_dict(stored)
 
 
 # ------------------------------------------------------------------ runs (slow)
