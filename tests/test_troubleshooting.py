@@ -75,6 +75,20 @@ NOT_FROM_THE_COMMAND_LINE = {
     "cannot be read: {exc.strerror": "the model's checksum after the model was read: a file removed meanwhile",
     "file is truncated: fewer voxels than its header says": "the header's size check refuses such a file first",
     "MTZ holds no reflections": "gemmi refuses an MTZ without reflections first (`not a readable MTZ file`)",
+    "symmetry mates must be": "argparse offers only the known rules",
+    "is a group with its orientation: give no orientation": "the API (a PointGroup given with an orientation): "
+                                                            "tests/test_local_symmetry.py",
+    "unknown point group family": "the API's point_group (a name is parsed first): tests/test_symmetry_groups.py",
+    "O has one orientation here": "the API's point_group (`symmetry O takes no orientation` is said first): "
+                                  "tests/test_symmetry_groups.py",
+    "the recorded operators of": "a run store whose symmetry record holds operators this version does not make "
+                                 "(no option writes them): tests/test_local_symmetry.py",
+    "the output directory does not exist": "the output directory is made and checked before the lock is taken "
+                                           "(removed in between): tests/test_faults.py",
+    "cannot create the lock file of the run there": "the output directory is checked writable before the lock is "
+                                                    "taken (made read-only in between): tests/test_faults.py",
+    "cannot create the lock file ({exc.strerror})": "a file system that refuses the lock's hard link (described "
+                                                    "under Disks and shared file systems): tests/test_faults.py",
 }
 #: Messages built by a helper function: the fragment of the helper's text the table must hold.
 BUILT_BY_A_HELPER = {"_outside_message": "model lies outside the map"}
@@ -146,8 +160,11 @@ def test_every_message_in_the_table_is_what_its_example_prints(row: Row, files: 
         pytest.skip("sbatch is on PATH here, or dask-jobqueue is missing (its own message comes first)")
     if "dask-jobqueue is not installed" in row.message:
         monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed: find_spec and import fail
+    from troubleshooting_files import place
+
     work = tmp_path / "work"
     shutil.copytree(files, work, symlinks=True)
+    place(work, row.example)  # a run store records where its input lies: made again here
     monkeypatch.chdir(work)
     before = _listing(work)
     err, out = io.StringIO(), io.StringIO()
@@ -207,7 +224,9 @@ def _text(node: ast.AST) -> str:
 
 def _fragments(text: str) -> list[str]:
     """The constant stretches of a message, longest first (at least 8 characters)."""
-    parts = [p.strip(" ;:,.()") for p in re.split(r"\{[^{}]*\}", text)]
+    while re.search(r"\{[^{}]*\}", text):  # innermost first: a variable part may hold an f-string of its own
+        text = re.sub(r"\{[^{}]*\}", "\0", text)
+    parts = [p.strip(" ;:,.()") for p in text.split("\0")]
     return sorted((p for p in parts if len(p) >= 8), key=len, reverse=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -198,17 +199,70 @@ def _outputs(d: Path) -> None:
     (d / "done").mkdir()
     (d / "done" / "summary.json").write_text("{}\n")
     (d / "a_file").write_text("not a directory\n")
-    (d / "stored").mkdir()
-    (d / "stored" / "local_run.zarr").mkdir()
-    (d / "stored" / "local_run.zarr" / "run.json").write_text("{}")
-    (d / "damaged").mkdir()
-    (d / "damaged" / "local_run.zarr").mkdir()
-    (d / "damaged" / "local_run.zarr" / "run.json").write_text("{not json")
+    (d / "truncated").mkdir()
+    (d / "truncated" / "summary.json").write_text('{"checksums": {"sharpened_map.ccp4": "sha256:')
     (d / "scheduler.json").write_text("{}")
+    (d / "symmetry.json").write_text("{}\n")  # an earlier `localsharp symmetry --json` report
+
+
+def _run(d: Path, map_name: str, **local: int) -> tuple[dict, tuple[int, int, int]]:
+    """The run description (``run.json``) of ``localsharp local MAP_NAME --resolution 3.2`` run in ``d``,
+    with the ``LocalOptions`` given (made by the run's own code), and the map's shape."""
+    import contextlib
+
+    from localsharp.config import LocalOptions, SharpenOptions
+    from localsharp.engine.local.run import _run_description, prepare_input
+
+    with contextlib.chdir(d):
+        source, options = prepare_input(map_name, 3.2, SharpenOptions(resolution=3.2))
+    return _run_description(source, LocalOptions(**local), options), source.shape
+
+
+def _store(d: Path, directory: str, map_name: str, **local: int) -> None:
+    """``d/directory`` as a `local` run on ``map_name`` leaves it when stopped as it began: its run store."""
+    from localsharp.config import LocalOptions
+    from localsharp.maps.store import RunStore
+
+    path = d / directory / "local_run.zarr"
+    shutil.rmtree(path, ignore_errors=True)
+    run, shape = _run(d, map_name, **local)
+    RunStore.create(path, run, shape, (LocalOptions().chunk,) * 3)
+
+
+def _stored(d: Path) -> None:
+    _store(d.resolve(), "stored", "map.mrc", box_size=32)  # `local map.mrc --resolution 3.2 --box-size 32`
+
+
+def _edited(d: Path) -> None:
+    d = d.resolve()
+    shutil.copy(d / "small.mrc", d / "edited.mrc")
+    _store(d, "edited", "edited.mrc")
+    _mrc(d / "edited.mrc", _smooth((24, 24, 24), seed=5))  # the map written again since the run started
+    later = os.stat(d / "edited.mrc").st_mtime_ns + 10**9
+    os.utime(d / "edited.mrc", ns=(later, later))
+
+
+def _unusable_stores(d: Path) -> None:
+    """Run stores no run can resume: an older localsharp's, a damaged one, a newer localsharp's."""
+    from localsharp.maps import checksums
+    from localsharp.maps.store import STORE_FORMAT
+
+    run, _ = _run(d.resolve(), "map.mrc")
+    for name, text in (("old", json.dumps(run)),  # the unsealed run.json of a store before STORE_FORMAT
+                       ("damaged", checksums.seal({"store_format": STORE_FORMAT, **run})[:300]),  # cut short
+                       ("newer", checksums.seal({"store_format": STORE_FORMAT + 1, **run}))):
+        (d / name / "local_run.zarr").mkdir(parents=True)
+        (d / name / "local_run.zarr" / "run.json").write_text(text)
+
+
+#: Example directories whose run store records its input's absolute path (every run store does, and
+#: resuming it elsewhere is refused): :func:`place` makes them again where an example runs.
+PLACED: dict[str, Callable[[Path], None]] = {"stored": _stored, "edited": _edited}
 
 
 BUILDERS: list[Callable[[Path], None]] = [_small, _map, _half_maps, _bad_values, _bad_files, _headers, _models,
-                                          _sequences, _mtz, _zarr, _outputs]
+                                          _sequences, _mtz, _zarr, _outputs, *PLACED.values(),
+                                          _unusable_stores]
 
 
 def make_files(directory: Path) -> Path:
@@ -217,3 +271,12 @@ def make_files(directory: Path) -> Path:
     for build in BUILDERS:
         build(directory)
     return directory
+
+
+def place(directory: Path, example: str) -> None:
+    """Make again in ``directory`` (a copy of :func:`make_files`' directory) the run stores that
+    ``example`` names and that record where their input lies."""
+    words = set(example.split())
+    for name, build in PLACED.items():
+        if name in words:
+            build(directory)
