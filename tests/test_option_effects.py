@@ -6,7 +6,7 @@ One test (or one parametrized case) per option that no other test runs for its e
 whatever numbers the search gives (a refined score is at least the grid's, a bounded grid stays in its
 bounds, a given value is the one used), not copies of today's values: those live in
 ``tests/answers/answers.json``. Small maps keep it quick: the EMD-21457 spike segment (47 × 40 × 48),
-a 1.5 Å haemoglobin phantom and 32³ capsid phantoms.
+a 1.5 Å haemoglobin phantom, 32³ capsid phantoms and a 48³ C4 capsid phantom for `local --symmetry`.
 """
 
 from __future__ import annotations
@@ -500,6 +500,70 @@ def test_symmetry_max_order_centre_and_orientation(tmp_path: Path, capsys) -> No
     assert np.allclose(json.loads((tmp_path / "off_search.json").read_text())["centre_A"], off, atol=0.01)
 
 
+# ------------------------------------------------------------------ local --symmetry
+class SymmetricRuns:
+    """``localsharp local --symmetry C4`` runs (in this process) on a 48³ C4 capsid phantom of 2 Å voxels,
+    with boxes of 16 voxels every 8 (50 boxes, 16 searched): each run about 2 s."""
+
+    def __init__(self, root: Path) -> None:
+        from localsharp.capsid import capsid_phantom
+
+        self.root, self.done = root, {}
+        self.map = root / "c4.mrc"
+        capsid_phantom(HB_MODEL, self.map, size=48, voxel=2.0, radius_fraction=0.25, resolution=6.0, symmetry="C4",
+                       chain="A")
+
+    def __call__(self, *extra: str) -> dict:
+        if extra not in self.done:
+            out = self.root / f"run{len(self.done)}"
+            assert main(["local", str(self.map), "--resolution", "6", "--symmetry", "C4", "--box-size", "16",
+                         "--stride", "8", "--chunk", "32", "--in-process", "-q", "--output-dir", str(out), *extra]) == 0
+            summary = json.loads((out / "local_summary.json").read_text())
+            summary["_map"] = localsharp.read_map(out / "local_sharpened_map.ccp4").data
+            self.done[extra] = summary
+        return self.done[extra]
+
+
+@pytest.fixture(scope="module")
+def symmetric(tmp_path_factory: pytest.TempPathFactory) -> SymmetricRuns:
+    return SymmetricRuns(tmp_path_factory.mktemp("symmetric"))
+
+
+def _by_role(summary: dict, role: str) -> dict[int, dict]:
+    return {r["index"]: r for r in summary["boxes"] if (r.get("symmetry") or {}).get("role") == role}
+
+
+def test_symmetry_margin_searches_the_boxes_near_the_asymmetric_unit_too(symmetric: SymmetricRuns) -> None:
+    base, grown = symmetric(), symmetric("--symmetry-margin", "8")
+    assert grown["symmetry"]["margin_A"] == 8.0 and base["symmetry"]["margin_A"] == 0.0
+    assert grown["symmetry"]["boxes_searched"] > base["symmetry"]["boxes_searched"]
+    assert set(_by_role(grown, "searched")) > set(_by_role(base, "searched"))  # the unit's boxes and more
+    for s in (base, grown):  # every active box is searched or takes a mate's outcome
+        assert s["symmetry"]["boxes_searched"] + s["symmetry"]["boxes_from_mates"] == \
+            s["n_boxes"] - s["boxes_skipped_by_mask"]
+
+
+def test_symmetry_mates_interpolate_mixes_several_searched_boxes(symmetric: SymmetricRuns) -> None:
+    nearest, mixed = symmetric(), symmetric("--symmetry-mates", "interpolate")
+    assert nearest["symmetry"]["mates"] == "nearest" and mixed["symmetry"]["mates"] == "interpolate"
+    assert all(len(r["symmetry"]["from"]) == 1 for r in _by_role(nearest, "mate").values())
+    mates = [r for r in _by_role(mixed, "mate").values() if r["status"] != "skipped"]
+    assert mates and sum(len(r["symmetry"]["from"]) > 1 for r in mates) > len(mates) // 2
+    searched = set(_by_role(mixed, "searched"))
+    for r in mates:
+        assert set(r["symmetry"]["from"]) <= searched and sum(r["symmetry"]["weights"]) == pytest.approx(1.0, abs=1e-3)
+        assert r["symmetry"]["weights"][0] == max(r["symmetry"]["weights"])  # the nearest weighs most
+    assert not np.array_equal(mixed["_map"], nearest["_map"])
+
+
+def test_symmetry_centre_moves_the_centre_of_the_check_and_of_the_search(symmetric: SymmetricRuns) -> None:
+    default, moved = symmetric(), symmetric("--symmetry-centre", "50", "48", "48")
+    assert default["symmetry"]["centre_A"] == [48.0, 48.0, 48.0]  # voxel N/2 = 24 of 2 Å voxels
+    assert moved["symmetry"]["centre_A"] == [50.0, 48.0, 48.0]
+    assert moved["symmetry"]["score"] < default["symmetry"]["score"]  # the phantom's axis is 2 Å away
+    assert set(_by_role(moved, "searched")) != set(_by_role(default, "searched"))  # another asymmetric unit
+
+
 # ------------------------------------------------------------------ phantom-capsid
 class Capsids:
     def __init__(self, root: Path) -> None:
@@ -573,6 +637,32 @@ def test_capsid_symmetry_and_orientation(capsid: Capsids) -> None:
     assert z3["n_copies"] == o222["n_copies"] == 12
     assert z3["symmetry"]["orientation"] == "z3" and o222["symmetry"]["orientation"] == "222"
     assert not np.allclose(np.array(z3["symmetry"]["matrices"]), np.array(o222["symmetry"]["matrices"]))
+
+
+def test_capsid_model_output_holds_every_copy_as_placed(tmp_path: Path, capsys) -> None:
+    import gemmi
+
+    for extra in (["--copies", "3"], ["--symmetry", "C4", "--chain", "A"]):
+        out, model = tmp_path / "c.mrc", tmp_path / "c.cif"
+        assert main(["phantom-capsid", str(HB_MODEL), "--size", "32", "--output", str(out), "--model-output",
+                     str(model), "--overwrite", *extra]) == 0
+        summary = json.loads(out.with_suffix(".json").read_text())
+        assert summary["model_output"] == str(model)
+        structure = gemmi.read_structure(str(model))
+        chains = list(structure[0])
+        copies = summary["copies"]
+        assert len(chains) % len(copies) == 0
+        per_copy = len(chains) // len(copies)  # the copies' chains, copy after copy
+        xyz = [np.array([a.pos.tolist() for ch in chains[k * per_copy:(k + 1) * per_copy] for r in ch for a in r])
+               for k in range(len(copies))]
+        assert sum(len(x) for x in xyz) == summary["n_atoms"]
+        assert all(a.b_iso == 0.0 for ch in chains for r in ch for a in r)
+        first = np.array(copies[0]["rotation"])
+        for k, copy in enumerate(copies):
+            np.testing.assert_allclose(xyz[k].mean(axis=0), copy["centre"], atol=2e-3)  # the copy's centroid
+            turn = np.array(copy["rotation"]) @ first.T  # copy k is copy 0 turned by R_k R_0ᵀ about its centre
+            np.testing.assert_allclose(xyz[k] - copy["centre"], (xyz[0] - copies[0]["centre"]) @ turn.T, atol=2e-3)
+    capsys.readouterr()
 
 
 def test_capsid_overwrite(tmp_path: Path, capsys) -> None:
