@@ -149,6 +149,7 @@ def test_shifted_map_has_zero_origin_and_the_same_values(hb_run) -> None:
     assert np.array_equal(raw_data(out / "shifted_sharpened_map.ccp4"), raw_data(out / "sharpened_map.ccp4"))
 
 
+@pytest.mark.slow
 def test_map_coefficients_reproduce_the_sharpened_map(hb_run) -> None:
     out = hb_run[3]
     summary = strict_json(out / "summary.json")

@@ -101,6 +101,7 @@ def test_local_half_map_sharpening_does_not_lose_to_global_half_map_sharpening(s
     assert cc_local > cc_input + 0.02
 
 
+@pytest.mark.slow
 def test_the_local_resolution_map_is_blended_from_the_boxes(spike_run) -> None:
     rows = [r for r in spike_run.boxes if r.get("local_resolution") is not None]
     assert rows and all(r["sharpening"]["method"] == "half_map_sharpening" for r in rows)
@@ -137,6 +138,7 @@ def test_the_local_resolution_follows_the_true_b(tmp_path: Path) -> None:
     assert spearmanr(mean_b, resolution).statistic > 0.4
 
 
+@pytest.mark.slow
 def test_files_and_in_memory_maps_give_the_same_map(spike, spike_run) -> None:
     in_memory = local_sharpen(spike.full_map, RESOLUTION, half_maps=(spike.half_map_1, spike.half_map_2))
     np.testing.assert_array_equal(in_memory.map.compute().data, spike_run.map.compute().data)

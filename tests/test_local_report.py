@@ -81,6 +81,7 @@ def _zarr(path: Path, data: np.ndarray) -> Any:
     return array
 
 
+@pytest.mark.slow
 def test_zarr_maps_are_read_three_central_planes_only(tmp_path: Path) -> None:
     arrays = [CountingArray(_zarr(tmp_path / f"{name}.zarr", a)) for name, a in zip(("d", "b", "r"), _maps())]
     out = tmp_path / "local_report.png"
@@ -127,6 +128,7 @@ def _texts(fig: Any) -> str:
     return "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["constant", "nan", "zero_b", "no_numbers"])
 def test_degenerate_inputs_give_a_figure_with_notes(tmp_path: Path, case: str) -> None:
     density, b, d = _maps()

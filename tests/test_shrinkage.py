@@ -87,6 +87,7 @@ def test_the_default_rule_shrinks() -> None:
 
 
 # ------------------------------------------------------------- the evidence a box records
+@pytest.mark.slow
 def test_a_box_records_its_score_noise_and_the_b_sharpen_within_it(crop: DensityMap) -> None:
     box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
     outcome = analyse_box(box, crop.voxel_size_zyx, RESOLUTION, 0.5, discard_if_worse=False)
@@ -133,6 +134,7 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
     assert not np.array_equal(on.map.compute().data, off.map.compute().data)
 
 
+@pytest.mark.slow
 def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: DensityMap, tmp_path: Path) -> None:
     result = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "run")
     b_map = result.b_sharpen_map.compute()
