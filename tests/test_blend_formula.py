@@ -237,7 +237,7 @@ def run_with_known_boxes(tmp_path: Path, mode: str, smoothing_radius: float | No
             box = grid.box(k)
             boxes.append({"index": k, "status": outcome.status, "render": render, "b_applied": b_applied,
                           "core": box.core, "outer": box.outer, "centre": box.centre})
-        store.write_batch(block, rows)
+        store.write_batch(block, rows, plan.block)  # filed under this run's --task-block
     result = localsharp.local_sharpen(density, RESOLUTION, store=store_path, local=local, resume=True, **kwargs)
     background = (store.read("overall", tuple((0, n) for n in density.data.shape)) if mode == "model_free"
                   else density.data)
@@ -281,10 +281,17 @@ def _compare(run: dict, radius: float, w0: float) -> None:
     np.testing.assert_array_equal(got[~reached], run["background"][~reached].astype(np.float32))
 
 
+def default_radius(run: dict) -> float:
+    """The default R: ⅔ of the mean nearest-neighbour spacing of the box centres, at least ⅔ of the stride
+    (docs/local_sharpening.md), in every mode."""
+    stride_radius = float(max(1.0, round(2.0 / 3.0 * LOCAL.stride * run["voxel_zyx"].min())))
+    return max(smoothing_radius(run["centres_A"]), stride_radius)
+
+
 def test_model_free_local_map_is_the_written_blend_of_known_box_sharpenings(tmp_path: Path) -> None:
     run = run_with_known_boxes(tmp_path, "model_free")
     _check_geometry(run)
-    radius = smoothing_radius(run["centres_A"])
+    radius = default_radius(run)
     assert run["result"].radius == radius
     _compare(run, radius, BACKGROUND_WEIGHT["model_free"])
 
@@ -298,7 +305,6 @@ def test_model_free_blend_with_a_given_smoothing_radius(tmp_path: Path) -> None:
 def test_half_map_local_map_is_the_written_blend_of_known_box_factors(tmp_path: Path) -> None:
     run = run_with_known_boxes(tmp_path, "half_map")
     _check_geometry(run)
-    stride_radius = float(max(1.0, round(2.0 / 3.0 * LOCAL.stride * run["voxel_zyx"].min())))
-    radius = max(smoothing_radius(run["centres_A"]), stride_radius)
+    radius = default_radius(run)
     assert run["result"].radius == radius
     _compare(run, radius, BACKGROUND_WEIGHT["half_map"])
