@@ -17,7 +17,7 @@ map as
   unchanged, a skipped box nothing;
 * ``w_b(x) = exp(−(d/d0)²)``, d the distance (Å) of x from the box's centre, ``d0 = √2·R``, inside
   the core only (at least 10⁻¹⁰ there), R = round(⅔ × the mean nearest-neighbour distance of the box
-  centres) (half-map and model modes: at least round(⅔ × stride × voxel)), or --smoothing-radius.
+  centres), at least round(⅔ × stride × voxel) (in every mode), or --smoothing-radius.
 
 Each test runs a real local sharpening of the EMD-21457 spike segment (47 × 40 × 48) with small
 boxes (16 voxels, stride 8) and output chunks of 16 voxels rendered one per task, so chunk edges cut
