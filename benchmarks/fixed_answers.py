@@ -158,16 +158,15 @@ def _global_fields(result: Any) -> dict[str, Any]:
 def _local_fields(result: Any) -> dict[str, Any]:
     s = result.summary(with_boxes=False)
     rows = result.boxes
-    sharpened = [r for r in rows if r["status"] == "sharpened"]
-    applied = [r["b_sharpen_applied"] for r in sharpened if r.get("b_sharpen_applied") is not None]
     resolutions = sorted(r["local_resolution"] for r in rows if r.get("local_resolution") is not None)
     overall = s["overall"]
     return {"overall_method": overall.get("method"), "overall_b_sharpen": overall.get("b_sharpen"),
             "n_boxes": s["n_boxes"], "boxes_searched": s["boxes_searched"],
             "boxes_skipped_by_mask": s["boxes_skipped_by_mask"],
             "boxes_by_status": dict(sorted(s["boxes_by_status"].items())),
-            "mean_b_sharpen_searched": s["mean_b_sharpen_sharpened_boxes"],
-            "mean_b_sharpen_applied": sum(applied) / len(applied) if applied else None,
+            # the summary's means over the analysed boxes (a box kept unsharpened applies 0)
+            "mean_b_sharpen_searched": s["mean_b_sharpen_searched"],
+            "mean_b_sharpen_applied": s["mean_b_sharpen_applied"],
             "median_local_resolution": resolutions[len(resolutions) // 2] if resolutions else None,
             "smoothing_radius": s["smoothing_radius"]}
 
