@@ -78,6 +78,7 @@ TESTS: dict[str, list[str]] = {
     "tiling/boxes.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/occupancy.py": ["tests/test_plan.py", "tests/test_overall.py"],
     "tiling/plan.py": ["tests/test_plan.py", "tests/test_tiling.py"],
+    "tiling/symmetric.py": ["tests/test_local_symmetry.py"],
     "kernels/fourier.py": ["tests/test_dfft.py", "tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/masks.py": ["tests/test_box.py", "tests/test_kernels.py", "tests/test_solvent.py", BLEND],
     "kernels/noisefield.py": ["tests/test_capsid.py", "tests/test_phantom.py"],
