@@ -335,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def listed_mutants(path: Path, mutants: dict[str, list], files: list[str]) -> tuple[dict, int, dict, str]:
+def listed_mutants(path: Path, mutants: dict[str, list], files: list[str]) -> tuple[dict, int, dict, dict]:
     """The mutants of an earlier summary, found again among today's: same file, operator and occurrence,
-    and the same line (a source that moved since would give a different mutant: refused)."""
+    and the same line (one whose source changed since is another mutant: left out and listed)."""
     old = json.loads(path.read_text())
     by_id = {mutant_id(f, item): item for f in files for item in mutants[f]}
     chosen: dict[str, list] = {f: [] for f in files}
@@ -351,9 +351,10 @@ def listed_mutants(path: Path, mutants: dict[str, list], files: list[str]) -> tu
             moved.append(f"{key} (line {row['line']})")
             continue
         chosen[row["file"]].append(item)
-    if moved:
-        raise SystemExit(f"{len(moved)} mutants of {path} are not in today's sources: {', '.join(moved)}")
-    return chosen, old["seed"], old["sample_per_package"], f"{path.name} of {old['date']} (seed {old['seed']})"
+    if moved:  # their code changed since: not the same mutant any more, left out (and named)
+        print(f"{len(moved)} mutants of {path} are not in today's sources, left out: {', '.join(moved)}")
+    return chosen, old["seed"], old["sample_per_package"], {"summary": f"{path.name} of {old['date']}",
+                                                              "not_in_sources": moved}
 
 
 def rerun_survivors(args: argparse.Namespace) -> int:
