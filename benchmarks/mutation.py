@@ -64,15 +64,17 @@ TESTS: dict[str, list[str]] = {
     "sharpening/curve.py": ["tests/test_search.py", "tests/test_trials.py"],
     "sharpening/functions.py": ["tests/test_search.py", "tests/test_trials.py", BLEND],
     "sharpening/local_box.py": ["tests/test_trials.py", "tests/test_local.py", BLEND],
-    "sharpening/local_scale.py": ["tests/test_local_modes.py"],
-    "sharpening/score.py": ["tests/test_search.py", "tests/test_trials.py"],
-    "sharpening/search.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_option_effects.py"],
-    "sharpening/search_types.py": ["tests/test_search.py", "tests/test_trials.py"],
+    "sharpening/local_scale.py": ["tests/test_local_modes.py", "tests/test_score_oracles.py"],
+    "sharpening/score.py": ["tests/test_score_oracles.py", "tests/test_search.py", "tests/test_trials.py"],
+    "sharpening/search.py": ["tests/test_search_oracles.py", "tests/test_search.py", "tests/test_trials.py",
+                             "tests/test_option_effects.py"],
+    "sharpening/search_types.py": ["tests/test_search_oracles.py", "tests/test_search.py", "tests/test_trials.py"],
     "sharpening/shell_stats.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_shells.py"],
     "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py"],
-    "sharpening/shrinkage.py": ["tests/test_shrinkage.py"],
+    "sharpening/shrinkage.py": ["tests/test_shrinkage.py", "tests/test_score_oracles.py"],
     "sharpening/solvent.py": ["tests/test_solvent.py", "tests/test_search.py"],
-    "sharpening/spectrum.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_shellscale.py"],
+    "sharpening/spectrum.py": ["tests/test_score_oracles.py", "tests/test_search.py", "tests/test_trials.py",
+                               "tests/test_shellscale.py"],
     "sharpening/trials.py": ["tests/test_trials.py", "tests/test_search.py"],
     "tiling/blend.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/boxes.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
@@ -240,6 +242,8 @@ def summarise(work: Path, meta: dict) -> dict:
                 if status == "survived" or (status == "equivalent" and mutant_id(file, item) in equivalent):
                     survivors.append(f"--- {mutant_id(file, item)} localsharp/{file}:{m.start_pos[0]} {m.operator_name} "
                                      f"[{status}{': ' + reason if reason else ''}]\n{diff}\n")
+    done = {r["id"] for r in rows}
+    rows += [r for r in (meta.get("sample_from") or {}).get("carried", []) if r["id"] not in done]
     count = {s: sum(1 for r in rows if r["status"] == s) for s in ("killed", "survived", "equivalent", "incompetent")}
     by_package = {}
     for pkg in PACKAGES:
@@ -271,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutants", type=Path,
                         help="run exactly the mutants listed in this summary.json (by file, operator, occurrence) "
                              "instead of drawing a sample")
+    parser.add_argument("--carry-killed", action="store_true",
+                        help="with --mutants: carry the killed mutants of that summary over instead of running them")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="run the surviving mutants of the sample in --work again with the tests of HEAD (after "
                              "tests were added for them); the first pass's summary is kept as summary_first_pass.json")
@@ -304,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             chosen[f].append(item)
     seed, sizes, origin = args.seed, {p: sample_size(args.sample, p) for p in PACKAGES}, None
     if args.mutants:
-        chosen, seed, sizes, origin = listed_mutants(args.mutants, mutants, files)
+        chosen, seed, sizes, origin = listed_mutants(args.mutants, mutants, files, args.carry_killed)
     meta = {"date": datetime.date.today().isoformat(), "tool": run(["cosmic-ray", "--version"], src).stdout.strip(),
             "seed": seed, "sample_per_package": sizes, "sample_from": origin, "population": population,
             "files": [f for f in files if chosen[f]], "machine": {"cpus": os.cpu_count(),
@@ -335,13 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def listed_mutants(path: Path, mutants: dict[str, list], files: list[str]) -> tuple[dict, int, dict, dict]:
+def listed_mutants(path: Path, mutants: dict[str, list], files: list[str],
+                   carry_killed: bool = False) -> tuple[dict, int, dict, dict]:
     """The mutants of an earlier summary, found again among today's: same file, operator and occurrence,
-    and the same line (one whose source changed since is another mutant: left out and listed)."""
+    and the same line (one whose source changed since is another mutant: left out and listed).
+
+    With ``carry_killed`` the mutants that summary records as killed are not run again: their rows are
+    carried into the new summary, marked so (tests are only ever added, so a killed mutant stays killed;
+    what changed is the tests of the survivors)."""
     old = json.loads(path.read_text())
     by_id = {mutant_id(f, item): item for f in files for item in mutants[f]}
     chosen: dict[str, list] = {f: [] for f in files}
-    moved = []
+    moved, carried = [], []
     for row in old["mutants"]:
         if row["file"] not in chosen:
             continue
@@ -350,11 +361,16 @@ def listed_mutants(path: Path, mutants: dict[str, list], files: list[str]) -> tu
         if item is None or item.mutations[0].start_pos[0] != row["line"]:
             moved.append(f"{key} (line {row['line']})")
             continue
+        if carry_killed and row["status"] == "killed":
+            carried.append({**row, "id": key, "job_id": item.job_id,
+                            "reason": f"killed in the run of {old['date']}, carried over (not run again)"
+                                      + (f"; {row['reason']}" if row["reason"] else "")})
+            continue
         chosen[row["file"]].append(item)
     if moved:  # their code changed since: not the same mutant any more, left out (and named)
         print(f"{len(moved)} mutants of {path} are not in today's sources, left out: {', '.join(moved)}")
     return chosen, old["seed"], old["sample_per_package"], {"summary": f"{path.name} of {old['date']}",
-                                                              "not_in_sources": moved}
+                                                              "not_in_sources": moved, "carried": carried}
 
 
 def rerun_survivors(args: argparse.Namespace) -> int:
