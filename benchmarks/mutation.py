@@ -70,7 +70,7 @@ TESTS: dict[str, list[str]] = {
                              "tests/test_option_effects.py"],
     "sharpening/search_types.py": ["tests/test_search_oracles.py", "tests/test_search.py", "tests/test_trials.py"],
     "sharpening/shell_stats.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_shells.py"],
-    "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py"],
+    "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_score_oracles.py"],
     "sharpening/shrinkage.py": ["tests/test_shrinkage.py", "tests/test_score_oracles.py"],
     "sharpening/solvent.py": ["tests/test_solvent.py", "tests/test_search.py"],
     "sharpening/spectrum.py": ["tests/test_score_oracles.py", "tests/test_search.py", "tests/test_trials.py",
@@ -236,7 +236,8 @@ def summarise(work: Path, meta: dict) -> dict:
                     status, reason = "survived", ""
                 else:
                     status, reason = "incompetent", outcome
-                rows.append({"id": mutant_id(file, item), "job_id": item.job_id, "file": file, "operator": m.operator_name,
+                rows.append({"id": mutant_id(file, item), "job_id": item.job_id, "file": file,
+                             "operator": m.operator_name,
                              "occurrence": m.occurrence, "line": m.start_pos[0], "status": status,
                              "reason": reason})
                 if status == "survived" or (status == "equivalent" and mutant_id(file, item) in equivalent):
