@@ -21,12 +21,18 @@ Equivalent mutants are set aside in two ways, both listed in the summary:
 * by construction: a mutant that removes a decorator which changes speed or caching only
   (``numba`` ``njit``/``jit``, ``functools.lru_cache``/``cache``) leaves every output as it was;
 * by review: a surviving mutant shown to leave every output unchanged is entered in
-  ``benchmarks/results/mutation/equivalent.json`` (job id → the reason), which this script reads.
+  ``benchmarks/results/mutation/equivalent.json`` (mutant id ``file:operator:occurrence`` → the
+  reason), which this script reads.
+
+A mutant is named by ``file:operator:occurrence`` (cosmic-ray's job ids are random per ``init``), so a
+seed draws the same sample from the same sources on any machine, and ``--mutants`` runs again exactly
+the mutants of an earlier summary (their line numbers are checked against the current sources).
 
 Cosmic-ray does not mutate strings, so docstrings, log messages and error texts make no mutants.
 
     PYTHONPATH=. python benchmarks/mutation.py --sample kernels=30,sharpening=18,tiling=15 --seed 20261208
     PYTHONPATH=. python benchmarks/mutation.py --report-only        # summarise the last run again
+    PYTHONPATH=. python benchmarks/mutation.py --mutants old_summary.json   # the same mutants, today's tests
 
 Results: ``benchmarks/results/mutation/`` (``summary.json``, ``report.txt`` = cosmic-ray's report,
 ``survivors.txt`` = the diff of every surviving mutant).
@@ -58,20 +64,23 @@ TESTS: dict[str, list[str]] = {
     "sharpening/curve.py": ["tests/test_search.py", "tests/test_trials.py"],
     "sharpening/functions.py": ["tests/test_search.py", "tests/test_trials.py", BLEND],
     "sharpening/local_box.py": ["tests/test_trials.py", "tests/test_local.py", BLEND],
-    "sharpening/local_scale.py": ["tests/test_local_modes.py"],
-    "sharpening/score.py": ["tests/test_search.py", "tests/test_trials.py"],
-    "sharpening/search.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_option_effects.py"],
-    "sharpening/search_types.py": ["tests/test_search.py", "tests/test_trials.py"],
+    "sharpening/local_scale.py": ["tests/test_local_modes.py", "tests/test_score_oracles.py"],
+    "sharpening/score.py": ["tests/test_score_oracles.py", "tests/test_search.py", "tests/test_trials.py"],
+    "sharpening/search.py": ["tests/test_search_oracles.py", "tests/test_search.py", "tests/test_trials.py",
+                             "tests/test_option_effects.py"],
+    "sharpening/search_types.py": ["tests/test_search_oracles.py", "tests/test_search.py", "tests/test_trials.py"],
     "sharpening/shell_stats.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_shells.py"],
-    "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py"],
-    "sharpening/shrinkage.py": ["tests/test_shrinkage.py"],
+    "sharpening/shellscale.py": ["tests/test_shellscale.py", "tests/test_modes.py", "tests/test_score_oracles.py"],
+    "sharpening/shrinkage.py": ["tests/test_shrinkage.py", "tests/test_score_oracles.py"],
     "sharpening/solvent.py": ["tests/test_solvent.py", "tests/test_search.py"],
-    "sharpening/spectrum.py": ["tests/test_search.py", "tests/test_trials.py", "tests/test_shellscale.py"],
+    "sharpening/spectrum.py": ["tests/test_score_oracles.py", "tests/test_search.py", "tests/test_trials.py",
+                               "tests/test_shellscale.py"],
     "sharpening/trials.py": ["tests/test_trials.py", "tests/test_search.py"],
     "tiling/blend.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/boxes.py": ["tests/test_tiling.py", "tests/test_plan.py", BLEND],
     "tiling/occupancy.py": ["tests/test_plan.py", "tests/test_overall.py"],
     "tiling/plan.py": ["tests/test_plan.py", "tests/test_tiling.py"],
+    "tiling/symmetric.py": ["tests/test_local_symmetry.py"],
     "kernels/fourier.py": ["tests/test_dfft.py", "tests/test_shells.py", "tests/test_kernels.py"],
     "kernels/masks.py": ["tests/test_box.py", "tests/test_kernels.py", "tests/test_solvent.py", BLEND],
     "kernels/noisefield.py": ["tests/test_capsid.py", "tests/test_phantom.py"],
@@ -90,6 +99,12 @@ TESTS: dict[str, list[str]] = {
 }
 #: Decorators whose removal changes speed or caching only (equivalent by construction).
 SPEED_ONLY_DECORATORS = ("njit", "jit", "lru_cache", "cache", "vectorize", "guvectorize")
+
+
+def mutant_id(file: str, item) -> str:
+    """``file:operator:occurrence``: the same mutant of the same source under every ``cosmic-ray init``."""
+    m = item.mutations[0]
+    return f"{file}:{m.operator_name}:{m.occurrence}"
 
 
 def source_files() -> list[str]:
@@ -213,20 +228,23 @@ def summarise(work: Path, meta: dict) -> dict:
                 diff = result.diff or ""
                 if _speed_only(diff):
                     status, reason = "equivalent", "removes a decorator that changes speed or caching only"
-                elif item.job_id in equivalent:
-                    status, reason = "equivalent", equivalent[item.job_id]
+                elif mutant_id(file, item) in equivalent:
+                    status, reason = "equivalent", equivalent[mutant_id(file, item)]
                 elif outcome == "killed":
                     status, reason = "killed", ("timeout" if result.output == "timeout" else "")
                 elif outcome == "survived":
                     status, reason = "survived", ""
                 else:
                     status, reason = "incompetent", outcome
-                rows.append({"job_id": item.job_id, "file": file, "operator": m.operator_name,
+                rows.append({"id": mutant_id(file, item), "job_id": item.job_id, "file": file,
+                             "operator": m.operator_name,
                              "occurrence": m.occurrence, "line": m.start_pos[0], "status": status,
                              "reason": reason})
-                if status == "survived" or (status == "equivalent" and item.job_id in equivalent):
-                    survivors.append(f"--- {item.job_id} localsharp/{file}:{m.start_pos[0]} {m.operator_name} "
+                if status == "survived" or (status == "equivalent" and mutant_id(file, item) in equivalent):
+                    survivors.append(f"--- {mutant_id(file, item)} localsharp/{file}:{m.start_pos[0]} {m.operator_name} "
                                      f"[{status}{': ' + reason if reason else ''}]\n{diff}\n")
+    done = {r["id"] for r in rows}
+    rows += [r for r in (meta.get("sample_from") or {}).get("carried", []) if r["id"] not in done]
     count = {s: sum(1 for r in rows if r["status"] == s) for s in ("killed", "survived", "equivalent", "incompetent")}
     by_package = {}
     for pkg in PACKAGES:
@@ -255,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="summarise the sessions in --work again")
     parser.add_argument("--files", nargs="*", help="only these source files (e.g. tiling/blend.py)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's test run")
+    parser.add_argument("--mutants", type=Path,
+                        help="run exactly the mutants listed in this summary.json (by file, operator, occurrence) "
+                             "instead of drawing a sample")
+    parser.add_argument("--carry-killed", action="store_true",
+                        help="with --mutants: carry the killed mutants of that summary over instead of running them")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="run the surviving mutants of the sample in --work again with the tests of HEAD (after "
                              "tests were added for them); the first pass's summary is kept as summary_first_pass.json")
@@ -280,14 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     for pkg in PACKAGES:
         pool = [(f, item) for f in files if f.startswith(pkg + "/") for item in mutants[f]]
         population[pkg] = len(pool)
-        pool.sort(key=lambda fi: fi[1].job_id)
+        pool.sort(key=lambda fi: mutant_id(*fi))
         rng.shuffle(pool)  # a larger --sample with the same seed extends a smaller one
         n = sample_size(args.sample, pkg)
         pick = pool if n <= 0 else pool[:n]
         for f, item in pick:
             chosen[f].append(item)
+    seed, sizes, origin = args.seed, {p: sample_size(args.sample, p) for p in PACKAGES}, None
+    if args.mutants:
+        chosen, seed, sizes, origin = listed_mutants(args.mutants, mutants, files, args.carry_killed)
     meta = {"date": datetime.date.today().isoformat(), "tool": run(["cosmic-ray", "--version"], src).stdout.strip(),
-            "seed": args.seed, "sample_per_package": {p: sample_size(args.sample, p) for p in PACKAGES}, "population": population,
+            "seed": seed, "sample_per_package": sizes, "sample_from": origin, "population": population,
             "files": [f for f in files if chosen[f]], "machine": {"cpus": os.cpu_count(),
                                                                  "load_average_start": os.getloadavg()},
             "tests": {f: test_command(TESTS[f], src) for f in files if chosen[f]}, "timeout_s": args.timeout}
@@ -314,6 +340,38 @@ def main(argv: list[str] | None = None) -> int:
     meta_path.write_text(json.dumps(meta, indent=1))
     _print(summarise(args.work, meta))
     return 0
+
+
+def listed_mutants(path: Path, mutants: dict[str, list], files: list[str],
+                   carry_killed: bool = False) -> tuple[dict, int, dict, dict]:
+    """The mutants of an earlier summary, found again among today's: same file, operator and occurrence,
+    and the same line (one whose source changed since is another mutant: left out and listed).
+
+    With ``carry_killed`` the mutants that summary records as killed are not run again: their rows are
+    carried into the new summary, marked so (tests are only ever added, so a killed mutant stays killed;
+    what changed is the tests of the survivors)."""
+    old = json.loads(path.read_text())
+    by_id = {mutant_id(f, item): item for f in files for item in mutants[f]}
+    chosen: dict[str, list] = {f: [] for f in files}
+    moved, carried = [], []
+    for row in old["mutants"]:
+        if row["file"] not in chosen:
+            continue
+        key = f"{row['file']}:{row['operator']}:{row['occurrence']}"
+        item = by_id.get(key)
+        if item is None or item.mutations[0].start_pos[0] != row["line"]:
+            moved.append(f"{key} (line {row['line']})")
+            continue
+        if carry_killed and row["status"] == "killed":
+            carried.append({**row, "id": key, "job_id": item.job_id,
+                            "reason": f"killed in the run of {old['date']}, carried over (not run again)"
+                                      + (f"; {row['reason']}" if row["reason"] else "")})
+            continue
+        chosen[row["file"]].append(item)
+    if moved:  # their code changed since: not the same mutant any more, left out (and named)
+        print(f"{len(moved)} mutants of {path} are not in today's sources, left out: {', '.join(moved)}")
+    return chosen, old["seed"], old["sample_per_package"], {"summary": f"{path.name} of {old['date']}",
+                                                              "not_in_sources": moved, "carried": carried}
 
 
 def rerun_survivors(args: argparse.Namespace) -> int:

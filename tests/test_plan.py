@@ -102,3 +102,13 @@ def test_a_plan_for_a_2048_cubed_map_is_arithmetic(monkeypatch: pytest.MonkeyPat
     assert grid.n_boxes == 102 ** 3 and 0 < plan.n_active < grid.n_boxes
     assert n_tasks <= -(-grid.n_boxes // 27) and n_tasks == plan.n_blocks()
     assert plan.n_tiles == 16 ** 3 and max(touching) <= 9 ** 3 and radius == 13.0
+
+
+def test_a_box_outside_the_grid_is_refused_naming_the_last_box() -> None:
+    grid = BoxGrid.build((50, 44, 38), 20, 10)
+    n = len(box_grid((50, 44, 38), 20, 10))
+    assert grid.n_boxes == n
+    for index in (n, -1):
+        with pytest.raises(IndexError, match=rf"^box {index} does not exist: the grid has boxes 0…{n - 1}$"):
+            grid.box(index)
+    assert grid.box(n - 1) == box_grid((50, 44, 38), 20, 10)[-1]

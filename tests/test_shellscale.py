@@ -121,6 +121,24 @@ def test_correct_cc_baseline_and_tail() -> None:
     assert cc.tolist() == (np.clip(1.2 - 3.5 * s, 0.0, 1.0) + 0.05).tolist()  # input untouched
 
 
+def test_correct_cc_keeps_a_tail_that_is_one_of_its_exponentials() -> None:
+    # the tail family of docs/methods.md: CC_cut · exp(−a·(s − s_cut)), a = 10 + 490·k/200 Å, k = 0…199
+    family = 10.0 + 490.0 * np.arange(200) / 200.0
+    s = np.linspace(0.02, 0.35, 30)
+    a = family[7]
+    cc = np.concatenate([np.linspace(0.95, 0.45, 10), 0.15 * np.exp(-a * (s[10:] - s[10]))])  # cut at shell 10
+    np.testing.assert_allclose(correct_cc(cc, s, max_cc_for_rescale=-1.0), cc, rtol=1e-12, atol=0)
+    # a noisy tail is replaced by the member of the family nearest to it, starting at the cut shell's value
+    rng = np.random.default_rng(3)
+    noisy = cc.copy()
+    noisy[11:] *= 1.0 + 0.03 * rng.standard_normal(19)
+    out = correct_cc(noisy, s, max_cc_for_rescale=-1.0)
+    np.testing.assert_array_equal(out[:11], noisy[:11])
+    fitted = -np.log(out[11] / out[10]) / (s[11] - s[10])
+    assert np.min(np.abs(family - fitted)) < 1e-6 and abs(fitted - a) < 5.0
+    np.testing.assert_allclose(out[10:], noisy[10] * np.exp(-fitted * (s[10:] - s[10])), rtol=1e-9)
+
+
 def test_guard_outliers_replaces_by_previous_value() -> None:
     values = np.array([1.0, 1.0, 1.0, 500.0, 0.5, 0.001, 2.0])
     assert guard_outliers(values).tolist() == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 2.0]

@@ -161,3 +161,13 @@ def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap
     assert written.shape_xyz == sharpened.shape_xyz and written.nstart == sharpened.nstart
     assert written.voxel_size == sharpened.voxel_size and written.origin == sharpened.origin
     assert np.isfinite(written.data).all()
+
+
+@pytest.mark.parametrize("b, span", [(12.0, [12.0, 20.0]), (-12.0, [-20.0, -12.0]), (7.25, [7.25, 7.25])])
+def test_a_pick_at_the_edge_of_its_plateau_nearest_0_is_rendered_as_recorded(b: float, span: list[float]) -> None:
+    # the plateau's end nearest 0 is the pick itself: nothing to shrink, the row is the recorded one
+    row = {"index": 5, "status": "sharpened", "reason": "best score", "b_sharpen_within_noise": span,
+           "sharpening": {"method": "b_iso_to_d_cut", "b_sharpen": b, "k_sharpen": 10.0, "b_iso_target": 0.1}}
+    out = shrink(row)
+    assert out["b_sharpen_applied"] == out["b_sharpen_searched"] == b
+    assert {k: v for k, v in out.items() if k not in ("b_sharpen_applied", "b_sharpen_searched")} == row
