@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .curve import plateau, smoothed_curve, smoothed_peak  # noqa: F401 (part of this module's interface)
 from .functions import SHELL_METHODS, Sharpening
-from .score import MapMeasures, ScoreParams, calibrate_region_weight, measure_map, signal_to_noise
+from .score import MapMeasures, ScoreParams, calibrate_region_weight, measure_map, pooled_measures, signal_to_noise
 from .search_types import (B_TYPE_METHODS, PEAK_BANDWIDTH_STEPS, TARGETS, MethodResult,  # noqa: F401 (interface)
                            SearchConfig, SearchResult, Trial)
 from .spectrum import Spectrum
@@ -26,25 +26,52 @@ from .trials import TrialRenderer
 
 
 class _Scorer:
-    """Renders and measures sharpenings of one spectrum, caching by parameters."""
+    """Renders and measures sharpenings of one spectrum (or of several boxes pooled), caching by parameters.
 
-    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int,
-                 keep_last: bool = False) -> None:
-        self.spectrum = spectrum
-        self.solvent_fraction = solvent_fraction
+    With several spectra every trial applies the same sharpening to each and pools their
+    measures (:func:`~.score.pooled_measures`); the original B is the mean of theirs.
+    """
+
+    def __init__(self, spectra: Spectrum | Sequence[Spectrum], solvent_fractions: float | Sequence[float],
+                 params: ScoreParams, n_threads: int, keep_last: bool = False) -> None:
+        self.spectra = [spectra] if isinstance(spectra, Spectrum) else list(spectra)
+        fractions = [solvent_fractions] if np.isscalar(solvent_fractions) else list(solvent_fractions)  # type: ignore[arg-type]
+        if not self.spectra or len(fractions) != len(self.spectra):
+            raise ConfigError("a search needs one solvent fraction per spectrum")
+        self.solvent_fractions = [float(f) for f in fractions]
         self.params = params
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self.cache: dict[Sharpening, MapMeasures] = {}
-        self.renderer = TrialRenderer(spectrum, 1 if self.n_threads > 1 else None)
-        self.keep_last = keep_last
+        workers = 1 if self.n_threads > 1 else None
+        self.renderers = [TrialRenderer(sp, workers) for sp in self.spectra]
+        self.keep_last = keep_last and len(self.spectra) == 1
         #: (sharpening, its unscaled map) of the last trial, when ``keep_last``
         self.last: tuple[Sharpening, np.ndarray] | None = None
 
+    @property
+    def spectrum(self) -> Spectrum:
+        """The (first) spectrum: its resolution and d_min are those of every box."""
+        return self.spectra[0]
+
+    @property
+    def b_iso(self) -> float:
+        """The original B the trial grid is built on (the mean over the boxes)."""
+        return float(np.mean([sp.b_iso for sp in self.spectra]))
+
+    @property
+    def solvent_fraction(self) -> float:
+        """The solvent fraction reported for the search (voxel-weighted mean over the boxes)."""
+        sizes = [float(np.prod(sp.shape)) for sp in self.spectra]
+        return float(np.dot(sizes, self.solvent_fractions) / sum(sizes))
+
     def _one(self, sharpening: Sharpening) -> MapMeasures:
-        data = self.renderer.render(sharpening)
-        if self.keep_last:
-            self.last = (sharpening, data)
-        return measure_map(data, self.solvent_fraction, self.params)
+        parts = []
+        for renderer, fraction in zip(self.renderers, self.solvent_fractions):
+            data = renderer.render(sharpening)
+            if self.keep_last:
+                self.last = (sharpening, data)
+            parts.append(measure_map(data, fraction, self.params))
+        return pooled_measures(parts)
 
     def measure(self, sharpenings: Iterable[Sharpening]) -> list[Trial]:
         todo = [s for s in dict.fromkeys(sharpenings) if s not in self.cache]
@@ -58,13 +85,23 @@ class _Scorer:
         return [Trial(s, self.cache[s]) for s in sharpenings]
 
 
-def b_grid(b_iso_original: float, config: SearchConfig) -> np.ndarray:
+def target_range(b_iso_original: float, resolution: float, config: SearchConfig) -> tuple[float, float]:
+    """Lowest and highest target B of the grid and of the region-weight calibration (§6 step 6, §4.1).
+
+    The reference's ``[min(B₀, search_b_min), max(B₀, search_b_max)]``, or at low resolution the
+    targets ``B₀ ∓ bound`` of :meth:`SearchConfig.b_sharpen_bound`.
+    """
+    bound = config.b_sharpen_bound(resolution)
+    if bound is not None:
+        return b_iso_original - bound, b_iso_original + bound
+    return min(b_iso_original, config.search_b_min), max(b_iso_original, config.search_b_max)
+
+
+def b_grid(b_iso_original: float, config: SearchConfig, resolution: float = 0.0) -> np.ndarray:
     """Target B values of the grid search (§6 step 6)."""
     if config.search_b_n == 1:
         return np.array([config.search_b_min])
-    b_min = min(b_iso_original, config.search_b_min)
-    b_max = max(b_iso_original, config.search_b_max)
-    return np.linspace(b_min, b_max, config.search_b_n)
+    return np.linspace(*target_range(b_iso_original, resolution, config), config.search_b_n)
 
 
 def _b_type(method: str, b_target: float, b_orig: float, config: SearchConfig) -> Sharpening:
@@ -73,9 +110,9 @@ def _b_type(method: str, b_target: float, b_orig: float, config: SearchConfig) -
                       b_blur_hires=config.b_blur_hires, b_iso_target=float(b_target))
 
 
-def _calibration_points(b_orig: float, config: SearchConfig) -> tuple[Sharpening, Sharpening, Sharpening]:
-    b_low = min(b_orig, config.search_b_min)
-    b_high = max(b_orig, config.search_b_max)
+def _calibration_points(b_orig: float, resolution: float,
+                        config: SearchConfig) -> tuple[Sharpening, Sharpening, Sharpening]:
+    b_low, b_high = target_range(b_orig, resolution, config)
     b_mid = b_low + 0.375 * (b_high - b_low)
     return tuple(_b_type("b_iso_to_d_cut", b, b_orig, config) for b in (b_low, b_high, b_mid))  # type: ignore
 
@@ -88,7 +125,7 @@ def _needs_calibration(config: SearchConfig) -> bool:
 
 def _method_trials(method: str, b_orig: float, resolution: float, config: SearchConfig) -> list[Sharpening]:
     if method in B_TYPE_METHODS:
-        return [_b_type(method, b, b_orig, config) for b in b_grid(b_orig, config)]
+        return [_b_type(method, b, b_orig, config) for b in b_grid(b_orig, config, resolution)]
     if method == "no_sharpening":
         return [Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)]
     if method == "target_b_iso_to_d_cut":
@@ -223,15 +260,17 @@ def _choose_method(candidates: list[MethodResult]) -> MethodResult:
     return max(candidates, key=lambda r: r.peak_score)
 
 
-def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: SearchConfig = SearchConfig()) -> SearchResult:
+def search_sharpening(spectrum: Spectrum | Sequence[Spectrum], solvent_fraction: float | Sequence[float],
+                      config: SearchConfig = SearchConfig()) -> SearchResult:
     """Find the sharpening that maximises the target score of ``spectrum``'s map.
 
     Parameters
     ----------
-    spectrum : Spectrum
-        Coefficients of the map or box to analyse.
-    solvent_fraction : float
-        Solvent fraction of that map or box.
+    spectrum : Spectrum or sequence of Spectrum
+        Coefficients of the map or box to analyse; several boxes are scored together, every
+        trial's measures pooled over them (:func:`~.score.pooled_measures`).
+    solvent_fraction : float or sequence of float
+        Solvent fraction of that map or box (one per box).
     config : SearchConfig
         Methods, grid, target and calibration settings.
 
@@ -267,11 +306,11 @@ def search_keeping_map(spectrum: Spectrum, solvent_fraction: float,
 def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
     """The body of :func:`search_sharpening` on a given scorer."""
     spectrum, solvent_fraction = scorer.spectrum, scorer.solvent_fraction
-    b_orig = spectrum.b_iso
+    b_orig = scorer.b_iso
     target = config.effective_target
     plans = {m: _method_trials(m, b_orig, spectrum.resolution, config) for m in config.methods
              if m not in SHELL_METHODS}
-    calib_points = _calibration_points(b_orig, config) if _needs_calibration(config) else ()
+    calib_points = _calibration_points(b_orig, spectrum.resolution, config) if _needs_calibration(config) else ()
     scorer.measure(list(calib_points) + [s for trials in plans.values() for s in trials])
     notes: list[str] = []
     calibration = None
@@ -285,7 +324,7 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
         if calibration.fallback:
             notes.append(f"region weight: {calibration.reason}")
     results = []
-    grid = b_grid(b_orig, config)
+    grid = b_grid(b_orig, config, spectrum.resolution)
     delta_b = float(grid[1] - grid[0]) if grid.size > 1 else 20.0
     for method, sharpenings in plans.items():
         trials = scorer.measure(sharpenings)

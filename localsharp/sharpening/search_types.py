@@ -53,6 +53,13 @@ class SearchConfig:
       (e.g. its maximum sits at an end of the B range) is discarded; if no
       method remains the map is left unsharpened.  The reference only does
       this when ``target_b_iso_to_d_cut`` is also listed (then that rule wins).
+    * At ``low_resolution`` or worse, the B-type grid (and the region-weight
+      calibration) spans only the b_sharpen values whose amplitude gain at the
+      resolution, ``exp(|b_sharpen| / (4 d²))``, is at most ``low_resolution_gain``
+      (:func:`b_sharpen_bound`).  The reference searches target B −100…300 Å² around a
+      Wilson B that, fitted between the resolution and 11 Å, is unreliable there
+      (687 Å² on EMD-1997 at 7 Å, 1055 Å² on EMD-5168 at 6.6 Å: both maps were
+      sharpened by 500–1000 Å² and lost CC).
     """
 
     methods: tuple[str, ...] = ("b_iso_to_d_cut",)
@@ -80,6 +87,8 @@ class SearchConfig:
     resolution_dependent_eps: float | None = None
     reference_quirks: bool = False
     n_threads: int = 0
+    low_resolution: float = 5.0
+    low_resolution_gain: float = 1.5
 
     def __post_init__(self) -> None:
         _check_finite(self, ("search_b_min", "search_b_max", "region_weight", "region_weight_factor",
@@ -100,9 +109,21 @@ class SearchConfig:
             raise ConfigError(f"region-weight-factor must be > 0, got {self.region_weight_factor}")
         if self.search_b_n < 1:
             raise ConfigError(f"search_b_n must be at least 1, got {self.search_b_n}")
+        if not (np.isfinite(self.low_resolution_gain) and self.low_resolution_gain > 1.0):
+            raise ConfigError(f"low-resolution-gain must be a number above 1, got {self.low_resolution_gain}")
         if self.region_weight_method not in ("delta_ratio", "initial_ratio", "b_iso"):
             raise ConfigError(f"unknown region_weight_method {self.region_weight_method!r}; "
                               "expected delta_ratio, initial_ratio or b_iso")
+
+    def b_sharpen_bound(self, resolution: float) -> float | None:
+        """The largest |b_sharpen| the grid may reach at ``resolution`` (None: unbounded, the reference's grid).
+
+        Bounded at ``low_resolution`` Å or worse: ``4 d² ln(low_resolution_gain)``
+        (79 Å² at 7 Å with the default gain 1.5); never with ``reference_quirks``.
+        """
+        if self.reference_quirks or resolution < self.low_resolution:
+            return None
+        return float(4.0 * resolution**2 * np.log(self.low_resolution_gain))
 
     @property
     def effective_target(self) -> str:
