@@ -37,10 +37,10 @@ class SharpenOptions:
         Determine the sharpening on the density-selected box (§5).
     max_box_fraction : float
         The density-selected box may hold at most this fraction of the map.
-    molecule_boxes : int
+    molecule_boxes : int, optional
         When the density-selected box holds more (a hollow or spread-out map), analyse up to this
-        many boxes of ``box_size`` where the molecule is densest
-        (:mod:`localsharp.sharpening.region`); 0 analyses the whole map instead, as the reference does.
+        many boxes of ``box_size`` where the molecule is densest (default: as many as 160³ voxels
+        hold; :mod:`localsharp.sharpening.region`); 0 analyses the whole map instead, as the reference does.
     box_center : tuple of float, optional
         Centre (Å, x, y, z, in the map's frame) of a fixed analysis box.
     box_size : tuple of int
@@ -74,7 +74,7 @@ class SharpenOptions:
     copies: int = 1
     density_select: bool = True
     max_box_fraction: float = 0.5
-    molecule_boxes: int = 4
+    molecule_boxes: int | None = None
     box_center: tuple[float, float, float] | None = None
     box_size: tuple[int, int, int] = (40, 40, 40)
     box_in_auto_sharpen: bool = False
@@ -101,7 +101,8 @@ class SharpenOptions:
             raise ConfigError(f"d_min_ratio must lie in [0.1, 1], got {self.d_min_ratio}")
         if not 0 < self.max_box_fraction <= 1:
             raise ConfigError(f"max_box_fraction must lie in (0, 1], got {self.max_box_fraction}")
-        if int(self.molecule_boxes) != self.molecule_boxes or self.molecule_boxes < 0:
+        if self.molecule_boxes is not None and (int(self.molecule_boxes) != self.molecule_boxes
+                                                or self.molecule_boxes < 0):
             raise ConfigError(f"molecule-boxes must be a whole number >= 0, got {self.molecule_boxes}")
         if self.copies < 1:
             raise ConfigError(f"copies must be at least 1, got {self.copies}")

@@ -97,9 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp.add_argument("--max-box-fraction", type=float, default=0.5, metavar="F",
                       help="largest fraction of the map the density box may hold; beyond it (a hollow or "
                            "spread-out map) --molecule-boxes are analysed (default 0.5)")
-    comp.add_argument("--molecule-boxes", type=int, default=4, metavar="N",
+    comp.add_argument("--molecule-boxes", type=int, metavar="N",
                       help="analyse up to N --box-size boxes where the molecule is densest when the density "
-                           "box is too large; 0 analyses the whole map instead (default 4)")
+                           "box is too large (default: as many as 160^3 voxels hold); 0 analyses the whole map")
     comp.add_argument("--d-min-ratio", type=float, default=0.833, metavar="R",
                       help="Fourier terms are used to R x resolution (default 0.833)")
     comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")

@@ -12,10 +12,12 @@ The rule, in order:
    of the map; a box larger than :data:`MAX_BOX_VOXELS` is replaced by the part of it where the
    molecule is densest (memory stays bounded whatever the map);
 3. otherwise — a hollow capsid, a filament along the box, a map that is mostly solvent with its
-   density spread to every face — **molecule boxes**: up to :data:`MOLECULE_BOXES` boxes of
-   ``box_size`` voxels (plus the soft-edge buffer), placed where the molecule mask is densest
-   and not overlapping; the search pools their measures (:func:`.score.pooled_measures`).
-   The whole map is used only when it is not larger than such a box (nothing to choose).
+   density spread to every face — **molecule boxes**: boxes of ``box_size`` voxels (plus the
+   soft-edge buffer), placed where the molecule mask is densest and not overlapping, as many as
+   hold a molecule count at least :data:`MIN_BOX_SHARE` of the densest box's and fit
+   :data:`MAX_BOX_VOXELS` in all (37 boxes of 48³); the search pools their measures
+   (:func:`.score.pooled_measures`).  The whole map is used only when it is not larger than such
+   a box (nothing to choose).
 
 Why: the reference falls back to the whole map in case 3.  A hollow capsid's whole map is then
 ~95 % solvent; on capsid phantoms whose noise matches a stated (masked-FSC) resolution its
@@ -36,8 +38,6 @@ from .solvent import SolventEstimate, analysis_box_solvent
 
 #: A density-selected box above this many voxels is reduced to its densest 160³ part.
 MAX_BOX_VOXELS = 160**3
-#: Most molecule boxes analysed together when the density-selected box is rejected.
-MOLECULE_BOXES = 4
 #: A further molecule box is kept only if its molecule count is at least this share of the first's.
 MIN_BOX_SHARE = 0.5
 
@@ -75,11 +75,14 @@ def densest_windows(counts: np.ndarray, window: tuple[int, int, int], n: int,
 
 
 def molecule_boxes(counts: np.ndarray, block: int, shape: tuple[int, int, int], size: tuple[int, int, int],
-                   buffer: int, n: int = MOLECULE_BOXES) -> list[Bounds]:
+                   buffer: int, n: int | None = None) -> list[Bounds]:
     """Boxes of ``size + 2·buffer`` voxels centred on the densest, non-overlapping ``size`` windows of the molecule.
 
-    ``counts`` are the molecule voxels per ``block³`` block (:func:`localsharp.tiling.occupancy.block_counts`).
+    ``counts`` are the molecule voxels per ``block³`` block (:func:`localsharp.tiling.occupancy.block_counts`);
+    at most ``n`` boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold).
     """
+    if n is None:
+        n = max(1, MAX_BOX_VOXELS // int(np.prod([int(s) + 2 * buffer for s in size])))
     window = tuple(max(1, int(round(s / block))) for s in size)
     boxes = []
     for corner, _ in densest_windows(counts, window, n):  # type: ignore[arg-type]
@@ -137,7 +140,7 @@ def analysis_region(faces: list, profiles: list[np.ndarray], shape: tuple[int, i
     buffer : int
         Voxels added on every side of a molecule box for its soft edge.
     n_boxes : int, optional
-        Most molecule boxes (default :data:`MOLECULE_BOXES`).
+        Most molecule boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold; 0: the whole map).
     """
     bounds = bounds_from_profiles(faces, profiles, shape, voxel_size)
     box = selected_box(bounds, shape, max_box_fraction=max_box_fraction)
@@ -149,7 +152,7 @@ def analysis_region(faces: list, profiles: list[np.ndarray], shape: tuple[int, i
     outer = tuple(int(s) + 2 * buffer for s in box_size)
     if all(o >= n for o, n in zip(outer, shape)):
         return box
-    boxes = molecule_boxes(counts, block, shape, box_size, buffer, MOLECULE_BOXES if n_boxes is None else n_boxes)
+    boxes = molecule_boxes(counts, block, shape, box_size, buffer, n_boxes)
     if not boxes:
         return box
     share = 100.0 * sum(float(np.prod([b - a for a, b in bb])) for bb in boxes) / float(np.prod(shape))
@@ -189,7 +192,7 @@ def choose_region(shape: tuple[int, int, int], voxel_size: tuple[float, float, f
     max_box_fraction : float
         Largest share of the map the density-selected box may hold.
     n_boxes : int, optional
-        Most molecule boxes (default :data:`MOLECULE_BOXES`; 0: the whole map instead).
+        Most molecule boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold; 0: the whole map instead).
     segmentation : callable, optional
         Returns the segmentation box (``box_in_auto_sharpen``); only the in-memory path has one.
     """
