@@ -156,3 +156,47 @@ def test_molecule_boxes_sharpen_a_hollow_map_that_the_whole_map_leaves_alone(hol
     assert rule.sharpening.b_sharpen > 0
     assert cc["rule"] > cc_input + 0.005
     assert cc["rule"] >= cc["whole"]
+
+
+@pytest.mark.slow
+def test_a_blurring_pick_moves_to_the_least_blur_within_the_score_noise() -> None:
+    """EMD-3488 (bundled): the score's pick blurs (about −20 Å²) and its noise plateau reaches 0, so 0 is
+    applied, i.e. the input is left alone; with --keep-blur (least_blur=False) the pick is applied as found."""
+    density = read_map(DATA / "emd3488_haemoglobin" / "map.mrc")
+    kept = localsharp.global_sharpen(density, 3.2, options=SharpenOptions(
+        resolution=3.2, search=SearchConfig(least_blur=False)))
+    low, high = kept.search.plateau_b_sharpen
+    assert kept.sharpening.b_sharpen < -5.0 and low < kept.sharpening.b_sharpen < 0.0 < high
+    moved = localsharp.global_sharpen(density, 3.2)
+    assert moved.sharpening.method == "no_sharpening" and moved.sharpening.b_sharpen == 0.0
+    assert any(f"from {low:.1f} ... {high:.1f}: the least blur in that range, no sharpening" in note
+               for note in moved.search.notes)
+    assert moved.search.plateau_b_sharpen == pytest.approx((low, high))  # the curve that decided is reported
+    assert moved.search.signal_to_noise == pytest.approx(kept.search.signal_to_noise)
+    assert moved.applicable["value"] is True
+
+
+def test_least_blur_moves_only_blurring_picks_to_the_plateau_end_nearest_zero() -> None:
+    from localsharp.sharpening.functions import Sharpening
+    from localsharp.sharpening.search import _least_blur
+    from localsharp.sharpening.search_types import MethodResult, Trial
+
+    class Scorer:  # records what it is asked to measure; the trial's measures are not used here
+        def measure(self, sharpenings):
+            return [Trial(s, None) for s in sharpenings]
+
+    def result(b_sharpen: float, plateau_targets: tuple[float, float], method: str = "b_iso_to_d_cut"):
+        s = Sharpening(method=method, b_sharpen=b_sharpen, k_sharpen=10.0, b_iso_target=100.0 - b_sharpen)
+        return MethodResult(method, Trial(s, None), 1.0, (), 1.0, 1.0, 0.1, 10.0, False, plateau_targets)
+
+    b_orig = 100.0  # target B = 100 − b_sharpen
+    moved = _least_blur(Scorer(), result(-80.0, (150.0, 210.0)), b_orig)
+    assert moved.sharpening.b_sharpen == -50.0 and moved.sharpening.b_iso_target == 150.0
+    assert _least_blur(Scorer(), result(-80.0, (150.0, 210.0)), b_orig, 26.0).sharpening.b_sharpen == -26.0
+    assert _least_blur(Scorer(), result(-20.0, (90.0, 160.0)), b_orig).sharpening.method \
+        == "no_sharpening"  # the plateau reaches b_sharpen 0: the input is left alone
+    assert _least_blur(Scorer(), result(30.0, (40.0, 90.0)), b_orig, 26.0) is None  # sharpens
+    assert _least_blur(Scorer(), result(-20.0, None), b_orig) is None  # no plateau, within the bound
+    assert _least_blur(Scorer(), result(-40.0, None), b_orig, 26.0).sharpening.b_sharpen == -26.0
+    assert SearchConfig().blur_bound(4.0) == pytest.approx(64 * np.log(1.5))
+    assert SearchConfig(least_blur=False).blur_bound(4.0) == np.inf

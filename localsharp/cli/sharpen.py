@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--low-resolution-gain", type=float, default=1.5, metavar="G",
                         help="at 5 Å or worse, search only b_sharpen whose amplitude gain at the resolution is "
                              "at most G (default 1.5); the map's own B is unreliable there")
+    method.add_argument("--keep-blur", action="store_true",
+                        help="apply a blurring pick (b_sharpen < 0) as found; by default the least blur within "
+                             "the score's noise of it is applied (the reference keeps the pick)")
     method.add_argument("--signal-min", type=float, default=3.0, metavar="S",
                         help="score-curve signal-to-noise below which a method's optimum counts as "
                              "undetermined (default 3)")
@@ -132,7 +135,7 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         optimize_k_sharpen=args.optimize_k_sharpen, optimize_b_blur_hires=args.optimize_b_blur_hires,
         peak_fit=not args.no_peak_fit, region_weight_method=args.region_weight_method,
         region_weight_factor=args.region_weight_factor, signal_min=args.signal_min,
-        low_resolution_gain=args.low_resolution_gain,
+        low_resolution_gain=args.low_resolution_gain, least_blur=not args.keep_blur,
         score=ScoreParams(fraction_occupied=args.fraction_occupied, sa_percent=args.sa_percent,
                           max_regions_to_test=args.max_regions_to_test))
     if args.methods:

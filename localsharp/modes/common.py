@@ -173,6 +173,8 @@ def applicability(search: SearchResult | None, opts: SharpenOptions, discarded: 
         return {"value": False, "reason": "no sharpening scored better than the input map; input kept"}
     sn = search.signal_to_noise
     chosen = search.sharpening
+    if chosen.method == "no_sharpening" and search.curve_method is not None:  # the least-blur rule kept the input
+        return {"value": True, "reason": search.notes[-1]}
     if chosen.method == "no_sharpening" and "no_sharpening" not in opts.search.methods:
         return {"value": False, "reason": "; ".join(search.notes) or "no sharpening method applied"}
     if chosen.method in ("b_iso", "b_iso_to_d_cut") and sn < opts.search.signal_min:

@@ -255,6 +255,42 @@ def _refine_resolution_dependent(scorer: _Scorer, start: Trial, config: SearchCo
     return refined if refined.score(target, weight) > start.score(target, weight) else start
 
 
+def _least_blur(scorer: _Scorer, chosen: MethodResult, b_orig: float, blur_bound: float = np.inf) -> Trial | None:
+    """The trial at the least blur within the score's noise of a blurring B-type pick, or None.
+
+    ``chosen``'s plateau (target B values whose score is within the curve's noise of the
+    optimum) gives b_sharpen values ``b_orig − target``; a pick below 0 moves to the
+    plateau's end nearest 0, or, when the plateau reaches 0, to no sharpening at all (the
+    input map: ``b_iso_to_d_cut`` at b_sharpen 0 still rolls off beyond d_cut).  The result
+    blurs by at most ``blur_bound`` (Å²; :meth:`SearchConfig.blur_bound`).  Picks ≥ 0 and other
+    methods are left alone (None).
+    """
+    b = chosen.best.sharpening.b_sharpen
+    if chosen.method not in B_TYPE_METHODS or not b < 0:
+        return None
+    least = b if chosen.plateau_b_iso is None else min(0.0, b_orig - chosen.plateau_b_iso[0])  # its least blur
+    least = max(least, -blur_bound)
+    if least <= b:
+        return None
+    if least == 0.0:  # the score cannot tell the pick from no sharpening: the input is left alone
+        return scorer.measure([Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)])[0]
+    sharpening = chosen.best.sharpening.replace(b_sharpen=float(least), b_iso_target=float(b_orig - least))
+    return scorer.measure([sharpening])[0]
+
+
+def _least_blur_note(b: float, applied: Sharpening, plateau_b_iso: tuple[float, float] | None, b_orig: float,
+                     bound: float) -> str:
+    """What the least-blur rule did, in one sentence (the search's notes, the summary's reason)."""
+    what = ("no sharpening: the input map is kept" if applied.method == "no_sharpening"
+            else f"b_sharpen {applied.b_sharpen:.1f} is applied")
+    text = f"the pick b_sharpen {b:.1f} blurs"
+    if plateau_b_iso is not None:
+        text += f" and the score cannot tell it from {b_orig - plateau_b_iso[1]:.1f} ... {b_orig - plateau_b_iso[0]:.1f}"
+    if applied.method != "no_sharpening" and abs(applied.b_sharpen + bound) < 1e-6:
+        return text + f"; blurs are bounded by {bound:.1f} at the resolution: {what} (--keep-blur applies the pick)"
+    return text + f": the least blur in that range, {what} (--keep-blur applies the pick)"
+
+
 def _choose_method(candidates: list[MethodResult]) -> MethodResult:
     """The method whose score curve peaks highest (ties: first in the list), §6 step 10."""
     return max(candidates, key=lambda r: r.peak_score)
@@ -365,8 +401,18 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
         fallback = scorer.measure([Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)])[0]
         chosen_sharpening, chosen_score = fallback.sharpening, fallback.score(target, weight)
         notes.append("no method has a determined optimum; the map is left unsharpened")
+    curve_method = None
+    if config.least_blur and not config.reference_quirks and candidates:
+        moved = _least_blur(scorer, _choose_method(candidates), b_orig, config.blur_bound(spectrum.resolution))
+        if moved is not None:
+            notes.append(_least_blur_note(chosen_sharpening.b_sharpen, moved.sharpening,
+                                          _choose_method(candidates).plateau_b_iso, b_orig,
+                                          config.blur_bound(spectrum.resolution)))
+            chosen_sharpening, chosen_score = moved.sharpening, moved.score(target, weight)
+            if moved.sharpening.method == "no_sharpening":
+                curve_method = _choose_method(candidates).method
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
         sharpening=chosen_sharpening, score=chosen_score, target=target, b_iso_original=b_orig,
         solvent_fraction=solvent_fraction, region_weight=weight, calibration=calibration,
-        methods=tuple(results), trials=all_trials, notes=tuple(notes))
+        methods=tuple(results), trials=all_trials, notes=tuple(notes), curve_method=curve_method)
