@@ -13,9 +13,17 @@ the workers, the run store's size and file count (OUT without the final map) and
 workers killed, restarted or paused for memory (stderr lines, distinct worker pids) and the exit
 status.  Prints a table and merges the sizes into ``benchmarks/results/scale.json``.
 
+``--dry-run`` first runs ``localsharp local --dry-run`` with the same options (it must write nothing)
+and records its box counts, memory per worker, disk and time beside the measured ones, with their
+ratios (``dry_run`` of each size; kept under ``<size>_dry_run``).
+
 ``--half-maps`` runs the local half-map mode instead: the half maps are two more phantoms of the same
 capsid with other noise seeds (``--noise-seed seed + 1``, ``seed + 2``: the same signal, independent noise), and
 the results are kept under ``<size>_half_maps``.
+
+``--symmetry GROUP`` (e.g. ``I``) makes the phantom symmetric (``phantom-capsid --symmetry GROUP``: one
+copy per operator about the map centre instead of copies at random) and runs ``localsharp local
+--symmetry GROUP``; the results are kept under ``<size>_symmetry_<GROUP>``.
 
 Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
 ``python benchmarks/bench_scale.py --sizes 128`` for a quick check of the harness.
@@ -42,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, print_table  # noqa: E402
 from _proctree import TreeSampler, machine, memory_summary  # noqa: E402
 
+from localsharp.symmetry import parse_symmetry  # noqa: E402
+
 MODEL = ROOT / "tests/data/emd3488_haemoglobin/model_5ni1.cif"
 POLL_S = 0.2
 #: stderr patterns that tell of workers killed, restarted or paused, or memory trouble.
@@ -64,9 +74,9 @@ def local_options() -> str:
     return done.stdout
 
 
-def phantom_path(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> Path:
+def phantom_path(cache: Path, size: int, seed: int, noise_seed: int | None = None, symmetry: str | None = None) -> Path:
     noise = "" if noise_seed is None or noise_seed == seed else f"_noise{noise_seed}"
-    return cache / f"capsid_{size}_seed{seed}{noise}.mrc"
+    return cache / f"capsid_{size}_seed{seed}{noise}{f'_{symmetry}' if symmetry else ''}.mrc"
 
 
 def phantom_parameters(size: int, seed: int, noise_seed: int | None = None) -> dict:
@@ -82,22 +92,26 @@ def phantom_parameters(size: int, seed: int, noise_seed: int | None = None) -> d
     return params
 
 
-def ensure_phantom(cache: Path, size: int, seed: int, noise_seed: int | None = None) -> tuple[Path, float | None]:
+def ensure_phantom(cache: Path, size: int, seed: int, noise_seed: int | None = None,
+                   symmetry: str | None = None) -> tuple[Path, float | None]:
     """The cached phantom of ``size`` (made if absent or made with other parameters); seconds spent making it.
 
     ``noise_seed``: the same capsid (orientations from ``seed``) with other noise, for half maps.
+    ``symmetry``: copies placed by this point group about the map centre (``phantom-capsid --symmetry``).
     """
-    path = phantom_path(cache, size, seed, noise_seed)
+    path = phantom_path(cache, size, seed, noise_seed, symmetry)
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
-        params = json.loads(sidecar.read_text()).get("parameters", {})
-        if params == phantom_parameters(size, seed, noise_seed):
+        recorded = json.loads(sidecar.read_text())
+        if recorded.get("parameters", {}) == phantom_parameters(size, seed, noise_seed) and \
+                (recorded.get("symmetry") or {}).get("name") == (parse_symmetry(symmetry).name if symmetry else None):
             return path, None
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     noise = ["--noise-seed", str(noise_seed)] if noise_seed is not None and noise_seed != seed else []
+    layout = ["--symmetry", symmetry] if symmetry else []
     subprocess.run(localsharp_command() + ["phantom-capsid", str(MODEL), "--size", str(size), "--seed", str(seed),
-                                           *noise, "--output", str(path), "--overwrite"], check=True)
+                                           *noise, *layout, "--output", str(path), "--overwrite"], check=True)
     return path, time.perf_counter() - t0
 
 
@@ -178,17 +192,82 @@ def _stop(proc: subprocess.Popen) -> None:
             return
 
 
+#: What ``localsharp local --dry-run`` prints, read back: boxes, memory per worker, disk, time.
+DRY_RUN_PATTERNS = {
+    "boxes": r"(\d+) in the grid: (\d+) to be searched, (\d+) skipped by the coarse mask",
+    "memory": r"memory per worker\s+about ([\d.]+) (GiB|MiB|KiB)",
+    "disk": r"disk\s+about ([\d.]+) (GiB|MiB|KiB)",
+    "time": r"time\s+about (\S+) on",
+}
+UNITS = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10}
+
+
+def seconds_of(text: str) -> float:
+    """``1h02m`` / ``9m29s`` / ``45s`` (:func:`localsharp.report.progress.format_duration`) in seconds."""
+    total = 0.0
+    for value, unit in re.findall(r"(\d+)([hms])", text):
+        total += int(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return total
+
+
+def parse_dry_run(text: str) -> dict:
+    """The numbers of a dry run's table."""
+    found = {key: re.search(pattern, text) for key, pattern in DRY_RUN_PATTERNS.items()}
+    missing = [key for key, match in found.items() if match is None]
+    if missing:
+        raise ValueError(f"dry run output lacks {missing}: {text}")
+    grid, searched, skipped = (int(v) for v in found["boxes"].groups())  # type: ignore[union-attr]
+    memory, disk = (float(found[k].group(1)) * UNITS[found[k].group(2)] for k in ("memory", "disk"))  # type: ignore[union-attr]
+    return {"boxes": {"grid": grid, "searched": searched, "skipped_by_mask": skipped}, "worker_bytes": memory,
+            "disk_bytes": disk, "time_s": seconds_of(found["time"].group(1))}  # type: ignore[union-attr]
+
+
+def dry_run(map_path: Path, out: Path, resolution: float, workers: int, memory_limit: str | None,
+            extra: list[str]) -> dict:
+    """``localsharp local --dry-run`` with the run's options: its numbers, its wall time and its text."""
+    cmd = localsharp_command() + ["local", str(map_path), "--resolution", str(resolution), "--workers", str(workers),
+                                  *extra, *(["--memory-limit", memory_limit] if memory_limit else []),
+                                  "--output-dir", str(out), "--dry-run"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    if out.exists():
+        raise RuntimeError(f"the dry run wrote {out}")
+    return {**parse_dry_run(done.stdout), "wall_s": round(wall, 2), "text": done.stdout.splitlines()}
+
+
+def compare_dry_run(estimate: dict, result: dict) -> dict:
+    """Estimate, measurement and their ratio for each number of the dry run."""
+    boxes = result.get("plan") or {}
+    measured = {"worker_bytes": result["memory"]["worker_peak_anon_mib"] * 2**20,
+                "worker_rss_bytes": result["memory"]["worker_peak_rss_mib"] * 2**20,
+                "disk_bytes": result["out_disk_bytes"], "time_s": result["wall_s"]}
+    ratios = {key: round(estimate[key] / measured[key], 3) for key in ("worker_bytes", "disk_bytes", "time_s")
+              if measured.get(key)}
+    return {"boxes_equal": estimate["boxes"] == boxes, "boxes_estimated": estimate["boxes"], "boxes_measured": boxes,
+            "estimated": {k: estimate[k] for k in ("worker_bytes", "disk_bytes", "time_s")}, "measured": measured,
+            "ratio_estimated_to_measured": ratios}
+
+
 def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> dict:
-    map_path, made_s = ensure_phantom(args.cache, size, args.seed)
+    map_path, made_s = ensure_phantom(args.cache, size, args.seed, symmetry=args.symmetry)
     extra: list[str] = []
     if args.half_maps:
-        halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k)[0] for k in (1, 2)]
+        halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k, symmetry=args.symmetry)[0]
+                  for k in (1, 2)]
         extra = ["--half-maps", *map(str, halves)]
+    if args.symmetry:
+        extra += ["--symmetry", args.symmetry]
     run_dir = args.cache / f"run_{size}"
     out = run_dir / "out"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
+    estimate = None
+    if args.dry_run:
+        print(f"{size}³: localsharp local --dry-run on {map_path} ...", flush=True)
+        estimate = dry_run(map_path, out, args.resolution, args.workers, memory_limit, extra)
+        print("\n".join(estimate["text"]), flush=True)
     print(f"{size}³: localsharp local on {map_path} ...", flush=True)
     load_before = os.getloadavg()
     status, wall, sampler, stderr = run_local(map_path, out, args.resolution, args.workers, memory_limit,
@@ -205,7 +284,8 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     rate = boxes["searched"] / (box_wall * args.workers) if boxes and box_wall else None
     memory = memory_summary(sampler)
     result = {
-        "size": size, "mode": "half_maps" if args.half_maps else "model_free", "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
+        "size": size, "mode": "half_maps" if args.half_maps else "model_free", "symmetry": args.symmetry,
+        "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
         "exit_status": status, "timed_out": status is None, "wall_s": round(wall, 2), "timings_s": timings,
@@ -217,7 +297,11 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
         "memory": memory, "stderr_signs": stderr_signs(stderr),
         "workers_restarted": memory["distinct_worker_pids"] > args.workers,
         "stderr_tail": stderr.splitlines()[-5:],
+        "plan": {"grid": summary.get("n_boxes"), "searched": summary.get("boxes_searched"),
+                 "skipped_by_mask": summary.get("boxes_skipped_by_mask")} if summary else {},
     }
+    if estimate is not None:
+        result["dry_run"] = {**compare_dry_run(estimate, result), "wall_s": estimate["wall_s"], "text": estimate["text"]}
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
@@ -227,7 +311,9 @@ def table_row(r: dict) -> list:
     b, m, t = r["boxes"], r["memory"], r["timings_s"]
     signs = ",".join(f"{k}:{v['lines']}" for k, v in r["stderr_signs"].items() if v["lines"]) or "-"
     rate = r["boxes_per_s_per_core"]
-    return [f"{r['size']}{' half maps' if r.get('mode') == 'half_maps' else ''}", r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
+    label = f"{r['size']}{' half maps' if r.get('mode') == 'half_maps' else ''}"
+    label += f" --symmetry {r['symmetry']}" if r.get("symmetry") else ""
+    return [label, r["exit_status"], f"{b.get('searched', '?')}/{b.get('skipped', '?')}/{b.get('total', '?')}",
             t.get("overall", "-"), t.get("boxes", "-"), t.get("blend", "-"), r["wall_s"],
             round(rate, 3) if rate else "-", m["client_peak_rss_mib"], m["client_peak_anon_mib"],
             m["worker_peak_rss_mib"], m["worker_peak_anon_mib"], m["distinct_worker_pids"],
@@ -247,7 +333,9 @@ def write_results(results: list[dict], args: argparse.Namespace) -> Path:
     content.setdefault("sizes", {})
     stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
     for r in results:
-        key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "")
+        key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "") + ("_dry_run" if "dry_run" in r
+                                                                                            else "")
+        key += f"_symmetry_{r['symmetry']}" if r.get("symmetry") else ""
         content["sizes"][key] = {**stamp, **r}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -268,6 +356,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep each run's output directory and stderr log")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run before it is stopped")
     parser.add_argument("--half-maps", action="store_true", help="run the local half-map mode (two more phantoms)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run `localsharp local --dry-run` first and compare its estimates with the run")
+    parser.add_argument("--symmetry", metavar="GROUP",
+                        help="a symmetric capsid (copies placed by GROUP) run with localsharp local --symmetry GROUP")
     return parser.parse_args(argv)
 
 
@@ -281,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes:
         results.append(measure(size, args, memory_limit))
         print_table(HEADERS, [table_row(results[-1])])
+        if "dry_run" in results[-1]:
+            print(json.dumps({k: v for k, v in results[-1]["dry_run"].items() if k != "text"}, indent=1))
     print()
     print_table(HEADERS, [table_row(r) for r in results])
     print(f"wrote {write_results(results, args)}")

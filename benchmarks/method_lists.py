@@ -3,7 +3,7 @@
 For the 16 phantoms of ``peak_rules.py`` (known truth) and the three real maps, the whole automatic
 run (``global_sharpen``) is made with each variant below, and the CC of its output to the B = 0
 model map (``evaluate_map``'s ``cc_mask``) is measured.  With two methods the search keeps the one
-whose score curve peaks highest (ALGORITHM.md §6 step 10), so the score chooses between them.
+whose score curve peaks highest (docs/methods.md, search), so the score chooses between them.
 
 Variants: the default (``b_iso_to_d_cut``, d_cut = resolution); ``b_iso`` (uniform B, no blur of
 the shell beyond the resolution); both families; ``b_iso_to_d_cut`` with d_cut = 0.9 × resolution

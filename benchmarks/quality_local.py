@@ -164,14 +164,16 @@ def measure(name: str, density, model, resolution: float, tmp: Path, rules: bool
     if rules:
         out["cc_local_rule"], out["mean_abs_b_applied"] = {}, {}
         for rule_name, rule in RULES.items():
-            tasks_module.shrink = rule
+            # the render tasks apply tasks.applied_row: the rule replaces the shrinkage there
+            tasks_module.applied_row = lambda row, shrunk=True, rule=rule: (
+                rule(row) if shrunk else shrinkage.applied_row(row, False))
             shutil.rmtree(store / "output.ome.zarr")
             again = localsharp.local_sharpen(density, resolution, store=store, local=LocalOptions(), resume=True)
             out["cc_local_rule"][rule_name] = cc(again.map.compute())
             applied = [rule(r)["b_sharpen_applied"] for r in rows]
             applied = [abs(b) for b in applied if b is not None]
             out["mean_abs_b_applied"][rule_name] = float(np.mean(applied)) if applied else 0.0
-        tasks_module.shrink = shrinkage.shrink
+        tasks_module.applied_row = shrinkage.applied_row
     out["boxes"] = box_stats(rows)
     shutil.rmtree(store)
     out["_cc"] = cc

@@ -18,7 +18,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for name, density in (("full map", ph.full_map), ("half-map sharpened", result.map)):
         cc = localsharp.evaluate_map(density, truth, 3.5)["cc_mask"]
         print(f"{name:20s} CC to the B = 0 model: {cc:.4f}")
-    # CC* is computed from the corrected FSC (tail fitted, ALGORITHM §7.3), not from the raw FSC
+    # CC* is computed from the corrected FSC (tail fitted, docs/methods.md, half maps and model), not from the raw FSC
     print("shells:   d (Å)    FSC  FSC corrected    CC*  scale")
     for row in result.shells:
         print(f"        {row['d']:6.2f} {row['fsc']:6.3f} {row['fsc_corrected']:14.3f} {row['cc_star']:6.3f} "

@@ -120,6 +120,58 @@ def protomer(model: str | os.PathLike | gemmi.Structure, chain: str | None = Non
     return xyz - xyz.mean(axis=0), z_numbers
 
 
+def _protomer_structure(model: str | os.PathLike | gemmi.Structure, chain: str | None) -> gemmi.Structure:
+    """The protomer as :func:`protomer` takes it (first model, waters and hydrogens removed, ``chain`` only)."""
+    structure = model.clone() if isinstance(model, gemmi.Structure) else read_model(model)
+    structure.remove_waters()
+    structure.remove_hydrogens()
+    while len(structure) > 1:
+        del structure[len(structure) - 1]
+    if chain is not None:
+        for index in reversed(range(len(structure[0]))):
+            if structure[0][index].name != chain:
+                del structure[0][index]
+    return structure
+
+
+#: Characters of the copies' chain names in the assembly model (two each: up to 3844 copies).
+_CHAIN_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def assembly_model(model: str | os.PathLike | gemmi.Structure, chain: str | None, rotations: np.ndarray,
+                   centres: np.ndarray, cell: float) -> gemmi.Structure:
+    """Every copy of the protomer as one structure, all atomic B = 0 (a map's B = 0 model, for ``evaluate``).
+
+    Copy ``k`` is ``R_k (x − centroid) + c_k``, exactly as the phantom places it; its chains are named by
+    two characters per copy (copy 0: ``AA``, ``AB``… for a protomer of several chains: ``AA``, ``BA``…).
+    """
+    source = _protomer_structure(model, chain)
+    xyz = np.array([cra.atom.pos.tolist() for cra in source[0].all()], dtype=np.float64)
+    centroid = xyz.mean(axis=0)
+    out = gemmi.Structure()
+    out.cell = gemmi.UnitCell(cell, cell, cell, 90.0, 90.0, 90.0)
+    out.spacegroup_hm = "P 1"
+    assembly = gemmi.Model("1")
+    n = len(_CHAIN_CHARACTERS)
+    for k, (rotation, centre) in enumerate(zip(rotations, centres)):
+        for c, original in enumerate(source[0]):
+            copy = gemmi.Chain(_CHAIN_CHARACTERS[(c + k // n) % n] + _CHAIN_CHARACTERS[k % n])
+            for residue in original:
+                placed = gemmi.Residue()
+                placed.name, placed.seqid, placed.het_flag = residue.name, residue.seqid, residue.het_flag
+                for atom in residue:
+                    new = atom.clone()
+                    p = rotation @ (np.array(atom.pos.tolist()) - centroid) + centre
+                    new.pos = gemmi.Position(*p)
+                    new.b_iso = 0.0
+                    placed.add_atom(new)
+                copy.add_residue(placed)
+            assembly.add_chain(copy)
+    out.add_model(assembly)
+    out.setup_entities()
+    return out
+
+
 def footprint_radius(xyz: np.ndarray) -> float:
     """Radius (Å) of the uniform sphere with the protomer's radius of gyration: sqrt(5/3) Rg."""
     return math.sqrt(5.0 / 3.0 * float(np.mean(np.sum(xyz**2, axis=1))))
@@ -364,6 +416,7 @@ def capsid_phantom(
     slab: int = 32,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    model_output: str | os.PathLike | None = None,
 ) -> CapsidResult:
     """Make and write a capsid phantom map (MRC, float32) and its JSON sidecar.
 
@@ -415,6 +468,9 @@ def capsid_phantom(
         Replace existing files; otherwise an existing map or sidecar is an error.
     progress : callable, optional
         Called as ``progress(planes_done, size)`` after each slab.
+    model_output : path, optional
+        Also write every copy of the protomer, as placed, with atomic B = 0 (``.cif`` or ``.pdb``):
+        the model ``localsharp evaluate`` compares a sharpened map with.
 
     Returns
     -------
@@ -431,6 +487,8 @@ def capsid_phantom(
     output = Path(output)
     if output.suffix.lower() not in (".mrc", ".map", ".ccp4"):
         raise ConfigError(f"{output}: the map is written uncompressed; name it .mrc, .map or .ccp4")
+    if model_output is not None and Path(model_output).suffix.lower() not in (".cif", ".pdb"):
+        raise ConfigError(f"{model_output}: name the assembly model .cif or .pdb")
     xyz, z_numbers = protomer(model, chain)
     radius_vox = radius_fraction * size
     radius = radius_vox * voxel
@@ -491,5 +549,13 @@ def capsid_phantom(
             stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, noise_seed, slab, progress)
             _fill_header(mrc, size, voxel, stats, label)
         summary["statistics"] = dict(zip(("min", "max", "mean", "rms"), stats))
+        if model_output is not None:
+            structure = assembly_model(model, chain, rotations, centres, size * voxel)
+            tmp_model = files.stage(Path(model_output))
+            if Path(model_output).suffix.lower() == ".cif":
+                structure.make_mmcif_document().write_file(str(tmp_model))
+            else:
+                structure.write_pdb(str(tmp_model))
+            summary["model_output"] = str(model_output)
         tmp_json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return CapsidResult(map_path=output, json_path=json_path, summary=summary)

@@ -30,11 +30,11 @@ class SharpenOptions:
     d_min_ratio : float
         Fourier cut-off as a fraction of the resolution (0.833).
     remove_aniso : bool
-        Remove anisotropy before sharpening (§1.4).
+        Remove anisotropy before sharpening (docs/methods.md, overall B and anisotropy).
     solvent_content, molecular_mass, sequence, copies
-        Composition overrides (§3); otherwise estimated from the map.
+        Composition overrides (docs/methods.md, solvent fraction); otherwise estimated from the map.
     density_select : bool
-        Determine the sharpening on the density-selected box (§5).
+        Determine the sharpening on the density-selected box (docs/methods.md, analysis box).
     max_box_fraction : float
         The density-selected box may hold at most this fraction of the map.
     molecule_boxes : int, optional
@@ -47,7 +47,7 @@ class SharpenOptions:
         Size (voxels, x, y, z) of that box, or of the segmentation box.
     box_in_auto_sharpen : bool
         Analyse a ``box_size`` box centred on the largest connected region of
-        the segmented map (§5 item 3) instead of the density-selected box.
+        the segmented map (docs/methods.md, analysis box) instead of the density-selected box.
     use_weak_density : bool
         Centre the segmentation box on a weaker region (implies
         ``box_in_auto_sharpen``).
@@ -61,7 +61,7 @@ class SharpenOptions:
         (default True: the paper's intent; the reference's default is off).
     ignore_map_limitations : bool
         Sharpen even a map whose header says it is already sharpened (or an
-        extracted asymmetric unit); refused by default (ALGORITHM.md §1.1).
+        extracted asymmetric unit); refused by default (docs/methods.md, input checks).
     """
 
     resolution: float
@@ -128,7 +128,7 @@ class SharpenOptions:
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """How local sharpening tiles the map (ALGORITHM.md §8); the search itself is a :class:`SharpenOptions`.
+    """How local sharpening tiles the map (docs/methods.md, local sharpening); the search itself is a :class:`SharpenOptions`.
 
     Attributes
     ----------
@@ -138,7 +138,7 @@ class LocalOptions:
         Largest spacing of box centres (voxels).
     smoothing_radius : float, optional
         R of the blending weight ``exp(-r²/2R²)`` (Å); default ⅔ of the mean
-        nearest-neighbour distance between box centres.
+        nearest-neighbour distance between box centres, at least ⅔ of the stride.
     soft_mask : bool
         Buffer each box by 1.5 × resolution and taper it to zero at its faces.
     chunk : int
@@ -154,6 +154,15 @@ class LocalOptions:
         far as its score curve's noise allows (:mod:`localsharp.sharpening.shrinkage`); False
         renders every box at its search's pick.  The half-map and model modes render each box's
         own scale factors either way.
+    symmetry_mates : str
+        A symmetric run (``local_sharpen(..., symmetry=...)``): how a box outside the searched
+        asymmetric unit takes its outcome: ``"nearest"`` (the searched box whose symmetry image
+        lies nearest to it; the default: on capsid phantoms it gave the higher CC,
+        docs/local_sharpening.md) or ``"interpolate"`` (a Gaussian-weighted mean of the
+        sharpenings of the searched boxes whose images lie within a grid cell's diagonal of it).
+    symmetry_margin : float
+        A symmetric run: the searched region is the asymmetric unit grown by this many Å
+        (0: the asymmetric unit itself).
 
     The result does not depend on ``task_block``, ``tile_chunks`` or the number
     of workers, bit for bit.
@@ -167,6 +176,8 @@ class LocalOptions:
     task_block: int = 3
     tile_chunks: int = 2
     shrink: bool = True
+    symmetry_mates: str = "nearest"
+    symmetry_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not 8 <= self.box_size:
@@ -182,6 +193,10 @@ class LocalOptions:
             raise ConfigError(f"boxes per task edge must be at least 1, got {self.task_block}")
         if self.tile_chunks < 1:
             raise ConfigError(f"chunks per render tile edge must be at least 1, got {self.tile_chunks}")
+        if self.symmetry_mates not in ("interpolate", "nearest"):
+            raise ConfigError(f"symmetry mates must be 'interpolate' or 'nearest', got {self.symmetry_mates!r}")
+        if not (self.symmetry_margin >= 0 and math.isfinite(self.symmetry_margin)):
+            raise ConfigError(f"symmetry margin must be zero or a positive number of Å, got {self.symmetry_margin}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -47,7 +47,7 @@ from .maps.density import DensityMap
 from .maps.atom_masks import atom_mask
 from .maps.model import atom_positions, model_map, read_model
 from .maps.mrc import write_map
-from .report.outputs import prepare_output_dir
+from .report.outputs import prepare_output_dir, remove_if_unused
 from .report.summary import versions
 
 #: The FSC threshold the noise level is set for.
@@ -329,9 +329,23 @@ def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.Pat
     structure = model if isinstance(model, gemmi.Structure) else read_model(model)
     source = (structure.name or "model") if isinstance(model, gemmi.Structure) else str(model)
     output_dir = Path(output_dir)
-    prepare_output_dir(output_dir, {role: output_dir / name for role, name in OUTPUT_NAMES.items()}, overwrite)
     positions = atom_positions(structure)
-    template = phantom_box(positions, voxel, padding)
+    template = phantom_box(positions, voxel, padding)  # a box too large is refused before anything is made
+    created = prepare_output_dir(output_dir, {role: output_dir / name for role, name in OUTPUT_NAMES.items()},
+                                 overwrite)
+    try:
+        return _make(structure, source, output_dir, positions, template, parameters, b_core, b_edge, resolution,
+                     noise, seed, overwrite)
+    except BaseException:
+        remove_if_unused(output_dir, created)  # a failed run leaves no empty directory
+        raise
+
+
+def _make(structure: gemmi.Structure, source: str, output_dir: Path, positions: np.ndarray, template: DensityMap,
+          parameters: dict[str, Any], b_core: float, b_edge: float, resolution: float, noise: float, seed: int,
+          overwrite: bool) -> PhantomResult:
+    """The phantom's maps and files (see :func:`phantom`)."""
+    noise_reference, masked = parameters["noise_reference"], parameters["masked"]
     phantom_model = with_b_factors(structure, radial_b_factors(positions, b_core, b_edge))
     signal = model_map(phantom_model, template, resolution=None, b_factor=None, source=source)
     mask = molecule_soft_mask(structure, template) if (noise_reference == "molecule" or masked) else None

@@ -1,4 +1,4 @@
-"""Analysis-box selection (ALGORITHM.md §5): the segmentation box around the largest (or a weaker)
+"""Analysis-box selection (docs/methods.md, analysis box): the segmentation box around the largest (or a weaker)
 region, buffered boxes and their soft edge."""
 
 from __future__ import annotations

@@ -137,6 +137,7 @@ def test_sharpened_map_has_the_input_geometry(hb_run) -> None:
     assert pearson(data, density_in.data) > 0.5  # the same map, sharpened, in the same orientation
 
 
+@pytest.mark.slow
 def test_shifted_map_has_zero_origin_and_the_same_values(hb_run) -> None:
     out = hb_run[3]
     shifted = raw_header(out / "shifted_sharpened_map.ccp4")
@@ -434,3 +435,22 @@ def test_d_min_ratio_and_max_box_fraction_reach_the_run(hb_run, tmp_path: Path) 
     assert summary["d_min"] == pytest.approx(0.95 * 3.2)
     assert summary["options"]["max_box_fraction"] == 0.3
     assert summary["box"]["used"] is False
+
+
+@pytest.mark.slow
+def test_at_50_angstrom_the_table_shows_no_dash_b_iso_and_a_bracket_holding_its_value(tmp_path: Path,
+                                                                                     capsys) -> None:
+    import re
+
+    out = tmp_path / "r50"
+    assert main(["sharpen", str(DATA / "emd3488_haemoglobin" / "map.mrc"), "--resolution", "50",
+                 "--output-dir", str(out)]) == 0
+    text = capsys.readouterr().out
+    b_iso = next(l for l in text.splitlines() if "B_iso input -> output" in l)
+    assert not re.search(r"(^|\s)-(\s|$)", b_iso.split("(Å²)")[1]), b_iso
+    line = next(l for l in text.splitlines() if l.strip().startswith("b_sharpen (Å²)"))
+    low, high = map(float, re.search(r"within its noise for (-?[\d.]+) \.\.\. (-?[\d.]+)", line).groups())
+    shown = float(re.findall(r"b_sharpen (-?\d+\.\d)", line)[-1]) if "pick was" in line else float(line.split()[2])
+    assert low <= shown <= high, line
+    summary = strict_json(out / "summary.json")
+    assert summary["b_iso_input"] is None and summary["b_iso_output"] is None  # no fallback value as a measurement

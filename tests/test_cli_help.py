@@ -44,3 +44,28 @@ def test_options_with_a_default_show_it() -> None:
     text = " ".join(sub.format_help().split())
     assert "score to maximise (default adjusted_sa)" in text
     assert "default 40 40 40" in text
+
+
+#: Actions that take no value (flags): they need no metavar.
+_FLAG_ACTIONS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
+                 argparse._CountAction, argparse._HelpAction, argparse._VersionAction, argparse.BooleanOptionalAction)
+
+
+@pytest.mark.parametrize("command", ["sharpen", "local", "evaluate", "info", "job-script", "phantom",
+                                     "phantom-capsid"])
+def test_every_option_with_a_value_names_it_with_a_short_metavar(command: str) -> None:
+    """No metavar derived from the option's name (WORKERS, SCHEDULER_FILE): N, FILE, DIR, Å, B … as elsewhere."""
+    sub = _subparsers()[command]
+    for action in sub._actions:
+        if not action.option_strings or isinstance(action, _FLAG_ACTIONS) or action.help is argparse.SUPPRESS:
+            continue
+        if action.choices is not None:
+            continue  # shown as {a,b}
+        assert action.metavar is not None, f"{command} {action.option_strings[0]}: no metavar (argparse would show " \
+                                           f"{action.dest.upper()})"
+
+
+@pytest.mark.parametrize("command", ["sharpen", "local"])
+def test_sharpen_and_local_write_into_their_own_directory_by_default(command: str) -> None:
+    by_flag = {flag: a for a in _subparsers()[command]._actions for flag in a.option_strings}
+    assert by_flag["--output-dir"].default == f"localsharp_{command}"

@@ -69,3 +69,26 @@ def test_model_cli_reports_model_shells(tmp_path: Path) -> None:
     assert summary["mode"] == "model" and summary["method"] == "model_sharpening"
     assert all(np.isfinite(row["scale"]) and row["scale"] >= 0 for row in summary["shells"])
     assert (out / "fsc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_half_map_mode_reports_the_equivalent_b_of_its_factors_and_no_search(small_phantom, tmp_path: Path,
+                                                                            capsys) -> None:
+    from localsharp import half_map_sharpen
+    from localsharp.sharpening.shellscale import equivalent_b
+
+    out = tmp_path / "out"
+    h1, h2 = str(small_phantom.paths["half_map_1"]), str(small_phantom.paths["half_map_2"])
+    assert main(["sharpen", "--half-maps", h1, h2, "--resolution", "4.0", "--output-dir", str(out)]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    b = summary["equivalent_b_sharpen"]
+    assert b is not None and abs(b) > 1.0  # the factors sharpen: not the 0.0 of "no B applied"
+    assert summary["b_sharpen"] == b and summary["shell_scale"]["equivalent_b_sharpen"] == b
+    assert f"equivalent b_sharpen (Å²)   {b:.1f}" in text
+    assert "region weight" not in text and "target B_iso" not in text and "signal-to-noise" not in text
+    assert "scale factors" in text and f"d_min {summary['d_min']:.2f} Å" in text
+    assert summary["values"]["rescaled"] and summary["values"]["output"]["sd"] == pytest.approx(1.0, abs=1e-3)
+    # the API says the same: b_sharpen of a shell table is its equivalent B, not 0
+    result = half_map_sharpen(None, h1, h2, 4.0)
+    assert result.sharpening.b_sharpen == pytest.approx(b, abs=1e-6)

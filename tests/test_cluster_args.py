@@ -163,6 +163,7 @@ def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 @needs_jobqueue
+@pytest.mark.slow
 def test_job_script_command_reads_the_site_config_and_never_writes_it(tmp_path: Path) -> None:
     config_dir, home = tmp_path / "dask-config", tmp_path / "home"
     config_dir.mkdir()
@@ -190,6 +191,7 @@ def test_job_script_command_reads_the_site_config_and_never_writes_it(tmp_path: 
 
 
 @needs_jobqueue
+@pytest.mark.slow
 def test_importing_dask_jobqueue_through_localsharp_keeps_ctrl_c() -> None:
     code = ("import signal; from localsharp.engine.cluster.slurm import jobqueue; jobqueue(); "
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
@@ -207,6 +209,7 @@ def test_cluster_client_in_process_yields_none(tmp_path: Path) -> None:
     assert notes == [] and cluster_record(None)["kind"] == "in-process"
 
 
+@pytest.mark.slow
 def test_cluster_client_local_cluster_is_described_recorded_and_closed(tmp_path: Path) -> None:
     notes: list[str] = []
     with pytest.raises(RuntimeError, match="in the block"):
@@ -256,3 +259,15 @@ def test_without_sbatch_the_slurm_cluster_is_a_clear_error(tmp_path: Path, monke
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine without SLURM's commands
     with pytest.raises(ConfigError, match="`sbatch` is not on PATH; run on a SLURM login node"):
         check_submission(settings)
+
+
+@needs_jobqueue
+def test_printing_a_job_script_makes_no_directory(tmp_path: Path, capsys) -> None:
+    """dask-jobqueue makes a job's log directory when it builds the job: `job-script` and `local --dry-run`
+    print the script and leave nothing behind."""
+    from localsharp.cli import main
+
+    out = tmp_path / "run" / "out"
+    assert main(["job-script", "--output-dir", str(out)]) == 0
+    assert "#SBATCH" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()

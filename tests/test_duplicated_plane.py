@@ -1,4 +1,4 @@
-"""Maps that repeat their first plane after the unit cell (grid 0…N inclusive), ALGORITHM.md §1.1 item 2.
+"""Maps that repeat their first plane after the unit cell (grid 0…N inclusive), docs/methods.md, input checks.
 
 The engine computes on the periodic unit cell and writes the output back on the
 input's N+1 grid; the result must equal sharpening the unit cell itself.

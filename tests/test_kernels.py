@@ -1,4 +1,4 @@
-"""Numeric oracles of ALGORITHM.md §13 for the kernels and scoring building blocks.
+"""Numeric oracles (values worked out by hand from the formulas) for the kernels and scoring building blocks.
 
 Oracles 1-10, 15, 17 and 19 (11 lives in test_search.py; 12-14 and 16 elsewhere).
 """

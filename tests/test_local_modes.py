@@ -88,6 +88,7 @@ def test_a_half_map_box_gets_shell_factors_and_a_resolution(spike) -> None:
 
 
 # ------------------------------------------------------------- the run
+@pytest.mark.slow
 def test_local_half_map_sharpening_does_not_lose_to_global_half_map_sharpening(spike, spike_run) -> None:
     """The acceptance measure on one phantom: CC to the B = 0 model near its atoms (benchmarks/quality_local.py
     measures ten)."""
@@ -113,6 +114,7 @@ def test_the_local_resolution_map_is_blended_from_the_boxes(spike_run) -> None:
     assert summary["local_mode"] == "half_map"
 
 
+@pytest.mark.slow
 def test_the_local_resolution_follows_the_true_b(tmp_path: Path) -> None:
     """Boxes whose atoms have a higher B (the phantom's rim) get a coarser local resolution."""
     ph = phantom(HB_MODEL, tmp_path / "hb", voxel=1.0, resolution=RESOLUTION, noise=1.0, seed=0, b_core=20.0,
@@ -153,6 +155,7 @@ def test_a_dask_run_equals_the_in_process_run(spike, spike_run, tmp_path: Path) 
     np.testing.assert_array_equal(result.resolution_map.compute().data, spike_run.resolution_map.compute().data)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_needs_the_same_half_maps(spike, spike_run, tmp_path: Path) -> None:
     store = tmp_path / "run.zarr"
     halves = (spike.paths["half_map_1"], spike.paths["half_map_2"])
@@ -177,6 +180,7 @@ def test_half_maps_on_another_grid_are_refused_naming_the_file(spike, tmp_path: 
                       model=spike.paths["model_b0"])
 
 
+@pytest.mark.slow
 def test_local_model_based_sharpening_uses_the_model_box_by_box(spike) -> None:
     result = local_sharpen(spike.full_map, RESOLUTION, model=spike.paths["model_b0"])
     methods = {r["sharpening"]["method"] for r in result.boxes if r["status"] == "sharpened"}
@@ -199,6 +203,7 @@ def test_a_model_outside_the_map_is_refused(spike, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------- the CLI
+@pytest.mark.slow
 def test_cli_local_half_maps_writes_the_resolution_map_and_the_report(spike, tmp_path: Path, capsys) -> None:
     inputs = [spike.paths[k] for k in ("full_map", "half_map_1", "half_map_2")]
     before = [_sha(p) for p in inputs]
@@ -217,6 +222,7 @@ def test_cli_local_half_maps_writes_the_resolution_map_and_the_report(spike, tmp
     assert (out / "local_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_cli_model_free_run_has_no_resolution_map_but_a_report(spike, tmp_path: Path) -> None:
     out = tmp_path / "out"
     rc = main(["local", str(spike.paths["full_map"]), "--resolution", str(RESOLUTION), "--output-dir", str(out),
@@ -236,3 +242,38 @@ def test_cli_local_missing_mode_inputs_are_named(spike, tmp_path: Path, capsys, 
     err = capsys.readouterr().err
     assert mention in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------- no map: the mean of the half maps
+@pytest.mark.slow
+def test_local_without_a_map_sharpens_the_mean_of_the_half_maps_like_sharpen(spike, tmp_path: Path,
+                                                                              capsys) -> None:
+    """Same rule as `sharpen --half-maps H1 H2`: the CLI and the API take no map, and the result is the run
+    on the half maps' mean given as the map (bit for bit), with half map 1's header."""
+    h1, h2 = (str(spike.paths[k]) for k in ("half_map_1", "half_map_2"))
+    args = ["--resolution", str(RESOLUTION), "--in-process", "-q", "--box-size", "32", "--stride", "16"]
+    assert main(["local", "--half-maps", h1, h2, "--output-dir", str(tmp_path / "mean"), *args]) == 0
+    halves = [read_map(h) for h in (h1, h2)]
+    mean = halves[0].with_data((halves[0].data + halves[1].data) * np.float32(0.5))
+    given = write_map(tmp_path / "mean.mrc", mean)
+    assert main(["local", str(given), "--half-maps", h1, h2, "--output-dir", str(tmp_path / "given"), *args]) == 0
+    out, ref = (read_map(tmp_path / d / "local_sharpened_map.ccp4") for d in ("mean", "given"))
+    np.testing.assert_array_equal(out.data, ref.data)
+    assert out.geometry() == halves[0].geometry()
+    import json
+
+    summary = json.loads((tmp_path / "mean" / "local_summary.json").read_text())
+    assert summary["input"]["map"] == f"mean of half maps {h1}, {h2}"
+    # the run resumes (the mean is in the store)
+    assert main(["local", "--half-maps", h1, h2, "--output-dir", str(tmp_path / "mean"), "--resume", *args]) == 0
+    # the API: in-memory half maps are averaged in memory, files in the store
+    options = LocalOptions(box_size=32, stride=16)
+    in_memory = local_sharpen(None, RESOLUTION, half_maps=tuple(halves), local=options)
+    from_files = local_sharpen(None, RESOLUTION, half_maps=(h1, h2), local=options)
+    np.testing.assert_array_equal(in_memory.map.compute().data, ref.data)
+    np.testing.assert_array_equal(from_files.map.compute().data, ref.data)
+    with pytest.raises(ConfigError, match="no input"):
+        local_sharpen(None, RESOLUTION)
+    capsys.readouterr()
+    assert main(["local", "--resolution", "3.5", "--output-dir", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.strip() == "localsharp local: error: no input: give MAP or --half-maps H1 H2"

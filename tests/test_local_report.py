@@ -44,6 +44,7 @@ def _png(path: Path) -> np.ndarray:
     return image
 
 
+@pytest.mark.slow
 def test_with_and_without_the_resolution_map(tmp_path: Path) -> None:
     density, b, d = _maps()
     with_res, without = tmp_path / "with.png", tmp_path / "without.png"
@@ -104,6 +105,7 @@ def test_the_boxes_are_consumed_once_and_only_numbers_of_boxes_not_skipped_are_k
                                                                                          "unknown": 1}
 
 
+@pytest.mark.slow
 def test_eighty_thousand_boxes_from_a_generator(tmp_path: Path) -> None:
     density, b, d = _maps()
     out = tmp_path / "local_report.png"
@@ -169,3 +171,46 @@ def test_an_existing_report_is_replaced(tmp_path: Path) -> None:
     plot_local_report(out, density, b, _boxes(10))
     _png(out)
     assert [p.name for p in tmp_path.iterdir()] == ["local_report.png"]
+
+
+# ------------------------------------------------------------ colour ranges follow the data
+def _colour_bars(density: np.ndarray, b: np.ndarray) -> list[tuple[float, float, str]]:
+    """(low, high, colour map) of every colour bar of the figure drawn for ``density`` and ``b``."""
+    planes = local_report._central_planes(density, b, None)
+    quantities = [("b_sharpen", local_report.B_SHARPEN_CMAP, "b", True)]
+    fig = local_report._figure(planes, quantities, _box_numbers(_boxes(8)), (1.0, 1.0, 1.0), "t")
+    bars = []
+    for ax in fig.axes:
+        bar = getattr(ax, "_colorbar", None)  # set by fig.colorbar on its axes
+        if bar is not None:
+            bars.append((float(bar.norm.vmin), float(bar.norm.vmax), bar.cmap.name))
+    from localsharp.report.plots import _pyplot
+
+    _pyplot().close(fig)
+    return bars
+
+
+def test_the_colour_bar_spans_the_values_not_a_symmetric_range_around_0() -> None:
+    """Half-map report: equivalent B of 78–87 Å² everywhere. A range centred on 0 (±87) made the panels flat."""
+    density, b, _ = _maps()
+    b = 78.0 + 9.0 * (b - b.min()) / np.ptp(b)
+    [(low, high, cmap)] = _colour_bars(density, b)
+    assert 78.0 <= low < 82.0 and 83.0 < high <= 87.0  # the 2–98 % range of the values, not -87 … 87
+    assert cmap.startswith("Reds")  # one sign: the red half of the diverging map
+
+
+def test_values_on_both_sides_of_0_get_the_diverging_map_with_white_at_0() -> None:
+    from matplotlib.colors import TwoSlopeNorm
+
+    density, b, _ = _maps()
+    b = b - 10.0  # from about -54 to +32: not symmetric
+    planes = local_report._central_planes(density, b, None)
+    masks = [local_report._overlay_alpha(d) for d in planes["density"]]
+    norm, cmap, note = local_report._norm(planes["b_sharpen"], masks, True, local_report.B_SHARPEN_CMAP)
+    assert isinstance(norm, TwoSlopeNorm) and norm.vcenter == 0.0 and cmap == local_report.B_SHARPEN_CMAP
+    values = np.concatenate([p[m > 0] for p, m in zip(planes["b_sharpen"], masks)])
+    assert norm.vmin == pytest.approx(np.percentile(values, 2)) and norm.vmax == pytest.approx(np.percentile(values, 98))
+    negative = local_report._norm([p - 100.0 for p in planes["b_sharpen"]], masks, True, "RdBu_r")
+    assert negative[1] == local_report.SIGNED_NEGATIVE_CMAP and negative[0].vmax < 0
+    resolution = local_report._norm([p + 100.0 for p in planes["b_sharpen"]], masks, False, "RdYlBu_r")
+    assert resolution[1] == "RdYlBu_r" and resolution[0].vmin > 0  # unsigned: its own range, its own map

@@ -130,6 +130,7 @@ def test_half_map_mask_options(hb_phantom, tmp_path: Path) -> None:
         modes.half_map_sharpen(None, h1, h2, res, mask=empty)
 
 
+@pytest.mark.slow
 def test_identical_noise_free_halves_are_accepted(hb_phantom) -> None:
     signal = hb_phantom.signal
     result = modes.half_map_sharpen(None, signal, signal, PHANTOM_RESOLUTION, mask=False, reference="flat")

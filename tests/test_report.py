@@ -83,3 +83,66 @@ def test_a_run_that_keeps_the_input_still_reports_its_search(rdrp_map: Path, tmp
     assert rc == 0
     assert "no_sharpening" in text and "was kept" in text
     assert sum(1 for line in text.splitlines() if line.startswith("         ") and line.strip()[:1] in "*-0123456789") >= 21
+
+
+# ------------------------------------------------ the table says what was applied
+def _bracket_holds_the_shown_value(text: str) -> None:
+    """Wherever a b_sharpen is followed by its bracket, the bracket holds that value."""
+    import re
+
+    found = 0
+    for match in re.finditer(r"(-?\d+\.\d)[^\n(]*\(?[^\n]*?score within its noise for (-?\d+\.\d) \.\.\. (-?\d+\.\d)", text):
+        line = text[text.rfind("\n", 0, match.start()) + 1:text.find("\n", match.end())]
+        shown = re.findall(r"b_sharpen (-?\d+\.\d)", line) or [line.split()[2]]
+        value, low, high = float(shown[-1]), float(match.group(2)), float(match.group(3))
+        assert low - 0.05 <= value <= high + 0.05, line
+        found += 1
+    assert found, text
+
+
+def test_a_kept_input_names_the_search_pick_its_bracket_belongs_to() -> None:
+    summary = _summary(kept=True)
+    summary["b_sharpen_within_noise"] = [5.0, 35.0]  # around the pick (20), not around the applied 0
+    text = _table(summary)
+    line = next(l for l in text.splitlines() if l.strip().startswith("b_sharpen (Å²)"))
+    assert "input kept" in line and "pick was b_iso_to_d_cut b_sharpen 20.0" in line
+    _bracket_holds_the_shown_value(line)
+    assert "d_cut (Å) / k_sharpen / b_blur_hires  - (no sharpening applied)" in text
+
+
+def test_an_applied_b_sharpen_sits_inside_its_bracket() -> None:
+    _bracket_holds_the_shown_value(_table(_summary(kept=False)))
+
+
+def test_the_trial_header_says_the_pick_comes_from_the_smoothed_curve() -> None:
+    text = _table(_summary(kept=False))
+    assert "* = the pick: the maximum of the smoothed score curve" in text
+
+
+def test_an_unmeasured_b_iso_is_said_in_words() -> None:
+    summary = _summary(kept=True)
+    summary.update(b_iso_input=None, b_iso_output=None)
+    line = next(l for l in _table(summary).splitlines() if "B_iso input -> output" in l)
+    assert " - " not in line and line.rstrip()[-1] != "-" and "not measured" in line
+
+
+def test_scale_factor_modes_show_their_factors_and_nothing_they_did_not_use() -> None:
+    summary = _summary(kept=False)
+    summary.update(mode="half_map", method="half_map_sharpening", b_sharpen=52.5, equivalent_b_sharpen=52.5,
+                   target_b_iso=None, trials=[], search_choice=None, b_sharpen_within_noise=None,
+                   shells=[{"d": 20.0}, {"d": 3.0}], box={"reason": "automatic molecule mask"},
+                   shell_scale={"equivalent_b_fit_A": [20.0, 3.2]})
+    text = _table(summary)
+    assert "equivalent b_sharpen (Å²)   52.5" in text and "from 20.0 to 3.20 Å" in text
+    assert "2 shells, centres 20.0 ... 3.00 Å" in text
+    for unused in ("region weight", "target B_iso", "signal-to-noise", "adjusted SA", "d_cut", "  b_sharpen (Å²)"):
+        assert unused not in text, unused
+
+
+def test_the_output_values_row_says_whether_the_map_was_rescaled() -> None:
+    summary = _summary(kept=False)
+    summary["values"] = {"input": {"mean": 0.0123, "sd": 0.0456}, "output": {"mean": -1e-9, "sd": 1.0},
+                         "rescaled": True}
+    assert "rescaled to mean 0, SD 1 (the input: mean 0.0123, SD 0.0456)" in _table(summary)
+    summary["values"]["rescaled"] = False
+    assert "the input's (kept unchanged): mean 0.0123, SD 0.0456" in _table(summary)

@@ -1,5 +1,5 @@
 """The sharpening search (localsharp.sharpening.search) and global_sharpen on boxes, whole maps,
-a realistic blurred model map (ALGORITHM.md §13 oracle 11), both targets and fixed sharpenings."""
+a realistic blurred model map, both targets and fixed sharpenings."""
 
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ def test_fixed_b_sharpen_runs_no_search_and_applies_that_b(blurred_model_map: De
 
 @pytest.mark.slow
 def test_fixed_b_sharpen_uses_the_d_cut_transition_by_default(blurred_model_map: DensityMap) -> None:
-    """ALGORITHM.md §6 step 12: with k_sharpen set and b_iso_to_d_cut among the methods (it is, by
+    """docs/methods.md, search: with k_sharpen set and b_iso_to_d_cut among the methods (it is, by
     default) a fixed sharpening is applied as b_iso_to_d_cut, i.e. blurred by b_blur_hires beyond d_cut."""
     assert "b_iso_to_d_cut" in SearchConfig().methods
     for fixed in ({"b_sharpen": 50.0}, {"b_iso": 40.0}):

@@ -1,4 +1,4 @@
-"""Per-shell scale factors from half maps and models (localsharp.sharpening.shellscale, ALGORITHM.md §7)."""
+"""Per-shell scale factors from half maps and models (localsharp.sharpening.shellscale, docs/methods.md, half maps and model)."""
 
 from __future__ import annotations
 

@@ -107,6 +107,7 @@ def test_rows_recorded_without_the_new_fields_still_load() -> None:
 
 
 # ------------------------------------------------------------- the run
+@pytest.mark.slow
 def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: Path) -> None:
     on = local_sharpen(crop, RESOLUTION, local=LOCAL, store=tmp_path / "on")
     off = local_sharpen(crop, RESOLUTION, local=dataclasses.replace(LOCAL, shrink=False),
@@ -117,11 +118,16 @@ def test_a_run_renders_and_reports_the_shrunk_boxes(crop: DensityMap, tmp_path: 
     moved = 0
     for index, row in rows_on.items():
         recorded = rows_off[index]
-        assert "b_sharpen_applied" not in recorded
-        assert row["sharpening"] == recorded["sharpening"]  # the table keeps the search's pick
+        # without shrinkage every box applies its pick; with it, the table holds what was applied and
+        # the search's pick beside it
+        assert recorded["b_sharpen_applied"] == recorded["b_sharpen_searched"] == pytest.approx(
+            recorded["sharpening"]["b_sharpen"])
+        assert row["b_sharpen_searched"] == pytest.approx(recorded["sharpening"]["b_sharpen"])
         if recorded["sharpening"]["method"] in ("b_iso", "b_iso_to_d_cut"):
             expected = shrunk_b_sharpen(recorded["sharpening"]["b_sharpen"], recorded["b_sharpen_within_noise"])
             assert row["b_sharpen_applied"] == pytest.approx(expected)
+            assert row["sharpening"]["b_sharpen"] == pytest.approx(expected)
+            assert row["status"] == ("sharpened" if expected != 0.0 else "unsharpened")
             moved += expected != recorded["sharpening"]["b_sharpen"]
     assert moved > 0, "no box of the test map was shrunk; the test map does not exercise the rule"
     assert not np.array_equal(on.map.compute().data, off.map.compute().data)
@@ -139,6 +145,7 @@ def test_the_b_sharpen_map_blends_the_applied_b_sharpen_like_the_map(crop: Densi
         assert np.max(np.abs(b_map.data)) > 0.3 * abs(peak)
 
 
+@pytest.mark.slow
 def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap, tmp_path: Path) -> None:
     from localsharp.cli import main
     from localsharp.maps.mrc import write_map

@@ -96,3 +96,16 @@ def test_smoothing_radius_is_two_thirds_of_the_nearest_neighbour_distance() -> N
     centres = [(z, y, x) for z in (10, 30, 50) for y in (10, 30) for x in (10, 30)]
     assert smoothing_radius(centres, (1.5, 1.5, 1.5)) == round(2 / 3 * 20 * 1.5)
     assert smoothing_radius([(5, 5, 5)], (1.0, 1.0, 1.0)) == 10.0
+
+
+def test_the_default_radius_has_the_stride_as_a_floor_in_every_mode() -> None:
+    """The tour map (100³, 1.05 Å): boxes 5 voxels apart along z; ⅔ of that (3 Å) split it almost hard."""
+    from localsharp.tiling.blend import default_radius
+    from localsharp.tiling.boxes import BoxGrid
+
+    voxel = (1.05, 1.05, 1.05)
+    grid = BoxGrid.build((100, 100, 100), 40, 20, 5, ((15, 85), (10, 90), (20, 80)))
+    nearest = grid.nearest_neighbour_distance(voxel)
+    assert nearest < 20 * 1.05
+    assert default_radius(nearest, 20 * 1.05) == round(2 / 3 * 20 * 1.05) == 14.0
+    assert default_radius(30.0, 20.0) == 20.0  # a grid at the stride or wider: ⅔ of its own spacing

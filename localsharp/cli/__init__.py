@@ -3,7 +3,9 @@
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 :func:`main` returns the exit status: 0 on success, 2 for a user error
-(message on one line, no traceback), 1 for an unexpected failure.
+(message on one line, no traceback), 74 for a run stopped by a disk fault or a damaged
+run store (one line, saying whether ``--resume`` continues), 130 when interrupted,
+1 for an unexpected failure (with its traceback).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any, Sequence
+import time
+from typing import Any, NoReturn, Sequence
 
 from ..errors import LocalsharpError
 
@@ -35,6 +38,14 @@ COMMANDS = {
 MISSING_RESOLUTION = "--resolution is required (the map's nominal resolution in Å)"
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: the problem and where the options are listed
+    (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Help that ends with the option's default when it has one and the help text does not say it."""
 
@@ -54,18 +65,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     With ``only`` (a command name) the other commands get bare subparsers, so that their
     modules (and what they import) are not loaded for a run of ``only``.
     """
-    parser = argparse.ArgumentParser(prog="localsharp", description="Automatic sharpening of density maps.")
+    parser = Parser(prog="localsharp", description="Automatic sharpening of density maps.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (module_name, help_text) in COMMANDS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
+            parser.commands[name] = sub.add_parser(name, help=help_text)  # type: ignore[attr-defined]
             continue
         module = importlib.import_module(f".{module_name}", __name__)
         sub_parser = sub.add_parser(name, help=help_text, formatter_class=DefaultsHelpFormatter)
         module.add_arguments(sub_parser)
         sub_parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
         sub_parser.set_defaults(run=module.run)
+        parser.commands[name] = sub_parser  # type: ignore[attr-defined]
     return parser
 
 
@@ -88,7 +101,12 @@ def main(argv: Sequence[str] | None = None, plotter: Any = None) -> int:
         words = list(sys.argv[1:] if argv is None else argv)
         command = next((w for w in words if not w.startswith("-")), None)
         parser = build_parser(command if command in COMMANDS else None)
-        args = parser.parse_args(words)
+        try:
+            args, unknown = parser.parse_known_args(words)
+            if unknown:  # said by the command's own parser (its --help lists the options)
+                parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        except SystemExit as exc:  # --help, --version, or a one-line usage error (Parser.error)
+            return exc.code if isinstance(exc.code, int) else 2
         args.plotter = plotter
         return _run(args)
     finally:
@@ -101,11 +119,17 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s" if args.verbose
                         else f"localsharp {args.command}: warning: %(message)s", stream=sys.stderr)
+    log = logging.getLogger("localsharp.cli")
+    log.info("localsharp %s %s: started", args.command, _version())
+    start = time.perf_counter()
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        log.info("localsharp %s: finished in %.1f s (exit status %d)", args.command, time.perf_counter() - start,
+                 status)
+        return status
     except LocalsharpError as exc:
         print(f"localsharp {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of the run
         sys.stdout = open(os.devnull, "w")
         return 0

@@ -30,7 +30,7 @@ NOT_SLURM = ("workers", "memory_limit", "scheduler_file", "scheduler_address", "
 DEFAULT_JOBS = 2
 SLURM_NOTE = ("slurm job options not given come from the dask-jobqueue site config "
               "(~/.config/dask/jobqueue.yaml, jobqueue.slurm), else the defaults shown; "
-              "the job logs go to OUTPUT_DIR/slurm-logs unless it sets log-directory")
+              "the job logs go to DIR/slurm-logs (DIR: --output-dir) unless it sets log-directory")
 WALLTIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 
 
@@ -44,12 +44,14 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cluster", choices=("local", "slurm"), default="local",
                        help="local: a LocalCluster here (or a running scheduler, or this process); "
                             "slurm: Dask workers submitted as SLURM jobs by dask-jobqueue")
-    group.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the cores)")
+    group.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default: the cores)")
     group.add_argument("--memory-limit", metavar="SIZE",
                        help="memory limit of each LocalCluster worker, e.g. 2GiB (default: Dask's 'auto', "
                             "the machine's memory shared among the workers)")
-    group.add_argument("--scheduler-file", help="connect to a running scheduler (e.g. started under SLURM)")
-    group.add_argument("--scheduler-address", help="connect to a running scheduler at this address")
+    group.add_argument("--scheduler-file", metavar="FILE",
+                       help="connect to a running scheduler (e.g. started under SLURM)")
+    group.add_argument("--scheduler-address", metavar="ADDRESS",
+                       help="connect to a running scheduler at this address, e.g. tcp://node1:8786")
     group.add_argument("--in-process", action="store_true", help="no cluster: run every task in this process")
     group.add_argument("--jobs", type=int, metavar="N",
                        help=f"slurm: keep N worker jobs; a job that ends early is replaced (default {DEFAULT_JOBS})")
@@ -88,6 +90,7 @@ def check_cluster_arguments(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if getattr(args, "scheduler_file", None) and getattr(args, "scheduler_address", None):
         raise ConfigError("give --scheduler-file or --scheduler-address, not both")
+    check_one_cluster(given)
     if getattr(args, "scheduler_file", None) and not Path(args.scheduler_file).exists():
         raise ConfigError(f"scheduler file {args.scheduler_file} does not exist; start the scheduler first "
                           "(e.g. `dask scheduler --scheduler-file FILE`)")
@@ -95,6 +98,18 @@ def check_cluster_arguments(args: argparse.Namespace) -> None:
         check_memory_limit(args.memory_limit)
     if kind == "slurm":
         _check_slurm(args)
+
+
+def check_one_cluster(given: set[str]) -> None:
+    """Refuse options of two kinds of cluster at once (``given``: the dests of the options given), e.g.
+    ``--workers`` (a LocalCluster this command starts) with ``--scheduler-file`` (a running one)."""
+    local = given & {"workers", "memory_limit"}
+    running = given & {"scheduler_file", "scheduler_address"}
+    if local and running:
+        raise ConfigError(f"{_flags(local)} cannot be used with {_flags(running)} (--workers and --memory-limit "
+                          "shape a LocalCluster that this command starts)")
+    if "in_process" in given and (local or running):
+        raise ConfigError(f"--in-process runs no cluster; it cannot be used with {_flags(local | running)}")
 
 
 def _check_slurm(args: argparse.Namespace) -> None:
@@ -169,12 +184,16 @@ def cluster_client(args: argparse.Namespace, out_dir: str | Path, note: Callable
     with _interruptible():
         settings = settings_of(args, out_dir) if getattr(args, "cluster", "local") == "slurm" else None
         client, cluster = _start(args, settings)
+        stopped = False
         try:
             note(_describe(args, client, cluster, settings))
             yield client
+        except BaseException:  # Ctrl-C, or an error the run reports in one line: the closing says nothing more
+            stopped = True
+            raise
         finally:
             with _uninterruptible():
-                _close(client, cluster, note)
+                _close(client, cluster, note, quiet=stopped)
 
 
 def _start(args: argparse.Namespace, settings: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -208,12 +227,25 @@ def _describe(args: argparse.Namespace, client: Any, cluster: Any, settings: dic
             f"each); job logs in {job.get('log_directory') or 'the working directory'}; {describe_client(client)}")
 
 
-def _close(client: Any, cluster: Any, note: Callable[[str], None]) -> None:
+def _close(client: Any, cluster: Any, note: Callable[[str], None], quiet: bool = False) -> None:
+    """Close the client and cluster (cancelling SLURM jobs); ``quiet`` after Ctrl-C or an error: no logs from
+    the closing (tasks cancelled on the workers, comms closed)."""
     if _is_slurm(cluster):
         from ..engine.cluster.slurm import close_slurm
 
-        ids = close_slurm(client, cluster)
+        previous = logging.root.manager.disable
+        if quiet:
+            logging.disable(logging.CRITICAL)
+        try:
+            ids = close_slurm(client, cluster)
+        finally:
+            logging.disable(previous)
         note(f"cancelled SLURM job(s) {', '.join(ids) or '-'}")
+        return
+    if quiet:
+        from ..engine.cluster.client import close_quietly
+
+        close_quietly(client, cluster)
         return
     # Every result is on disk by now: a worker process slow to exit (zarr's I/O thread) is stopped by its
     # nanny, which says so as a warning; that is no news for the user.

@@ -13,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "with the same options would submit it (the scheduler's address is known only then). "
                           "Nothing is submitted.")
     parser.add_argument("--cluster", choices=("slurm",), default="slurm", help="the batch system (slurm)")
-    parser.add_argument("--output-dir", default="localsharp_local",
-                        help="the run's output directory (the job logs go to OUTPUT_DIR/slurm-logs)")
+    parser.add_argument("--output-dir", default="localsharp_local", metavar="DIR",
+                        help="the run's output directory (the job logs go to DIR/slurm-logs; default localsharp_local, "
+                             "as for `local`)")
     add_job_arguments(parser.add_argument_group("worker job", SLURM_NOTE))
 
 

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 from ..api import global_sharpen, load_map, progress
 from ..config import SharpenOptions
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, is_disk_fault
+from ..maps.lock import RunLock
 from . import MISSING_RESOLUTION
+from .cluster_args import check_one_cluster
 from ..report.plot_process import PlotProcess
 from ..report.outputs import planned_outputs, prepare_output_dir, remove_if_unused, write_outputs
 from ..report.summary import print_table, sha256, versions
@@ -22,6 +24,10 @@ from ..sharpening.score import ScoreParams
 from ..sharpening.search import TARGETS, SearchConfig
 
 log = logging.getLogger(__name__)
+#: The lock file of a run in its output directory (removed when the run ends).
+LOCK_FILE = "sharpen.lock"
+#: Where the outputs go unless --output-dir says otherwise (``local`` uses localsharp_local).
+DEFAULT_OUTPUT_DIR = "localsharp_sharpen"
 SEARCH_METHODS = tuple(m for m in METHODS if m not in ("half_map_sharpening", "model_sharpening"))
 
 
@@ -34,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--resolution", type=float, metavar="Å", help="nominal resolution (required; optional for MTZ input, whose d_min is the default)")
     io.add_argument("--mtz", metavar="FILE", help="MTZ map coefficients instead of MAP (crystallographic maps)")
     io.add_argument("--labels", metavar="F,PHI", help="MTZ amplitude,phase labels (default: auto-detect)")
-    io.add_argument("--output-dir", default=".", metavar="DIR", help="directory for the outputs (default: .)")
+    io.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, metavar="DIR",
+                    help=f"directory for the outputs, created if needed (default {DEFAULT_OUTPUT_DIR})")
     io.add_argument("--overwrite", action="store_true", help="replace existing output files")
     io.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     method = parser.add_argument_group("sharpening search")
@@ -175,6 +182,9 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise ConfigError("--labels only applies to --mtz input")
     if args.resolution is None and not args.mtz:
         raise ConfigError(MISSING_RESOLUTION)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    check_one_cluster({name for name in ("workers", "scheduler_file") if getattr(args, name) is not None})
 
 
 def _labels(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -295,7 +305,17 @@ def _run(args: argparse.Namespace, t0: float) -> int:
     given = getattr(args, "plotter", None)
     plotter = given or PlotProcess()
     try:
-        return _sharpen_and_write(args, t0, paths, plotter)
+        # one run at a time writes into a directory (a second one is refused, naming the first)
+        with RunLock(Path(args.output_dir) / LOCK_FILE, "localsharp sharpen"):
+            return _sharpen_and_write(args, t0, paths, plotter)
+    except OSError as exc:
+        remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
+        if not is_disk_fault(exc):
+            raise
+        from .faults import disk_fault
+
+        raise disk_fault(exc, Path(args.output_dir), resumable=False, needed=getattr(args, "output_bytes", None)
+                         ) from None
     except BaseException:
         remove_if_unused(args.output_dir, created)  # a failed run leaves no trace
         raise
@@ -306,6 +326,7 @@ def _run(args: argparse.Namespace, t0: float) -> int:
 
 def _sharpen_and_write(args: argparse.Namespace, t0: float, paths: dict[str, Path], plotter: PlotProcess) -> int:
     result, inputs = _sharpen(args)
+    args.output_bytes = 3 * (1024 + 4 * result.map.data.size)  # two maps and about as much of coefficients
     summary = result.summary()
     summary["input"] = inputs
     summary["input_sha256"] = next(iter(inputs["sha256"].values()), None)

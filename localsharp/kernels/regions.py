@@ -1,6 +1,6 @@
 """Connected regions above a threshold and their surface counts.
 
-These are the hot loops of the adjusted-surface-area score (ALGORITHM.md §4):
+These are the hot loops of the adjusted-surface-area score (docs/methods.md, search):
 
 * :func:`label_members` — 6-connected components of ``data > threshold``
   (face neighbours, no periodic wrapping), as voxel lists
@@ -310,7 +310,7 @@ def threshold_for_count(data: np.ndarray, n_above: int, jit: bool | None = None)
     ``t`` is the ``(n_above + 1)``-th largest value.  A strided sample brackets
     it, one pass counts and collects the bracket (fallback: a full partition).
     This is the exact version of the reference's 10-step bisection (whose
-    result is within (max-min)/2**9 of this value, ALGORITHM.md §13.6); it is
+    result is within (max-min)/2**9 of this value); it is
     affine equivariant, so the score stays invariant to ``a*rho + c``.
     """
     flat = np.ascontiguousarray(data).ravel()

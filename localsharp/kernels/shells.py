@@ -2,7 +2,7 @@
 
 Shells have equal reciprocal-space volume (edges at equal steps of |s|³)
 between the lowest-resolution coefficient and ``1/d_min``, as in the
-half-map/model sharpening of the reference (ALGORITHM.md §7.1).  Sums over
+half-map/model sharpening of the reference (docs/methods.md, half maps and model).  Sums over
 shells count each rfft coefficient with its multiplicity
 (:attr:`FourierGrid.multiplicity`), so they equal sums over the full sphere.
 """

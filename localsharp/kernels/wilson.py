@@ -1,6 +1,6 @@
 """Overall (an)isotropic B-factor of a set of Fourier amplitudes (pure numpy).
 
-ALGORITHM.md §1.3: the reference fits an anisotropic Wilson model by maximum
+As in the reference (docs/methods.md): it fits an anisotropic Wilson model by maximum
 likelihood (xtriage) to reflections with 1.204 Å ≤ d ≤ 11.18 Å and d ≥ the
 nominal resolution, against the expected intensity of a protein.  Here the same
 model is fitted by linear least squares to ``ln |F|²`` of every reflection
@@ -25,7 +25,7 @@ _IT92 = {
 }
 #: Average non-hydrogen atom count per protein residue.
 PROTEIN_COMPOSITION = {"C": 5.0, "N": 1.35, "O": 1.5, "S": 0.04}
-#: Resolution range of the fit (Å), ALGORITHM.md §1.3.
+#: Resolution range of the fit (Å), docs/methods.md, overall B and anisotropy.
 D_FIT_MIN = 1.204
 D_FIT_MAX = 11.18
 
@@ -171,7 +171,7 @@ def normal_equations(amplitudes: np.ndarray, s_xyz: tuple[np.ndarray, np.ndarray
 def anisotropy_correction(fit: WilsonFit, s_xyz: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """Factors replacing the anisotropic fall-off by an isotropic one of the same mean B.
 
-    ``F' = F · exp(+¼ sᵀ B s) · exp(-¼ b̄ |s|²)`` (ALGORITHM.md §1.4).
+    ``F' = F · exp(+¼ sᵀ B s) · exp(-¼ b̄ |s|²)`` (docs/methods.md, overall B and anisotropy).
     """
     n = np.asarray(s_xyz[0]).size
     out = np.empty(n, dtype=np.float32)

@@ -149,7 +149,7 @@ def has_duplicated_last_plane(density: DensityMap) -> bool:
 
     Some crystallographic programs write grid points ``0…N`` inclusive for a
     cell of ``N`` intervals, so plane ``N`` repeats plane ``0``.  As in the
-    reference (ALGORITHM.md §1.1 item 2) this is only recognised when the map
+    reference (docs/methods.md, input checks) this is only recognised when the map
     starts at grid point 0 (ORIGIN and NSTART zero).
     """
     at_zero = all(v == 0 for v in density.nstart) and all(v == 0.0 for v in density.origin)

@@ -21,7 +21,7 @@ from .mtz import read_mtz_map
 MapInput = DensityMap | str | os.PathLike
 #: Fraction of exactly-zero voxels above which a map is reported as closely masked.
 MASKED_ZERO_FRACTION = 0.30
-#: Header label words the reference treats as "map limitations" (ALGORITHM.md §1.1 item 1).
+#: Header label words the reference treats as "map limitations" (docs/methods.md, input checks).
 LIMITATION_WORDS = ("map_is_sharpened", "extract_unique")
 #: Relative tolerance when comparing voxel sizes and positions of maps.
 GEOMETRY_TOLERANCE = 1e-4
@@ -99,7 +99,7 @@ def map_masked_warning(density: DensityMap) -> str | None:
 
 
 def unit_cell_view(density: DensityMap) -> DensityMap:
-    """The map to compute on: without a duplicated last plane (§1.1 item 2), else itself."""
+    """The map to compute on: without a duplicated last plane (docs/methods.md, input checks), else itself."""
     return drop_duplicated_plane(density) if has_duplicated_last_plane(density) else density
 
 
@@ -109,23 +109,25 @@ def check_same_grid(first: DensityMap, first_name: str, second: DensityMap, seco
     Raises
     ------
     InputFileError
-        Naming both maps and what differs (shape, voxel size, origin/nstart).
+        Naming ``second`` (the map being checked) first, then each difference as
+        ``<its value> here, <the other's value> in <first_name>``.
     """
     problems = []
     if first.shape_xyz != second.shape_xyz:
-        problems.append(f"grid {_fmt(first.shape_xyz)} vs {_fmt(second.shape_xyz)} voxels (x, y, z)")
+        problems.append(f"grid {_fmt(second.shape_xyz)} here, {_fmt(first.shape_xyz)} in {first_name} "
+                        "(voxels along x, y, z)")
     if not np.allclose(first.voxel_size, second.voxel_size, rtol=GEOMETRY_TOLERANCE, atol=0):
-        problems.append(f"voxel size {_fmt(first.voxel_size)} vs {_fmt(second.voxel_size)} Å")
+        problems.append(f"voxel size {_fmt(second.voxel_size)} Å here, {_fmt(first.voxel_size)} Å in {first_name}")
     if not np.allclose(first.cell_angles, second.cell_angles, atol=1e-3):
-        problems.append(f"cell angles {_fmt(first.cell_angles)} vs {_fmt(second.cell_angles)}°")
+        problems.append(f"cell angles {_fmt(second.cell_angles)}° here, {_fmt(first.cell_angles)}° in {first_name}")
     tolerance = GEOMETRY_TOLERANCE * 100 * min(first.voxel_size)
     if not np.allclose(first.first_voxel_position, second.first_voxel_position, rtol=0, atol=tolerance):
-        problems.append(f"position of the first voxel {_fmt(first.first_voxel_position)} vs "
-                        f"{_fmt(second.first_voxel_position)} Å (origin {_fmt(first.origin)} / nstart "
-                        f"{_fmt(first.nstart)} vs origin {_fmt(second.origin)} / nstart {_fmt(second.nstart)})")
+        problems.append(f"position of the first voxel {_fmt(second.first_voxel_position)} Å here (origin "
+                        f"{_fmt(second.origin)}, nstart {_fmt(second.nstart)}), {_fmt(first.first_voxel_position)} Å "
+                        f"in {first_name} (origin {_fmt(first.origin)}, nstart {_fmt(first.nstart)})")
     if problems:
-        raise InputFileError(second_name, f"does not match {first_name}: " + "; ".join(problems)
-                             + ". Half maps, map and mask must share one grid")
+        raise InputFileError(second_name, f"not on the grid of {first_name}: " + "; ".join(problems)
+                             + "; half maps, map and mask must share one grid")
 
 
 def _fmt(values: tuple) -> str:

@@ -346,28 +346,41 @@ def _deblur_and_truncate(
 
 
 def write_points_pdb(path: str | os.PathLike, positions: np.ndarray, b_values: np.ndarray,
-                     occupancies: np.ndarray, density: DensityMap) -> None:
+                     occupancies: np.ndarray, density: DensityMap, *, names: list[str] | None = None,
+                     chains: list[str] | None = None, numbers: list[int] | None = None,
+                     remarks: list[str] | None = None) -> None:
     """Write points (Å, x y z, the map's frame) as one-atom residues of a PDB file.
 
     Used for the local-sharpening box centres: the B column carries each box's
     b_sharpen (clipped to the PDB field's −99.99…999.99), the occupancy its status.
     The cell is the map's, so the file overlays the map in Coot or ChimeraX.
+    ``names``, ``chains`` and ``numbers`` give each point's residue name (default ``BOX``),
+    chain (default ``A``) and residue number (default 1, 2, …); ``remarks`` are written as
+    ``REMARK 250`` lines at the top.
     """
     structure = gemmi.Structure()
     structure.cell = gemmi.UnitCell(*density.cell_lengths, *density.cell_angles)
     structure.spacegroup_hm = "P 1"
     model = gemmi.Model("1")
-    chain = gemmi.Chain("A")
-    for i, (xyz, b, occ) in enumerate(zip(np.asarray(positions, float), b_values, occupancies), start=1):
+    by_chain: dict[str, gemmi.Chain] = {}
+    for i, (xyz, b, occ) in enumerate(zip(np.asarray(positions, float), b_values, occupancies)):
+        chain_id = chains[i] if chains is not None else "A"
+        if chain_id not in by_chain:
+            by_chain[chain_id] = gemmi.Chain(chain_id)
         residue = gemmi.Residue()
-        residue.name, residue.seqid, residue.het_flag = "BOX", gemmi.SeqId(i, " "), "H"
+        number = numbers[i] if numbers is not None else i + 1
+        residue.name, residue.seqid, residue.het_flag = (names[i] if names is not None else "BOX",
+                                                         gemmi.SeqId(int(number), " "), "H")
         atom = gemmi.Atom()
         atom.name, atom.element = "C", gemmi.Element("C")
         atom.pos = gemmi.Position(*xyz)
         atom.b_iso = float(np.clip(b, -99.99, 999.99))
         atom.occ = float(occ)
         residue.add_atom(atom)
-        chain.add_residue(residue)
-    model.add_chain(chain)
+        by_chain[chain_id].add_residue(residue)
+    for chain in (by_chain.values() if by_chain else [gemmi.Chain("A")]):
+        model.add_chain(chain)
     structure.add_model(model)
+    if remarks:
+        structure.raw_remarks = [f"REMARK 250 {line}"[:80] for line in remarks]
     structure.write_pdb(str(path))

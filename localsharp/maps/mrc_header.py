@@ -107,12 +107,13 @@ def check_size(path: Path, header: np.recarray, gz: bool) -> None:
         expected %= 2**32
     if actual != expected:
         dims = f"{int(header.nx)}x{int(header.ny)}x{int(header.nz)}"
+        described = f"header (NX x NY x NZ = {dims}, mode {int(header.mode)}, NSYMBT {int(header.nsymbt)})"
+        if gz:  # the size comes from the gzip trailer: a truncated .gz ends in arbitrary bytes there
+            raise InputFileError(path, f"gzip file does not hold the map its {described} describes: it says "
+                                       f"{actual} bytes uncompressed, the header implies {expected}; the .gz file "
+                                       "is truncated or damaged")
         what = "truncated" if actual < expected else "longer than its header says"
-        raise InputFileError(
-            path,
-            f"file is {what}: header (NX x NY x NZ = {dims}, mode {int(header.mode)}, "
-            f"NSYMBT {int(header.nsymbt)}) implies {expected} bytes of map, found {actual}",
-        )
+        raise InputFileError(path, f"file is {what}: {described} implies {expected} bytes of map, found {actual}")
 
 
 def file_axes(header: np.recarray) -> tuple[int, int, int]:

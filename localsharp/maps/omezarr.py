@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputFileError
+from . import checksums
 from .source import MapSource, geometry_of, header_density
 
 NGFF_VERSION = "0.5"
@@ -108,7 +109,8 @@ def create_image(path: str | os.PathLike, geometry: Any, chunks: tuple[int, int,
     Returns
     -------
     zarr.Array
-        The array ``path/0``, indexed ``[z, y, x]``, fill value 0.
+        The array ``path/0``, indexed ``[z, y, x]``, fill value 0; every chunk ends with its CRC32C
+        and every chunk is written (:mod:`.checksums`).
     """
     import zarr
 
@@ -123,8 +125,8 @@ def create_image(path: str | os.PathLike, geometry: Any, chunks: tuple[int, int,
     attributes = {"ome": ngff_attributes(geometry, name or path.name.split(".")[0]),
                   "localsharp": header_attributes(geometry)}
     group = zarr.create_group(str(path), zarr_format=3, overwrite=overwrite, attributes=attributes)
-    return group.create_array("0", shape=shape, chunks=tuple(int(c) for c in chunks), dtype=dtype,
-                              fill_value=0, dimension_names=list(AXES))
+    return checksums.create_array(group, "0", shape=shape, chunks=tuple(int(c) for c in chunks), dtype=dtype,
+                                  fill_value=0, dimension_names=list(AXES))
 
 
 def slowest_axis(source: MapSource) -> int:

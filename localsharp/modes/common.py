@@ -8,9 +8,12 @@ higher (``discard_if_worse``) and builds the :class:`~localsharp.report.result.S
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,29 @@ log = logging.getLogger("localsharp.api")
 progress = logging.getLogger("localsharp.progress")
 #: Resolutions at or above this (Å) get the "sharpening is rarely useful" warning.
 LOW_RESOLUTION = 10.0
+#: Set while a mode runs for a caller that reports ``result.warnings`` itself (a task on a Dask
+#: worker, the overall pass of a local run): the warnings are then returned, not logged.
+_WARNINGS_RETURNED = contextvars.ContextVar("localsharp_warnings_returned", default=False)
+
+
+@contextlib.contextmanager
+def warnings_returned() -> Iterator[None]:
+    """For the block: a mode's warnings go to ``result.warnings`` only, not to the log.
+
+    A caller that runs a mode where its log is not seen (a Dask worker) or that reports the
+    warnings itself uses this, so that each warning reaches the user exactly once.
+    """
+    token = _WARNINGS_RETURNED.set(True)
+    try:
+        yield
+    finally:
+        _WARNINGS_RETURNED.reset(token)
+
+
+def warn(message: str) -> None:
+    """Log a warning of a mode as it arises, unless the caller reports them (:func:`warnings_returned`)."""
+    if not _WARNINGS_RETURNED.get():
+        log.warning(message)
 
 
 def options_from_kwargs(resolution: float, options: dict[str, Any]) -> SharpenOptions:
@@ -70,7 +96,7 @@ def opening_checks(density: DensityMap, name: str, resolution: float, opts: Shar
     if resolution >= LOW_RESOLUTION:
         warnings.append(f"resolution {resolution} Å is low (≥ {LOW_RESOLUTION:g} Å); sharpening is rarely useful")
     for w in warnings:
-        log.warning(w)
+        warn(w)
     return warnings
 
 
@@ -138,10 +164,11 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
     if (opts.discard_if_worse and search is not None and sharpening.method != "no_sharpening"
             and score(score_in) > score(score_out)):
         discarded = True
-        warnings = warnings + [
-            f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
-            f"sharpened map ({score(score_out):.3f}); the input map is kept "
-            "(--no-discard-if-worse to keep the sharpened map)"]
+        kept = (f"the input map scores higher ({target} {score(score_in):.3f}) than the best "
+                f"sharpened map ({score(score_out):.3f}); the input map is kept "
+                "(--no-discard-if-worse to keep the sharpened map)")
+        warn(kept)
+        warnings = warnings + [kept]
         sharpening = Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)
         factors = np.ones_like(factors)
         del out_data  # the sharpened map is not kept: free it before the copy
@@ -150,19 +177,27 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
         warnings = warnings + region_warnings(box, box_solvent.solvent_fraction, search.region_weight,
                                               search.calibration is not None and not search.calibration.fallback)
     d_fit = sharpening.d_cut or opts.resolution
-    b_out = whole.measure_b_iso(factors, d_fit=d_fit) if sharpening.method != "no_sharpening" else whole.b_iso
+    b_in = whole.b_iso if whole.b_iso_fitted else None  # the fit's fallback is no measurement
+    b_out = whole.measure_b_iso(factors, d_fit=d_fit) if sharpening.method != "no_sharpening" else b_in
     d_before, amp_before = whole.shell_mean_amplitude(20)
     _, amp_after = whole.shell_mean_amplitude(20, factors=factors)
     timings["apply"] = time.perf_counter() - t
     progress.info("applied to the whole map and scored (%.1f s)", timings["apply"])
+    values = {"input": mean_sd(density.data), "output": mean_sd(out_data),
+              "rescaled": sharpening.method != "no_sharpening"}
     return SharpenResult(
-        map=density.with_data(out_data), sharpening=sharpening, search=search, options=opts,
-        b_iso_input=whole.b_iso if whole.b_iso_fitted else None, b_iso_output=b_out, d_min=whole.d_min,
+        values=values, map=density.with_data(out_data), sharpening=sharpening, search=search, options=opts,
+        b_iso_input=b_in, b_iso_output=b_out, d_min=whole.d_min,
         solvent=solvent, box_solvent=box_solvent, box=box, region_weight=region_weight,
         score_output=score_out, score_input=score_in, b_cart_removed=whole.b_cart,
         amplitudes={"d": d_before.tolist(), "before": amp_before.tolist(), "after": amp_after.tolist()},
         applicable=applicability(search, opts, discarded), warnings=warnings, timings_s=timings,
         discarded=discarded, shells=shells, mode=mode)
+
+
+def mean_sd(data: np.ndarray) -> dict[str, float]:
+    """Mean and SD of a map's values (float64 sums)."""
+    return {"mean": float(data.mean(dtype=np.float64)), "sd": float(data.std(dtype=np.float64))}
 
 
 def applicability(search: SearchResult | None, opts: SharpenOptions, discarded: bool = False) -> dict[str, Any]:
@@ -184,5 +219,6 @@ def applicability(search: SearchResult | None, opts: SharpenOptions, discarded: 
         return {"value": True, "reason": f"best score with method {chosen.method}"}
     grid_ends = {t.sharpening.b_iso_target for t in search.trials if t.sharpening.method == chosen.method}
     if chosen.b_iso_target is not None and grid_ends and chosen.b_iso_target in (min(grid_ends), max(grid_ends)):
-        return {"value": False, "reason": f"best target B {chosen.b_iso_target:.1f} lies at the end of the search range"}
+        return {"value": False, "reason": f"best target B {chosen.b_iso_target:.1f} lies at the end of the search range: "
+                                          "applied, but it is a bound, not an optimum"}
     return {"value": True, "reason": f"score maximum inside the search range, S/N {sn:.1f}"}

@@ -1,4 +1,4 @@
-"""Half-map sharpening (ALGORITHM.md §7; ``half_map_sharpen``).
+"""Half-map sharpening (docs/methods.md, half maps and model; ``half_map_sharpen``).
 
 The FSC of the half maps inside a soft molecule mask (given, or automatic from the local
 covariance of the half maps) gives per-shell factors that scale the map towards its de-blurred
@@ -32,7 +32,7 @@ from .scaled import finish_scaled, mask_bounds, start_mode
 def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapInput, resolution: float, *,
                      options: SharpenOptions | None = None, mask: MapInput | bool | None = None,
                      reference: str = "signal", n_bins: int = N_BINS, **kwargs: Any) -> SharpenResult:
-    """Sharpen a map with per-shell factors from two half maps (§7; ``half_map_sharpening``).
+    """Sharpen a map with per-shell factors from two half maps (docs/methods.md, half maps and model; ``half_map_sharpening``).
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def half_map_sharpen(map_or_none: MapInput | None, half1: MapInput, half2: MapIn
     middle resolutions and nearly removes the lowest shell); the automatic
     mask uses the half maps' local covariance (the reference's cctbx-only
     path has no mask); factors are interpolated by resolution, not shell
-    index (§7.6).
+    index (docs/methods.md, half maps and model).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

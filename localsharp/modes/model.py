@@ -1,8 +1,8 @@
-"""Model-based sharpening (ALGORITHM.md §7.4; ``model_sharpen``).
+"""Model-based sharpening (docs/methods.md, half maps and model; ``model_sharpen``).
 
 The correlation of the map with a B = 0 model map, inside a soft mask around the model's atoms,
 gives per-shell factors that match the map's spectrum to the model's, weighted by the corrected
-map–model correlation (§7.4–7.5).  The mask serves the statistics only; the whole map is sharpened.
+map–model correlation (docs/methods.md, half maps and model).  The mask serves the statistics only; the whole map is sharpened.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def model_sharpen(map_or_path: MapInput, model: str | os.PathLike | gemmi.Struct
                   options: SharpenOptions | None = None, model_rms: float | None = None,
                   fraction_complete: float | None = None, mask_radius: float | None = None,
                   n_bins: int = N_BINS, **kwargs: Any) -> SharpenResult:
-    """Sharpen a map with per-shell factors from its agreement with an atomic model (§7.4; ``model_sharpening``).
+    """Sharpen a map with per-shell factors from its agreement with an atomic model (docs/methods.md, half maps and model; ``model_sharpening``).
 
     Parameters
     ----------

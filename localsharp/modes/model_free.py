@@ -1,8 +1,7 @@
-"""Model-free sharpening (``global_sharpen``): the search of ALGORITHM.md §6 on the analysis box, applied to the whole map."""
+"""Model-free sharpening (``global_sharpen``): the search (docs/methods.md) on the analysis box, applied to the whole map."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from ..config import SharpenOptions
-from ..kernels.masks import box_edge_mask
 from ..maps.density import DensityMap
 from ..maps.loading import load_map, unit_cell_view
 from ..report.result import SharpenResult
@@ -18,7 +16,7 @@ from ..sharpening import solvent
 from ..sharpening.box import Bounds, BoxChoice, choose_box, select_profiles
 from ..sharpening.region import choose_region, region_parts
 from ..sharpening.search import search_sharpening
-from ..sharpening.solvent import (SolventEstimate, analysis_box_solvent, estimate_solvent, local_variance,
+from ..sharpening.solvent import (SolventEstimate, estimate_solvent, local_variance,
                                   molecule_from_variance, pooled_solvent)
 from ..tiling.occupancy import BLOCK as COUNT_BLOCK, block_counts
 from ..sharpening.spectrum import Spectrum
@@ -58,7 +56,7 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     The sharpening is determined on the density-selected box (or the whole
     map) by :func:`~localsharp.sharpening.search.search_sharpening` — the same
     function local sharpening runs on each box — then applied to the whole
-    map, whose anisotropy is estimated and removed independently (§6 step 11).
+    map, whose anisotropy is estimated and removed independently (docs/methods.md, search).
     The output is sigma-scaled (mean 0, rms 1), like the reference's.
     """
     timings: dict[str, float] = {}

@@ -12,10 +12,10 @@ from ..kernels.masks import bounding_box
 from ..maps.density import DensityMap
 from ..report.result import SharpenResult
 from ..sharpening.box import BoxChoice
-from ..sharpening.shellscale import ShellScale
+from ..sharpening.shellscale import ShellScale, equivalent_b, equivalent_b_fit_range
 from ..sharpening.solvent import SolventEstimate, estimate_solvent
 from ..sharpening.spectrum import Spectrum
-from .common import finish_sharpening, opening_checks, progress, resolve_options
+from .common import finish_sharpening, opening_checks, progress, resolve_options, warn
 
 
 def start_mode(density: DensityMap, name: str, resolution: float, options: SharpenOptions | None,
@@ -49,14 +49,20 @@ def finish_scaled(density: DensityMap, whole: Spectrum, scale: ShellScale, opts:
             box: BoxChoice, warnings: list[str], timings: dict[str, float], mode: str,
             t0: float) -> SharpenResult:
     """Apply per-shell scale factors to the whole map (:func:`~.common.finish_sharpening`) and record them."""
-    result = finish_sharpening(density, whole, scale.to_sharpening(), opts, search=None, solvent=solvent,
+    for note in scale.notes:
+        warn(note)
+    # b_sharpen of a shell table: the factors' equivalent B (reporting only; the factors are applied shell
+    # by shell), as the local scale-factor modes record it
+    sharpening = scale.to_sharpening().replace(b_sharpen=equivalent_b(scale, opts.resolution))
+    result = finish_sharpening(density, whole, sharpening, opts, search=None, solvent=solvent,
                                    box=box, box_solvent=solvent, warnings=warnings + list(scale.notes),
                                    timings=timings, shells=scale.rows(), mode=mode)
     applicable = {"value": True, "reason": f"{scale.method} scale factors from {scale.stats.n_shells} shells"}
     if scale.method == "model_sharpening" and scale.notes:
         applicable = {"value": False, "reason": scale.notes[0]}
     result.applicable = applicable
-    result.shell_scale = scale.summary()
+    result.shell_scale = {**scale.summary(), "equivalent_b_sharpen": sharpening.b_sharpen,
+                          "equivalent_b_fit_A": equivalent_b_fit_range(scale, opts.resolution)}
     result.timings_s["total"] = time.perf_counter() - t0
     return result
 

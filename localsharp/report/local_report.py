@@ -8,6 +8,7 @@ whole map, so it works on zarr arrays of any size; docs/plots.md says how to rea
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
@@ -21,8 +22,11 @@ import numpy as np
 
 from .plots import _pyplot, _save
 
-#: Colour map of b_sharpen: diverging around 0 (blue = less sharpening than overall, red = more).
+#: Colour map of b_sharpen: diverging around 0 (blue = less sharpening than overall, red = more) when its
+#: values lie on both sides of 0; else the half of it on their side (:func:`_norm`).
 B_SHARPEN_CMAP = "RdBu_r"
+SIGNED_POSITIVE_CMAP = "Reds"
+SIGNED_NEGATIVE_CMAP = "Blues_r"
 #: Colour map of the local resolution: RdYlBu reversed, so that the smallest d (the finest detail)
 #: is blue and the largest red, the colours of ResMap.
 RESOLUTION_CMAP = "RdYlBu_r"
@@ -35,6 +39,9 @@ OVERLAY_ALPHA = 0.8
 #: axis of the plane, as indices into (z, y, x).
 PLANES = (("XY plane", 0, (1, 2)), ("XZ plane", 1, (0, 2)), ("YZ plane", 2, (0, 1)))
 AXIS_NAMES = ("z", "y", "x")
+#: PNG text key holding the numbers the histograms show (JSON: counts by status, median and mean
+#: b_sharpen applied), so that a reader or a test can check the figure against the summary.
+NUMBERS_KEY = "localsharp boxes"
 
 
 @dataclass
@@ -44,6 +51,14 @@ class _BoxNumbers:
     b_sharpen: np.ndarray
     resolution: np.ndarray
     by_status: dict[str, int]
+
+    def described(self) -> dict[str, Any]:
+        """What the histograms show, as numbers (stored in the PNG's text chunk :data:`NUMBERS_KEY`)."""
+        b = self.b_sharpen
+        return {"boxes_by_status": dict(self.by_status), "n_b_sharpen_applied": int(b.size),
+                "median_b_sharpen_applied": float(np.median(b)) if b.size else None,
+                "mean_b_sharpen_applied": float(b.mean()) if b.size else None,
+                "n_local_resolution": int(self.resolution.size)}
 
     @property
     def not_skipped(self) -> int:
@@ -98,7 +113,9 @@ def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[
     Row 1, b_sharpen applied: 0 (white) means the region got the overall sharpening, red more
     sharpening (a larger b_sharpen), blue less (or blurring).  Row 2, only with half maps, the
     local resolution: blue is finer detail (a smaller d in Å), red coarser.  One colour bar per row
-    gives the scale (the range covers 2–98 % of the values under the contour of the three planes).
+    gives the scale: it covers 2–98 % of the values under the contour of the three planes; b_sharpen
+    values on both sides of 0 get the diverging map with white at 0, values of one sign only the
+    reds (above 0) or the blues (below 0), white at the end nearest 0.
     The last row holds histograms over the boxes that were searched (not skipped): the b_sharpen
     each applies and, when known, its local resolution, with the number of boxes and the median in
     each title.  A panel with nothing to show (a constant or empty plane, no numbers) holds a note
@@ -110,7 +127,7 @@ def plot_local_report(path: Path, density: Any, b_sharpen: Any, boxes: Iterable[
     if resolution_map is not None:
         quantities.append(("resolution", RESOLUTION_CMAP, RESOLUTION_LABEL, False))
     fig = _figure(planes, quantities, numbers, tuple(float(v) for v in voxel_zyx), title)
-    _write_atomically(fig, Path(path))
+    _write_atomically(fig, Path(path), {NUMBERS_KEY: json.dumps(numbers.described())})
 
 
 def _central_planes(density: Any, b_sharpen: Any, resolution: Any | None) -> dict[str, list[np.ndarray]]:
@@ -164,8 +181,8 @@ def _figure(planes: dict[str, list[np.ndarray]], quantities: list[tuple[str, str
                             bottom=0.5 / height, top=1.0 - 0.75 / height, hspace=0.45)
     masks = [_overlay_alpha(d) for d in planes["density"]]
     shape = (planes["density"][1].shape[0], planes["density"][0].shape[0], planes["density"][0].shape[1])
-    for row, (key, cmap_name, label, centred) in enumerate(quantities):
-        norm, note = _norm(planes[key], masks, centred)
+    for row, (key, cmap_name, label, signed) in enumerate(quantities):
+        norm, cmap_name, note = _norm(planes[key], masks, signed, cmap_name)
         cmap = plt.get_cmap(cmap_name).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
         cells = grid[row, 0].subgridspec(1, 2, width_ratios=(3, 0.05), wspace=0.04)
         panels = cells[0, 0].subgridspec(1, 3, wspace=0.3)
@@ -203,22 +220,30 @@ def _overlay_alpha(density: np.ndarray) -> np.ndarray:
     return alpha
 
 
-def _norm(planes: list[np.ndarray], masks: list[np.ndarray], centred: bool) -> tuple[Any, str]:
-    """The colour scale of one quantity over its three planes, and a note when it has nothing to show."""
-    from matplotlib.colors import Normalize
+def _norm(planes: list[np.ndarray], masks: list[np.ndarray], signed: bool, cmap_name: str) -> tuple[Any, str, str]:
+    """The colour scale of one quantity over its three planes: (norm, colour map, note when nothing to show).
+
+    The range is the 2–98 % range of the values under the contour, whatever the quantity.  A
+    signed quantity (b_sharpen: 0 = the overall sharpening or no sharpening) whose values lie on
+    both sides of 0 gets the diverging map with white at 0; values all of one sign get the
+    matching half of it (reds above 0, blues below), so that 0 stays white and the colours
+    spread over the values the map holds.
+    """
+    from matplotlib.colors import Normalize, TwoSlopeNorm
 
     values = np.concatenate([p[(m > 0) & np.isfinite(p)] for p, m in zip(planes, masks)])
     if values.size == 0:  # the panels say why (no contour, no values under it)
-        return Normalize(-1.0, 1.0) if centred else Normalize(0.0, 1.0), ""
+        return (Normalize(-1.0, 1.0) if signed else Normalize(0.0, 1.0)), cmap_name, ""
     low, high = (float(v) for v in np.percentile(values, (2.0, 98.0)))
-    if centred:
-        reach = max(abs(low), abs(high))
-        if reach == 0.0:
-            return Normalize(-1.0, 1.0), "0 under the contour:\nthe overall sharpening everywhere"
-        return Normalize(-reach, reach), ""
     if high <= low:
-        return Normalize(low - 0.5, low + 0.5), f"{low:.3g} everywhere under the contour"
-    return Normalize(low, high), ""
+        if signed and low == 0.0:
+            return Normalize(-1.0, 1.0), cmap_name, "0 under the contour:\nthe overall sharpening everywhere"
+        return Normalize(low - 0.5, low + 0.5), cmap_name, f"{low:.3g} everywhere under the contour"
+    if not signed:
+        return Normalize(low, high), cmap_name, ""
+    if low < 0.0 < high:
+        return TwoSlopeNorm(vcenter=0.0, vmin=low, vmax=high), cmap_name, ""
+    return Normalize(low, high), (SIGNED_POSITIVE_CMAP if low >= 0.0 else SIGNED_NEGATIVE_CMAP), ""
 
 
 def _panel(ax: Any, density: np.ndarray, quantity: np.ndarray, alpha: np.ndarray, cmap: Any, norm: Any,
@@ -283,11 +308,11 @@ def _status_text(by_status: dict[str, int]) -> str:
     return f"{sum(by_status.values())} boxes ({parts})"
 
 
-def _write_atomically(fig: Any, path: Path) -> None:
-    """Render ``fig`` to a temporary PNG beside ``path`` and rename it onto ``path``."""
+def _write_atomically(fig: Any, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Render ``fig`` to a temporary PNG beside ``path`` (with ``metadata`` as PNG text) and rename it onto ``path``."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # mode from the umask
     try:
-        _save(fig, temporary)  # its margins do not move this figure: the grid has its own
+        _save(fig, temporary, metadata=metadata)  # its margins do not move this figure: the grid has its own
         os.replace(temporary, path)
     except BaseException:
         _pyplot().close(fig)

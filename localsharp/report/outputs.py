@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
 from ..maps.atomic import AtomicSet
+from ..maps.checksums import output_checksums
 from ..maps.mrc import write_map, write_map_like
 from ..maps.mtz import write_map_coefficients
 from .plot_process import PlotProcess, job, render
@@ -51,13 +53,24 @@ def prepare_output_dir(output_dir: str | os.PathLike, paths: dict[str, Path], ov
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{directory}: cannot create output directory ({exc.strerror})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(f"{directory}: output directory is not writable")
+    check_writable(directory)
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"{existing[0]}: already exists ({len(existing)} output file(s) present); "
                           "use --overwrite to replace them or choose another --output-dir")
     return created
+
+
+def check_writable(directory: str | os.PathLike, what: str = "output directory") -> None:
+    """Refuse a directory this process cannot create files in (one line, OutputError): a file is made and
+    removed there, which also catches read-only mounts, ACLs and root-squashed NFS that ``os.access`` misses."""
+    directory = Path(directory)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".localsharp-probe.", dir=directory)
+    except OSError as exc:
+        raise OutputError(f"{directory}: {what} is not writable ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def remove_if_unused(output_dir: str | os.PathLike, created: bool) -> None:
@@ -81,23 +94,26 @@ def write_outputs(result: Any, summary: dict[str, Any], paths: dict[str, Path], 
     label = f"localsharp {summary['mode']}: {summary['method']} b_sharpen {summary['b_sharpen']:.1f}"
     summary["outputs"] = {role: str(path) for role, path in paths.items()}
     with AtomicSet(overwrite=overwrite) as files:
-        jobs = [job("plot_amplitudes", files.stage(paths["amplitude_plot"]), summary)]
+        staged = {role: files.stage(path) for role, path in paths.items()}
+        jobs = [job("plot_amplitudes", staged["amplitude_plot"], summary)]
         if "score_plot" in paths:
-            jobs.insert(0, job("plot_score_vs_b", files.stage(paths["score_plot"]), summary))
+            jobs.insert(0, job("plot_score_vs_b", staged["score_plot"], summary))
         if "fsc_plot" in paths:
-            jobs.append(job("plot_fsc", files.stage(paths["fsc_plot"]), summary["shells"] or [], summary["resolution"]))
+            jobs.append(job("plot_fsc", staged["fsc_plot"], summary["shells"] or [], summary["resolution"]))
         if plotter is not None:
             plotter.submit(jobs)
-        sharpened = write_map(files.stage(paths["sharpened_map"]), result.map, overwrite=True, label=label)
+        sharpened = write_map(staged["sharpened_map"], result.map, overwrite=True, label=label)
         # the same voxels with the origin at (0, 0, 0): a copy of the file with a new header
-        write_map_like(files.stage(paths["shifted_sharpened_map"]), result.map.origin_shifted(), sharpened,
+        write_map_like(staged["shifted_sharpened_map"], result.map.origin_shifted(), sharpened,
                        overwrite=True, label=label)
-        write_map_coefficients(files.stage(paths["map_coefficients"]), result.map, result.d_min, overwrite=True)
+        write_map_coefficients(staged["map_coefficients"], result.map, result.d_min, overwrite=True)
         if plotter is not None:
             plotter.finish()
         else:
             render(jobs)
-        write_json(files.stage(paths["summary"]), summary)
+        # the proof the outputs carry: checked by `localsharp info --verify OUTPUT_DIR`
+        summary["checksums"] = output_checksums({paths[r].name: f for r, f in staged.items() if r != "summary"})
+        write_json(staged["summary"], summary)
     if overwrite:
         _remove_stale(paths)
     return {role: str(path) for role, path in paths.items()}

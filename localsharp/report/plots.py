@@ -48,10 +48,11 @@ def warm_up() -> None:
 TITLE_Y = 1.01
 
 
-def _save(fig: Any, path: Path, top: float = 0.93, bottom: float = 0.12) -> None:
+def _save(fig: Any, path: Path, top: float = 0.93, bottom: float = 0.12,
+          metadata: dict[str, str] | None = None) -> None:
     plt = _pyplot()
     fig.subplots_adjust(left=0.15, right=0.97, bottom=bottom, top=top, hspace=0.12)
-    fig.savefig(path, format="png", dpi=90)
+    fig.savefig(path, format="png", dpi=90, metadata=metadata)
     plt.close(fig)
 
 

@@ -15,7 +15,8 @@ import time
 from typing import TextIO
 
 #: Words shown for the stages of a local run.
-STAGE_LABELS = {"checks": "voxels checked (slabs)", "overall": "overall sharpening",
+STAGE_LABELS = {"checks": "voxels checked (slabs)", "mean": "mean of the half maps (slabs)",
+                "overall": "overall sharpening",
                 "boxes": "boxes searched", "tiles": "tiles blended"}
 BAR_WIDTH = 28
 #: Seconds between two redraws of the bar.

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import SharpenOptions
 from ..maps.density import DensityMap
 from ..sharpening.box import BoxChoice
-from ..sharpening.functions import Sharpening
+from ..sharpening.functions import SHELL_METHODS, Sharpening
 from ..sharpening.score import MapMeasures
 from ..sharpening.search import SearchResult
 from ..sharpening.solvent import SolventEstimate
@@ -27,7 +27,10 @@ class SharpenResult:
     map : DensityMap
         The sharpened map on the input grid, header geometry of the input.
     sharpening : Sharpening
-        The sharpening applied.
+        The sharpening applied.  For the half-map and model modes (a per-shell table) its
+        ``b_sharpen`` is the factors' *equivalent B* (the B of the ``exp(B·s²/4)`` closest to
+        them up to the resolution): a number to compare, not what was applied; the summary
+        names it ``equivalent_b_sharpen`` too.
     search : SearchResult or None
         Trial table and search diagnostics (None when the sharpening was fixed).
     b_iso_input, b_iso_output : float or None
@@ -59,6 +62,8 @@ class SharpenResult:
     mode: str = "model_free"
     shell_scale: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Mean and SD of the input and output values, and whether the output was rescaled (mean 0, rms 1)
+    values: dict[str, Any] | None = None
 
     @property
     def signal_to_noise(self) -> float | None:
@@ -76,6 +81,7 @@ class SharpenResult:
             "b_iso_analysis_box": self.search.b_iso_original if self.search else None,
             "b_iso_output": self.b_iso_output,
             "b_sharpen": s.b_sharpen,
+            "equivalent_b_sharpen": s.b_sharpen if s.method in SHELL_METHODS else None,
             "target_b_iso": target,
             "k_sharpen": s.k_sharpen,
             "d_cut": s.d_cut if s.d_cut is not None else self.options.resolution,
@@ -110,6 +116,7 @@ class SharpenResult:
             "shells": self.shells,
             "shell_scale": self.shell_scale,
             "amplitudes": self.amplitudes,
+            "values": self.values,
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "options": jsonable(self.options.to_dict()),
         }

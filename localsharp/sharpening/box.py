@@ -1,4 +1,4 @@
-"""Choosing the sub-volume on which the sharpening is determined (ALGORITHM.md §5).
+"""Choosing the sub-volume on which the sharpening is determined (docs/methods.md, analysis box).
 
 Three selections are offered:
 
@@ -8,7 +8,7 @@ Three selections are offered:
 * :func:`centred_box_bounds`: a box of given size around a given centre.
 * :func:`segmented_region_bounds`: the bounding box of the largest (or, with
   ``use_weak_density``, a weaker) connected region at the contour where the
-  regions have about the size expected for 50-residue pieces (§5 item 3);
+  regions have about the size expected for 50-residue pieces (docs/methods.md, analysis box);
   a box of given size is then centred on it.
 
 Boxes cut around a centre get a buffer of 1.5 × resolution for a soft edge
@@ -98,7 +98,7 @@ def _axis_span(profile: np.ndarray, threshold_fraction: float) -> tuple[int, int
 
 def density_select_bounds(data: np.ndarray, voxel_size: tuple[float, float, float], *,
                           threshold_fraction: float = 0.05, cushion: float = 3.0) -> Bounds:
-    """Bounds of the box enclosing the main density (§5 item 2) of ``data`` (indexed ``[z, y, x]``,
+    """Bounds of the box enclosing the main density (docs/methods.md, analysis box) of ``data`` (indexed ``[z, y, x]``,
     voxel edges ``voxel_size`` in Å, also z, y, x): along each axis, the slabs whose density profile
     rises above ``threshold_fraction`` of its range, padded by ``cushion`` Å on each side."""
     faces, profiles = select_profiles(data)
@@ -163,7 +163,7 @@ def centred_box_bounds(shape: tuple[int, int, int], centre_index: tuple[float, f
     return tuple(bounds)  # type: ignore[return-value]
 
 
-#: Residues per expected region of the segmentation (§5 item 3).
+#: Residues per expected region of the segmentation (docs/methods.md, analysis box).
 RESIDUES_PER_REGION = 50
 #: Å³ of protein per residue (110 Da × 1.23 Å³/Da).
 VOLUME_PER_RESIDUE = 110.0 * 1.23
@@ -229,7 +229,7 @@ def segmentation_threshold(data: np.ndarray, solvent_fraction: float, voxel_volu
 
 def segmented_region_bounds(data: np.ndarray, solvent_fraction: float, voxel_size: tuple[float, float, float], *,
                             use_weak_density: bool = False) -> tuple[Bounds, str]:
-    """Bounding box (z, y, x half-open) of the region the segmentation box is centred on (§5 item 3).
+    """Bounding box (z, y, x half-open) of the region the segmentation box is centred on (docs/methods.md, analysis box).
 
     The largest region at :func:`segmentation_threshold`; with
     ``use_weak_density`` the last region, in decreasing volume within the first
@@ -269,7 +269,7 @@ def choose_box(data: np.ndarray, voxel_size: tuple[float, float, float], *, dens
 
     With ``centre_index`` or ``box_in_auto_sharpen`` a box of ``box_size``
     voxels plus ``buffer`` on each side is cut around the given centre or the
-    segmented region (§5 item 3; ``solvent_fraction`` is then required) and
+    segmented region (docs/methods.md, analysis box; ``solvent_fraction`` is then required) and
     flagged for a soft edge.  Otherwise the density-selected box is used; one
     larger than ``max_box_fraction`` of the map, or thinner than ``min_edge``
     voxels on an axis, is rejected (the whole map is analysed).

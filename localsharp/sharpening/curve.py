@@ -1,4 +1,4 @@
-"""The smoothed score curve of a grid search (ALGORITHM.md §6 step 7): its maximum and its plateau.
+"""The smoothed score curve of a grid search (docs/methods.md, search): its maximum and its plateau.
 
 Re-exported by :mod:`.search`, which uses them to fit the peak of a B-type method's curve.
 """

@@ -1,4 +1,4 @@
-"""The sharpening function families of ALGORITHM.md §2 as amplitude scale factors.
+"""The sharpening function families (Terwilliger et al. 2018; docs/methods.md) as amplitude scale factors.
 
 A :class:`Sharpening` is a small frozen description (method + parameters);
 :meth:`Sharpening.factors` turns it into one real factor per Fourier
@@ -110,7 +110,7 @@ class Sharpening:
         )
 
     def effective_b(self, d: np.ndarray, resolution: float) -> np.ndarray:
-        """B applied at resolution ``d`` for the B-type families (§2.2-2.4)."""
+        """B applied at resolution ``d`` for the B-type families (docs/methods.md, search)."""
         d = np.asarray(d, dtype=np.float64)
         if self.is_uniform():
             return np.full_like(d, self.b_sharpen)
@@ -128,7 +128,7 @@ class Sharpening:
         return self.effective_b(d, resolution) * sthol2
 
     def _resolution_dependent(self, spectrum: Spectrum) -> np.ndarray:
-        """§2.5: piecewise-linear ln-scale in sthol2 applied to quasi-normalised amplitudes.
+        """The resolution-dependent family: piecewise-linear ln-scale in sthol2 applied to quasi-normalised amplitudes.
 
         Differs from the reference: the same normalisation is used during the
         search and in the final application (the reference normalises only in

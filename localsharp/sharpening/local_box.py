@@ -1,4 +1,4 @@
-"""Sharpening of one local box (ALGORITHM.md §8 item 4): the unit of work of local sharpening.
+"""Sharpening of one local box (docs/methods.md, local sharpening): the unit of work of local sharpening.
 
 :func:`analyse_box` runs the very same :func:`~localsharp.sharpening.search.search_sharpening`
 as the global mode, on the soft-edged box; :func:`render_box` applies the chosen
@@ -9,6 +9,8 @@ and any worker recomputes exactly the same values.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -109,10 +111,14 @@ def _masked(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution:
 
 
 def box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
-                  soft_edge: bool, d_min_ratio: float) -> tuple[Spectrum, np.ndarray | None]:
-    """The spectrum of the (soft-edged) box, without anisotropy removal, and its edge mask."""
+                  soft_edge: bool, d_min_ratio: float, fit_b: bool = True) -> tuple[Spectrum, np.ndarray | None]:
+    """The spectrum of the (soft-edged) box, without anisotropy removal, and its edge mask.
+
+    ``fit_b`` False skips the overall-B fit (a spectrum that is only rendered: the same coefficients).
+    """
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
-    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
+    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False,
+                                 fit_b=fit_b)
     return spectrum, mask
 
 
@@ -172,7 +178,7 @@ def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
                *, soft_edge: bool = True, d_min_ratio: float = 0.833) -> np.ndarray:
-    """The box sharpened as ``outcome`` says, on the box's own mean and SD (§8 item 4).
+    """The box sharpened as ``outcome`` says, on the box's own mean and SD (docs/methods.md, local sharpening).
 
     The sharpened map ``M`` is rescaled to the mean and SD of ``data`` and
     blended with it through the soft-edge mask ``m``: ``M·m + data·(1 − m)``.
@@ -181,8 +187,59 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
     values = np.asarray(data, dtype=np.float32)
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return values.copy()
-    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio)
+    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
     return _apply(values, spectrum, mask, outcome.sharpening)
+
+
+def render_mixture(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
+                   parts: list[tuple[float, Sharpening]], *, soft_edge: bool = True,
+                   d_min_ratio: float = 0.833) -> np.ndarray:
+    """The box sharpened by the weighted mean of several sharpenings' factors, ``Σ w_k·f_k(s)``
+    (weights summing to 1), on the box's own mean and SD like :func:`render_box`.
+
+    A symmetric run renders a box between the outcomes of several searched boxes this way: the
+    factors are isotropic functions of the resolution, so their mean is one too.  When every part
+    is ``no_sharpening`` the box is returned unchanged (as :func:`render_box` does).
+    """
+    values = np.asarray(data, dtype=np.float32)
+    parts = [(float(w), s) for w, s in parts if w > 0]
+    if not parts or all(s.method == "no_sharpening" for _, s in parts):
+        return values.copy()
+    if len(parts) == 1:
+        return render_box(values, voxel_zyx, resolution, BoxOutcome("sharpened", "", parts[0][1]),
+                          soft_edge=soft_edge, d_min_ratio=d_min_ratio)
+    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
+    total = sum(w for w, _ in parts)
+    factors = np.zeros(spectrum.sthol2.shape, dtype=np.float32)
+    for w, sharpening in parts:
+        factors += np.float32(w / total) * _shared_factors(sharpening, spectrum)
+    return _apply(values, spectrum, mask, None, factors=factors)
+
+
+#: Factors of the sharpenings boxes of one shape share (mixtures repeat their parts), most recent last.
+_FACTOR_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_FACTOR_CACHE_SIZE = 64
+_FACTOR_LOCK = threading.Lock()
+
+
+def _shared_factors(sharpening: Sharpening, spectrum: Spectrum) -> np.ndarray:
+    """``sharpening.factors(spectrum)``, cached for the sharpenings that depend on the terms' resolution
+    only (not on the box's amplitudes), so a part shared by many mixtures is computed once."""
+    if sharpening.method == "resolution_dependent":
+        return sharpening.factors(spectrum)
+    key = (sharpening, spectrum.shape, spectrum.voxel_size, spectrum.angles, spectrum.resolution, spectrum.d_min)
+    with _FACTOR_LOCK:
+        factors = _FACTOR_CACHE.get(key)
+        if factors is not None:
+            _FACTOR_CACHE.move_to_end(key)
+            return factors
+    factors = sharpening.factors(spectrum)
+    factors.flags.writeable = False
+    with _FACTOR_LOCK:
+        _FACTOR_CACHE[key] = factors
+        if len(_FACTOR_CACHE) > _FACTOR_CACHE_SIZE:
+            _FACTOR_CACHE.popitem(last=False)
+    return factors
 
 
 def unanalysable(data: np.ndarray, solvent_fraction: float) -> BoxOutcome | None:
@@ -236,15 +293,17 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
     return outcome, spectrum, mask, result, kept
 
 
-def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening,
-           unscaled: np.ndarray | None = None) -> np.ndarray:
-    """Render ``sharpening`` of ``spectrum`` on the mean/SD of ``values``, blended through ``mask``.
+def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening | None,
+           unscaled: np.ndarray | None = None, factors: np.ndarray | None = None) -> np.ndarray:
+    """Render ``sharpening`` (or the given ``factors``) of ``spectrum`` on the mean/SD of ``values``,
+    blended through ``mask``.
 
     ``unscaled``: the sharpening's map as the search rendered it (not sigma-scaled), if kept;
     it is scaled here exactly as :meth:`Spectrum.render` scales a fresh one.
     """
     if unscaled is None:
-        sharpened = spectrum.render(sharpening.factors(spectrum), workers=1)
+        sharpened = spectrum.render(_shared_factors(sharpening, spectrum) if factors is None else factors,  # type: ignore[arg-type]
+                                    workers=1)
     else:
         sharpened = _sigma_scaled(unscaled)
     mean, sd = float(values.mean()), float(values.std())

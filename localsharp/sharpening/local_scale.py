@@ -1,8 +1,8 @@
 """Per-box scale factors from half maps or a model (local half-map and local model-based sharpening).
 
 The local counterparts of :func:`~localsharp.modes.half_map.half_map_sharpen` and
-:func:`~localsharp.modes.model.model_sharpen` (ALGORITHM.md §7, applied per box as
-Engine B's local variant does, §10): each box of the map, with its buffer and soft
+:func:`~localsharp.modes.model.model_sharpen` (docs/methods.md, half maps and model, applied per box as
+the reference's local variant does; docs/methods.md): each box of the map, with its buffer and soft
 edge (the same box and taper as the model-free local search), gets its own
 per-shell factors,
 
@@ -53,15 +53,13 @@ from ..kernels.fourier import FourierGrid, to_coefficients
 from ..kernels.shells import assign_shells, fsc_crossing, shell_centres, shell_fsc
 from .functions import Sharpening
 from .local_box import BoxOutcome, box_spectrum, unanalysable
-from .shellscale import ShellScale, half_map_scale, model_scale
+from .shellscale import MIN_FACTOR_FOR_FIT, ShellScale, equivalent_b, half_map_scale, model_scale  # noqa: F401
 from .spectrum import coefficients_like, spectrum_like
 
-#: Shells of the per-box statistics (Engine B's local default, §10: 20).
+#: Shells of the per-box statistics (the reference's local default: 20).
 LOCAL_N_BINS = 20
 #: FSC threshold of the local resolution.
 FSC_THRESHOLD = 0.143
-#: Factors below this are left out of the equivalent-B fit (ln of ~0 is noise).
-MIN_FACTOR_FOR_FIT = 1e-3
 
 
 def local_resolution(half1: np.ndarray, half2: np.ndarray, voxel_zyx: tuple[float, float, float],
@@ -93,27 +91,6 @@ def _fsc_resolution(coeffs1: np.ndarray, coeffs2: np.ndarray, shape: tuple[int, 
     if crossing is None:
         return float(grid.nyquist), True
     return float(crossing), False
-
-
-def equivalent_b(scale: ShellScale, resolution: float) -> float:
-    """B (Å²) of the ``exp(B·sthol2)`` that best fits the factors' logarithm at ``d ≥ resolution``.
-
-    A weighted least-squares line through ``ln k_i`` against ``sthol2_i`` (weights: the
-    shells' coefficient counts); shells with ``k < 1e-3`` are left out.  0 when fewer
-    than two shells qualify.
-    """
-    stats = scale.stats
-    k = np.asarray(scale.scale, dtype=np.float64)
-    use = (stats.d_avg >= resolution) & (k > MIN_FACTOR_FOR_FIT)
-    if np.count_nonzero(use) < 2:
-        return 0.0
-    x = stats.sthol2[use]
-    y = np.log(k[use])
-    w = np.sqrt(stats.n[use])
-    design = np.column_stack([np.ones_like(x), x])
-    coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
-    b = float(coef[1])
-    return b if np.isfinite(b) else 0.0
 
 
 def _sharpening(scale: ShellScale, resolution: float) -> Sharpening:

@@ -8,7 +8,7 @@ combine over slabs) and the molecule mask's block counts — so both pick the sa
 The rule, in order:
 
 1. a box around a given centre, or the segmentation box (in-memory only), when asked for;
-2. the density-selected box (ALGORITHM.md §5 item 2) when it holds at most ``max_box_fraction``
+2. the density-selected box (docs/methods.md, analysis box) when it holds at most ``max_box_fraction``
    of the map; a box larger than :data:`MAX_BOX_VOXELS` is replaced by the part of it where the
    molecule is densest (memory stays bounded whatever the map);
 3. otherwise — a hollow capsid, a filament along the box, a map that is mostly solvent with its

@@ -1,5 +1,5 @@
-"""Scoring a map: adjusted surface area and kurtosis (ALGORITHM.md §4), region-weight
-calibration (§4.1) and the signal-to-noise of a score curve (§6 step 8)."""
+"""Scoring a map: adjusted surface area and kurtosis (docs/methods.md, search), region-weight
+calibration (docs/methods.md, search) and the signal-to-noise of a score curve (docs/methods.md, search)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..kernels import regions
 
 @dataclass(frozen=True)
 class ScoreParams:
-    """Parameters of :func:`measure_map` (defaults of ALGORITHM.md §11)."""
+    """Parameters of :func:`measure_map` (the reference's defaults)."""
 
     fraction_occupied: float = 0.20
     sa_percent: float = 30.0
@@ -75,7 +75,7 @@ class MapMeasures:
 
 
 def target_voxels(n_voxels: int, solvent_fraction: float, fraction_occupied: float) -> int:
-    """Voxels enclosed by the contour: ``N · fraction_occupied · (1 − f_sol)`` (§4 step 2)."""
+    """Voxels enclosed by the contour: ``N · fraction_occupied · (1 − f_sol)`` (docs/methods.md, search)."""
     f_sol = min(max(solvent_fraction, 0.001), 0.999)
     return int(n_voxels * fraction_occupied * (1.0 - f_sol))
 
@@ -142,7 +142,7 @@ def pooled_measures(parts: list[MapMeasures]) -> MapMeasures:
 
 @dataclass(frozen=True)
 class RegionWeightCalibration:
-    """Outcome of the three-point region-weight calibration (§4.1)."""
+    """Outcome of the three-point region-weight calibration (docs/methods.md, search)."""
 
     region_weight: float
     w_delta: float | None
@@ -184,7 +184,7 @@ def calibrate_region_weight(low: MapMeasures, high: MapMeasures, mid: MapMeasure
 
 
 def signal_to_noise(scores: list[float] | np.ndarray) -> tuple[float, float, float]:
-    """Signal, noise and S/N of a score curve ordered by B (§6 step 8).
+    """Signal, noise and S/N of a score curve ordered by B (docs/methods.md, search).
 
     ``noise`` is the rms deviation of each interior score from the mean of
     its four neighbours (windows containing a negative score are skipped;

@@ -1,4 +1,4 @@
-"""The sharpening search (ALGORITHM.md §6): one function for a whole map or one box.
+"""The sharpening search (docs/methods.md, search): one function for a whole map or one box.
 
 :func:`search_sharpening` takes a :class:`Spectrum` and a solvent fraction and
 returns a :class:`SearchResult` (the best :class:`Sharpening`, every trial's
@@ -86,7 +86,7 @@ class _Scorer:
 
 
 def target_range(b_iso_original: float, resolution: float, config: SearchConfig) -> tuple[float, float]:
-    """Lowest and highest target B of the grid and of the region-weight calibration (§6 step 6, §4.1).
+    """Lowest and highest target B of the grid and of the region-weight calibration (docs/methods.md, search).
 
     The reference's ``[min(B₀, search_b_min), max(B₀, search_b_max)]``, or at low resolution the
     targets ``B₀ ∓ bound`` of :meth:`SearchConfig.b_sharpen_bound`.
@@ -98,7 +98,7 @@ def target_range(b_iso_original: float, resolution: float, config: SearchConfig)
 
 
 def b_grid(b_iso_original: float, config: SearchConfig, resolution: float = 0.0) -> np.ndarray:
-    """Target B values of the grid search (§6 step 6)."""
+    """Target B values of the grid search (docs/methods.md, search)."""
     if config.search_b_n == 1:
         return np.array([config.search_b_min])
     return np.linspace(*target_range(b_iso_original, resolution, config), config.search_b_n)
@@ -147,7 +147,7 @@ def _best(trials: list[Trial], target: str, weight: float) -> tuple[Trial, float
 def _refine_parameter(scorer: _Scorer, best: Trial, get: Callable[[Sharpening], float],
                       set_: Callable[[Sharpening, float], Sharpening], step: float, floor: float | None,
                       target: str, weight: float) -> Trial:
-    """Coordinate refinement of one parameter (§6 step 9): ≤ 5 rounds of 11 values, halving the step."""
+    """Coordinate refinement of one parameter (docs/methods.md, search): ≤ 5 rounds of 11 values, halving the step."""
     best_score = best.score(target, weight)
     for _ in range(5):
         x0 = get(best.sharpening)
@@ -227,7 +227,7 @@ def _refine_b_type(scorer: _Scorer, best: Trial, b_orig: float, delta_b: float, 
 
 
 def _refine_resolution_dependent(scorer: _Scorer, start: Trial, config: SearchConfig, weight: float) -> Trial:
-    """Refine (b0, b1, b2) by L-BFGS on −score + restraints (§2.5)."""
+    """Refine (b0, b1, b2) by L-BFGS on −score + restraints (docs/methods.md, search)."""
     target = config.effective_target
     eps = config.resolution_dependent_eps or (0.01 if target == "kurtosis" else 0.5)
 
@@ -292,7 +292,7 @@ def _least_blur_note(b: float, applied: Sharpening, plateau_b_iso: tuple[float, 
 
 
 def _choose_method(candidates: list[MethodResult]) -> MethodResult:
-    """The method whose score curve peaks highest (ties: first in the list), §6 step 10."""
+    """The method whose score curve peaks highest (ties: first in the list), docs/methods.md, search."""
     return max(candidates, key=lambda r: r.peak_score)
 
 
@@ -319,7 +319,7 @@ def search_sharpening(spectrum: Spectrum | Sequence[Spectrum], solvent_fraction:
     -----
     Trial target B values ``b_i`` map to ``b_sharpen_i = b_iso_original − b_i``.
     The region weight is calibrated once from maps sharpened to the lowest,
-    highest and an intermediate B (§4.1), then applied to every trial.
+    highest and an intermediate B (docs/methods.md, search), then applied to every trial.
     """
     return _search(_Scorer(spectrum, solvent_fraction, config.score, config.n_threads), config)
 

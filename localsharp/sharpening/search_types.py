@@ -36,7 +36,7 @@ def _check_finite(obj: Any, names: tuple[str, ...], optional: bool = False) -> N
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Parameters of the search (defaults: ALGORITHM.md §11).
+    """Parameters of the search (the reference's defaults).
 
     ``reference_quirks=True`` reproduces the reference's behaviour where the
     spec marks a quirk: the kurtosis target is replaced by the adjusted

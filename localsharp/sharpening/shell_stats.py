@@ -1,4 +1,4 @@
-"""Resolution shells of a spectrum and the statistics in them (ALGORITHM.md §7.1–7.4).
+"""Resolution shells of a spectrum and the statistics in them (docs/methods.md, half maps and model).
 
 The formulas of the half-map and model modes on per-shell values (CC*, the model-error B, the
 corrected correlation curve, the outlier guard), the binning of coefficients into shells of
@@ -17,27 +17,27 @@ import numpy as np
 from ..kernels.shells import equal_volume_shells
 from .spectrum import Spectrum
 
-#: Default number of shells (§7.1).
+#: Default number of shells (docs/methods.md, half maps and model).
 N_BINS = 20
-#: §7.3 defaults: shells averaged for the baseline, rescale limit, tail-fit cut.
+#: Defaults of the correlation correction: shells averaged for the baseline, rescale limit, tail-fit cut.
 SCALE_USING_LAST = 3
 MAX_CC_FOR_RESCALE = 0.2
 CC_CUT = 0.2
-#: Constant reference rms used for half maps before normalisation to shell 1 (§7.2).
+#: Constant reference rms used for half maps before normalisation to shell 1 (docs/methods.md, half maps and model).
 HALF_MAP_RMS_FC = 1.4
-#: Model error rmsd as a fraction of the resolution (§7.4).
+#: Model error rmsd as a fraction of the resolution (docs/methods.md, half maps and model).
 RMSD_RESOLUTION_FACTOR = 0.25
-#: Below this estimated completeness a model gives unit factors (§7.4).
+#: Below this estimated completeness a model gives unit factors (docs/methods.md, half maps and model).
 MIN_FRACTION_COMPLETE = 0.05
-#: Largest exponent used in ``exp(sthol2 · b_eff)`` (§7.4).
+#: Largest exponent used in ``exp(sthol2 · b_eff)`` (docs/methods.md, half maps and model).
 MAX_EXPONENT = 20.0
-#: Outlier guard: values beyond these multiples of the mean of the first three shells are replaced (§7.2).
+#: Outlier guard: values beyond these multiples of the mean of the first three shells are replaced (docs/methods.md, half maps and model).
 OUTLIER_HIGH = 100.0
 OUTLIER_LOW = 0.01
-#: Floors of §7.2/§7.5.
+#: Floors of the rms ratios and of the factors.
 RMS_FLOOR = 1e-10
 CORRECTED_FLOOR = 1e-5
-#: Tail-fit decay constants a (Å): 200 values 10 + 490·k/200 (§7.3).
+#: Tail-fit decay constants a (Å): 200 values 10 + 490·k/200 (docs/methods.md, half maps and model).
 TAIL_DECAYS = 10.0 + 490.0 * np.arange(200) / 200.0
 #: Reference spectra for half-map scaling: Engine A's constant, or the de-blurred signal.
 REFERENCES = ("flat", "signal")
@@ -52,7 +52,7 @@ SIGNAL_FIT_MIN_SHELLS = 3
 def cc_star(fsc: Any) -> Any:
     """Expected correlation of the full map with the truth from the half-map FSC.
 
-    ``CC* = sqrt(2·FSC / (1 + FSC))`` with FSC ≤ 0 giving 0 (§7.3 step 3).
+    ``CC* = sqrt(2·FSC / (1 + FSC))`` with FSC ≤ 0 giving 0 (docs/methods.md, half maps and model).
 
     Parameters
     ----------
@@ -77,7 +77,7 @@ def cc_star(fsc: Any) -> Any:
 
 
 def effective_b(rmsd: float) -> float:
-    """B (Å²) describing the expected model error: ``b_eff = 8π·rmsd²`` (§7.4).
+    """B (Å²) describing the expected model error: ``b_eff = 8π·rmsd²`` (docs/methods.md, half maps and model).
 
     This is the reference's (and the paper's) form, not the Debye–Waller
     ``8π²·rmsd²``; e.g. rmsd 1 Å gives 25.13 Å².
@@ -93,7 +93,7 @@ def default_rmsd(resolution: float) -> float:
 def correct_cc(cc: np.ndarray, s: np.ndarray, *, cc_cut: float = CC_CUT,
                max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
                scale_using_last: int = SCALE_USING_LAST) -> np.ndarray:
-    """Baseline removal and exponential tail fit of a per-shell correlation curve (§7.3 steps 1–2).
+    """Baseline removal and exponential tail fit of a per-shell correlation curve (docs/methods.md, half maps and model).
 
     1. ``base = clamp(mean(last scale_using_last CC), 0, 0.99)``; when
        ``base ≤ max_cc_for_rescale`` the curve becomes ``(CC − base)/(1 − base)``,
@@ -149,7 +149,7 @@ def correct_cc(cc: np.ndarray, s: np.ndarray, *, cc_cut: float = CC_CUT,
 
 
 def guard_outliers(values: np.ndarray, *, n_reference: int = 3) -> np.ndarray:
-    """Replace values > 100× or < 0.01× the mean of the first ``n_reference`` shells by the previous kept value (§7.2)."""
+    """Replace values > 100× or < 0.01× the mean of the first ``n_reference`` shells by the previous kept value (docs/methods.md, half maps and model)."""
     values = np.array(values, dtype=np.float64)
     reference = float(np.mean(values[:n_reference])) if values.size else 0.0
     if not reference > 0:
@@ -162,7 +162,7 @@ def guard_outliers(values: np.ndarray, *, n_reference: int = 3) -> np.ndarray:
 
 # ------------------------------------------------------------------- binning
 def bin_shells(s: np.ndarray, d_min: float, n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray]:
-    """Assign |s| values to shells of equal reciprocal volume, reducing the count until none is empty (§7.1).
+    """Assign |s| values to shells of equal reciprocal volume, reducing the count until none is empty (docs/methods.md, half maps and model).
 
     Shells run from the smallest |s| to ``max(1/d_min, max |s|)``.  The
     reference's Engine A stops with an error on an empty shell (its automatic
@@ -189,7 +189,7 @@ def _same_grid(*spectra: Spectrum) -> None:
 # --------------------------------------------------------------- statistics
 @dataclass(frozen=True)
 class ShellStats:
-    """Raw per-shell statistics of two coefficient sets on one grid (§7.2).
+    """Raw per-shell statistics of two coefficient sets on one grid (docs/methods.md, half maps and model).
 
     Attributes
     ----------

@@ -1,11 +1,11 @@
-"""Per-shell scale factors from half maps or an atomic model (ALGORITHM.md §7, Engine A).
+"""Per-shell scale factors from half maps or an atomic model (docs/methods.md, half maps and model, Engine A).
 
 Pure numerics on :class:`~localsharp.sharpening.spectrum.Spectrum` objects (numpy
 only, no I/O).  The coefficients inside the resolution sphere are binned into
-shells of equal reciprocal-space volume (§7.1); per shell we measure the
+shells of equal reciprocal-space volume (docs/methods.md, half maps and model); per shell we measure the
 complex correlation of two sets of coefficients, the rms amplitude of the map
-being sharpened and (for a model) of the reference (§7.2), correct the
-correlation curve (§7.3) and turn everything into one factor per shell (§7.5):
+being sharpened and (for a model) of the reference (docs/methods.md, half maps and model), correct the
+correlation curve (docs/methods.md, half maps and model) and turn everything into one factor per shell (docs/methods.md, half maps and model):
 
 * half maps: ``k_i = CC*_i · rmsFc_i / rmsFo_i`` — scale the map towards a
   reference spectrum and weight each shell by the expected correlation of the
@@ -16,11 +16,11 @@ correlation curve (§7.3) and turn everything into one factor per shell (§7.5):
 * model: ``k_i = (rmsFc_i / rmsFo_i) · min(1, CC_i / max_possible_cc ·
   exp(b_eff · sthol2_i))`` — match the model's amplitude spectrum, weighted by
   the map–model correlation corrected for the expected model error
-  (``b_eff = 8π·rmsd²``, §7.4) and the model's completeness.
+  (``b_eff = 8π·rmsd²``, docs/methods.md, half maps and model) and the model's completeness.
 
 Factors are normalised to a maximum of 1 and kept as ``(|s|, k)`` pairs at the
 shell centres, so they can be applied to any spectrum by interpolating in
-resolution (§7.6; the reference re-applies them by shell index — a quirk not
+resolution (docs/methods.md, half maps and model; the reference re-applies them by shell index — a quirk not
 reproduced here).
 """
 
@@ -42,6 +42,10 @@ from .shell_stats import (  # noqa: F401 (bin_shells and the formulas are import
     cc_star, correct_cc, default_rmsd, effective_b, guard_outliers)
 from .spectrum import Spectrum
 
+#: Factors below this are left out of the equivalent-B fit (ln of ~0 is noise).
+MIN_FACTOR_FOR_FIT = 1e-3
+
+
 # ------------------------------------------------------------- scale factors
 @dataclass(frozen=True)
 class ShellScale:
@@ -54,7 +58,7 @@ class ShellScale:
     stats : ShellStats
         Raw statistics.
     cc_corrected : numpy.ndarray
-        Correlation after baseline removal and tail fit (§7.3).
+        Correlation after baseline removal and tail fit (docs/methods.md, half maps and model).
     cc_star : numpy.ndarray or None
         CC* of the corrected half-map FSC (half maps only).
     rms_fc : numpy.ndarray
@@ -95,7 +99,7 @@ class ShellScale:
         The factors travel as ``(|s|, k)`` pairs, so a map with other
         dimensions (the whole map after a box) gets the factor of its own
         resolution — the intended behaviour; the reference stores them by
-        shell index and re-applies them on a different binning (§7.6 quirk).
+        shell index and re-applies them on a different binning (docs/methods.md, half maps and model).
         """
         return Sharpening(method=self.method, b_sharpen=0.0, k_sharpen=None, b_blur_hires=None,
                           shell_s=tuple(float(v) for v in self.stats.s),
@@ -133,7 +137,7 @@ class ShellScale:
 
 
 def _ratio(rms_fo: np.ndarray, rms_fc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise the reference rms to shell 1 and form ``rmsFc/rmsFo`` with the §7.2 floors and guards."""
+    """Normalise the reference rms to shell 1 and form ``rmsFc/rmsFo`` with the reference's floors and guards (docs/methods.md, half maps and model)."""
     fo = guard_outliers(np.maximum(rms_fo, RMS_FLOOR))
     fc = guard_outliers(np.maximum(rms_fc, RMS_FLOOR))
     fc = fc * (fo[0] / fc[0])
@@ -156,7 +160,7 @@ def signal_b_iso(stats: ShellStats, resolution: float, *, min_fsc: float = SIGNA
     unbiased by the noise) and ``E`` the expected intensity of a protein with
     B = 0 (:func:`localsharp.kernels.wilson.expected_protein_intensity`).
     Shells used: ``max(resolution, 1.204 Å) ≤ d_avg ≤ 11.18 Å`` (the Wilson
-    range of §1.3), FSC ≥ ``min_fsc`` and positive cross power; each shell
+    range of docs/methods.md, overall B and anisotropy), FSC ≥ ``min_fsc`` and positive cross power; each shell
     weighted by its number of coefficients.
     """
     d = stats.d_avg
@@ -176,7 +180,7 @@ def signal_b_iso(stats: ShellStats, resolution: float, *, min_fsc: float = SIGNA
 def half_map_scale(map_spec: Spectrum, half1: Spectrum, half2: Spectrum, n_bins: int = N_BINS, *,
                    reference: str = "flat", cc_cut: float = CC_CUT, max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
                    scale_using_last: int = SCALE_USING_LAST) -> ShellScale:
-    """Half-map scale factors ``k_i ∝ CC*_i · rmsFc_i / rmsFo_i`` (§7.2–7.5).
+    """Half-map scale factors ``k_i ∝ CC*_i · rmsFc_i / rmsFo_i`` (docs/methods.md, half maps and model).
 
     Parameters
     ----------
@@ -237,7 +241,7 @@ def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, 
                 fraction_complete: float | None = None, n_bins: int = N_BINS, cc_cut: float = CC_CUT,
                 max_cc_for_rescale: float = MAX_CC_FOR_RESCALE,
                 scale_using_last: int = SCALE_USING_LAST) -> ShellScale:
-    """Model-based scale factors (§7.2–7.5).
+    """Model-based scale factors (docs/methods.md, half maps and model).
 
     ``k_i ∝ (rmsFc_i/rmsFo_i) · min(1, clamp(CC_i/max_possible_cc, 1e-5, 1) ·
     exp(min(20, sthol2_i·b_eff)))`` with ``CC_i`` the corrected map–model
@@ -288,3 +292,33 @@ def model_scale(map_spec: Spectrum, model_spec: Spectrum, resolution: float, *, 
     return ShellScale(method="model_sharpening", stats=stats, cc_corrected=corrected, rms_fc=rms_fc,
                       ratio=ratio, scale=scale, reference="model", b_eff=b_eff, max_possible_cc=max_cc,
                       fraction_complete=float(fraction_complete), rmsd=rmsd, notes=notes)
+
+
+def equivalent_b(scale: ShellScale, resolution: float) -> float:
+    """B (Å²) of the ``exp(B·sthol2)`` that best fits the factors' logarithm at ``d ≥ resolution``.
+
+    A weighted least-squares line through ``ln k_i`` against ``sthol2_i`` (weights: the
+    shells' coefficient counts); shells with ``k < 1e-3`` are left out.  0 when fewer
+    than two shells qualify.
+    """
+    stats = scale.stats
+    k = np.asarray(scale.scale, dtype=np.float64)
+    use = (stats.d_avg >= resolution) & (k > MIN_FACTOR_FOR_FIT)
+    if np.count_nonzero(use) < 2:
+        return 0.0
+    x = stats.sthol2[use]
+    y = np.log(k[use])
+    w = np.sqrt(stats.n[use])
+    design = np.column_stack([np.ones_like(x), x])
+    coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+    b = float(coef[1])
+    return b if np.isfinite(b) else 0.0
+
+
+def equivalent_b_fit_range(scale: ShellScale, resolution: float) -> tuple[float, float] | None:
+    """The resolution range (Å, low → high) of the shells :func:`equivalent_b` fits; None when it fits none."""
+    stats = scale.stats
+    use = (stats.d_avg >= resolution) & (np.asarray(scale.scale) > MIN_FACTOR_FOR_FIT)
+    if np.count_nonzero(use) < 2:
+        return None
+    return float(stats.d_avg[use].max()), float(stats.d_avg[use].min())

@@ -1,4 +1,4 @@
-"""Shrinkage of a local box's sharpening toward the overall sharpening (ALGORITHM.md §8 item 4).
+"""Shrinkage of a local box's sharpening toward the overall sharpening (docs/methods.md, local sharpening).
 
 A local box is cut from the overall-sharpened map, so its search is relative to
 the overall sharpening: ``b_sharpen = 0`` keeps it.  A 40³ box holds few
@@ -105,12 +105,17 @@ def shrink(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
         target = sharpening.get("b_iso_target")
         moved = None if target is None else float(target) + b - applied
         out["sharpening"] = {**sharpening, "b_sharpen": applied, "b_iso_target": moved}
+        out["reason"] = f"{row.get('reason', '')}; applied b_sharpen {applied:.1f}, the value nearest 0 within " \
+                        f"the score's noise of the pick {b:.1f}"
     return out
 
 
-def annotated(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
-    """``row`` as recorded (the search's pick) plus the ``b_sharpen_searched`` and ``b_sharpen_applied``
-    of :func:`shrink` (for the run's per-box table)."""
-    rendered = shrink(row, widen)
-    return {**row, "b_sharpen_searched": rendered["b_sharpen_searched"],
-            "b_sharpen_applied": rendered["b_sharpen_applied"]}
+def applied_row(row: dict[str, Any], shrunk: bool = True) -> dict[str, Any]:
+    """The row of what a box's render applies, for every report of the run (table, centres, report, --only-box).
+
+    With ``shrunk`` (the model-free mode, unless shrinkage is off) it is :func:`shrink`'s row,
+    otherwise the recorded row; either way with ``b_sharpen_searched`` (the search's pick, or the
+    scale factors' equivalent B) and ``b_sharpen_applied`` (what the render applies).  The render
+    tasks render exactly this row, so a report built from it says what the map got.
+    """
+    return shrink(row, None if shrunk else 0.0)

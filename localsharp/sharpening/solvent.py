@@ -1,4 +1,4 @@
-"""Solvent fraction / molecular volume of a map (ALGORITHM.md §3).
+"""Solvent fraction / molecular volume of a map (docs/methods.md, solvent fraction).
 
 Priority: a given solvent content, then a molecular mass, then a sequence,
 then the automatic local-variance estimate.  The automatic method follows the
@@ -199,7 +199,7 @@ def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], r
                      solvent_content: float | None = None, molecular_mass: float | None = None,
                      sequence: str | None = None, copies: int = 1,
                      variance: np.ndarray | None = None) -> SolventEstimate:
-    """Solvent fraction of a map by the priority of ALGORITHM.md §3.
+    """Solvent fraction of a map by the priority of docs/methods.md, solvent fraction.
 
     ``variance`` may pass a precomputed local-variance map (radius 1.5 × resolution).
     """
@@ -215,7 +215,7 @@ def estimate_solvent(data: np.ndarray, voxel_size: tuple[float, float, float], r
 def estimate_from_composition(n_voxels: int, voxel_size: tuple[float, float, float], *,
                               solvent_content: float | None = None, molecular_mass: float | None = None,
                               sequence: str | None = None, copies: int = 1) -> SolventEstimate | None:
-    """The solvent fraction from a given content, mass or sequence (§3 items 1-3), or None when none is given."""
+    """The solvent fraction from a given content, mass or sequence (docs/methods.md, solvent fraction), or None when none is given."""
     box_volume = float(np.prod(voxel_size)) * n_voxels
     if solvent_content is not None:
         value = solvent_content / 100.0 if solvent_content >= 1.0 else solvent_content
@@ -233,7 +233,7 @@ def estimate_from_composition(n_voxels: int, voxel_size: tuple[float, float, flo
 
 def analysis_box_solvent(box_data: np.ndarray, voxel_size: tuple[float, float, float], whole: SolventEstimate,
                          box: Any, box_variance: np.ndarray | None) -> SolventEstimate:
-    """Solvent fraction of one analysis box (§3 item 5).
+    """Solvent fraction of one analysis box (docs/methods.md, solvent fraction).
 
     With a given composition (no ``box_variance``) the molecular volume is assumed to lie in
     the box; otherwise the whole map's local variance, cropped to the box, is re-thresholded.

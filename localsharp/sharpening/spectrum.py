@@ -2,7 +2,7 @@
 
 A :class:`Spectrum` is what a sharpening search works on: the coefficients
 inside the resolution sphere ``d >= d_min`` (F000 excluded), optionally with
-the anisotropy removed (ALGORITHM.md §1.2-1.4), plus the map's original overall
+the anisotropy removed (docs/methods.md, overall B and anisotropy), plus the map's original overall
 B.  It holds no reference to files or clients and pickles cheaply (a 40³ box
 is a few hundred kB), so the same object serves a whole map and a Dask task.
 """
@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..kernels import fourier, shell_sums, wilson
 
-#: Original B assumed when the Wilson fit fails (ALGORITHM.md §1.3).
+#: Original B assumed when the Wilson fit fails (docs/methods.md, overall B and anisotropy).
 FALLBACK_B_ISO = 200.0
+#: Maps of at most this many voxels (boxes) share the geometry of their kept Fourier terms (cached by shape).
+KEPT_CACHE_VOXELS = 128**3
 #: Spectra with more coefficients than this recompute their s components when asked instead of
 #: keeping them (12 bytes per coefficient: 1 GB on a 1000³ map); a 40³ box or a 200³ map keeps them.
 S_CACHE_LIMIT = 1 << 23
@@ -73,7 +76,7 @@ class Spectrum:
     @classmethod
     def from_map(cls, data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
                  d_min_ratio: float = 0.833, angles: tuple[float, float, float] = (90.0, 90.0, 90.0),
-                 remove_aniso: bool = True, d_fit: float | None = None) -> "Spectrum":
+                 remove_aniso: bool = True, d_fit: float | None = None, fit_b: bool = True) -> "Spectrum":
         """Transform a map and prepare its coefficients.
 
         Parameters
@@ -87,23 +90,30 @@ class Spectrum:
         d_min_ratio : float
             Coefficients are kept to ``d_min_ratio * resolution`` (0.833).
         remove_aniso : bool
-            Replace the anisotropic fall-off by an isotropic one (§1.4).
+            Replace the anisotropic fall-off by an isotropic one (docs/methods.md, overall B and anisotropy).
         d_fit : float, optional
             Low-resolution limit of data used for the B fit (default:
             ``resolution``).
+        fit_b : bool
+            Fit the overall B (and the anisotropy).  False (only with ``remove_aniso=False``)
+            skips the fit, for a spectrum that is only rendered: :attr:`b_iso` is then the
+            fallback and :attr:`b_iso_fitted` False; the coefficients are the same.
         """
-        grid = fourier.FourierGrid(tuple(data.shape), tuple(voxel_size), tuple(angles))
-        d_min = max(d_min_ratio * resolution, grid.nyquist)
-        keep = fourier.resolution_mask(grid, d_min)
-        index = np.flatnonzero(keep).astype(grid.flat_index_dtype, copy=False)  # int32: 0.35 GB less on 1000³
-        del keep
+        if not fit_b and remove_aniso:
+            raise ValueError("the anisotropy cannot be removed without the B fit (fit_b=False)")
+        shape, voxel, angles = tuple(int(n) for n in data.shape), tuple(float(v) for v in voxel_size), tuple(
+            float(a) for a in angles)
+        nyquist = fourier.FourierGrid(shape, voxel, angles).nyquist  # type: ignore[arg-type]
+        d_min = max(d_min_ratio * resolution, nyquist)
+        if int(np.prod(shape)) <= KEPT_CACHE_VOXELS:  # a box: its shape recurs, the kept terms are cached
+            index, s_xyz, weight = _kept_terms(shape, voxel, angles, float(d_min))  # type: ignore[arg-type]
+        else:
+            index, s_xyz, weight = _kept_terms.__wrapped__(shape, voxel, angles, float(d_min))  # type: ignore[arg-type]
         if index.size < 20:
             raise ConfigError(f"only {index.size} Fourier terms lie between the box size and d_min = {d_min:.2f} Å; "
                               f"the resolution {resolution} Å is too coarse for a box of shape {tuple(data.shape)}")
         coeffs = fourier.to_coefficients(data).ravel()[index]
-        s_xyz = grid.s_cartesian_at(index)
-        weight = np.ascontiguousarray(grid.multiplicity.ravel()[index], dtype=np.uint8)  # 1 or 2
-        fit = wilson.fit_b_cart(np.abs(coeffs), s_xyz, d_fit or resolution, anisotropic=True)
+        fit = wilson.fit_b_cart(np.abs(coeffs), s_xyz, d_fit or resolution, anisotropic=True) if fit_b else None
         b_cart = None
         if fit is not None and remove_aniso:
             coeffs = coeffs * wilson.anisotropy_correction(fit, s_xyz)
@@ -151,7 +161,7 @@ class Spectrum:
         self.__dict__.update(state)
 
     def measure_b_iso(self, factors: np.ndarray | None = None, d_fit: float | None = None) -> float | None:
-        """Overall isotropic-average B of the (optionally scaled) amplitudes (§1.3)."""
+        """Overall isotropic-average B of the (optionally scaled) amplitudes (docs/methods.md, overall B and anisotropy)."""
         amps = np.abs(self.coeffs) if factors is None else np.abs(self.coeffs) * factors
         fit = wilson.fit_b_cart(amps, self.s_cartesian(), d_fit or self.resolution, anisotropic=True)
         return None if fit is None else fit.b_iso
@@ -186,6 +196,23 @@ class Spectrum:
             amps = amps * factors
         total, count = shell_sums.shell_sums(self.sthol2, amps, self.weight, edges)
         return shell_sums.shell_means(edges, total, count)
+
+
+@lru_cache(maxsize=8)
+def _kept_terms(shape: tuple[int, int, int], voxel_size: tuple[float, float, float],
+                angles: tuple[float, float, float], d_min: float
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Flat rfft indices of the terms with ``d >= d_min`` (F000 excluded), their Cartesian s and rfft
+    multiplicity: the same for every map of one shape and voxel size (cached for boxes; read-only)."""
+    grid = fourier.FourierGrid(shape, voxel_size, angles)
+    keep = fourier.resolution_mask(grid, d_min)
+    index = np.flatnonzero(keep).astype(grid.flat_index_dtype, copy=False)  # int32: 0.35 GB less on 1000³
+    del keep
+    s_xyz = grid.s_cartesian_at(index)
+    weight = np.ascontiguousarray(grid.multiplicity.ravel()[index], dtype=np.uint8)  # 1 or 2
+    for array in (index, weight, *s_xyz):
+        array.flags.writeable = False
+    return index, s_xyz, weight
 
 
 def aniso_factors(whole: Spectrum) -> np.ndarray | None:

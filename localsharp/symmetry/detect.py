@@ -280,6 +280,37 @@ def remove_spherical_average(values: np.ndarray, radii: np.ndarray, step: float)
     return (values - average).astype(np.float32)
 
 
+def coarse_frame(shape_xyz: Sequence[int], voxel_size: Sequence[float], first_voxel: Sequence[float] = (0.0, 0.0, 0.0),
+                 centre: Sequence[float] | None = None, max_grid: int = MAX_GRID, source: str = "map"
+                 ) -> tuple[np.ndarray, tuple[int, int, int], np.ndarray, float]:
+    """The centre (Å), binning factors, coarse centre and mask radius of a map of this header, after
+    checking that the centre is inside it with room to compare rotated copies (header only).
+
+    Raises
+    ------
+    ConfigError
+        A centre outside the map, or too close to its edge.
+    """
+    voxel = np.asarray(voxel_size, dtype=np.float64)
+    shape_xyz = tuple(int(n) for n in shape_xyz)
+    if centre is None:
+        centre_a = default_centre(shape_xyz, voxel, first_voxel)
+    else:
+        centre_a = check_centre(centre, shape_xyz, voxel, first_voxel, source)
+    factors = binning_factors(shape_xyz, max_grid)
+    f = np.asarray(factors, dtype=np.float64)
+    spacing = voxel * f
+    centre_fine = (centre_a - np.asarray(first_voxel, dtype=np.float64)) / voxel
+    centre_coarse = (centre_fine - (f - 1) / 2) / f
+    n_xyz = np.asarray(shape_xyz, dtype=np.float64) // f
+    room = np.minimum(centre_coarse, n_xyz - 1 - centre_coarse) * spacing
+    mask_radius = float(room.min() - spacing.max())
+    if mask_radius < 4 * spacing.max():
+        raise ConfigError(f"{source}: the symmetry centre ({', '.join(f'{v:g}' for v in centre_a)}) Å is too close "
+                          f"to the map's edge to compare rotated copies")
+    return centre_a, factors, centre_coarse, mask_radius
+
+
 def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
             first_voxel: Sequence[float] = (0.0, 0.0, 0.0), centre: Sequence[float] | None = None,
             max_grid: int = MAX_GRID, n_points: int = N_POINTS, compare_factor: float = COMPARE_FACTOR,
@@ -310,21 +341,9 @@ def prepare(data: np.ndarray, voxel_size: Sequence[float], resolution: float, *,
         raise ConfigError(f"resolution must be a positive number of Å, got {resolution}")
     shape_xyz = tuple(int(n) for n in data.shape[::-1])
     voxel = np.asarray(voxel_size, dtype=np.float64)
-    if centre is None:
-        centre_a = default_centre(shape_xyz, voxel, first_voxel)
-    else:
-        centre_a = check_centre(centre, shape_xyz, voxel, first_voxel, source)
-    factors = binning_factors(shape_xyz, max_grid)
-    f = np.asarray(factors, dtype=np.float64)
-    spacing = voxel * f
-    centre_fine = (centre_a - np.asarray(first_voxel, dtype=np.float64)) / voxel
-    centre_coarse = (centre_fine - (f - 1) / 2) / f
-    n_xyz = np.asarray(shape_xyz, dtype=np.float64) // f
-    room = np.minimum(centre_coarse, n_xyz - 1 - centre_coarse) * spacing
-    mask_radius = float(room.min() - spacing.max())
-    if mask_radius < 4 * spacing.max():
-        raise ConfigError(f"{source}: the symmetry centre ({', '.join(f'{v:g}' for v in centre_a)}) Å is too close "
-                          f"to the map's edge to compare rotated copies")
+    centre_a, factors, centre_coarse, mask_radius = coarse_frame(shape_xyz, voxel, first_voxel, centre, max_grid,
+                                                                 source)
+    spacing = voxel * np.asarray(factors, dtype=np.float64)
     used = max(compare_factor * float(resolution), SAMPLES_PER_RESOLUTION * float(spacing.max()))
     smooth = low_pass(bin_map(data, factors), spacing, used)
     radii = _radii(smooth.shape, centre_coarse, spacing)

@@ -36,6 +36,10 @@ class LocalPlan:
         Output chunk shape (z, y, x).
     tile : tuple of int
         Render tile shape (z, y, x), a multiple of ``chunks``.
+    searched : numpy.ndarray or None
+        A symmetric run: flat boolean array, the active boxes that are searched (one asymmetric
+        unit); the other active boxes (the *mates*) take their outcome from searched ones.
+        None: every active box is searched.
     """
 
     grid: BoxGrid
@@ -43,12 +47,16 @@ class LocalPlan:
     active: np.ndarray
     chunks: tuple[int, int, int]
     tile: tuple[int, int, int]
+    searched: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.block < 1:
             raise ValueError(f"boxes per task edge must be >= 1, got {self.block}")
         if self.active.shape != (self.grid.n_boxes,):
             raise ValueError(f"active flags for {self.active.shape} boxes, the grid has {self.grid.n_boxes}")
+        if self.searched is not None and (self.searched.shape != self.active.shape
+                                          or np.any(self.searched & ~self.active)):
+            raise ValueError("searched boxes must be active boxes of the grid")
         if any(t % c for t, c in zip(self.tile, self.chunks)):
             raise ValueError(f"render tile {self.tile} is not a multiple of the chunks {self.chunks}")
 
@@ -67,9 +75,32 @@ class LocalPlan:
     def n_active(self) -> int:
         return int(np.count_nonzero(self.active))
 
+    @property
+    def search_flags(self) -> np.ndarray:
+        """Flat boolean array: the boxes that are searched (all active ones unless symmetric)."""
+        return self.active if self.searched is None else self.searched
+
+    @property
+    def n_searched(self) -> int:
+        return int(np.count_nonzero(self.search_flags))
+
+    @property
+    def n_mates(self) -> int:
+        """Active boxes that take a searched box's outcome (0 unless symmetric)."""
+        return self.n_active - self.n_searched
+
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(block id, active box indices)`` of every block with an active box, in block order."""
-        indices = np.flatnonzero(self.active)
+        """``(block id, searched box indices)`` of every block with a searched box, in block order."""
+        return self._grouped(self.search_flags)
+
+    def mate_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(block id, mate box indices)`` of every block with a mate box, in block order (symmetric runs)."""
+        if self.searched is None:
+            return iter(())
+        return self._grouped(self.active & ~self.searched)
+
+    def _grouped(self, flags: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        indices = np.flatnonzero(flags)
         if indices.size == 0:
             return
         ids = self.block_of(indices)
@@ -82,7 +113,7 @@ class LocalPlan:
 
     def n_blocks(self) -> int:
         """Number of search tasks."""
-        indices = np.flatnonzero(self.active)
+        indices = np.flatnonzero(self.search_flags)
         return int(np.unique(self.block_of(indices)).size) if indices.size else 0
 
     # ----------------------------------------------------------------- tiles
@@ -100,6 +131,12 @@ class LocalPlan:
         pos = np.unravel_index(int(tile_id), self.tile_counts)
         return tuple((int(p) * t, min(n, (int(p) + 1) * t))
                      for p, t, n in zip(pos, self.tile, self.grid.shape))  # type: ignore[return-value]
+
+    def tile_rows(self) -> list[list[int]]:
+        """The tiles grouped in rows along x (raster order): a blend task's work, so that a box whose
+        core spans the face between two tiles of a row is rendered once for both."""
+        nz, ny, nx = self.tile_counts
+        return [[(z * ny + y) * nx + x for x in range(nx)] for z in range(nz) for y in range(ny)]
 
     def touching(self, bounds: Bounds) -> tuple[np.ndarray, np.ndarray]:
         """Active boxes whose core overlaps ``bounds``, and their block ids."""

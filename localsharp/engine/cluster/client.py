@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ...errors import ConfigError
@@ -36,10 +38,75 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     n = workers or os.cpu_count() or 1
     limit = check_memory_limit(memory_limit)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=_dashboard(),
-                           memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
-                           env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
-    return Client(cluster)
+    cluster = client = None
+    with _deferred_interrupt() as interrupted:
+        try:
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=_dashboard(),
+                                   memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
+                                   env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1",
+                                        "NUMBA_NUM_THREADS": "1"})
+            client = Client(cluster)
+        except BaseException:
+            close_quietly(client, cluster)
+            raise
+    if interrupted:
+        close_quietly(client, cluster)
+        raise KeyboardInterrupt
+    return client
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[list[int]]:
+    """For the block (a LocalCluster starting): Ctrl-C is recorded, not raised, and SIGINT is blocked in
+    this thread, so that every thread started here (the cluster's event loop and the threads it starts
+    the worker processes from) blocks it too, and so does every worker process (a blocked signal stays
+    blocked in a child): Ctrl-C at the terminal reaches the client alone, which closes the workers
+    quietly.  The yielded list is non-empty after the block if Ctrl-C came during it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield []
+        return
+    from multiprocessing import resource_tracker
+
+    # started here first: starting it later from the cluster's thread would unblock SIGINT there
+    resource_tracker.ensure_running()
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield seen
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C held back meanwhile is recorded now
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def close_quietly(client: Any, cluster: Any) -> None:
+    """Close a client and its LocalCluster after an interrupt: no log records, no worker warnings."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        if client is not None:
+            try:
+                client.run(_silence_worker_logs)  # tasks cancelled by the closing are no news
+            except Exception:  # noqa: BLE001 - workers already gone
+                pass
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:  # noqa: BLE001
+                pass
+    finally:
+        logging.disable(previous)
+
+
+def _silence_worker_logs() -> None:
+    logging.disable(logging.CRITICAL)
 
 
 def _dashboard() -> str:
@@ -78,6 +145,14 @@ def _size(value: int) -> str:
 def _dashboard_running(client: Any) -> bool:
     services = client.scheduler_info().get("services", {})
     return "dashboard" in services
+
+
+def local_worker_memory_limit(value: str | None) -> int | None:
+    """The memory limit (bytes) a LocalCluster worker of one thread gets from ``--memory-limit`` (``None``:
+    Dask's "auto", the machine's memory shared by its cores), as the worker works it out."""
+    from distributed.worker_memory import parse_memory_limit
+
+    return parse_memory_limit(value or "auto", 1, logger=logging.getLogger("distributed.worker"))
 
 
 def check_memory_limit(value: str | int | None) -> str | int:

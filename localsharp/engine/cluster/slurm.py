@@ -28,7 +28,8 @@ THREAD_VARS = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
 DEFAULTS = {"cores": 1, "memory": "2GB", "walltime": "01:00:00", "job_name": "localsharp-worker"}
 #: Keyword arguments of SLURMCluster that are not the job's (left out of :func:`job_script`).
 CLUSTER_ONLY = ("scheduler_options",)
-INSTALL_HINT = "dask-jobqueue is not installed: pip install 'localsharp[slurm]'"
+INSTALL_HINT = ("dask-jobqueue is not installed: pip install 'localsharp[slurm]' (an installed package), "
+                "or pip install \".[slurm]\" in a localsharp checkout")
 #: Placeholder for the scheduler's address in :func:`job_script` (known only once the scheduler runs).
 SCHEDULER_PLACEHOLDER = "tcp://<scheduler-address>:<port>"
 
@@ -139,10 +140,19 @@ def check_job_memory(value: str) -> int:
 def job_script(settings: dict[str, Any]) -> str:
     """The batch script a worker job of ``settings`` runs (built without a scheduler or ``sbatch``; the
     scheduler's address is a placeholder)."""
+    import tempfile
+
     module = jobqueue()
     job_kwargs = {k: v for k, v in settings.items() if k not in CLUSTER_ONLY}
-    job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs)
-    return job.job_script()
+    logs = job_kwargs.get("log_directory")
+    if not logs:
+        return module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name", **job_kwargs).job_script()
+    # dask-jobqueue makes the log directory when the job object is made: a script that is only
+    # printed must not leave directories behind, so it is made with a scratch one, then renamed
+    with tempfile.TemporaryDirectory(prefix="localsharp-logs-") as scratch:
+        job = module.SLURMCluster.job_cls(SCHEDULER_PLACEHOLDER, name="worker-name",
+                                          **{**job_kwargs, "log_directory": scratch})
+        return job.job_script().replace(scratch, str(logs))
 
 
 def start_slurm(settings: dict[str, Any], *, jobs: int | None = None, adapt: tuple[int, int] | None = None,

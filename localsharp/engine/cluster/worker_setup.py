@@ -51,6 +51,23 @@ def limit_threads() -> dict[str, Any]:
     return done
 
 
+class _NoComputeFailed:
+    """Log filter: a task's failure is the client's to report (it gets the exception, and a disk fault or a
+    box that fails is said there in one line), not the worker's ``Compute Failed`` record with a traceback."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+def quiet_task_failures() -> None:
+    """Drop the worker's ``Compute Failed`` log records (idempotent)."""
+    import logging
+
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _NoComputeFailed) for f in logger.filters):
+        logger.addFilter(_NoComputeFailed())
+
+
 def _plugin_class() -> type:
     from distributed import WorkerPlugin
 
@@ -61,6 +78,7 @@ def _plugin_class() -> type:
 
         def setup(self, worker: Any) -> None:
             limit_threads()
+            quiet_task_failures()
 
     return TaskThreads
 

@@ -16,7 +16,8 @@ from ...maps.store import RunStore
 from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source
 from ..cluster.submit import run_bounded
-from .tasks import BoxJob, check_slab, failed_row, render_tile, score_block, score_one
+from ...errors import is_disk_fault
+from .tasks import BoxJob, check_slab, failed_row, render_tiles, score_block, score_one, tile_chunks
 
 log = logging.getLogger("localsharp.engine.local.run")
 
@@ -51,12 +52,12 @@ def check_values(client: Any, source: Source, progress: Progress | None = None) 
 
 def box_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
               resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_batches()
+    done = store.done_batches(job.block)
     boxes_done = sum(len(indices) for block, indices in plan.blocks() if block in done)
     resumed["boxes"] = boxes_done
-    counter = Counter("boxes", boxes_done, plan.n_active, progress, weight=lambda result: result["n"],
+    counter = Counter("boxes", boxes_done, plan.n_searched, progress, weight=lambda result: result["n"],
                        workers=workers)
-    report(progress, "boxes", boxes_done, plan.n_active)
+    report(progress, "boxes", boxes_done, plan.n_searched)
     calls = ((job, block, indices) for block, indices in plan.blocks() if block not in done)
     run_bounded(client, score_block, calls, counter, on_error=lambda args, exc: isolate(client, store, args, exc))
 
@@ -65,6 +66,8 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
     """A block task that failed (e.g. its worker died on it every time): search its boxes one by one,
     mark the boxes that fail on their own, and record the block from here."""
     job, block, indices = args
+    if is_disk_fault(error):  # a disk or store fault is the run's, not the boxes': it stops the run
+        raise error
     log.warning("local: search task %d failed (%s: %s); searching its %d boxes one by one", block,
                 type(error).__name__, error, len(indices))
     rows = []
@@ -73,19 +76,24 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
             row = score_one(job, int(index)) if client is None else \
                 client.submit(score_one, job, int(index), pure=False, retries=0).result()
         except Exception as exc:  # noqa: BLE001 - this box alone fails: it is marked, the run goes on
+            if is_disk_fault(exc):
+                raise
             row = failed_row(int(index), exc)
         rows.append(row)
-    store.write_batch(block, rows)
+    store.write_batch(block, rows, job.block)
     return {"block": block, "n": len(rows), "by_status": {}, "host": None, "seconds": None}
 
 
 def blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
                 resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
-    done = store.done_tiles()
+    """Blend the output tile by tile, a row of tiles along x per task (a box spanning two tiles of a row is
+    rendered once); tiles already written (a resumed run) are not written again."""
+    done = store.done_tiles(tile_chunks(job))
     resumed["tiles"] = len(done)
-    counter = Counter("tiles", len(done), plan.n_tiles, progress, workers=workers)
+    counter = Counter("tiles", len(done), plan.n_tiles, progress, weight=len, workers=workers)
     report(progress, "tiles", len(done), plan.n_tiles)
-    run_bounded(client, render_tile, ((job, t) for t in range(plan.n_tiles) if t not in done), counter)
+    rows = ([t for t in row if t not in done] for row in plan.tile_rows())
+    run_bounded(client, render_tiles, ((job, row) for row in rows if row), counter)
 
 
 def report(progress: Progress | None, stage: str, done: int, total: int) -> None:
@@ -100,6 +108,15 @@ def note(progress: Progress | None, message: str) -> None:
         note(message)
     else:
         log.info("local: %s", message)
+
+
+def warn(progress: Progress | None, message: str) -> None:
+    """A warning: on a progress reporter that takes notes (``progress.note``), else in the log as a warning."""
+    note = getattr(progress, "note", None)
+    if note is not None:
+        note(f"warning: {message}")
+    else:
+        log.warning("local: %s", message)
 
 
 class WorkerLog:

@@ -13,7 +13,7 @@ from ...config import LocalOptions
 from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...sharpening.local_box import BoxOutcome
-from ...sharpening.shrinkage import annotated
+from ...sharpening.shrinkage import applied_row
 from ...tiling.boxes import Box
 from ...tiling.plan import LocalPlan
 from .inputs import Source, geometry_of
@@ -72,7 +72,14 @@ class LocalResult:
     store : pathlib.Path or None
         The run store (None when a temporary one was used; it lives as long as ``map``).
     counts : dict
-        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome.
+        Boxes in the grid, searched (tasks) and skipped by the coarse mask; boxes by outcome (as applied:
+        a box the shrinkage kept at the overall sharpening counts as ``unsharpened``); with a symmetry,
+        ``symmetry`` (the group used, its check, boxes searched and boxes that took a mate's outcome).
+    mean_b_sharpen : float or None
+        Mean b_sharpen applied by the boxes the render sharpened (Å²; the equivalent B in the
+        scale-factor modes).
+    means : dict
+        :func:`tally`'s means: applied over every analysed box, searched, and their counts.
     """
 
     map: LocalMap
@@ -82,6 +89,7 @@ class LocalResult:
     options: LocalOptions
     counts: dict[str, Any]
     mean_b_sharpen: float | None
+    means: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=dict)
     _rows: Callable[[], Iterator[dict[str, Any]]] | None = field(default=None, repr=False)
@@ -105,40 +113,66 @@ class LocalResult:
                "boxes_searched": self.counts["searched"], "boxes_skipped_by_mask": self.counts["skipped_by_mask"],
                "failed_boxes": self.counts.get("failed", []),
                "workers_over_time_s_n": self.counts.get("workers_over_time", []),
-               "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen, "smoothing_radius": self.radius,
+               "mean_b_sharpen_sharpened_boxes": self.mean_b_sharpen,
+               "mean_b_sharpen_applied": self.means.get("applied"), "mean_b_sharpen_searched": self.means.get("searched"),
+               "boxes_analysed": self.means.get("n_applied", 0), "smoothing_radius": self.radius,
                "local_options": self.options.to_dict(), "overall": self.overall, "timings_s": self.timings_s,
                "resumed": self.resumed, "store": None if self.store is None else str(self.store)}
+        if "symmetry" in self.counts:
+            out["symmetry"] = self.counts["symmetry"]
         if with_boxes:
             out["boxes"] = self.boxes
         return out
 
 
 def box_rows(store: RunStore, plan: LocalPlan, geometry: dict[str, Any],
-          shrunk: bool = False) -> Iterator[dict[str, Any]]:
-    """Every box's row: the recorded outcomes block by block (with the ``b_sharpen_applied`` of the
-    shrinkage when ``shrunk``), then the boxes skipped by the coarse mask."""
+             shrunk: bool = False) -> Iterator[dict[str, Any]]:
+    """Every box's row as it was applied (:func:`~localsharp.sharpening.shrinkage.applied_row`: the
+    status and sharpening the render used, with ``b_sharpen_searched`` and ``b_sharpen_applied``),
+    block by block, then in a symmetric run the mate boxes' (``symmetry.role`` "mate", naming the
+    searched boxes they took their outcome from; the searched ones say "searched"), then the boxes
+    skipped by the coarse mask.  ``shrunk``: the model-free shrinkage was applied (as the render
+    tasks apply it)."""
+    symmetric = plan.searched is not None
     for block, _ in plan.blocks():
-        for row in store.read_batch(block) or []:
-            yield box_row(plan.grid.box(row["index"]), annotated(row) if shrunk else row, geometry)
+        for row in store.read_batch(block, plan.block) or []:
+            row = applied_row(row, shrunk)
+            if symmetric:
+                row = {**row, "symmetry": {"role": "searched"}}
+            yield box_row(plan.grid.box(row["index"]), row, geometry)
+    for block, _ in plan.mate_blocks():
+        for row in store.read_mates(block, plan.block) or []:
+            yield box_row(plan.grid.box(row["index"]), {k: v for k, v in row.items() if k != "mix"}, geometry)
     skipped = BoxOutcome("skipped", "solvent: the coarse molecule mask leaves less than 1 % molecule in the box "
                          "(no task)").to_dict()
     for index in np.flatnonzero(~plan.active):
-        yield box_row(plan.grid.box(int(index)), skipped, geometry)
+        yield box_row(plan.grid.box(int(index)), applied_row(skipped, shrunk), geometry)
 
 
 def tally(rows: Iterator[dict[str, Any]], failed: list[dict[str, Any]] | None = None
-           ) -> tuple[dict[str, int], float | None]:
-    """Boxes by status and the mean b_sharpen of the sharpened ones (streamed); failed boxes go to ``failed``."""
+          ) -> tuple[dict[str, int], dict[str, float | int | None]]:
+    """Boxes by (applied) status and the means of their b_sharpen (streamed); failed boxes go to ``failed``.
+
+    The means: ``applied_sharpened`` over the boxes the render sharpened, ``applied`` over every
+    analysed box (sharpened or kept, a kept box counting 0), ``searched`` over the same boxes'
+    search picks (or equivalent B), and the counts they are taken over.
+    """
     by_status: dict[str, int] = {}
-    total, n = 0.0, 0
+    sums = {"applied_sharpened": [0.0, 0], "applied": [0.0, 0], "searched": [0.0, 0]}
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
         if row["status"] == "failed" and failed is not None:
             failed.append({"index": row["index"], "centre_A": row["centre_A"], "reason": row["reason"]})
-        if row["status"] == "sharpened":
-            total += row["sharpening"]["b_sharpen"]
-            n += 1
-    return by_status, (total / n if n else None)
+        if row["status"] not in ("sharpened", "unsharpened") or row.get("b_sharpen_applied") is None:
+            continue
+        for key, value in (("applied", row["b_sharpen_applied"]), ("searched", row.get("b_sharpen_searched")),
+                           ("applied_sharpened", row["b_sharpen_applied"] if row["status"] == "sharpened" else None)):
+            if value is not None:
+                sums[key][0] += float(value)
+                sums[key][1] += 1
+    means: dict[str, float | int | None] = {key: (total / n if n else None) for key, (total, n) in sums.items()}
+    means.update({f"n_{key}": int(n) for key, (_, n) in sums.items()})
+    return by_status, means
 
 
 def box_row(box: Box, outcome: dict[str, Any], geometry: dict[str, Any]) -> dict[str, Any]:

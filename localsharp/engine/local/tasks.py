@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 
 from ...kernels.masks import soften_mask
+from ...maps import checksums
 from ...maps.store import RunStore
-from ...sharpening.local_box import BoxOutcome, analyse_box, render_box, sharpen_box
+from ...sharpening.functions import Sharpening
+from ...sharpening.local_box import BoxOutcome, analyse_box, render_box, render_mixture, sharpen_box
 from ...sharpening.local_scale import analyse_half_map_box, analyse_model_box
 from ...sharpening.search import SearchConfig, SearchResult
-from ...sharpening.shrinkage import shrink
-from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, blend_into, weighted_sums
+from ...sharpening.shrinkage import applied_row
+from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, TileWeights, blended
 from ...tiling.boxes import Bounds, Box, BoxGrid
 from ...tiling.plan import LocalPlan, relative, union_bounds
 from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
@@ -46,7 +48,7 @@ class BoxJob:
     The boxes are cut from the overall-sharpened map, whose data beyond d_cut
     already carry the overall ``b_blur_hires``; the box search therefore runs
     with ``b_blur_hires = 0`` (as the spec's ``iterate`` option does when it
-    searches a sharpened map again, §3 item 6).  The reference applies the
+    searches a sharpened map again).  The reference applies the
     high-resolution blur again in every box; on B-gradient phantoms that cost
     0.005–0.015 in CC (``benchmarks/quality_local.py``).
 
@@ -103,7 +105,7 @@ def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:
         row["host"] = host
         rows.append(row)
         by_status[row["status"]] = by_status.get(row["status"], 0) + 1
-    store.write_batch(block, rows)
+    store.write_batch(block, rows, job.block)
     return {"block": block, "n": len(rows), "by_status": by_status, "host": host,
             "seconds": time.perf_counter() - start}
 
@@ -180,64 +182,96 @@ def run_box(job: BoxJob, store: RunStore, box: Box) -> tuple[BoxOutcome, np.ndar
 
 
 def render_tile(job: BoxJob, tile: int) -> int:
-    """Blend every box touching output tile ``tile`` over the overall map and write the tile.
+    """Blend every box touching output tile ``tile`` over the overall map and write the tile (see
+    :func:`render_tiles`)."""
+    return render_tiles(job, [tile])[0]
+
+
+def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
+    """Blend every box touching each output tile of ``tiles`` over the overall map and write the tiles.
 
     Each sharpened box is rendered again from the overall map and its recorded
     outcome (:func:`~localsharp.sharpening.local_box.render_box`, the same values
-    its search produced), so no box's voxels are ever stored.
+    its search produced), so no box's voxels are ever stored.  A box whose core
+    touches several of ``tiles`` (a row of tiles along x) is rendered once for all
+    of them: its core is kept until the last of them is written.  Returns the tiles written.
     """
     store = RunStore(job.store)
     plan = load_plan(job)
-    bounds = plan.tile_bounds(tile)
-    indices, blocks = plan.touching(bounds)
-    outcomes = _outcomes(store, indices, blocks)
-    boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
-    region = union_bounds([bounds] + [b.outer for b in boxes])
-    overall = render_source(store, job.scale, region)
-    contributions, applied, resolutions = [], [], []
-    for box in boxes:
-        data = np.ascontiguousarray(overall[relative(box.outer, region)])
-        row = _rendered_row(job, outcomes[box.index])
-        outcome = BoxOutcome.from_dict(row)
-        values = render_box(data, job.voxel_zyx, job.resolution, outcome,
-                            soft_edge=job.soft_edge, d_min_ratio=job.d_min_ratio)
-        contributions.append((box, values[box.core_in_outer()]))
-        applied.append(0.0 if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening"
-                       else float(outcome.sharpening.b_sharpen))
-        resolutions.append(outcome.local_resolution)
-    background = overall[relative(bounds, region)]
-    weight = BACKGROUND_WEIGHT if job.scale is None else SCALE_BACKGROUND_WEIGHT
-    blended = blend_into(bounds, background, contributions, job.voxel_zyx, job.radius, weight)
-    _output_array(job.output)[tuple(slice(a, b) for a, b in bounds)] = blended
-    if job.b_output:
-        _output_array(job.b_output)[tuple(slice(a, b) for a, b in bounds)] = _b_sharpen_tile(job, bounds, contributions,
-                                                                                           applied)
-    if job.resolution_output:
-        _output_array(job.resolution_output)[tuple(slice(a, b) for a, b in bounds)] = _resolution_tile(
-            job, bounds, contributions, resolutions)
-    store.mark_tile(tile)
-    return tile
+    touching = [plan.touching(plan.tile_bounds(t)) for t in tiles]
+    last_use: dict[int, int] = {}
+    for k, (indices, _) in enumerate(touching):
+        for i in indices.tolist():
+            last_use[i] = k
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    rendered: dict[int, tuple[Box, np.ndarray, float, float | None]] = {}
+    for k, tile in enumerate(tiles):
+        bounds = plan.tile_bounds(tile)
+        indices, blocks = touching[k]
+        outcomes = _outcomes(job, store, indices, blocks, rows)
+        boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
+        new = [box for box in boxes if box.index not in rendered]
+        region = union_bounds([bounds] + [b.outer for b in new])
+        overall = render_source(store, job.scale, region)
+        for box in new:
+            data = np.ascontiguousarray(overall[relative(box.outer, region)])
+            values, applied, resolution = _render(job, data, outcomes[box.index])
+            rendered[box.index] = (box, np.ascontiguousarray(values[box.core_in_outer()]), applied, resolution)
+        parts = [rendered[box.index] for box in boxes]
+        weights = TileWeights(bounds, [p[0] for p in parts], job.voxel_zyx, job.radius)
+        images = [[p[1] for p in parts]]
+        if job.b_output:  # the b_sharpen each box applied, blended like the map (0 where no box reaches)
+            images.append([p[2] for p in parts])
+        if job.resolution_output:
+            images.append([p[3] for p in parts])
+        total, numerators, partial = weights.accumulate(images)
+        background = overall[relative(bounds, region)]
+        weight = BACKGROUND_WEIGHT if job.scale is None else SCALE_BACKGROUND_WEIGHT
+        where = tuple(slice(a, b) for a, b in bounds)
+        _output_array(job.output)[where] = blended(background, numerators[0], total, weight)
+        if job.b_output:
+            _output_array(job.b_output)[where] = blended(np.zeros(background.shape, np.float32), numerators[1], total)
+        if job.resolution_output:
+            _output_array(job.resolution_output)[where] = _resolution_tile(numerators[-1], partial[-1], total)
+        store.mark_tile(tile, tile_chunks(job))
+        for i in [i for i in rendered if last_use[i] <= k]:
+            del rendered[i]
+    return list(tiles)
 
 
-def _b_sharpen_tile(job: BoxJob, bounds: Bounds, contributions: list, applied: list[float]) -> np.ndarray:
-    """The b_sharpen each box applied (relative to the overall sharpening), blended like the map (0 elsewhere)."""
-    shape = tuple(b - a for a, b in bounds)
-    constant = [(box, np.full(values.shape, b, dtype=np.float32)) for (box, values), b in zip(contributions, applied)]
-    return blend_into(bounds, np.zeros(shape, dtype=np.float32), constant, job.voxel_zyx, job.radius)
+def _render(job: BoxJob, data: np.ndarray, row: dict[str, Any]) -> tuple[np.ndarray, float, float | None]:
+    """One box rendered as its row says: its values, the b_sharpen it applied and its local resolution.
+
+    A mate box of a symmetric run that takes several searched boxes' outcomes carries them as
+    ``mix`` (weights and sharpenings): it is rendered with the weighted mean of their factors."""
+    row = _rendered_row(job, row)
+    common = {"soft_edge": job.soft_edge, "d_min_ratio": job.d_min_ratio}
+    if row.get("mix"):
+        parts = [(float(w), Sharpening(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in s.items()}))
+                 for w, s in row["mix"]]
+        values = render_mixture(data, job.voxel_zyx, job.resolution, parts, **common)
+        return values, float(row.get("b_sharpen_applied") or 0.0), row.get("local_resolution")
+    outcome = BoxOutcome.from_dict(row)
+    values = render_box(data, job.voxel_zyx, job.resolution, outcome, **common)
+    applied = (0.0 if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening"
+               else float(outcome.sharpening.b_sharpen))
+    return values, applied, outcome.local_resolution
 
 
 def _rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
     """The row a box is rendered with: model-free boxes shrunk toward the overall sharpening (unless
-    shrinkage is off); the scale-factor modes' boxes as recorded."""
-    return shrink(row) if job.shrink and job.scale is None else row
+    shrinkage is off); the scale-factor modes' boxes as recorded; a symmetric run's mate boxes as
+    recorded (they took their sources' rendered outcomes)."""
+    if row.get("symmetry", {}).get("role") == "mate":
+        return row
+    return applied_row(row, job.shrink and job.scale is None)
 
 
-def _resolution_tile(job: BoxJob, bounds: Bounds, contributions: list, resolutions: list[float | None]) -> np.ndarray:
+def _resolution_tile(weighted: np.ndarray, weight: np.ndarray | None, total: np.ndarray) -> np.ndarray:
     """The boxes' local resolutions blended with the map's weights, normalised by the weights alone
-    (``Σ w·d / Σ w``: no pull toward the background); 0 where no box with a resolution reaches."""
-    known = [(box, np.full(values.shape, d, np.float32)) for (box, values), d in zip(contributions, resolutions)
-             if d is not None]
-    weighted, weight = weighted_sums(bounds, known, job.voxel_zyx, job.radius)
+    (``Σ w·d / Σ w`` over the boxes with a resolution: no pull toward the background); 0 where no box with
+    a resolution reaches."""
+    weight = total if weight is None else weight
     reached = weight / (BACKGROUND_WEIGHT + weight) > 1e-6  # the boxes' share of the map's blend
     out = np.zeros(weight.shape, dtype=np.float32)
     out[reached] = weighted[reached] / weight[reached]
@@ -252,23 +286,30 @@ def _output_array(path: str) -> Any:
 
 @lru_cache(maxsize=8)
 def _open_output(path: str, _stamp: int) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r+")
+    return checksums.open_for_writing(path)
 
 
-def _outcomes(store: RunStore, indices: np.ndarray, blocks: np.ndarray) -> dict[int, dict[str, Any]]:
-    """The recorded outcome of each box in ``indices`` (read from the records of their blocks)."""
+def tile_chunks(job: BoxJob) -> int:
+    """Output chunks per render tile along each axis (``--tile-chunks``)."""
+    return int(job.tile[0]) // int(job.chunks[0])
+
+
+def _outcomes(job: BoxJob, store: RunStore, indices: np.ndarray, blocks: np.ndarray,
+              cache: dict[tuple[str, int], list[dict[str, Any]]] | None = None) -> dict[int, dict[str, Any]]:
+    """The recorded outcome of each box in ``indices`` (read from the records of their blocks: the
+    searched boxes' and, in a symmetric run, the mate boxes'); ``cache`` keeps the records read."""
+    cache = {} if cache is None else cache
     wanted = {int(i) for i in indices}
     found: dict[int, dict[str, Any]] = {}
-    for block in np.unique(blocks):
-        rows = store.read_batch(int(block))
-        if rows is None:
-            raise RuntimeError(f"{store.path}: search task {int(block)} has no record; the box pass is incomplete")
-        found.update({row["index"]: row for row in rows if row["index"] in wanted})
+    for block in np.unique(blocks).tolist():
+        for kind, read in (("boxes", store.read_batch), ("mates", store.read_mates)):
+            if (kind, block) not in cache:
+                cache[(kind, block)] = read(int(block), job.block) or []
+            found.update({row["index"]: row for row in cache[(kind, block)] if row["index"] in wanted})
     missing = wanted - set(found)
     if missing:
-        raise RuntimeError(f"{store.path}: no recorded outcome for boxes {sorted(missing)[:5]}")
+        raise RuntimeError(f"{store.path}: no recorded outcome for boxes {sorted(missing)[:5]}; the box pass "
+                           "is incomplete")
     return found
 
 
@@ -276,26 +317,39 @@ PLAN_FILE = "plan.npz"
 
 
 def save_plan(store: RunStore, plan: LocalPlan) -> None:
-    """Write the plan's active-box flags next to the store's records (read by the render tasks)."""
+    """Write the plan's active-box (and searched-box) flags next to the store's records (read by the render
+    tasks)."""
     path = store.path / PLAN_FILE
-    tmp = path.with_name(".plan.tmp.npz")
-    np.savez(tmp, active=np.packbits(plan.active), n=plan.active.size)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".plan.{os.getpid()}.tmp.npz")
+    searched = {} if plan.searched is None else {"searched": np.packbits(plan.searched)}
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, active=np.packbits(plan.active), n=plan.active.size, **searched)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_plan(job: BoxJob) -> LocalPlan:
-    """The run's plan, rebuilt from ``job`` and the saved active flags (read once per process)."""
+    """The run's plan, rebuilt from ``job`` and the saved flags (read once per process)."""
     path = os.path.join(job.store, PLAN_FILE)
-    active = _active_flags(path, os.stat(path).st_mtime_ns)
-    return LocalPlan(job.grid, job.block, active, job.chunks, job.tile)  # type: ignore[arg-type]
+    active, searched = _saved_flags(path, os.stat(path).st_mtime_ns)
+    return LocalPlan(job.grid, job.block, active, job.chunks, job.tile, searched)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4)
-def _active_flags(path: str, mtime_ns: int) -> np.ndarray:
+def _saved_flags(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray | None]:
     with np.load(path) as saved:
-        active = np.unpackbits(saved["active"], count=int(saved["n"])).astype(bool)
-    active.flags.writeable = False
-    return active
+        n = int(saved["n"])
+        flags = [np.unpackbits(saved[k], count=n).astype(bool) if k in saved else None
+                 for k in ("active", "searched")]
+    for f in flags:
+        if f is not None:
+            f.flags.writeable = False
+    return flags[0], flags[1]  # type: ignore[return-value]
 
 
 def check_slab(source: Any, index: int, bounds: Bounds) -> tuple[int, dict[str, Any]]:

@@ -196,7 +196,7 @@ def _local_variance(run: _Run, grid: fourier.FourierGrid, mean: float, resolutio
 
 
 def _solvent(run: _Run, path: str, parts: list[dict], opts: SharpenOptions) -> tuple[solvent.SolventEstimate, bool]:
-    """The whole map's solvent estimate (§3 priority) and whether a composition gave it."""
+    """The whole map's solvent estimate (docs/methods.md, solvent fraction) and whether a composition gave it."""
     voxel, n = run.header.voxel_size_zyx, run.header.n_voxels
     given = solvent.estimate_from_composition(n, voxel, solvent_content=opts.solvent_content,
                                               molecular_mass=opts.molecular_mass, sequence=opts.sequence,

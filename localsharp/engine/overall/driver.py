@@ -1,4 +1,4 @@
-"""The overall pass of local sharpening (§8 item 1): one task when the map fits a worker, else distributed.
+"""The overall pass of local sharpening (docs/methods.md, local sharpening): one task when the map fits a worker, else distributed.
 
 :func:`overall_pass` writes ``overall`` (the overall-sharpened map, float32), ``molecule``
 (uint8 0/1) and ``molecule_counts`` (uint16, molecule voxels per 8³ block, for skipping
@@ -52,11 +52,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zarr
 
+from ...modes.common import warnings_returned
 from ...modes.model_free import global_sharpen
 from ...config import SharpenOptions
 from ...kernels.masks import bounding_box
+from ...maps import checksums
 from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...tiling.boxes import chunk_grid
@@ -175,7 +176,8 @@ def one_task_overall(store_path: str, source: DensityMap | str, options: Sharpen
 
     store = RunStore(store_path)
     density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
-    result = global_sharpen(density, options.resolution, options=options)
+    with warnings_returned():  # the driver of the local run reports them (once, where the user looks)
+        result = global_sharpen(density, options.resolution, options=options)
     molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
     chunks = tuple(store.array("overall").chunks)
     for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
@@ -201,9 +203,8 @@ def create_molecule_counts(store_path: str, shape: tuple[int, int, int], t: int)
     """Create (or replace) the store's ``molecule_counts`` array, chunked so that each z-slab owns its chunks."""
     b = tasks.COUNT_BLOCK
     counts_shape = tuple(-(-n // b) for n in shape)
-    zarr.open_group(str(store_path), mode="a").create_array(
-        "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]), dtype="uint16", fill_value=0,
-        overwrite=True)
+    checksums.create_array(str(store_path), "molecule_counts", shape=counts_shape, chunks=(t // b, *counts_shape[1:]),
+                           dtype="uint16", fill_value=0, overwrite=True)
 
 
 def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...modes.common import options_from_kwargs
+from ...modes.common import mean_sd, options_from_kwargs, warn, warnings_returned
 from ...modes.model_free import global_sharpen
 from ...report.result import SharpenResult
 from ...maps.density import DensityMap
@@ -28,7 +28,8 @@ from .driver import fits_one_worker, map_header
 
 
 def _one_task(map_or_path: Any, resolution: float, kwargs: dict[str, Any]) -> SharpenResult:
-    return global_sharpen(map_or_path, resolution, **kwargs)
+    with warnings_returned():  # on a worker: said once, by the client (sharpen_on_cluster)
+        return global_sharpen(map_or_path, resolution, **kwargs)
 
 
 def sharpen_on_cluster(client: Any, map_or_path: DensityMap | str | os.PathLike, resolution: float, *,
@@ -39,7 +40,7 @@ def sharpen_on_cluster(client: Any, map_or_path: DensityMap | str | os.PathLike,
     is_mtz = not isinstance(map_or_path, DensityMap) and Path(map_or_path).suffix.lower() == ".mtz"
     source = map_or_path if isinstance(map_or_path, DensityMap) else str(Path(map_or_path).resolve())
     if is_mtz or fits_one_worker(client, map_header(source).shape):
-        return Runner(client).call(_one_task, source, resolution, call)
+        return _said(Runner(client).call(_one_task, source, resolution, call))
     from .distributed import distributed_overall
 
     t0 = time.perf_counter()
@@ -56,8 +57,18 @@ def sharpen_on_cluster(client: Any, map_or_path: DensityMap | str | os.PathLike,
         data = np.asarray(RunStore(store_path).array("overall")[...])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = SharpenResult(map=density.with_data(data), options=opts, **details_for_result(details))
+    fields = details_for_result(details)
+    values = {"input": mean_sd(density.data), "output": mean_sd(data),
+              "rescaled": fields["sharpening"].method != "no_sharpening"}
+    result = SharpenResult(map=density.with_data(data), options=opts, values=values, **fields)
     result.timings_s["total"] = time.perf_counter() - t0
+    return _said(result)
+
+
+def _said(result: SharpenResult) -> SharpenResult:
+    """``result`` after its warnings are logged here, where the caller sees them (once each)."""
+    for warning in result.warnings:
+        warn(warning)
     return result
 
 
