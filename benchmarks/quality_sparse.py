@@ -24,10 +24,19 @@ stated resolution would):
 * ``*_m``: the same full map masked (zero away from the model); ``*_7A``: at 7 Å (B 150–300 Å²).
 
 Real maps: the three of ``../shared/data`` (``_common.CASES``) and, when ``LOCALSHARP_EXTRA_DATA``
-names a folder holding them, EMD-1997 (GroEL, 7 Å, masked) and EMD-5168 (F-actin, 6.6 Å), each
-with its README and placed model.
+names a folder holding them, two public maps (EMDB and PDB data, CC0), each with its README:
 
-Run: ``python benchmarks/quality_sparse.py [--local] [name ...]`` (phantoms cached in
+* ``emd1997_groel_c7/``: EMD-1997 (GroEL tetradecamer, 7 Å, C7, the deposited masked map, 68 %
+  zeros; Clare et al. 2012, Cell 149:113) as distributed in the PowerFit test cases
+  (haddocking/powerfit, ``test-cases/EMD-1997/``), and ``model_1oel_14mer_fitted.pdb``: PDB 1OEL
+  (one ring) rigid-body fitted into the map (a coarse search, then refinement of the
+  map–model correlation at 7 Å; CC within 3 Å of the atoms 0.699) and its second ring made by the
+  entry's BIOMT operator;
+* ``emd5168_factin_6p6/``: EMD-5168 (F-actin, 6.6 Å, unmasked) as distributed in the TEMPy examples
+  (Topf-Lab/Tempy, ``Examples/Test_Files/emd_5168.map``) with ``model_3mfp_modeller.pdb``, the
+  TEMPy authors' Modeller rebuild of PDB 3MFP (one subunit) in the map's frame.
+
+Run: ``python benchmarks/quality_sparse.py [--local | --local-only] [name ...]`` (phantoms cached in
 ``$LOCALSHARP_BENCH_CACHE``, default ``/tmp/localsharp-bench/sparse``; hours on a loaded 2-core
 machine); prints the table and writes ``benchmarks/results/quality_sparse.json`` (merged by case name).
 """
