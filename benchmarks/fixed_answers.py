@@ -160,13 +160,14 @@ def _local_fields(result: Any) -> dict[str, Any]:
     rows = result.boxes
     sharpened = [r for r in rows if r["status"] == "sharpened"]
     applied = [r["b_sharpen_applied"] for r in sharpened if r.get("b_sharpen_applied") is not None]
+    searched = [r["b_sharpen_searched"] for r in sharpened if r.get("b_sharpen_searched") is not None]
     resolutions = sorted(r["local_resolution"] for r in rows if r.get("local_resolution") is not None)
     overall = s["overall"]
     return {"overall_method": overall.get("method"), "overall_b_sharpen": overall.get("b_sharpen"),
             "n_boxes": s["n_boxes"], "boxes_searched": s["boxes_searched"],
             "boxes_skipped_by_mask": s["boxes_skipped_by_mask"],
             "boxes_by_status": dict(sorted(s["boxes_by_status"].items())),
-            "mean_b_sharpen_searched": s["mean_b_sharpen_sharpened_boxes"],
+            "mean_b_sharpen_searched": sum(searched) / len(searched) if searched else None,  # of the sharpened boxes
             "mean_b_sharpen_applied": sum(applied) / len(applied) if applied else None,
             "median_local_resolution": resolutions[len(resolutions) // 2] if resolutions else None,
             "smoothing_radius": s["smoothing_radius"]}
