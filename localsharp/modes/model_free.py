@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -86,6 +87,8 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     if variance is None and _may_need_molecule(opts):
         variance = local_variance(density.data, density.voxel_size_zyx, solvent.RADIUS_FACTOR * resolution)
     box = _region(density, opts, whole_solvent, variance, buffer)
+    if box.soft_edge and not opts.soft_mask:  # --no-soft-mask: cut bare, and the summary says so
+        box = dataclasses.replace(box, soft_edge=False)
     parts = _box_parts(density, opts, whole_solvent, variance, box)
     box_solvents = [solvent_ for _, solvent_ in parts]
     box_solvent = pooled_solvent(box_solvents, [data.size for data, _ in parts])
