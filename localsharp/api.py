@@ -21,7 +21,7 @@ from .modes.common import (applicability, finish_sharpening, fixed_sharpening, o
                            restore_input_grid)
 from .modes.half_map import half_map_sharpen
 from .modes.model import model_sharpen
-from .modes.model_free import analysis_box_solvent
+from .sharpening.solvent import analysis_box_solvent
 from .report.result import SharpenResult
 
 __all__ = ["MASKED_ZERO_FRACTION", "SharpenResult", "analysis_box_solvent", "applicability", "check_limitations",

@@ -36,7 +36,11 @@ class SharpenOptions:
     density_select : bool
         Determine the sharpening on the density-selected box (docs/methods.md, analysis box).
     max_box_fraction : float
-        Use the whole map when the box is larger than this fraction.
+        The density-selected box may hold at most this fraction of the map.
+    molecule_boxes : int, optional
+        When the density-selected box holds more (a hollow or spread-out map), analyse up to this
+        many boxes of ``box_size`` where the molecule is densest (default: as many as 160³ voxels
+        hold; :mod:`localsharp.sharpening.region`); 0 analyses the whole map instead, as the reference does.
     box_center : tuple of float, optional
         Centre (Å, x, y, z, in the map's frame) of a fixed analysis box.
     box_size : tuple of int
@@ -70,6 +74,7 @@ class SharpenOptions:
     copies: int = 1
     density_select: bool = True
     max_box_fraction: float = 0.5
+    molecule_boxes: int | None = None
     box_center: tuple[float, float, float] | None = None
     box_size: tuple[int, int, int] = (40, 40, 40)
     box_in_auto_sharpen: bool = False
@@ -96,6 +101,9 @@ class SharpenOptions:
             raise ConfigError(f"d_min_ratio must lie in [0.1, 1], got {self.d_min_ratio}")
         if not 0 < self.max_box_fraction <= 1:
             raise ConfigError(f"max_box_fraction must lie in (0, 1], got {self.max_box_fraction}")
+        if self.molecule_boxes is not None and (int(self.molecule_boxes) != self.molecule_boxes
+                                                or self.molecule_boxes < 0):
+            raise ConfigError(f"molecule-boxes must be a whole number >= 0, got {self.molecule_boxes}")
         if self.copies < 1:
             raise ConfigError(f"copies must be at least 1, got {self.copies}")
         fixed = [n for n in ("b_sharpen", "b_iso", "resolution_dependent_b") if getattr(self, n) is not None]

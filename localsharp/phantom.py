@@ -11,6 +11,16 @@ A phantom is made from an atomic model:
    Nyquist (:func:`localsharp.maps.model.model_map`);
 4. two half maps = signal + independent white Gaussian noise whose level makes
    the half-map FSC cross 0.143 near ``resolution``; the full map is their mean.
+   ``noise_reference="box"`` (default) measures that FSC over the whole box;
+   ``"molecule"`` within a soft mask around the atoms, as resolutions are usually
+   reported (a masked FSC).  For a compact model in a tight box the two agree; for a
+   capsid or a small molecule in a large box the box FSC puts far less noise on the
+   molecule than its stated resolution implies (the molecule's own FSC then crosses
+   0.143 well beyond ``resolution``);
+5. with ``masked=True`` the full map is multiplied by that soft mask (voxels away
+   from the model exactly 0), like a deposited masked map; the half maps are not.
+
+Assemblies of one model (capsids, shells, filaments) come from :mod:`localsharp.assemblies`.
 
 Everything is deterministic for a given ``seed`` (``numpy.random.default_rng``).
 """
@@ -34,6 +44,7 @@ from .kernels.fourier import FourierGrid, to_coefficients
 from .kernels.shells import assign_shells, fsc_crossing, shell_centres, shell_fsc
 from .maps.atomic import atomic_path
 from .maps.density import DensityMap
+from .maps.atom_masks import atom_mask
 from .maps.model import atom_positions, model_map, read_model
 from .maps.mrc import write_map
 from .report.outputs import prepare_output_dir, remove_if_unused
@@ -45,6 +56,11 @@ FSC_THRESHOLD = 0.143
 BAND_HALF_WIDTH = 0.02
 #: Refuse phantom boxes with more voxels than this (1 GB of float32 per map).
 MAX_VOXELS = 2**28
+#: Where the noise-setting FSC is measured: the whole box, or a soft mask around the atoms.
+NOISE_REFERENCES = ("box", "molecule")
+#: The soft molecule mask: full weight within MASK_RADIUS Å of an atom, raised-cosine edge of MASK_EDGE Å.
+MASK_RADIUS = 6.0
+MASK_EDGE = 4.0
 
 OUTPUT_NAMES = {
     "half_map_1": "half_map_1.mrc",
@@ -135,6 +151,18 @@ def phantom_box(positions: np.ndarray, voxel: float, padding: float) -> DensityM
         nstart=(0, 0, 0),
         cell_grid=(nx, ny, nz),
     )
+
+
+# ------------------------------------------------------------------- masks
+def molecule_soft_mask(structure: gemmi.Structure, template: DensityMap, radius: float = MASK_RADIUS,
+                       edge: float = MASK_EDGE) -> np.ndarray:
+    """1 within ``radius`` Å of an atom, falling to 0 over the next ``edge`` Å as a raised cosine (float32)."""
+    from scipy import ndimage
+
+    core = atom_mask(structure, template, min(radius, 2.0))
+    distance = ndimage.distance_transform_edt(~core, sampling=template.voxel_size_zyx) + min(radius, 2.0)
+    ramp = np.clip((radius + edge - distance) / edge, 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
 
 
 # ------------------------------------------------------------------- B model
@@ -242,7 +270,8 @@ def _cif_text(structure: gemmi.Structure) -> str:
 # ---------------------------------------------------------------------- main
 def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.PathLike, *, voxel: float = 1.0,
             b_core: float = 20.0, b_edge: float = 200.0, resolution: float = 3.5, noise: float = 1.0,
-            padding: float = 10.0, seed: int = 0, overwrite: bool = False) -> PhantomResult:
+            padding: float = 10.0, seed: int = 0, overwrite: bool = False, noise_reference: str = "box",
+            masked: bool = False) -> PhantomResult:
     """Make and write a phantom: signal, two noisy half maps, full map and the true models.
 
     Parameters
@@ -265,11 +294,16 @@ def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.Pat
         Seed of the noise generator; the same seed gives identical maps.
     overwrite : bool
         Replace existing output files; otherwise any existing one is an error.
+    noise_reference : {"box", "molecule"}
+        Where the FSC that sets the noise is measured: the whole box, or within
+        :func:`molecule_soft_mask` (a masked FSC, as resolutions are reported).
+    masked : bool
+        Write the full map multiplied by :func:`molecule_soft_mask` (zeros away from the model).
 
     Returns
     -------
     PhantomResult
-        Maps, written paths and the measured FSC resolution.
+        Maps, written paths and the measured FSC resolution (masked with ``noise_reference="molecule"``).
 
     Raises
     ------
@@ -287,9 +321,11 @@ def phantom(model: str | os.PathLike | gemmi.Structure, output_dir: str | os.Pat
     ``phantom.json`` (parameters, noise level, measured FSC).
     """
     _check_parameters(voxel, b_core, b_edge, resolution, noise, padding)
+    if noise_reference not in NOISE_REFERENCES:
+        raise ConfigError(f"unknown noise reference {noise_reference!r}; expected one of {', '.join(NOISE_REFERENCES)}")
     parameters = {"voxel": float(voxel), "b_core": float(b_core), "b_edge": float(b_edge),
                   "resolution": float(resolution), "noise": float(noise), "padding": float(padding),
-                  "seed": int(seed)}
+                  "seed": int(seed), "noise_reference": noise_reference, "masked": bool(masked)}
     structure = model if isinstance(model, gemmi.Structure) else read_model(model)
     source = (structure.name or "model") if isinstance(model, gemmi.Structure) else str(model)
     output_dir = Path(output_dir)
@@ -309,12 +345,23 @@ def _make(structure: gemmi.Structure, source: str, output_dir: Path, positions: 
           parameters: dict[str, Any], b_core: float, b_edge: float, resolution: float, noise: float, seed: int,
           overwrite: bool) -> PhantomResult:
     """The phantom's maps and files (see :func:`phantom`)."""
+    noise_reference, masked = parameters["noise_reference"], parameters["masked"]
     phantom_model = with_b_factors(structure, radial_b_factors(positions, b_core, b_edge))
     signal = model_map(phantom_model, template, resolution=None, b_factor=None, source=source)
-    sigma, shell_power = noise_sigma_for(signal, template.voxel_size_zyx, resolution, noise)
+    mask = molecule_soft_mask(structure, template) if (noise_reference == "molecule" or masked) else None
+    if noise_reference == "molecule":
+        sigma, shell_power = noise_sigma_for(signal * mask, template.voxel_size_zyx, resolution, noise)
+        sigma *= math.sqrt(signal.size / float(np.sum(np.square(mask, dtype=np.float64))))
+    else:
+        sigma, shell_power = noise_sigma_for(signal, template.voxel_size_zyx, resolution, noise)
     half_1, half_2 = noisy_halves(signal, sigma, seed)
     full = (half_1 + half_2) * np.float32(0.5)
-    d_centres, fsc = half_map_fsc(half_1, half_2, template.voxel_size_zyx)
+    if noise_reference == "molecule":
+        d_centres, fsc = half_map_fsc(half_1 * mask, half_2 * mask, template.voxel_size_zyx)
+    else:
+        d_centres, fsc = half_map_fsc(half_1, half_2, template.voxel_size_zyx)
+    if masked:
+        full *= mask
     measured = fsc_crossing(1.0 / d_centres, fsc, FSC_THRESHOLD)
     maps = {name: template.with_data(data) for name, data in
             (("signal", signal), ("half_map_1", half_1), ("half_map_2", half_2), ("full_map", full))}

@@ -248,7 +248,7 @@ def test_cli_local_refuses_an_already_sharpened_map(tmp_path: Path, capsys) -> N
 @pytest.mark.slow
 def test_a_box_that_scores_higher_as_it_is_is_kept() -> None:
     whole = read_map(HAEMOGLOBIN)
-    config = SearchConfig(b_blur_hires=0.0, n_threads=1)
+    config = SearchConfig(b_blur_hires=0.0, n_threads=1, least_blur=False)  # as a box job searches
     box = whole.data[13:55, 15:57, 29:71]  # a region where the unsharpened box has the higher adjusted SA
     kept = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config)
     forced = analyse_box(box, whole.voxel_size_zyx, RESOLUTION, 0.7, config, discard_if_worse=False)
@@ -264,6 +264,7 @@ def test_box_jobs_search_without_a_second_high_resolution_blur(serial) -> None:
 
     job = BoxJob("store", RESOLUTION, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 10.0)
     assert job.search.b_blur_hires == 0.0 and job.search.n_threads == 1
+    assert job.search.least_blur is False  # a box's pick is recorded as found; the shrinkage acts on it
     sharpened = [row for row in serial.boxes if row["status"] == "sharpened"]
     assert sharpened and all(row["sharpening"]["b_blur_hires"] == 0.0 for row in sharpened)
 

@@ -15,6 +15,7 @@ from localsharp.engine.overall import driver as overall
 from localsharp.engine.overall import on_client as overall_api
 from localsharp.engine.overall import distributed as overall_dist
 from localsharp.engine.overall.driver import fits_one_worker, map_header, overall_pass
+from localsharp.sharpening import region
 from localsharp.tiling.occupancy import block_counts
 from localsharp.errors import ConfigError, InputFileError
 from localsharp.maps.density import DensityMap
@@ -122,7 +123,7 @@ def test_router_runs_small_maps_in_one_task_and_sizes_against_the_worker_limit(t
 
 @pytest.mark.slow
 def test_a_box_above_the_cap_is_placed_on_the_densest_molecule(tmp_path, monkeypatch):
-    monkeypatch.setattr(overall_dist, "MAX_BOX_VOXELS", 40**3)
+    monkeypatch.setattr(region, "MAX_BOX_VOXELS", 40**3)
     monkeypatch.setattr(overall_dist, "SCORE_WHOLE_MAX_VOXELS", 50**3)
     shape = read_map(HAEMOGLOBIN).shape
     store = _store(tmp_path / "c", shape, 32)

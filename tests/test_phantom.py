@@ -55,7 +55,8 @@ def test_writes_every_file_and_they_read_back(made) -> None:
         assert on_disk.voxel_size == pytest.approx((1.5, 1.5, 1.5))
     summary = json.loads(made.paths["json"].read_text())
     assert summary["parameters"] == {"voxel": 1.5, "b_core": 20.0, "b_edge": 200.0, "resolution": 4.0,
-                                     "noise": 1.0, "padding": 6.0, "seed": 7}
+                                     "noise": 1.0, "padding": 6.0, "seed": 7, "noise_reference": "box",
+                                     "masked": False}
     assert summary["fsc_0143_resolution"] == pytest.approx(made.fsc_resolution)
     assert summary["noise_sigma"] == pytest.approx(made.noise_sigma)
     assert len(summary["fsc_curve"]["d"]) == len(summary["fsc_curve"]["fsc"]) > 5

@@ -150,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
 
         opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,
                                    model_rms=args.model_rms, resolution=args.resolution)  # refused early
+        if args.map is None:
+            opened["mean"] = True  # the run's input is the mean of the half maps, as the engine records it
     from ..engine.local.symmetry import symmetry_spec
 
     args.symmetry_spec = symmetry_spec(source, args.symmetry, args.symmetry_orientation,  # checked before anything
@@ -269,7 +271,7 @@ def _write_outputs(args: argparse.Namespace, result: Any, summary: dict[str, Any
         staged = {role: files.stage(path) for role, path in paths.items() if role not in ("local_image",)}
         written = write_map_streamed(staged["local_map"], result.map.array, template, overwrite=True,
                                      label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
-        summary["values"] = _values(written, summary["local_mode"])
+        summary["values"] = _values(written, summary["local_mode"], (summary.get("overall") or {}).get("method"))
         b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
                    else "equivalent b_sharpen (A^2) of the box scale factors")
         write_map_streamed(staged["b_sharpen_map"], result.b_sharpen_map.array, template, overwrite=True,
@@ -449,14 +451,15 @@ def _write_centres(path: Path, rows: Iterable[dict[str, Any]], geometry: dict[st
                      np.array(occupancy, dtype=float), cell, **extra)
 
 
-def _values(path: Path, mode: str) -> dict[str, Any]:
+def _values(path: Path, mode: str, overall_method: str | None = None) -> dict[str, Any]:
     """Mean and SD of the written map (its header's, computed as it was streamed) and the scale they are on."""
     import mrcfile
 
     with mrcfile.open(path, header_only=True, permissive=True) as mrc:
         mean, sd = float(mrc.header.dmean), float(mrc.header.rms)
     scale = ("on the scale of the overall-sharpened map (rescaled to mean 0, SD 1); each box keeps its own mean and SD"
-             if mode == "model_free" else "on the input map's scale; each box keeps its own mean and SD")
+             if mode == "model_free" and overall_method != "no_sharpening"
+             else "on the input map's scale; each box keeps its own mean and SD")
     return {"output": {"mean": mean, "sd": sd}, "scale": scale}
 
 

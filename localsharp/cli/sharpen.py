@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 30)")
     method.add_argument("--max-regions-to-test", type=int, default=30, metavar="N",
                         help="at most N + 1 regions enter the surface area (default 30)")
+    method.add_argument("--low-resolution-gain", type=float, default=1.5, metavar="G",
+                        help="at 5 Å or worse, search only b_sharpen whose amplitude gain at the resolution is "
+                             "at most G (default 1.5); the map's own B is unreliable there")
+    method.add_argument("--keep-blur", action="store_true",
+                        help="apply a blurring pick (b_sharpen < 0) as found; by default the least blur within "
+                             "the score's noise of it is applied (the reference keeps the pick)")
     method.add_argument("--signal-min", type=float, default=3.0, metavar="S",
                         help="score-curve signal-to-noise below which a method's optimum counts as "
                              "undetermined (default 3)")
@@ -99,8 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     comp.add_argument("--copies", type=int, default=1, metavar="N", help="copies of the sequence (default 1)")
     comp.add_argument("--no-density-select", action="store_true", help="analyse the whole map, not a box")
     comp.add_argument("--max-box-fraction", type=float, default=0.5, metavar="F",
-                      help="analyse the whole map when the density box holds more than this fraction of it "
-                           "(default 0.5)")
+                      help="largest fraction of the map the density box may hold; beyond it (a hollow or "
+                           "spread-out map) --molecule-boxes are analysed (default 0.5)")
+    comp.add_argument("--molecule-boxes", type=int, metavar="N",
+                      help="analyse up to N --box-size boxes where the molecule is densest when the density "
+                           "box is too large (default: as many as 160^3 voxels hold); 0 analyses the whole map")
     comp.add_argument("--d-min-ratio", type=float, default=0.833, metavar="R",
                       help="Fourier terms are used to R x resolution (default 0.833)")
     comp.add_argument("--box-center", type=float, nargs=3, metavar=("X", "Y", "Z"), help="analysis box centre (Å)")
@@ -133,6 +142,7 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         optimize_k_sharpen=args.optimize_k_sharpen, optimize_b_blur_hires=args.optimize_b_blur_hires,
         peak_fit=not args.no_peak_fit, region_weight_method=args.region_weight_method,
         region_weight_factor=args.region_weight_factor, signal_min=args.signal_min,
+        low_resolution_gain=args.low_resolution_gain, least_blur=not args.keep_blur,
         score=ScoreParams(fraction_occupied=args.fraction_occupied, sa_percent=args.sa_percent,
                           max_regions_to_test=args.max_regions_to_test))
     if args.methods:
@@ -150,6 +160,7 @@ def _options(args: argparse.Namespace, resolution: float) -> SharpenOptions:
         resolution=resolution, search=SearchConfig(**search_kw), remove_aniso=not args.no_remove_aniso,
         solvent_content=args.solvent_content, molecular_mass=args.molecular_mass, sequence=sequence,
         copies=args.copies, density_select=not args.no_density_select, max_box_fraction=args.max_box_fraction,
+        molecule_boxes=args.molecule_boxes,
         d_min_ratio=args.d_min_ratio,
         box_center=tuple(args.box_center) if args.box_center else None, box_size=tuple(args.box_size),
         box_in_auto_sharpen=args.box_in_auto_sharpen, use_weak_density=args.use_weak_density,

@@ -25,7 +25,8 @@ from ..maps.loading import check_limitations, check_resolution, map_masked_warni
 from ..report.result import SharpenResult
 from ..sharpening.box import BoxChoice
 from ..sharpening.functions import Sharpening
-from ..sharpening.score import MapMeasures, measure_map
+from ..sharpening.region import region_warnings, scored_region
+from ..sharpening.score import MapMeasures, measure_map, pooled_measures
 from ..sharpening.search import SearchConfig, SearchResult
 from ..sharpening.solvent import SolventEstimate
 from ..sharpening.spectrum import Spectrum
@@ -128,22 +129,32 @@ def fixed_sharpening(opts: SharpenOptions, b_iso_original: float) -> Sharpening:
 def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpening, opts: SharpenOptions, *,
                       search: SearchResult | None, solvent: SolventEstimate, box: BoxChoice,
                       box_solvent: SolventEstimate, warnings: list[str], timings: dict[str, float],
-                      shells: list[dict[str, Any]] | None = None, mode: str = "model_free") -> SharpenResult:
+                      shells: list[dict[str, Any]] | None = None, mode: str = "model_free",
+                      box_fractions: list[float] | None = None) -> SharpenResult:
     """Apply a chosen sharpening to the whole map, score it and assemble the result.
 
     Shared by every global mode (model-free search, fixed values, half-map and
-    model-based scale factors).
+    model-based scale factors).  The input and the output are scored on the region
+    :func:`~localsharp.sharpening.region.scored_region` names (``box_fractions``: each
+    analysed box's solvent fraction; the whole map's when not given).
     """
     t = time.perf_counter()
     factors = sharpening.factors(whole)
     region_weight = search.region_weight if search else opts.search.region_weight
+    boxes, fractions, _ = scored_region(box, box_fractions or [box_solvent.solvent_fraction] * len(box.all_boxes),
+                                        solvent.solvent_fraction, density.shape)
+
+    def measured(data: np.ndarray) -> MapMeasures:
+        return pooled_measures([measure_map(np.ascontiguousarray(data[tuple(slice(a, b) for a, b in bounds)]),
+                                            fraction, opts.search.score) for bounds, fraction in zip(boxes, fractions)])
+
     # The input is scored first, so that its region labels are freed before the output exists.
-    score_in = measure_map(density.data, solvent.solvent_fraction, opts.search.score)
+    score_in = measured(density.data)
     if sharpening.method == "no_sharpening":
         out_data, score_out = density.data.copy(), score_in
     else:
         out_data = whole.render(factors)
-        score_out = measure_map(out_data, solvent.solvent_fraction, opts.search.score)
+        score_out = measured(out_data)
     discarded = False
     target = search.target if search is not None else "adjusted_sa"
 
@@ -162,6 +173,9 @@ def finish_sharpening(density: DensityMap, whole: Spectrum, sharpening: Sharpeni
         factors = np.ones_like(factors)
         del out_data  # the sharpened map is not kept: free it before the copy
         out_data, score_out = density.data.copy(), score_in
+    if mode == "model_free" and search is not None:
+        warnings = warnings + region_warnings(box, box_solvent.solvent_fraction, search.region_weight,
+                                              search.calibration is not None and not search.calibration.fallback)
     d_fit = sharpening.d_cut or opts.resolution
     b_in = whole.b_iso if whole.b_iso_fitted else None  # the fit's fallback is no measurement
     b_out = whole.measure_b_iso(factors, d_fit=d_fit) if sharpening.method != "no_sharpening" else b_in
@@ -194,6 +208,8 @@ def applicability(search: SearchResult | None, opts: SharpenOptions, discarded: 
         return {"value": False, "reason": "no sharpening scored better than the input map; input kept"}
     sn = search.signal_to_noise
     chosen = search.sharpening
+    if chosen.method == "no_sharpening" and search.curve_method is not None:  # the least-blur rule kept the input
+        return {"value": True, "reason": search.notes[-1]}
     if chosen.method == "no_sharpening" and "no_sharpening" not in opts.search.methods:
         return {"value": False, "reason": "; ".join(search.notes) or "no sharpening method applied"}
     if chosen.method in ("b_iso", "b_iso_to_d_cut") and sn < opts.search.signal_min:

@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 
 from ..config import SharpenOptions
-from ..kernels.masks import box_edge_mask
 from ..maps.density import DensityMap
 from ..maps.loading import load_map, unit_cell_view
 from ..report.result import SharpenResult
 from ..sharpening import solvent
-from ..sharpening.box import BoxChoice, choose_box
+from ..sharpening.box import Bounds, BoxChoice, choose_box, select_profiles
+from ..sharpening.region import choose_region, region_parts
 from ..sharpening.search import search_sharpening
-from ..sharpening.solvent import (SolventEstimate, estimate_from_variance, estimate_solvent, local_variance,
-                                  solvent_from_volume)
+from ..sharpening.solvent import (SolventEstimate, estimate_solvent, local_variance,
+                                  molecule_from_variance, pooled_solvent)
+from ..tiling.occupancy import BLOCK as COUNT_BLOCK, block_counts
 from ..sharpening.spectrum import Spectrum
 from .common import finish_sharpening, fixed_sharpening, log, opening_checks, progress, resolve_options, restore_input_grid
 
@@ -82,30 +83,20 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     progress.info("solvent fraction %.3f (%.1f s)", whole_solvent.solvent_fraction, timings["solvent"])
 
     t = time.perf_counter()
-    centre_index = None
-    if opts.box_center is not None:
-        pos = density.first_voxel_position
-        centre_index = tuple((c - p) / v for c, p, v in zip(opts.box_center, pos, density.voxel_size))[::-1]
     buffer = int(round(1.5 * resolution / min(density.voxel_size))) if opts.soft_mask else 0
-    box = choose_box(density.data, density.voxel_size_zyx,
-                     density_select=opts.density_select and not opts.fixed_sharpening,
-                     max_box_fraction=opts.max_box_fraction, centre_index=centre_index,
-                     box_size=tuple(opts.box_size)[::-1],
-                     box_in_auto_sharpen=(opts.box_in_auto_sharpen or opts.use_weak_density)
-                     and not opts.fixed_sharpening,
-                     solvent_fraction=whole_solvent.solvent_fraction, use_weak_density=opts.use_weak_density,
-                     buffer=buffer)
+    if variance is None and _may_need_molecule(opts):
+        variance = local_variance(density.data, density.voxel_size_zyx, solvent.RADIUS_FACTOR * resolution)
+    box = _region(density, opts, whole_solvent, variance, buffer)
     if box.soft_edge and not opts.soft_mask:  # --no-soft-mask: cut bare, and the summary says so
         box = dataclasses.replace(box, soft_edge=False)
-    box_data = np.ascontiguousarray(density.data[box.slices()])
-    if box.soft_edge:
-        box_data = box_data * box_edge_mask(box_data.shape, density.voxel_size_zyx, resolution)
-    box_solvent = analysis_box_solvent(box_data, density, whole_solvent, box,
-                               None if variance is None else variance[box.slices()])
+    parts = _box_parts(density, opts, whole_solvent, variance, box)
+    box_solvents = [solvent_ for _, solvent_ in parts]
+    box_solvent = pooled_solvent(box_solvents, [data.size for data, _ in parts])
     del variance  # a map-sized array: not kept through the search and the final application
     timings["box"] = time.perf_counter() - t
     log.info("analysis box %s: %s; box solvent fraction %.3f", box.bounds, box.reason, box_solvent.solvent_fraction)
-    progress.info("analysis box %s voxels (%s)", "x".join(str(n) for n in box_data.shape[::-1]),
+    progress.info("analysis box %s voxels (%s)", " + ".join("x".join(str(n) for n in data.shape[::-1])
+                                                            for data, _ in parts),
                   "whole map" if not box.used else box.method)
 
     t = time.perf_counter()
@@ -119,12 +110,13 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     if opts.fixed_sharpening:
         sharpening = fixed_sharpening(opts, whole.b_iso)
     else:
-        box_spectrum = whole if not box.used else Spectrum.from_map(
-            box_data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio, angles=angles,
-            remove_aniso=opts.remove_aniso)
-        log.info("search: original B %.1f Å², methods %s, target %s", box_spectrum.b_iso,
+        spectra = [whole] if not box.used else [
+            Spectrum.from_map(data, density.voxel_size_zyx, resolution, d_min_ratio=opts.d_min_ratio, angles=angles,
+                              remove_aniso=opts.remove_aniso) for data, _ in parts]
+        del parts
+        log.info("search: original B %s Å², methods %s, target %s", "/".join(f"{sp.b_iso:.1f}" for sp in spectra),
                  ",".join(opts.search.methods), opts.search.effective_target)
-        search = search_sharpening(box_spectrum, box_solvent.solvent_fraction, opts.search)
+        search = search_sharpening(spectra, [solvent_.solvent_fraction for solvent_ in box_solvents], opts.search)
         sharpening = search.sharpening
         log.info("search: %d trials, region weight %.2f, best %s b_sharpen %.1f (score %.3f, S/N %.1f)",
                  len(search.trials), search.region_weight, sharpening.method, sharpening.b_sharpen, search.score,
@@ -135,25 +127,56 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
                       sharpening.b_sharpen, timings["search"])
 
     result = finish_sharpening(density, whole, sharpening, opts, search=search, solvent=whole_solvent,
-                               box=box, box_solvent=box_solvent, warnings=warnings, timings=timings)
+                               box=box, box_solvent=box_solvent, warnings=warnings, timings=timings,
+                               box_fractions=[s.solvent_fraction for s in box_solvents])
     result = restore_input_grid(result, original)
     result.timings_s["total"] = time.perf_counter() - t0
     return result
 
 
-def analysis_box_solvent(box_data: np.ndarray, density: Any, whole: SolventEstimate, box: BoxChoice,
-                 box_variance: np.ndarray | None) -> SolventEstimate:
-    """Solvent fraction of the analysis box (docs/methods.md, solvent fraction).
+def _may_need_molecule(opts: SharpenOptions) -> bool:
+    """Whether the analysis region may need the molecule mask (density selection by the region rule)."""
+    return (opts.density_select and not opts.fixed_sharpening and opts.box_center is None
+            and not (opts.box_in_auto_sharpen or opts.use_weak_density))
 
-    With a given composition the molecular volume is assumed to lie in the box;
-    otherwise the whole map's local variance, cropped to the box, is re-thresholded.
-    ``density`` needs only ``voxel_size`` and ``voxel_size_zyx`` (a map or its header).
-    """
-    if not box.used:
-        return whole
-    if box_variance is None and whole.molecular_volume:
-        box_volume = float(np.prod(density.voxel_size)) * box_data.size
-        return SolventEstimate(solvent_from_volume(whole.molecular_volume, box_volume), f"{whole.method} (box)",
-                               whole.molecular_volume)
-    estimate = estimate_from_variance(np.ascontiguousarray(box_variance), density.voxel_size_zyx)
-    return dataclasses.replace(estimate, method=estimate.method + " (box)")
+
+def _region(density: DensityMap, opts: SharpenOptions, whole_solvent: SolventEstimate,
+            variance: np.ndarray | None, buffer: int) -> BoxChoice:
+    """The analysis region of :func:`~localsharp.sharpening.region.choose_region` for a map in memory."""
+    centre_index = None
+    if opts.box_center is not None:
+        pos = density.first_voxel_position
+        centre_index = tuple((c - p) / v for c, p, v in zip(opts.box_center, pos, density.voxel_size))[::-1]
+    box_size = tuple(opts.box_size)[::-1]
+    segmentation = None
+    if (opts.box_in_auto_sharpen or opts.use_weak_density) and not opts.fixed_sharpening and centre_index is None:
+        def segmentation() -> BoxChoice:
+            return choose_box(density.data, density.voxel_size_zyx, box_size=box_size, box_in_auto_sharpen=True,
+                              solvent_fraction=whole_solvent.solvent_fraction,
+                              use_weak_density=opts.use_weak_density, buffer=buffer)
+
+    def counts() -> np.ndarray | None:
+        if variance is None:
+            return None
+        return block_counts(molecule_from_variance(variance, whole_solvent.solvent_fraction), COUNT_BLOCK)
+
+    density_select = opts.density_select and not opts.fixed_sharpening
+    return choose_region(density.shape, density.voxel_size_zyx,
+                         select=select_profiles(density.data) if density_select else None, counts=counts,
+                         block=COUNT_BLOCK, centre_index=centre_index, box_size=box_size, buffer=buffer,
+                         density_select=density_select, max_box_fraction=opts.max_box_fraction,
+                         n_boxes=opts.molecule_boxes,
+                         segmentation=segmentation)
+
+
+def _box_parts(density: DensityMap, opts: SharpenOptions, whole_solvent: SolventEstimate,
+               variance: np.ndarray | None, box: BoxChoice) -> list[tuple[np.ndarray, SolventEstimate]]:
+    """Each analysed box's voxels (soft-edged when the region says so) and its solvent estimate."""
+    def read(bounds: Bounds) -> np.ndarray:
+        return density.data[tuple(slice(a, b) for a, b in bounds)]
+
+    def read_variance(bounds: Bounds) -> np.ndarray | None:
+        return None if variance is None else variance[tuple(slice(a, b) for a, b in bounds)]
+
+    return region_parts(box, read, read_variance, density.voxel_size_zyx, opts.resolution,
+                        opts.soft_mask, whole_solvent)

@@ -33,24 +33,38 @@ Bounds = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 @dataclass(frozen=True)
 class BoxChoice:
-    """Where the search ran: ``bounds`` (z, y, x half-open) and why."""
+    """Where the search ran: ``bounds`` (z, y, x half-open) and why.
+
+    ``boxes`` lists every box when several are analysed together (method ``molecule_boxes``,
+    :mod:`.region`); ``bounds`` is then the first of them.
+    """
 
     bounds: Bounds
     method: str
     used: bool
     reason: str
     soft_edge: bool = False
+    boxes: tuple[Bounds, ...] = ()
 
     def slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(a, b) for a, b in self.bounds)  # type: ignore[return-value]
 
     @property
     def fraction(self) -> float:
+        """Voxels of ``bounds`` (the first box)."""
         return 0.0 if not self.bounds else float(np.prod([b - a for a, b in self.bounds]))
 
+    @property
+    def all_boxes(self) -> tuple[Bounds, ...]:
+        """Every analysed box (``bounds`` alone unless several)."""
+        return self.boxes or (self.bounds,)
+
     def to_dict(self) -> dict:
-        return {"bounds_zyx": [list(b) for b in self.bounds], "method": self.method, "used": self.used,
-                "reason": self.reason, "soft_edge": self.soft_edge}
+        out = {"bounds_zyx": [list(b) for b in self.bounds], "method": self.method, "used": self.used,
+               "reason": self.reason, "soft_edge": self.soft_edge}
+        if self.boxes:
+            out["boxes_zyx"] = [[list(b) for b in box] for box in self.boxes]
+        return out
 
 
 def _smooth(profile: np.ndarray, window: int) -> np.ndarray:

@@ -57,6 +57,9 @@ class BoxOutcome:
         Half-map modes: resolution (Å) where the box's half-map FSC falls below 0.143.
     resolution_limited : bool or None
         True when that FSC stays above 0.143 up to Nyquist (``local_resolution`` is then Nyquist).
+    b_sharpen_pick : float or None
+        The search's pick before the least-blur rule moved it (None when the rule did not act):
+        what the reports call the box's search pick.
     """
 
     status: str
@@ -70,6 +73,7 @@ class BoxOutcome:
     b_sharpen_within_noise: tuple[float, float] | None = None
     local_resolution: float | None = None
     resolution_limited: bool | None = None
+    b_sharpen_pick: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason,
@@ -80,7 +84,8 @@ class BoxOutcome:
                 "score_noise": None if not np.isfinite(self.score_noise) else self.score_noise,
                 "b_sharpen_within_noise": None if self.b_sharpen_within_noise is None
                 else list(self.b_sharpen_within_noise),
-                "local_resolution": self.local_resolution, "resolution_limited": self.resolution_limited}
+                "local_resolution": self.local_resolution, "resolution_limited": self.resolution_limited,
+                "b_sharpen_pick": self.b_sharpen_pick}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BoxOutcome":
@@ -92,7 +97,7 @@ class BoxOutcome:
                    float("nan") if d.get("signal_to_noise") is None else d["signal_to_noise"],
                    float("nan") if d.get("score_noise") is None else d["score_noise"],
                    None if d.get("b_sharpen_within_noise") is None else tuple(d["b_sharpen_within_noise"]),
-                   d.get("local_resolution"), d.get("resolution_limited"))
+                   d.get("local_resolution"), d.get("resolution_limited"), d.get("b_sharpen_pick"))
 
 
 @lru_cache(maxsize=8)
@@ -287,9 +292,11 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
             return kept_as_is, spectrum, mask, result, None
     status = "unsharpened" if chosen.method == "no_sharpening" else "sharpened"
     reason = "; ".join(result.notes) or f"{chosen.method} b_sharpen {chosen.b_sharpen:.1f}"
-    noise = next((m.noise for m in result.methods if m.method == chosen.method), float("nan"))
+    decided = next((m for m in result.methods if m.method == result.decided_by), None)
+    noise = float("nan") if decided is None else decided.noise
+    pick = None if decided is None or decided.best.sharpening == chosen else float(decided.best.sharpening.b_sharpen)
     outcome = BoxOutcome(status, reason, chosen, b_start, solvent_fraction, float(result.score),
-                         float(result.signal_to_noise), float(noise), result.plateau_b_sharpen)
+                         float(result.signal_to_noise), float(noise), result.plateau_b_sharpen, b_sharpen_pick=pick)
     return outcome, spectrum, mask, result, kept
 
 

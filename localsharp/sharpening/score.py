@@ -49,6 +49,12 @@ class MapMeasures:
         Non-excess kurtosis of the map.
     threshold : float
         Contour level (in units of the map as given).
+    surface, volume : int
+        ``Σsa`` and ``Σv`` of the regions the surface was taken over (``surface_area`` is their ratio).
+    n_target : int
+        Voxels the contour encloses.
+    n_voxels : int
+        Voxels of the map.
     """
 
     surface_area: float
@@ -56,6 +62,10 @@ class MapMeasures:
     n_regions: int
     kurtosis: float
     threshold: float
+    surface: int = 0
+    volume: int = 0
+    n_target: int = 0
+    n_voxels: int = 0
 
     def adjusted_sa(self, region_weight: float) -> float:
         """``surface_area - region_weight * normalized_regions`` (−inf without regions)."""
@@ -92,13 +102,13 @@ def measure_map(data: np.ndarray, solvent_fraction: float, params: ScoreParams =
     n_target = target_voxels(data.size, solvent_fraction, params.fraction_occupied)
     jit = params.jit
     if n_target < 1:
-        return MapMeasures(0.0, 0.0, 0, float(regions.kurtosis(data, jit)), float(data.max()))
+        return MapMeasures(0.0, 0.0, 0, float(regions.kurtosis(data, jit)), float(data.max()), n_voxels=data.size)
     kurt, threshold = regions.kurtosis_and_threshold(data, n_target, jit)
     needed = params.sa_percent / 100.0 * n_target
     n_regions, surface, volume = regions.region_measures(data, threshold, needed, params.max_regions_to_test + 1,
                                                          jit)
     if n_regions == 0:
-        return MapMeasures(0.0, 0.0, 0, kurt, threshold)
+        return MapMeasures(0.0, 0.0, 0, kurt, threshold, n_target=n_target, n_voxels=data.size)
     sa_ratio = float(surface) / max(1.0, float(volume))
     return MapMeasures(
         surface_area=sa_ratio,
@@ -106,7 +116,28 @@ def measure_map(data: np.ndarray, solvent_fraction: float, params: ScoreParams =
         n_regions=int(n_regions),
         kurtosis=kurt,
         threshold=float(threshold),
+        surface=int(surface), volume=int(volume), n_target=int(n_target), n_voxels=int(data.size),
     )
+
+
+def pooled_measures(parts: list[MapMeasures]) -> MapMeasures:
+    """The measures of several boxes taken together, as if their regions were one map's.
+
+    ``surface_area`` is ``Σsurface / Σvolume`` over the boxes, ``normalized_regions`` is
+    ``Σn_regions / Σn_target``; the kurtosis is the voxel-weighted mean.  One box gives itself.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    n_regions = sum(m.n_regions for m in parts)
+    n_target = sum(m.n_target for m in parts)
+    n_voxels = sum(m.n_voxels for m in parts)
+    surface, volume = sum(m.surface for m in parts), sum(m.volume for m in parts)
+    kurt = sum(m.kurtosis * m.n_voxels for m in parts) / max(1, n_voxels)
+    if n_regions == 0:
+        return MapMeasures(0.0, 0.0, 0, kurt, float("nan"), n_target=n_target, n_voxels=n_voxels)
+    return MapMeasures(surface_area=surface / max(1.0, float(volume)), normalized_regions=n_regions / max(1, n_target),
+                       n_regions=n_regions, kurtosis=kurt, threshold=float("nan"), surface=surface, volume=volume,
+                       n_target=n_target, n_voxels=n_voxels)
 
 
 @dataclass(frozen=True)

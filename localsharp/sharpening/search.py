@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from .curve import plateau, smoothed_curve, smoothed_peak  # noqa: F401 (part of this module's interface)
 from .functions import SHELL_METHODS, Sharpening
-from .score import MapMeasures, ScoreParams, calibrate_region_weight, measure_map, signal_to_noise
+from .score import MapMeasures, ScoreParams, calibrate_region_weight, measure_map, pooled_measures, signal_to_noise
 from .search_types import (B_TYPE_METHODS, PEAK_BANDWIDTH_STEPS, TARGETS, MethodResult,  # noqa: F401 (interface)
                            SearchConfig, SearchResult, Trial)
 from .spectrum import Spectrum
@@ -26,25 +26,52 @@ from .trials import TrialRenderer
 
 
 class _Scorer:
-    """Renders and measures sharpenings of one spectrum, caching by parameters."""
+    """Renders and measures sharpenings of one spectrum (or of several boxes pooled), caching by parameters.
 
-    def __init__(self, spectrum: Spectrum, solvent_fraction: float, params: ScoreParams, n_threads: int,
-                 keep_last: bool = False) -> None:
-        self.spectrum = spectrum
-        self.solvent_fraction = solvent_fraction
+    With several spectra every trial applies the same sharpening to each and pools their
+    measures (:func:`~.score.pooled_measures`); the original B is the mean of theirs.
+    """
+
+    def __init__(self, spectra: Spectrum | Sequence[Spectrum], solvent_fractions: float | Sequence[float],
+                 params: ScoreParams, n_threads: int, keep_last: bool = False) -> None:
+        self.spectra = [spectra] if isinstance(spectra, Spectrum) else list(spectra)
+        fractions = [solvent_fractions] if np.isscalar(solvent_fractions) else list(solvent_fractions)  # type: ignore[arg-type]
+        if not self.spectra or len(fractions) != len(self.spectra):
+            raise ConfigError("a search needs one solvent fraction per spectrum")
+        self.solvent_fractions = [float(f) for f in fractions]
         self.params = params
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self.cache: dict[Sharpening, MapMeasures] = {}
-        self.renderer = TrialRenderer(spectrum, 1 if self.n_threads > 1 else None)
-        self.keep_last = keep_last
+        workers = 1 if self.n_threads > 1 else None
+        self.renderers = [TrialRenderer(sp, workers) for sp in self.spectra]
+        self.keep_last = keep_last and len(self.spectra) == 1
         #: (sharpening, its unscaled map) of the last trial, when ``keep_last``
         self.last: tuple[Sharpening, np.ndarray] | None = None
 
+    @property
+    def spectrum(self) -> Spectrum:
+        """The (first) spectrum: its resolution and d_min are those of every box."""
+        return self.spectra[0]
+
+    @property
+    def b_iso(self) -> float:
+        """The original B the trial grid is built on (the mean over the boxes)."""
+        return float(np.mean([sp.b_iso for sp in self.spectra]))
+
+    @property
+    def solvent_fraction(self) -> float:
+        """The solvent fraction reported for the search (voxel-weighted mean over the boxes)."""
+        sizes = [float(np.prod(sp.shape)) for sp in self.spectra]
+        return float(np.dot(sizes, self.solvent_fractions) / sum(sizes))
+
     def _one(self, sharpening: Sharpening) -> MapMeasures:
-        data = self.renderer.render(sharpening)
-        if self.keep_last:
-            self.last = (sharpening, data)
-        return measure_map(data, self.solvent_fraction, self.params)
+        parts = []
+        for renderer, fraction in zip(self.renderers, self.solvent_fractions):
+            data = renderer.render(sharpening)
+            if self.keep_last:
+                self.last = (sharpening, data)
+            parts.append(measure_map(data, fraction, self.params))
+        return pooled_measures(parts)
 
     def measure(self, sharpenings: Iterable[Sharpening]) -> list[Trial]:
         todo = [s for s in dict.fromkeys(sharpenings) if s not in self.cache]
@@ -58,13 +85,23 @@ class _Scorer:
         return [Trial(s, self.cache[s]) for s in sharpenings]
 
 
-def b_grid(b_iso_original: float, config: SearchConfig) -> np.ndarray:
+def target_range(b_iso_original: float, resolution: float, config: SearchConfig) -> tuple[float, float]:
+    """Lowest and highest target B of the grid and of the region-weight calibration (docs/methods.md, search).
+
+    The reference's ``[min(B₀, search_b_min), max(B₀, search_b_max)]``, or at low resolution the
+    targets ``B₀ ∓ bound`` of :meth:`SearchConfig.b_sharpen_bound`.
+    """
+    bound = config.b_sharpen_bound(resolution)
+    if bound is not None:
+        return b_iso_original - bound, b_iso_original + bound
+    return min(b_iso_original, config.search_b_min), max(b_iso_original, config.search_b_max)
+
+
+def b_grid(b_iso_original: float, config: SearchConfig, resolution: float = 0.0) -> np.ndarray:
     """Target B values of the grid search (docs/methods.md, search)."""
     if config.search_b_n == 1:
         return np.array([config.search_b_min])
-    b_min = min(b_iso_original, config.search_b_min)
-    b_max = max(b_iso_original, config.search_b_max)
-    return np.linspace(b_min, b_max, config.search_b_n)
+    return np.linspace(*target_range(b_iso_original, resolution, config), config.search_b_n)
 
 
 def _b_type(method: str, b_target: float, b_orig: float, config: SearchConfig) -> Sharpening:
@@ -73,9 +110,9 @@ def _b_type(method: str, b_target: float, b_orig: float, config: SearchConfig) -
                       b_blur_hires=config.b_blur_hires, b_iso_target=float(b_target))
 
 
-def _calibration_points(b_orig: float, config: SearchConfig) -> tuple[Sharpening, Sharpening, Sharpening]:
-    b_low = min(b_orig, config.search_b_min)
-    b_high = max(b_orig, config.search_b_max)
+def _calibration_points(b_orig: float, resolution: float,
+                        config: SearchConfig) -> tuple[Sharpening, Sharpening, Sharpening]:
+    b_low, b_high = target_range(b_orig, resolution, config)
     b_mid = b_low + 0.375 * (b_high - b_low)
     return tuple(_b_type("b_iso_to_d_cut", b, b_orig, config) for b in (b_low, b_high, b_mid))  # type: ignore
 
@@ -88,7 +125,7 @@ def _needs_calibration(config: SearchConfig) -> bool:
 
 def _method_trials(method: str, b_orig: float, resolution: float, config: SearchConfig) -> list[Sharpening]:
     if method in B_TYPE_METHODS:
-        return [_b_type(method, b, b_orig, config) for b in b_grid(b_orig, config)]
+        return [_b_type(method, b, b_orig, config) for b in b_grid(b_orig, config, resolution)]
     if method == "no_sharpening":
         return [Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)]
     if method == "target_b_iso_to_d_cut":
@@ -218,20 +255,58 @@ def _refine_resolution_dependent(scorer: _Scorer, start: Trial, config: SearchCo
     return refined if refined.score(target, weight) > start.score(target, weight) else start
 
 
+def _least_blur(scorer: _Scorer, chosen: MethodResult, b_orig: float, blur_bound: float = np.inf) -> Trial | None:
+    """The trial at the least blur within the score's noise of a blurring B-type pick, or None.
+
+    ``chosen``'s plateau (target B values whose score is within the curve's noise of the
+    optimum) gives b_sharpen values ``b_orig − target``; a pick below 0 moves to the
+    plateau's end nearest 0, or, when the plateau reaches 0, to no sharpening at all (the
+    input map: ``b_iso_to_d_cut`` at b_sharpen 0 still rolls off beyond d_cut).  The result
+    blurs by at most ``blur_bound`` (Å²; :meth:`SearchConfig.blur_bound`).  Picks ≥ 0 and other
+    methods are left alone (None).
+    """
+    b = chosen.best.sharpening.b_sharpen
+    if chosen.method not in B_TYPE_METHODS or not b < 0:
+        return None
+    least = b if chosen.plateau_b_iso is None else min(0.0, b_orig - chosen.plateau_b_iso[0])  # its least blur
+    least = max(least, -blur_bound)
+    if least <= b:
+        return None
+    if least == 0.0:  # the score cannot tell the pick from no sharpening: the input is left alone
+        return scorer.measure([Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)])[0]
+    sharpening = chosen.best.sharpening.replace(b_sharpen=float(least), b_iso_target=float(b_orig - least))
+    return scorer.measure([sharpening])[0]
+
+
+def _least_blur_note(b: float, applied: Sharpening, plateau_b_iso: tuple[float, float] | None, b_orig: float,
+                     bound: float) -> str:
+    """What the least-blur rule did, in one sentence (the search's notes, the summary's reason)."""
+    what = ("no sharpening: the input map is kept" if applied.method == "no_sharpening"
+            else f"b_sharpen {applied.b_sharpen:.1f} is applied")
+    text = f"the pick b_sharpen {b:.1f} blurs"
+    if plateau_b_iso is not None:
+        text += f" and the score cannot tell it from {b_orig - plateau_b_iso[1]:.1f} ... {b_orig - plateau_b_iso[0]:.1f}"
+    if applied.method != "no_sharpening" and abs(applied.b_sharpen + bound) < 1e-6:
+        return text + f"; blurs are bounded by {bound:.1f} at the resolution: {what} (--keep-blur applies the pick)"
+    return text + f": the least blur in that range, {what} (--keep-blur applies the pick)"
+
+
 def _choose_method(candidates: list[MethodResult]) -> MethodResult:
     """The method whose score curve peaks highest (ties: first in the list), docs/methods.md, search."""
     return max(candidates, key=lambda r: r.peak_score)
 
 
-def search_sharpening(spectrum: Spectrum, solvent_fraction: float, config: SearchConfig = SearchConfig()) -> SearchResult:
+def search_sharpening(spectrum: Spectrum | Sequence[Spectrum], solvent_fraction: float | Sequence[float],
+                      config: SearchConfig = SearchConfig()) -> SearchResult:
     """Find the sharpening that maximises the target score of ``spectrum``'s map.
 
     Parameters
     ----------
-    spectrum : Spectrum
-        Coefficients of the map or box to analyse.
-    solvent_fraction : float
-        Solvent fraction of that map or box.
+    spectrum : Spectrum or sequence of Spectrum
+        Coefficients of the map or box to analyse; several boxes are scored together, every
+        trial's measures pooled over them (:func:`~.score.pooled_measures`).
+    solvent_fraction : float or sequence of float
+        Solvent fraction of that map or box (one per box).
     config : SearchConfig
         Methods, grid, target and calibration settings.
 
@@ -267,11 +342,11 @@ def search_keeping_map(spectrum: Spectrum, solvent_fraction: float,
 def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
     """The body of :func:`search_sharpening` on a given scorer."""
     spectrum, solvent_fraction = scorer.spectrum, scorer.solvent_fraction
-    b_orig = spectrum.b_iso
+    b_orig = scorer.b_iso
     target = config.effective_target
     plans = {m: _method_trials(m, b_orig, spectrum.resolution, config) for m in config.methods
              if m not in SHELL_METHODS}
-    calib_points = _calibration_points(b_orig, config) if _needs_calibration(config) else ()
+    calib_points = _calibration_points(b_orig, spectrum.resolution, config) if _needs_calibration(config) else ()
     scorer.measure(list(calib_points) + [s for trials in plans.values() for s in trials])
     notes: list[str] = []
     calibration = None
@@ -285,7 +360,7 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
         if calibration.fallback:
             notes.append(f"region weight: {calibration.reason}")
     results = []
-    grid = b_grid(b_orig, config)
+    grid = b_grid(b_orig, config, spectrum.resolution)
     delta_b = float(grid[1] - grid[0]) if grid.size > 1 else 20.0
     for method, sharpenings in plans.items():
         trials = scorer.measure(sharpenings)
@@ -326,8 +401,18 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
         fallback = scorer.measure([Sharpening(method="no_sharpening", b_sharpen=0.0, k_sharpen=0.0)])[0]
         chosen_sharpening, chosen_score = fallback.sharpening, fallback.score(target, weight)
         notes.append("no method has a determined optimum; the map is left unsharpened")
+    curve_method = None
+    if config.least_blur and not config.reference_quirks and candidates:
+        moved = _least_blur(scorer, _choose_method(candidates), b_orig, config.blur_bound(spectrum.resolution))
+        if moved is not None:
+            notes.append(_least_blur_note(chosen_sharpening.b_sharpen, moved.sharpening,
+                                          _choose_method(candidates).plateau_b_iso, b_orig,
+                                          config.blur_bound(spectrum.resolution)))
+            chosen_sharpening, chosen_score = moved.sharpening, moved.score(target, weight)
+            if moved.sharpening.method == "no_sharpening":
+                curve_method = _choose_method(candidates).method
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
         sharpening=chosen_sharpening, score=chosen_score, target=target, b_iso_original=b_orig,
         solvent_fraction=solvent_fraction, region_weight=weight, calibration=calibration,
-        methods=tuple(results), trials=all_trials, notes=tuple(notes))
+        methods=tuple(results), trials=all_trials, notes=tuple(notes), curve_method=curve_method)

@@ -53,6 +53,21 @@ class SearchConfig:
       (e.g. its maximum sits at an end of the B range) is discarded; if no
       method remains the map is left unsharpened.  The reference only does
       this when ``target_b_iso_to_d_cut`` is also listed (then that rule wins).
+    * At ``low_resolution`` or worse, the B-type grid (and the region-weight
+      calibration) spans only the b_sharpen values whose amplitude gain at the
+      resolution, ``exp(|b_sharpen| / (4 d²))``, is at most ``low_resolution_gain``
+      (:func:`b_sharpen_bound`).  The reference searches target B −100…300 Å² around a
+      Wilson B that, fitted between the resolution and 11 Å, is unreliable there
+      (687 Å² on EMD-1997 at 7 Å, 1055 Å² on EMD-5168 at 6.6 Å: both maps were
+      sharpened by 500–1000 Å² and lost CC).
+    * With ``least_blur``, a pick that blurs (b_sharpen < 0) is moved to the least
+      blur the score cannot tell from it: the end of its noise plateau nearest 0, or
+      no sharpening (the input map) when the plateau reaches 0.  The adjusted surface area rewards blurring the
+      noise away on noisy and sparse maps more than the map's agreement with its
+      model does (docs/methods.md: on noisy phantoms the picks −80…−105 Å² lost
+      0.02–0.05 of CC).  The blur is also bounded: it lowers the amplitudes at the
+      resolution by at most ``blur_gain`` (:meth:`blur_bound`).  The reference keeps
+      the pick.
     """
 
     methods: tuple[str, ...] = ("b_iso_to_d_cut",)
@@ -80,6 +95,10 @@ class SearchConfig:
     resolution_dependent_eps: float | None = None
     reference_quirks: bool = False
     n_threads: int = 0
+    low_resolution: float = 5.0
+    low_resolution_gain: float = 1.5
+    least_blur: bool = True
+    blur_gain: float = 1.5
 
     def __post_init__(self) -> None:
         _check_finite(self, ("search_b_min", "search_b_max", "region_weight", "region_weight_factor",
@@ -100,9 +119,31 @@ class SearchConfig:
             raise ConfigError(f"region-weight-factor must be > 0, got {self.region_weight_factor}")
         if self.search_b_n < 1:
             raise ConfigError(f"search_b_n must be at least 1, got {self.search_b_n}")
+        if not (np.isfinite(self.blur_gain) and self.blur_gain > 1.0):
+            raise ConfigError(f"blur-gain must be a number above 1, got {self.blur_gain}")
+        if not (np.isfinite(self.low_resolution_gain) and self.low_resolution_gain > 1.0):
+            raise ConfigError(f"low-resolution-gain must be a number above 1, got {self.low_resolution_gain}")
         if self.region_weight_method not in ("delta_ratio", "initial_ratio", "b_iso"):
             raise ConfigError(f"unknown region_weight_method {self.region_weight_method!r}; "
                               "expected delta_ratio, initial_ratio or b_iso")
+
+    def b_sharpen_bound(self, resolution: float) -> float | None:
+        """The largest |b_sharpen| the grid may reach at ``resolution`` (None: unbounded, the reference's grid).
+
+        Bounded at ``low_resolution`` Å or worse: ``4 d² ln(low_resolution_gain)``
+        (79 Å² at 7 Å with the default gain 1.5); never with ``reference_quirks``.
+        """
+        if self.reference_quirks or resolution < self.low_resolution:
+            return None
+        return float(4.0 * resolution**2 * np.log(self.low_resolution_gain))
+
+    def blur_bound(self, resolution: float) -> float:
+        """The most a blurring pick may blur with ``least_blur`` (Å²): ``4 d² ln(blur_gain)``, the b_sharpen
+        that lowers the amplitudes at the resolution ``d`` by the factor ``blur_gain`` (26 Å² at 4 Å,
+        17 Å² at 3.2 Å with the default 1.5); unbounded without ``least_blur``."""
+        if not self.least_blur or self.reference_quirks:
+            return float("inf")
+        return float(4.0 * resolution**2 * np.log(self.blur_gain))
 
     @property
     def effective_target(self) -> str:
@@ -182,19 +223,27 @@ class SearchResult:
     methods: tuple[MethodResult, ...]
     trials: tuple[Trial, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: The method whose score curve decided, when it is not ``sharpening.method`` (a blurring pick that
+    #: the least-blur rule turned into no sharpening); None otherwise.
+    curve_method: str | None = None
+
+    @property
+    def decided_by(self) -> str:
+        """The method whose score curve the applied sharpening comes from."""
+        return self.curve_method or self.sharpening.method
 
     @property
     def signal_to_noise(self) -> float:
         for m in self.methods:
-            if m.method == self.sharpening.method:
+            if m.method == self.decided_by:
                 return m.signal_to_noise
         return 0.0
 
     @property
     def plateau_b_sharpen(self) -> tuple[float, float] | None:
-        """b_sharpen values the chosen method's score cannot tell from its optimum (low, high)."""
+        """b_sharpen values the deciding method's score cannot tell from its optimum (low, high)."""
         for m in self.methods:
-            if m.method == self.sharpening.method and m.plateau_b_iso is not None:
+            if m.method == self.decided_by and m.plateau_b_iso is not None:
                 lo, hi = m.plateau_b_iso
                 return self.b_iso_original - hi, self.b_iso_original - lo
         return None

@@ -87,7 +87,8 @@ def shrink(row: dict[str, Any], widen: float | None = None) -> dict[str, Any]:
         out["b_sharpen_searched"] = out["b_sharpen_applied"] = None
         return out
     b = float(sharpening.get("b_sharpen") or 0.0)
-    out["b_sharpen_searched"] = b
+    pick = row.get("b_sharpen_pick")  # the search's pick, when its least-blur rule moved it to ``b``
+    out["b_sharpen_searched"] = b if pick is None else float(pick)
     if sharpening.get("method") not in ("b_iso", "b_iso_to_d_cut"):
         out["b_sharpen_applied"] = b if sharpening.get("method") != "no_sharpening" else 0.0
         return out

@@ -14,6 +14,9 @@ The reference's public fallback uses R = 2 × resolution and no iteration.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +61,24 @@ def local_variance(data: np.ndarray, voxel_size: tuple[float, float, float], rad
     del squared
     radial.sphere_average_inplace(coeffs, grid, radius)
     return fourier.to_map(coeffs, data.shape, overwrite=True)
+
+
+def pooled_solvent(estimates: list[SolventEstimate], sizes: list[int]) -> SolventEstimate:
+    """One estimate for several boxes analysed together: the voxel-weighted mean fraction (itself for one)."""
+    if len(estimates) == 1:
+        return estimates[0]
+    fraction = float(np.dot([e.solvent_fraction for e in estimates], sizes) / float(sum(sizes)))
+    return SolventEstimate(fraction, f"{estimates[0].method}, mean of {len(estimates)} boxes")
+
+
+def molecule_from_variance(variance: np.ndarray, solvent_fraction: float) -> np.ndarray:
+    """The molecule mask: voxels whose local variance is among the top (1 − solvent fraction).
+
+    The threshold is ``numpy.quantile`` of the variance at the solvent fraction (clamped to
+    [0, 1]); the distributed overall pass finds the same value from exact order statistics.
+    """
+    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
+    return variance > threshold
 
 
 def estimate_from_map(data: np.ndarray, voxel_size: tuple[float, float, float], resolution: float, *,
@@ -208,3 +229,21 @@ def estimate_from_composition(n_voxels: int, voxel_size: tuple[float, float, flo
         volume = volume_from_sequence(sequence, copies)
         return SolventEstimate(solvent_from_volume(volume, box_volume), "sequence", volume)
     return None
+
+
+def analysis_box_solvent(box_data: np.ndarray, voxel_size: tuple[float, float, float], whole: SolventEstimate,
+                         box: Any, box_variance: np.ndarray | None) -> SolventEstimate:
+    """Solvent fraction of one analysis box (docs/methods.md, solvent fraction).
+
+    With a given composition (no ``box_variance``) the molecular volume is assumed to lie in
+    the box; otherwise the whole map's local variance, cropped to the box, is re-thresholded.
+    ``box`` needs only ``used`` (a :class:`~.box.BoxChoice`); a box that is the whole map gets ``whole``.
+    """
+    if not box.used:
+        return whole
+    if box_variance is None and whole.molecular_volume:
+        box_volume = float(np.prod(voxel_size)) * box_data.size
+        return SolventEstimate(solvent_from_volume(whole.molecular_volume, box_volume), f"{whole.method} (box)",
+                               whole.molecular_volume)
+    estimate = estimate_from_variance(np.ascontiguousarray(box_variance), voxel_size)
+    return dataclasses.replace(estimate, method=estimate.method + " (box)")

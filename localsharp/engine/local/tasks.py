@@ -79,7 +79,11 @@ class BoxJob:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
         # start-up (~0.5 s per worker) the many boxes of a worker repay (ScoreParams.jit)
         score = dataclasses.replace(self.search.score, jit=True) if self.search.score.jit is None else self.search.score
-        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0, score=score))
+        # a box's pick is recorded as found: the shrinkage toward the overall sharpening
+        # (localsharp.sharpening.shrinkage, off with --no-shrink) is the local rule for picks the box's
+        # score cannot tell apart; the least-blur rule belongs to the overall pass
+        object.__setattr__(self, "search", dataclasses.replace(self.search, n_threads=1, b_blur_hires=0.0, score=score,
+                                                               least_blur=False))
 
 
 def score_block(job: BoxJob, block: int, indices: np.ndarray) -> dict[str, Any]:

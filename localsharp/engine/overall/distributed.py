@@ -18,12 +18,13 @@ from ...kernels import fourier, order_stats, shell_sums, wilson
 from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...sharpening import solvent
-from ...sharpening.box import BoxChoice, choose_box, bounds_from_profiles, fft_friendly, selected_box
+from ...sharpening.box import BoxChoice
+from ...sharpening.region import choose_region, region_warnings, scored_region
 from ...sharpening.functions import Sharpening
 from ...sharpening.spectrum import FALLBACK_B_ISO
 from . import tasks
 from .dfft import Runner, SpectrumArray, forward_slabs, inverse_slabs, pencil_pass, scratch_dir
-from .driver import MAX_BOX_VOXELS, SCORE_WHOLE_MAX_VOXELS, MapHeader, create_molecule_counts, slab_thickness
+from .driver import SCORE_WHOLE_MAX_VOXELS, MapHeader, create_molecule_counts, slab_thickness
 
 #: Bins per histogram pass of the exact quantile, and the most values gathered to the driver at the end.
 HIST_BINS = 1 << 16
@@ -45,13 +46,6 @@ class _Run:
 
     def spans(self) -> list[tuple[int, int]]:
         return [(a, min(a + self.t, self.shape[0])) for a in range(0, self.shape[0], self.t)]
-
-
-@dataclass(frozen=True)
-class _ShapeOnly:
-    """Enough of an array for ``choose_box``'s branches that use only the shape."""
-
-    shape: tuple[int, int, int]
 
 
 def distributed_overall(runner: Runner, source: DensityMap | str, store_path: str, opts: SharpenOptions,
@@ -117,9 +111,14 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     whole_solvent, composition = _solvent(run, variance_path, variance_stats, opts)
     molecule_bounds = _molecule(run, variance_path, variance_stats, whole_solvent.solvent_fraction)
     box = _box(run, opts, slab_stats)
-    search, box_solvent, _ = run.runner.call(tasks.search_box, run.source, None if composition else variance_path,
-                                             header, box, whole_solvent, opts)
+    by_variance = not composition or box.method == "molecule_boxes"
+    search, box_solvent, box_fractions = run.runner.call(tasks.search_box, run.source,
+                                                         variance_path if by_variance else None, header, box,
+                                                         whole_solvent, opts)
     sharpening = search.sharpening if search is not None else fixed_sharpening(opts, b_iso)
+    if search is not None:
+        warnings += region_warnings(box, box_solvent.solvent_fraction, search.region_weight,
+                                    search.calibration is not None and not search.calibration.fallback)
 
     b_out: float | None = b_iso
     if sharpening.method == "no_sharpening":
@@ -128,10 +127,9 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     else:
         b_out, amplitudes = _apply(run, rho, pjob, fit if opts.remove_aniso else None, sharpening, edges, opts)
     rho.delete()
-    whole = n <= SCORE_WHOLE_MAX_VOXELS
-    bounds = tuple((0, s) for s in run.shape) if whole else box.bounds
-    f_sol = (whole_solvent if whole else box_solvent).solvent_fraction
-    score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, bounds, f_sol,
+    boxes, fractions, whole = scored_region(box, box_fractions, whole_solvent.solvent_fraction, run.shape,
+                                            n <= SCORE_WHOLE_MAX_VOXELS)
+    score_in, score_out = run.runner.call(tasks.score_pair, run.source, run.store_path, boxes, fractions,
                                           opts.search.score)
     if sharpening.method == "no_sharpening":
         score_out = score_in
@@ -260,53 +258,32 @@ def _order_statistics(run: _Run, path: str, ranks: list[int], lo: float, top: fl
 
 
 def _box(run: _Run, opts: SharpenOptions, slab_stats: list[dict]) -> BoxChoice:
-    """The analysis box of ``choose_box`` from the slab maxima, capped at :data:`MAX_BOX_VOXELS`."""
+    """The analysis region (:func:`~localsharp.sharpening.region.choose_region`) from the slab maxima and the
+    molecule's block counts in the store."""
     header, shape = run.header, run.shape
     centre_index = None
     if opts.box_center is not None:
         pos = header.first_voxel_position
         centre_index = tuple((c - p) / v for c, p, v in zip(opts.box_center, pos, header.voxel_size))[::-1]
     density_select = opts.density_select and not opts.fixed_sharpening
-    if centre_index is not None or not density_select:
-        buffer = int(round(1.5 * opts.resolution / min(header.voxel_size))) if opts.soft_mask else 0
-        box = choose_box(_ShapeOnly(shape), header.voxel_size_zyx, density_select=False,  # type: ignore[arg-type]
-                         centre_index=centre_index, box_size=tuple(opts.box_size)[::-1], buffer=buffer)
-    else:
+    select = None
+    if density_select:
         faces = [next(s["faces"]["z0"] for s in slab_stats if "z0" in s["faces"]),
                  next(s["faces"]["z1"] for s in slab_stats if "z1" in s["faces"])]
         faces += [max(s["faces"][k] for s in slab_stats) for k in ("y0", "y1", "x0", "x1")]
         profiles = [np.concatenate([s["profiles"][0] for s in slab_stats]),
                     np.maximum.reduce([s["profiles"][1] for s in slab_stats]),
                     np.maximum.reduce([s["profiles"][2] for s in slab_stats])]
-        bounds = bounds_from_profiles(faces, profiles, shape, header.voxel_size_zyx)
-        box = selected_box(bounds, shape, max_box_fraction=opts.max_box_fraction)
-    if box.fraction <= MAX_BOX_VOXELS:
-        return box
-    return _capped(run, box)
+        select = (faces, profiles)
 
+    def counts() -> np.ndarray:
+        return RunStore(run.store_path).array("molecule_counts")[...].astype(np.int64)
 
-def _capped(run: _Run, box: BoxChoice) -> BoxChoice:
-    """A box of at most 160³ voxels inside ``box`` where the molecule's 8³ block counts are densest."""
-    b = tasks.COUNT_BLOCK
-    counts = RunStore(run.store_path).array("molecule_counts")[...].astype(np.int64)
-    edge = int(round(MAX_BOX_VOXELS ** (1 / 3)))
-    size = [min(hi - lo, edge) for lo, hi in box.bounds]
-    lo_c = [lo // b for lo, _ in box.bounds]
-    hi_c = [-(-hi // b) for _, hi in box.bounds]
-    sub = counts[tuple(slice(a, c) for a, c in zip(lo_c, hi_c))]
-    w = [max(1, min(s // b, sub.shape[i])) for i, s in enumerate(size)]
-    csum = np.pad(sub, ((1, 0),) * 3).cumsum(0).cumsum(1).cumsum(2)
-    (wz, wy, wx) = w
-    sums = (csum[wz:, wy:, wx:] - csum[:-wz, wy:, wx:] - csum[wz:, :-wy, wx:] - csum[wz:, wy:, :-wx]
-            + csum[:-wz, :-wy, wx:] + csum[:-wz, wy:, :-wx] + csum[wz:, :-wy, :-wx] - csum[:-wz, :-wy, :-wx])
-    best = np.unravel_index(int(np.argmax(sums)), sums.shape)
-    bounds = []
-    for (lo, hi), c, i, s in zip(box.bounds, lo_c, best, size):
-        start = min(max(lo, (c + int(i)) * b), hi - s)
-        bounds.append((start, start + s))
-    capped = fft_friendly(tuple(bounds), run.shape)  # type: ignore[arg-type]
-    return BoxChoice(capped, "capped", True, f"{box.method} box {box.bounds} holds more than {edge}³ voxels; "
-                     f"the {edge}³ part where the molecule mask is densest is analysed", soft_edge=box.soft_edge)
+    buffer = int(round(1.5 * opts.resolution / min(header.voxel_size))) if opts.soft_mask else 0
+    return choose_region(shape, header.voxel_size_zyx, select=select, counts=counts, block=tasks.COUNT_BLOCK,
+                         centre_index=centre_index, box_size=tuple(opts.box_size)[::-1], buffer=buffer,
+                         density_select=density_select, max_box_fraction=opts.max_box_fraction,
+                         n_boxes=opts.molecule_boxes)
 
 
 def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,

@@ -63,10 +63,9 @@ from ...maps.store import RunStore
 from ...tiling.boxes import chunk_grid
 from . import tasks
 from .dfft import Runner
-from ...sharpening.solvent import RADIUS_FACTOR, local_variance
+from ...sharpening.region import MAX_BOX_VOXELS  # noqa: F401 (the cap, quoted in the notes above)
+from ...sharpening.solvent import RADIUS_FACTOR, local_variance, molecule_from_variance
 
-#: Analysis boxes above this many voxels are capped (a 160³ box).
-MAX_BOX_VOXELS = 160**3
 #: discard-if-worse scores the whole map up to this many voxels (one task), else the analysis box.
 SCORE_WHOLE_MAX_VOXELS = 256**3
 #: A map fits one worker when this many times its float32 bytes fit the smallest worker's memory limit.
@@ -211,5 +210,4 @@ def create_molecule_counts(store_path: str, shape: tuple[int, int, int], t: int)
 def molecule_mask(density: DensityMap, resolution: float, solvent_fraction: float) -> np.ndarray:
     """Voxels whose local variance (radius 1.5 × resolution) is among the top (1 − solvent fraction)."""
     variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * resolution)
-    threshold = float(np.quantile(variance, min(max(solvent_fraction, 0.0), 1.0)))
-    return variance > threshold
+    return molecule_from_variance(variance, solvent_fraction)

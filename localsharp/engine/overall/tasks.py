@@ -20,7 +20,7 @@ from ...kernels.masks import box_edge_mask
 from ...maps.store import RunStore
 from ...tiling.occupancy import BLOCK, block_counts
 from ...sharpening.functions import Sharpening
-from ...sharpening.score import MapMeasures, ScoreParams, measure_map
+from ...sharpening.score import MapMeasures, ScoreParams, measure_map, pooled_measures
 
 Bounds = tuple[tuple[int, int], ...]
 #: Edge of the coarse blocks counted in ``molecule_counts``.
@@ -239,11 +239,12 @@ def read_box(source: str | ZarrInput, bounds: Bounds, soft_edge: bool, voxel_siz
     return box_data
 
 
-def score_pair(source: str | ZarrInput, store_path: str, bounds: Bounds, solvent_fraction: float,
+def score_pair(source: str | ZarrInput, store_path: str, boxes: list[Bounds], solvent_fractions: list[float],
                params: ScoreParams) -> tuple[MapMeasures, MapMeasures]:
-    """Scores (input, sharpened) of the region ``bounds`` (the whole map, or the analysis box)."""
-    score_in = measure_map(_read_region(source, bounds), solvent_fraction, params)
-    score_out = measure_map(RunStore(store_path).read("overall", bounds), solvent_fraction, params)
+    """Scores (input, sharpened) of the scored region: the whole map, the analysis box or its boxes pooled."""
+    store = RunStore(store_path)
+    score_in = pooled_measures([measure_map(_read_region(source, b), f, params) for b, f in zip(boxes, solvent_fractions)])
+    score_out = pooled_measures([measure_map(store.read("overall", b), f, params) for b, f in zip(boxes, solvent_fractions)])
     return score_in, score_out
 
 
@@ -254,25 +255,30 @@ def quantile_from_parts(n: int, q: float, ranks_values: dict[int, Any]) -> float
 
 
 def search_box(source: str | ZarrInput, variance_path: str | None, header: Any, box: Any, whole_solvent: Any,
-               options: Any) -> tuple[Any, Any, Any]:
-    """Read the analysis box, estimate its solvent fraction and search its sharpening (as ``global_sharpen``).
+               options: Any) -> tuple[Any, Any, list[float]]:
+    """Read the analysis region, estimate each box's solvent fraction and search the sharpening (as ``global_sharpen``).
 
-    Returns ``(search result or None, box solvent estimate, the box's spectrum b_iso)``; no search runs
-    for a fixed sharpening.
+    Returns ``(search result or None, the region's solvent estimate, each box's solvent fraction)``;
+    no search runs for a fixed sharpening.
     """
-    from ...modes.model_free import analysis_box_solvent
+    from ...sharpening.region import region_parts
     from ...sharpening.search import search_sharpening
+    from ...sharpening.solvent import pooled_solvent
     from ...sharpening.spectrum import Spectrum
 
-    soft = bool(box.soft_edge and options.soft_mask)
-    box_data = read_box(source, box.bounds, soft, header.voxel_size_zyx, options.resolution)
-    box_variance = None
-    if variance_path is not None:
-        box_variance = np.asarray(zarr.open_array(variance_path, mode="r")[box.slices()])
-    box_solvent = analysis_box_solvent(box_data, header, whole_solvent, box, box_variance)
-    del box_variance
+    variance = None if variance_path is None else zarr.open_array(variance_path, mode="r")
+
+    def read_variance(bounds: Bounds) -> np.ndarray | None:
+        return None if variance is None else np.asarray(variance[tuple(slice(a, b) for a, b in bounds)])
+
+    parts = region_parts(box, lambda bounds: _read_region(source, bounds), read_variance, header.voxel_size_zyx,
+                         options.resolution, options.soft_mask, whole_solvent)
+    solvents = [s for _, s in parts]
+    box_solvent = pooled_solvent(solvents, [data.size for data, _ in parts])
+    fractions = [s.solvent_fraction for s in solvents]
     if options.fixed_sharpening:
-        return None, box_solvent, None
-    spectrum = Spectrum.from_map(box_data, header.voxel_size_zyx, options.resolution, d_min_ratio=options.d_min_ratio,
-                                 angles=header.cell_angles, remove_aniso=options.remove_aniso)
-    return search_sharpening(spectrum, box_solvent.solvent_fraction, options.search), box_solvent, spectrum.b_iso
+        return None, box_solvent, fractions
+    spectra = [Spectrum.from_map(data, header.voxel_size_zyx, options.resolution, d_min_ratio=options.d_min_ratio,
+                                 angles=header.cell_angles, remove_aniso=options.remove_aniso) for data, _ in parts]
+    del parts
+    return search_sharpening(spectra, fractions, options.search), box_solvent, fractions
