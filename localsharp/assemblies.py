@@ -26,6 +26,7 @@ from typing import Sequence
 import gemmi
 import numpy as np
 
+from .capsid import fibonacci_sphere, random_rotations
 from .errors import ConfigError
 from .maps.model import read_model
 from .symmetry.groups import parse_symmetry, rotation
@@ -61,27 +62,6 @@ def protomer(model: str | os.PathLike | gemmi.Structure, chains: Sequence[str] |
         p = cra.atom.pos
         cra.atom.pos = gemmi.Position(p.x + shift[0], p.y + shift[1], p.z + shift[2])
     return structure
-
-
-def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniformly random rotation matrices (from uniform unit quaternions), ``(n, 3, 3)``."""
-    q = rng.standard_normal((n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    w, x, y, z = q.T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
-    ], axis=1)
-
-
-def fibonacci_sphere(n: int) -> np.ndarray:
-    """``n`` nearly evenly spread unit vectors ``(n, 3)`` (golden-angle spiral)."""
-    k = np.arange(n, dtype=np.float64) + 0.5
-    z = 1.0 - 2.0 * k / n
-    phi = k * math.pi * (3.0 - math.sqrt(5.0))
-    r = np.sqrt(np.maximum(0.0, 1.0 - z * z))
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
 def placed(protomer_structure: gemmi.Structure, rotations: np.ndarray, centres: np.ndarray,

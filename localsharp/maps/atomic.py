@@ -77,3 +77,17 @@ class AtomicSet:
             for tmp, _ in self._staged:
                 if tmp.exists():
                     tmp.unlink()
+
+
+def sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(directory if str(directory) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LockHeld, OutputError
+from .atomic import sync_directory
 
 log = logging.getLogger("localsharp.lock")
 
@@ -193,7 +194,7 @@ def _create_whole(path: Path, content: dict[str, Any]) -> bool:
             # NFS may report an error for a link that was made (the reply was lost): the link count tells
             if os.stat(tmp).st_nlink != 2:
                 raise OutputError(f"{path}: cannot create the lock file ({exc.strerror})") from None
-        _fsync_directory(directory)
+        sync_directory(directory)
         return True
     finally:
         try:
@@ -311,16 +312,3 @@ def _boot_id() -> str | None:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return None
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

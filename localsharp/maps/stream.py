@@ -19,7 +19,7 @@ import mrcfile
 import numpy as np
 from mrcfile.dtypes import HEADER_DTYPE
 
-from .atomic import atomic_path
+from .atomic import atomic_path, sync_directory
 from .mrc import WRITE_CHUNK, _fill_header
 from .source import geometry_of, header_density
 
@@ -123,7 +123,7 @@ def write_map_streamed(path: str | os.PathLike, array: Any, template: Any, *, la
             _patch_statistics(fh, stats.result())
             fh.flush()
             os.fsync(fh.fileno())
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
     return path
 
 
@@ -147,17 +147,3 @@ def _patch_statistics(fh: Any, values: tuple[float, float, float, float]) -> Non
     header["dmin"], header["dmax"], header["dmean"], header["rms"] = values
     fh.seek(0)
     fh.write(header.tobytes())
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (best effort: not every file system allows it)."""
-    try:
-        fd = os.open(directory if str(directory) else ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
