@@ -197,7 +197,10 @@ def test_importing_dask_jobqueue_through_localsharp_keeps_ctrl_c() -> None:
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
             "import sys; sys.modules.pop('dask_jobqueue'); sys.modules.pop('dask_jobqueue.runner'); "
             "import dask_jobqueue.runner; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # the child starts with Ctrl-C at its default, as from a terminal (a job started in the background
+    # by a shell inherits SIGINT ignored, and Python then installs no handler at all)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"  # a bare import replaces Ctrl-C's handler: what jobqueue() undoes
 

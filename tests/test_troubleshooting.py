@@ -75,6 +75,10 @@ NOT_FROM_THE_COMMAND_LINE = {
     "cannot be read: {exc.strerror": "the model's checksum after the model was read: a file removed meanwhile",
     "file is truncated: fewer voxels than its header says": "the header's size check refuses such a file first",
     "MTZ holds no reflections": "gemmi refuses an MTZ without reflections first (`not a readable MTZ file`)",
+    "unknown layout": "argparse offers only the known layouts",
+    "unknown noise reference": "argparse offers only box and molecule",
+    "a search needs one solvent fraction per spectrum": "an internal check of the search's inputs",
+    "blur-gain must be a number above 1": "the API (no command-line option sets it; tests/test_region.py)",
     "symmetry mates must be": "argparse offers only the known rules",
     "is a group with its orientation: give no orientation": "the API (a PointGroup given with an orientation): "
                                                             "tests/test_local_symmetry.py",
