@@ -608,7 +608,22 @@ def test_resume_names_what_differs_old_to_new(tmp_path: Path) -> None:
              ({"scale": {"mode": "half_map", "half_maps": [{"path": "h1"}, {"path": "h2"}]}},
               "other options (mode model-free → --half-maps)"),
              ({"input": {**run["input"], "mtime_ns": 2, "size": 11}},
-              "the input changed since the run started (/data/map.mrc: modification time, size differ)")]
+              "the input changed since the run started (/data/map.mrc: modification time, size differ)"),
+             ({"symmetry": {"given": "C4", "group": "C4", "centre_A": [4.0, 4.0, 4.0]}},
+              "other options (--symmetry (default) → C4)")]
     for change, message in cases:
         with pytest.raises(OutputError, match=re.escape(message) + ".*--overwrite"):
             check_same_run(tmp_path / "s", {**run, **change})
+    symmetric = {**run, "local": {**run["local"], "symmetry_mates": "nearest", "symmetry_margin": 0.0},
+                 "symmetry": {"given": "I", "group": "I (222)", "centre_A": [4.0, 4.0, 4.0]}}
+    RunStore.create(tmp_path / "i", symmetric, (8, 8, 8), (8, 8, 8))
+    for change, message in [({"symmetry": {**symmetric["symmetry"], "given": "C4", "group": "C4"}},
+                             "(--symmetry I → C4)"),
+                            ({"symmetry": {**symmetric["symmetry"], "group": "I (2n5)"}},
+                             "(symmetry group I (222) → I (2n5))"),
+                            ({"symmetry": {**symmetric["symmetry"], "centre_A": [5.0, 4.0, 4.0]}},
+                             "(--symmetry-centre 4.0 4.0 4.0 → 5.0 4.0 4.0)"),
+                            ({"local": {**symmetric["local"], "symmetry_mates": "interpolate", "symmetry_margin": 5.0}},
+                             "(--symmetry-margin 0.0 → 5.0; --symmetry-mates nearest → interpolate)")]:
+        with pytest.raises(OutputError, match=re.escape(message)):
+            check_same_run(tmp_path / "i", {**symmetric, **change})

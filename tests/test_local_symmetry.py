@@ -16,7 +16,7 @@ from localsharp.engine import local_sharpen
 from localsharp.engine.local.mates import mate_row
 from localsharp.engine.local.symmetry import resolve_symmetry, symmetry_spec
 from localsharp.engine.local.inputs import open_input
-from localsharp.errors import ConfigError
+from localsharp.errors import ConfigError, OutputError
 from localsharp.maps.store import RunStore
 from localsharp.symmetry import parse_symmetry
 from localsharp.tiling.boxes import BoxGrid
@@ -189,6 +189,8 @@ def test_a_symmetric_run_searches_one_asymmetric_unit(serial) -> None:
 
 @pytest.mark.slow
 def test_mates_take_their_sources_outcome_as_rendered(c4: Path, tmp_path: Path) -> None:
+    """A mate's row is its source's as rendered: the result's rows are the applied ones (the shrinkage
+    of the model-free mode already in them)."""
     result = local_sharpen(c4, RESOLUTION, symmetry="C4", store=tmp_path / "run",
                            local=LocalOptions(box_size=24, stride=12, chunk=32, symmetry_mates="nearest"))
     rows = {row["index"]: row for row in result.boxes}
@@ -197,7 +199,7 @@ def test_mates_take_their_sources_outcome_as_rendered(c4: Path, tmp_path: Path) 
         if (row.get("symmetry") or {}).get("role") != "mate" or row["status"] == "skipped":
             continue
         (source,) = row["symmetry"]["from"]
-        rendered = rows[source]  # the rows are reported as applied (the searched box's after its shrinkage)
+        rendered = rows[source]
         assert row["sharpening"] == rendered["sharpening"] and row["status"] == rendered["status"]
         assert row["b_sharpen_applied"] == rendered["b_sharpen_applied"]
         n += 1
@@ -235,7 +237,7 @@ def test_an_interrupted_symmetric_run_resumes_to_the_same_map(serial, c4: Path, 
     resumed = local_sharpen(c4, RESOLUTION, symmetry="C4", local=local, store=tmp_path / "run", resume=True)
     assert resumed.resumed["overall"] == 1 and resumed.resumed[stage] >= 1
     np.testing.assert_array_equal(resumed.map.compute().data, serial.map.compute().data)
-    with pytest.raises(Exception, match=r"other options \(symmetry"):  # another symmetry is another run
+    with pytest.raises(OutputError, match=r"other options \(--symmetry C4 → C2\)"):  # another symmetry: another run
         local_sharpen(c4, RESOLUTION, symmetry="C2", local=local, store=tmp_path / "run", resume=True)
 
 

@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
 
         opened = open_scale_inputs(source, tuple(args.half_maps) if args.half_maps else None, args.model,
                                    model_rms=args.model_rms, resolution=args.resolution)  # refused early
-        if args.map is None:
-            opened["mean"] = True  # the run's input is the mean of the half maps, as the engine records it
+        if args.map is None:  # the run's input is the mean of the half maps, as local_sharpen records it
+            opened["mean"] = True
     from ..engine.local.symmetry import symmetry_spec
 
     args.symmetry_spec = symmetry_spec(source, args.symmetry, args.symmetry_orientation,  # checked before anything

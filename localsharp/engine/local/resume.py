@@ -39,7 +39,9 @@ FLAGS = {"local.box_size": "--box-size", "local.stride": "--stride", "local.smoo
          "local.chunk": "--chunk", "local.shrink": "--no-shrink", "options.resolution": "--resolution",
          "options.solvent_content": "--solvent-content", "options.molecular_mass": "--molecular-mass",
          "options.ignore_map_limitations": "--ignore-map-limitations",
-         "scale.model_rms": "--model-rms"}
+         "scale.model_rms": "--model-rms", "local.symmetry_mates": "--symmetry-mates",
+         "local.symmetry_margin": "--symmetry-margin", "symmetry.given": "--symmetry",
+         "symmetry.group": "symmetry group", "symmetry.centre_A": "--symmetry-centre"}
 #: What an entry of the input's identity is, in words.
 INPUT_WORDS = {"path": "path", "size": "size", "mtime_ns": "modification time", "header_sha256": "header",
                "data_sha256": "voxels", "kind": "format"}
@@ -60,6 +62,10 @@ def check_same_run(path: Path, run: dict[str, Any]) -> RunStore:
     differs = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if "scale.mode" in differs:  # another mode: said as such, not through the files it reads
         differs = [k for k in differs if k == "scale.mode" or not k.startswith("scale.")]
+    if "symmetry.given" in differs:  # another group named: its group follows (and its centre, if one had none)
+        implied = {"symmetry.group"} | ({"symmetry.centre_A"} if None in (old.get("symmetry.given"),
+                                                                          new.get("symmetry.given")) else set())
+        differs = [k for k in differs if k not in implied]
     inputs = [k for k in differs if k.split(".")[0] in ("input", "geometry") or k in INPUT_FILES]
     if inputs:
         name = recorded.get("input", {}).get("path", "the map")
