@@ -392,8 +392,9 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
     if not results:
         raise ConfigError("no searchable sharpening method was given")
     candidates = [r for r in results if not r.discarded]
-    if candidates:
-        chosen_sharpening, chosen_score = _choose_method(candidates).best.sharpening, _choose_method(candidates).score
+    decided = _choose_method(candidates) if candidates else None
+    if decided is not None:
+        chosen_sharpening, chosen_score = decided.best.sharpening, decided.score
     elif config.reference_quirks:
         best_result = max(results, key=lambda r: r.peak_score)
         chosen_sharpening, chosen_score = best_result.best.sharpening, best_result.score
@@ -402,15 +403,15 @@ def _search(scorer: _Scorer, config: SearchConfig) -> SearchResult:
         chosen_sharpening, chosen_score = fallback.sharpening, fallback.score(target, weight)
         notes.append("no method has a determined optimum; the map is left unsharpened")
     curve_method = None
-    if config.least_blur and not config.reference_quirks and candidates:
-        moved = _least_blur(scorer, _choose_method(candidates), b_orig, config.blur_bound(spectrum.resolution))
+    if config.least_blur and not config.reference_quirks and decided is not None:
+        bound = config.blur_bound(spectrum.resolution)
+        moved = _least_blur(scorer, decided, b_orig, bound)
         if moved is not None:
-            notes.append(_least_blur_note(chosen_sharpening.b_sharpen, moved.sharpening,
-                                          _choose_method(candidates).plateau_b_iso, b_orig,
-                                          config.blur_bound(spectrum.resolution)))
+            notes.append(_least_blur_note(chosen_sharpening.b_sharpen, moved.sharpening, decided.plateau_b_iso,
+                                          b_orig, bound))
             chosen_sharpening, chosen_score = moved.sharpening, moved.score(target, weight)
             if moved.sharpening.method == "no_sharpening":
-                curve_method = _choose_method(candidates).method
+                curve_method = decided.method
     all_trials = tuple(Trial(s, m) for s, m in scorer.cache.items())
     return SearchResult(
         sharpening=chosen_sharpening, score=chosen_score, target=target, b_iso_original=b_orig,
