@@ -126,6 +126,21 @@ def _job_state(job_id: str) -> dict[str, str]:
     return {k: fields[k] for k in ("JobState", "ExitCode") if k in fields}
 
 
+def _final_state(job_id: str, last: dict[str, str], timeout: float = 30.0) -> dict[str, str]:
+    """The job's state once it has left squeue: polled again while SLURM still says COMPLETING.
+
+    squeue can drop a job between two polls while the last ``scontrol`` read still said COMPLETING
+    (its epilog running), so the state seen in the polling loop is not the final one. ``{}`` when
+    SLURM never showed or has forgotten the job.
+    """
+    deadline = time.monotonic() + timeout
+    state = _job_state(job_id) if last else last
+    while state.get("JobState") == "COMPLETING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = _job_state(job_id)  # {} once SLURM forgot it: the job log then decides
+    return state
+
+
 def _site(workdir: Path) -> tuple[str, dict[str, str]]:
     """A site config naming the worker jobs uniquely (to find them in squeue) and the environment reading it.
 
@@ -279,6 +294,7 @@ def test_sbatch_scheduler_file_matches_in_process(slurm_cluster, reference, work
         if job_id in _queued_job_ids():
             subprocess.run(["scancel", job_id], timeout=30)
     elapsed = time.monotonic() - t0
+    state = _final_state(job_id, state)
 
     log = workdir / f"slurm-{job_id}.out"
     log_text = log.read_text() if log.exists() else "(no job log)"
