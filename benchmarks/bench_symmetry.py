@@ -25,7 +25,9 @@ The load average before and after every run is recorded.
 is symmetric but for the grid's interpolation, so the symmetry of the outputs shows what the
 sharpening itself does to it (``--noise-free-plain`` adds the plain run there).  For every local
 run the symmetry of its ``local_b_sharpen_map.ccp4`` (the b_sharpen the boxes applied) is also
-given (``b-map sym``).  ``--margin-run`` adds a symmetric run whose asymmetric unit is grown by one box edge
+given (``b-map sym``).  ``--symmetric-noise`` uses phantoms whose noise is averaged over the group
+(``phantom-capsid --symmetric-noise``), as in a reconstruction made with imposed symmetry: the input
+is then symmetric but for the grid, as a user's map of a symmetric particle is.  ``--margin-run`` adds a symmetric run whose asymmetric unit is grown by one box edge
 (``--symmetry-margin``).  ``--margins`` also counts, on the plain run's plan, the boxes a symmetric run would search with the
 asymmetric unit grown by 0, one stride and one box edge (no run).
 
@@ -69,15 +71,17 @@ def command() -> list[str]:
     return [sys.executable, "-m", "localsharp"]
 
 
-def ensure_phantom(cache: Path, name: str, noise_free: bool = False) -> tuple[Path, Path]:
-    """The phantom map and its B = 0 assembly model (made once into the cache); ``noise_free``: without noise."""
-    stem = f"{name}_noise_free" if noise_free else name
+def ensure_phantom(cache: Path, name: str, noise_free: bool = False, symmetric_noise: bool = False
+                   ) -> tuple[Path, Path]:
+    """The phantom map and its B = 0 assembly model (made once into the cache); ``noise_free``: without noise;
+    ``symmetric_noise``: noise averaged over the group (``phantom-capsid --symmetric-noise``)."""
+    stem = f"{name}_noise_free" if noise_free else f"{name}_symmetric_noise" if symmetric_noise else name
     path, model = cache / f"{stem}.mrc", cache / f"{stem}_model.cif"
     if not (path.exists() and model.exists()):
         cache.mkdir(parents=True, exist_ok=True)
+        extra = ["--noise", "0"] if noise_free else ["--symmetric-noise"] if symmetric_noise else []
         subprocess.run(command() + ["phantom-capsid", str(MODEL), "--chain", "A", *PHANTOMS[name], "--output", str(path),
-                                    "--model-output", str(model), "--overwrite", *(["--noise", "0"] if noise_free else [])],
-                       check=True)
+                                    "--model-output", str(model), "--overwrite", *extra], check=True)
     return path, model
 
 
@@ -164,9 +168,9 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict:
-    map_path, model = ensure_phantom(args.cache, name)
+    map_path, model = ensure_phantom(args.cache, name, symmetric_noise=args.symmetric_noise)
     group = GROUP[name]
-    work = args.cache / f"runs_{name}"
+    work = args.cache / f"runs_{name}{'_symmetric_noise' if args.symmetric_noise else ''}"
     runs: dict[str, list[dict]] = {"plain": [], "sym": []}
     for repeat in range(args.repeats):
         for variant, extra in (("plain", []), ("sym", ["--symmetry", group])):
@@ -181,7 +185,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         runs["sym margin box"] = [run_local(map_path, work / "margin", args.workers,
                                             ["--symmetry", group, "--symmetry-margin", f"{edge:g}"])]
     result: dict = {"map": str(map_path), "model": str(model), "group": group, "workers": args.workers,
-                    "repeats": args.repeats, "variants": {}}
+                    "repeats": args.repeats, "noise": "symmetric" if args.symmetric_noise else "independent",
+                    "variants": {}}
     result["input"] = {"cc": evaluate(map_path, model), **symmetry_of(map_path, group)}
     global_map = run_global(map_path, work / "global")
     result["global"] = {"cc": evaluate(global_map, model), **symmetry_of(global_map, group)}
@@ -270,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-free", action="store_true",
                         help="also run the noise-free twin of each phantom (symmetric run and global; symmetry and CC)")
     parser.add_argument("--noise-free-plain", action="store_true", help="with --noise-free, also the plain run")
+    parser.add_argument("--symmetric-noise", action="store_true",
+                        help="phantoms whose noise is averaged over the group, as in a reconstruction with imposed "
+                             "symmetry (results kept as '<phantom> symmetric noise')")
     parser.add_argument("--keep", action="store_true", help="keep the runs' output directories")
     args = parser.parse_args(argv)
     content = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -278,9 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     content.setdefault("phantoms", {})
     measured = {}
     for name in args.phantoms:
-        measured[name] = measure(name, args)
+        key = f"{name} symmetric noise" if args.symmetric_noise else name
+        measured[key] = measure(name, args)
         stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
-        content["phantoms"][name] = {**stamp, **measured[name]}
+        content["phantoms"][key] = {**stamp, **measured[key]}
         OUT.parent.mkdir(parents=True, exist_ok=True)
         tmp = OUT.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(content, indent=1) + "\n")

@@ -23,7 +23,9 @@ by ``b_blur`` (a Gaussian: added to every atom's B, and a real-space filter of t
 is periodic over the box), like a reconstruction that was low-pass filtered; the FSC the noise
 level was set for does not change.
 
-The noise is not symmetric (it is independent in every voxel); the signal is.
+The noise is not symmetric (it is independent in every voxel); the signal is.  With
+``symmetric_noise`` the noise is averaged over the group (same sd), as in a reconstruction made
+with imposed symmetry: then the whole map is symmetric but for the grid.
 
 The map is computed and written in z slabs (``slab`` planes at a time): memory is a few slabs
 plus the atoms, never the whole map, so 1024³ (4 GiB of float32) is made in about 1 GB (1.04 GB peak RSS measured).
@@ -53,12 +55,15 @@ from .maps.atomic import AtomicSet
 from .maps.model import read_model
 from .symmetry import PointGroup, parse_symmetry
 from .symmetry.asu import SEED, to_asu
-from .symmetry.centre import default_centre
+from .symmetry.centre import centre_index, default_centre
 
 #: B (Å²) added to every atom: the width of an atom's own scattering density.
 B_ATOM = 10.0
 #: Atoms are evaluated out to this many standard deviations of their Gaussian.
 CUTOFF_SIGMAS = 3.5
+#: Largest edge (voxels) for symmetric noise (two float32 volumes of this edge are held: 2 GiB at 640).
+SYMMETRIC_NOISE_MAX_SIZE = 640
+
 #: Edge (voxels) of the equatorial box the noise level is measured in.
 NOISE_BOX = 64
 #: Å³ per dalton of protein (density 1.35 g/cm³), for the sidecar's protein volume fraction.
@@ -376,14 +381,38 @@ class _Moments:
         return self.low, self.high, mean, math.sqrt(max(0.0, self.total_sq / max(1, self.n) - mean * mean))
 
 
+def symmetric_noise_volume(seed: int, size: int, sigma: float, kernel: np.ndarray, group: PointGroup,
+                           centre_index_xyz: np.ndarray) -> np.ndarray:
+    """The whole noise volume averaged over ``group``'s rotations about the centre, at the same sd.
+
+    The noise of :func:`noise_block` (white, then blurred by ``kernel``; periodic over the box) is
+    read at every operator's rotated position (trilinear interpolation, periodic) and averaged, so it
+    is symmetric under the group as the noise of a reconstruction with imposed symmetry is; it is
+    then scaled back to the sd it had (averaging independent copies lowers it by ~√order, and the
+    interpolation smooths it a little).  Memory: two ``size³`` float32 volumes.
+    """
+    from .kernels.symmetrise_jit import rotation_average_periodic
+
+    volume = noise_block(seed, 0, size, size, sigma, kernel)
+    sd = float(volume.std(dtype=np.float64))
+    averaged = rotation_average_periodic(volume, np.asarray(centre_index_xyz, dtype=np.float64),
+                                         np.ascontiguousarray(group.matrices, dtype=np.float64))
+    del volume
+    averaged *= np.float32(sd / max(float(averaged.std(dtype=np.float64)), 1e-30))
+    return averaged
+
+
 def _write_slabs(tmp: Path, atoms: Atoms, size: int, voxel: float, sigma: float, kernel: np.ndarray, seed: int,
-                 slab: int, progress: Callable[[int, int], None] | None) -> tuple[float, float, float, float]:
+                 slab: int, progress: Callable[[int, int], None] | None,
+                 noise_volume: np.ndarray | None = None) -> tuple[float, float, float, float]:
     moments = _Moments()
     with open(tmp, "r+b") as stream:
         for z0 in range(0, size, slab):
             planes = min(slab, size - z0)
             block = block_density(atoms, (z0, 0, 0), (planes, size, size), voxel)
-            if sigma > 0:
+            if noise_volume is not None:
+                block += noise_volume[z0:z0 + planes]
+            elif sigma > 0:
                 block += noise_block(seed, z0, planes, size, sigma, kernel)
             for k in range(planes):
                 moments.add(block[k])
@@ -417,6 +446,7 @@ def capsid_phantom(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     model_output: str | os.PathLike | None = None,
+    symmetric_noise: bool = False,
 ) -> CapsidResult:
     """Make and write a capsid phantom map (MRC, float32) and its JSON sidecar.
 
@@ -471,6 +501,11 @@ def capsid_phantom(
     model_output : path, optional
         Also write every copy of the protomer, as placed, with atomic B = 0 (``.cif`` or ``.pdb``):
         the model ``localsharp evaluate`` compares a sharpened map with.
+    symmetric_noise : bool
+        With ``symmetry``: average the noise over the group's rotations (same sd), as in a
+        reconstruction made with imposed symmetry, so the whole map is symmetric but for the grid
+        (:func:`symmetric_noise_volume`; the whole noise volume is held: ``size`` ≤
+        :data:`SYMMETRIC_NOISE_MAX_SIZE`).  Otherwise the noise is independent in every voxel.
 
     Returns
     -------
@@ -483,6 +518,11 @@ def capsid_phantom(
         raise ConfigError("an orientation needs a symmetry (e.g. symmetry I, orientation 2n5)")
     if group is not None and copies is not None:
         raise ConfigError(f"copies cannot be set with a symmetry: {group.name} places {group.order} copies")
+    if symmetric_noise and group is None:
+        raise ConfigError("symmetric noise needs a symmetry (e.g. symmetry I)")
+    if symmetric_noise and size > SYMMETRIC_NOISE_MAX_SIZE:
+        raise ConfigError(f"symmetric noise holds the whole noise volume: size {size} > "
+                          f"{SYMMETRIC_NOISE_MAX_SIZE}")
     noise_seed = seed if noise_seed is None else int(noise_seed)
     output = Path(output)
     if output.suffix.lower() not in (".mrc", ".map", ".ccp4"):
@@ -524,6 +564,8 @@ def capsid_phantom(
                   "noise": noise, "seed": seed}
     if noise_seed != seed:
         parameters["noise_seed"] = noise_seed
+    if symmetric_noise:
+        parameters["symmetric_noise"] = True
     if chain is not None:
         parameters["chain"] = chain
     summary = {
@@ -546,7 +588,12 @@ def capsid_phantom(
     with AtomicSet(overwrite=overwrite) as files:
         tmp_map, tmp_json = files.stage(output), files.stage(json_path)
         with mrcfile.new_mmap(tmp_map, shape=(size, size, size), mrc_mode=2, overwrite=True) as mrc:
-            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, noise_seed, slab, progress)
+            noise_volume = None
+            if symmetric_noise and sigma > 0:
+                noise_volume = symmetric_noise_volume(noise_seed, size, sigma, kernel, group,
+                                                      centre_index(centre, (voxel, voxel, voxel)))
+            stats = _write_slabs(tmp_map, atoms, size, voxel, sigma, kernel, noise_seed, slab, progress,
+                                 noise_volume)
             _fill_header(mrc, size, voxel, stats, label)
         summary["statistics"] = dict(zip(("min", "max", "mean", "rms"), stats))
         if model_output is not None:

@@ -99,6 +99,7 @@ def test_parse_adapt() -> None:
 @needs_jobqueue
 def test_slurm_settings_defaults_without_a_site_config(tmp_path: Path) -> None:
     from localsharp.engine.cluster.slurm import THREAD_VARS, slurm_settings
+    from localsharp.engine.cluster.worker_setup import MALLOC_VARIABLES
 
     with _site_config():
         settings = slurm_settings(log_directory=tmp_path / "logs")
@@ -107,7 +108,8 @@ def test_slurm_settings_defaults_without_a_site_config(tmp_path: Path) -> None:
     assert settings["memory"] == "2GB" and settings["walltime"] == "01:00:00"
     assert settings["job_name"] == "localsharp-worker" and settings["log_directory"] == str(tmp_path / "logs")
     assert not {"queue", "account", "interface"} & set(settings)
-    assert settings["job_script_prologue"] == [f"export {var}=1" for var in THREAD_VARS]
+    assert settings["job_script_prologue"] == [f"export {var}=1" for var in THREAD_VARS] + [
+        f"export {var}={value}" for var, value in MALLOC_VARIABLES.items()]
     assert per_core["processes"] == 4  # one single-threaded worker process per core
 
 

@@ -298,6 +298,11 @@ def test_the_command_lines_local_cluster_caps_each_workers_memory() -> None:
     try:
         limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
         assert limits == [2**30]
+        # the allocator setting reaches the worker process before it starts (docs/cluster.md)
+        from localsharp.engine.cluster.worker_setup import MALLOC_VARIABLES
+
+        seen = client.run(lambda: {k: __import__("os").environ.get(k) for k in MALLOC_VARIABLES})
+        assert list(seen.values()) == [MALLOC_VARIABLES]
     finally:
         cluster = client.cluster
         client.close()

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-seed", type=int, metavar="N",
                         help="seed of the noise alone (default --seed): other values give the same signal with "
                              "independent noise, e.g. half maps")
+    parser.add_argument("--symmetric-noise", action="store_true",
+                        help="with --symmetry: average the noise over the group (same sd), as in a reconstruction "
+                             "made with imposed symmetry (size ≤ 640)")
     parser.add_argument("--model-output", metavar="MODEL",
                         help="also write every copy as placed, atomic B = 0 (.cif or .pdb): the model to compare a "
                              "sharpened map with (localsharp evaluate)")
@@ -73,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution, noise=args.noise, seed=args.seed, noise_seed=args.noise_seed,
         symmetry=args.symmetry, orientation=args.symmetry_orientation, chain=args.chain, slab=args.slab,
         overwrite=args.overwrite, progress=lambda done, total: log.info("planes %d / %d written", done, total),
-        model_output=args.model_output,
+        model_output=args.model_output, symmetric_noise=args.symmetric_noise,
     )
     s = result.summary
     layout = f"{s['symmetry']['name']} about the centre" if "symmetry" in s else "random"
     noise_seed = f", noise seed {args.noise_seed}" if args.noise_seed is not None else ""
+    noise_seed += " (symmetric)" if args.symmetric_noise else ""
     print(f"capsid phantom {args.size}³ × {args.voxel} Å: {s['n_copies']} copies ({layout}; {s['n_atoms']} atoms) "
           f"on radius {s['radius_A']:.1f} Å, B {args.b_min}→{args.b_max} Å² + blur {args.b_blur} Å², "
           f"noise sd {s['noise_sigma']:.4g}, seed {args.seed}{noise_seed}; protein {100 * s['protein_volume_fraction']:.1f} % "

@@ -23,7 +23,10 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
     task of a run holds more than a few slabs, boxes or tiles, so the limit
     depends on those sizes, not on the map's.
     """
+    import dask
     from distributed import Client, LocalCluster
+
+    from .worker_setup import MALLOC_VARIABLES
 
     if scheduler_file and scheduler_address:
         raise ConfigError("give --scheduler-file or --scheduler-address, not both")
@@ -41,10 +44,12 @@ def make_client(*, workers: int | None = None, scheduler_file: str | None = None
     cluster = client = None
     with _deferred_interrupt() as interrupted:
         try:
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=_dashboard(),
-                                   memory_limit=limit, silence_logs=logging.INFO if verbose else logging.WARNING,
-                                   env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1",
-                                        "NUMBA_NUM_THREADS": "1"})
+            with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in MALLOC_VARIABLES.items()}):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address=_dashboard(), memory_limit=limit,
+                                       silence_logs=logging.INFO if verbose else logging.WARNING,
+                                       env={"LOCALSHARP_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1",
+                                            "NUMBA_NUM_THREADS": "1"})
             client = Client(cluster)
         except BaseException:
             close_quietly(client, cluster)

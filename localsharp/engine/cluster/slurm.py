@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
+from .worker_setup import MALLOC_VARIABLES
 
 #: Every task is single-threaded; the parallelism is across boxes.
 THREAD_VARS = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -93,7 +94,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
     -------
     dict
         ``cores``, ``processes``, ``memory``, ``walltime``, ``job_name``, ``log_directory``,
-        ``job_script_prologue`` (the site's lines, then single-threading exports),
+        ``job_script_prologue`` (the site's lines, then single-threading and allocator exports,
+        :data:`~localsharp.engine.cluster.worker_setup.MALLOC_VARIABLES`),
         ``scheduler_options`` unless the site config has some, and ``queue``, ``account``,
         ``interface`` when given or set there.  Other site settings (``job-extra-directives``,
         ``local-directory``, ...) are read by dask-jobqueue itself.  The configuration is only read.
@@ -120,6 +122,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
         settings["scheduler_options"] = {"dashboard_address": ":0"}
     prologue = list(site.get("job-script-prologue") or [])
     prologue += [f"export {var}=1" for var in THREAD_VARS if not any(var in line for line in prologue)]
+    prologue += [f"export {var}={value}" for var, value in MALLOC_VARIABLES.items()
+                 if not any(var in line for line in prologue)]
     settings["job_script_prologue"] = prologue
     return settings
 
