@@ -271,6 +271,8 @@ def test_the_cli_says_which_boxes_were_searched_and_which_took_a_mate(c4: Path, 
     (["--symmetry-orientation", "2n5"], "--symmetry-orientation needs --symmetry"),
     (["--symmetry", "C2", "--only-box", "1"], "--only-box runs one box by hand; it does not take --symmetry"),
     (["--symmetry", "C2", "--symmetry-margin", "-5"], "symmetry margin must be zero or a positive number"),
+    (["--symmetry-mates", "interpolate"], "--symmetry-mates needs --symmetry"),
+    (["--symmetry-margin", "30"], "--symmetry-margin needs --symmetry"),
 ])
 def test_bad_symmetry_is_one_line_before_any_cluster(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
     map_path = Path(__file__).resolve().parent / "data" / "emd3488_haemoglobin" / "map.mrc"

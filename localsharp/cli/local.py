@@ -87,10 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym.add_argument("--symmetry-centre", "--symmetry-center", type=float, nargs=3, metavar=("X", "Y", "Z"),
                      help="symmetry centre in Å, in the map's frame (as ChimeraX shows it); default: voxel N/2 along "
                           "each axis (RELION's convention)")
-    sym.add_argument("--symmetry-mates", choices=("nearest", "interpolate"), default="nearest",
+    sym.add_argument("--symmetry-mates", choices=("nearest", "interpolate"),
                      help="how a box outside the asymmetric unit takes its outcome: from the searched box nearest to "
                           "its mate position (default), or interpolated between the searched boxes near it")
-    sym.add_argument("--symmetry-margin", type=float, default=0.0, metavar="Å",
+    sym.add_argument("--symmetry-margin", type=float, metavar="Å",
                      help="also search the boxes within this distance of the asymmetric unit (default 0)")
     comp = parser.add_argument_group("composition")
     comp.add_argument("--solvent-content", type=float, metavar="F",
@@ -133,12 +133,15 @@ def run(args: argparse.Namespace) -> int:
     from ..report.outputs import prepare_output_dir, remove_if_unused
 
     check_cluster_arguments(args)
+    for flag, value in (("--symmetry-mates", args.symmetry_mates), ("--symmetry-margin", args.symmetry_margin)):
+        if value is not None and args.symmetry is None:
+            raise ConfigError(f"{flag} needs --symmetry (it says how the boxes of a symmetric run are shared)")
     if args.resume and args.overwrite:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks,
-                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates,
-                         symmetry_margin=args.symmetry_margin)
+                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates or "nearest",
+                         symmetry_margin=0.0 if args.symmetry_margin is None else args.symmetry_margin)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,
                              ignore_map_limitations=args.ignore_map_limitations)
