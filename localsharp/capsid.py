@@ -24,8 +24,8 @@ is periodic over the box), like a reconstruction that was low-pass filtered; the
 level was set for does not change.
 
 The noise is not symmetric (it is independent in every voxel); the signal is.  With
-``symmetric_noise`` the noise is averaged over the group (same sd), as in a reconstruction made
-with imposed symmetry: then the whole map is symmetric but for the grid.
+``symmetric_noise`` the noise is averaged over the group (same power in every Fourier shell), as in
+a reconstruction made with imposed symmetry: then the whole map is symmetric but for the grid.
 
 The map is computed and written in z slabs (``slab`` planes at a time): memory is a few slabs
 plus the atoms, never the whole map, so 1024³ (4 GiB of float32) is made in about 1 GB (1.04 GB peak RSS measured).
@@ -387,19 +387,42 @@ def symmetric_noise_volume(seed: int, size: int, sigma: float, kernel: np.ndarra
 
     The noise of :func:`noise_block` (white, then blurred by ``kernel``; periodic over the box) is
     read at every operator's rotated position (trilinear interpolation, periodic) and averaged, so it
-    is symmetric under the group as the noise of a reconstruction with imposed symmetry is; it is
-    then scaled back to the sd it had (averaging independent copies lowers it by ~√order, and the
-    interpolation smooths it a little).  Memory: two ``size³`` float32 volumes.
+    is symmetric under the group as the noise of a reconstruction with imposed symmetry is; then
+    every Fourier shell is scaled back to the power it had (:func:`match_shell_power`: averaging
+    lowers it by ~√order, the interpolation more at high resolution), so the noise keeps its
+    spectrum and sd.  Memory: a few ``size³`` float32 volumes.
     """
     from .kernels.symmetrise_jit import rotation_average_periodic
 
     volume = noise_block(seed, 0, size, size, sigma, kernel)
-    sd = float(volume.std(dtype=np.float64))
     averaged = rotation_average_periodic(volume, np.asarray(centre_index_xyz, dtype=np.float64),
                                          np.ascontiguousarray(group.matrices, dtype=np.float64))
-    del volume
-    averaged *= np.float32(sd / max(float(averaged.std(dtype=np.float64)), 1e-30))
-    return averaged
+    return match_shell_power(averaged, volume)
+
+
+def match_shell_power(field: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``field`` with the power of ``reference`` in every Fourier shell (one-voxel shells of a cubic grid).
+
+    Averaging rotated copies lowers the noise's power, and trilinear interpolation lowers it more
+    at high resolution (to about a tenth at 0.7 × Nyquist); scaling each shell back restores the
+    noise's spectrum, hence the FSC its level was set for.  The scaling is isotropic, so it keeps
+    the field's symmetry.
+    """
+    import scipy.fft
+
+    n = field.shape
+    coefficients = scipy.fft.rfftn(field.astype(np.float32, copy=False), workers=-1)
+    power_ref = np.abs(scipy.fft.rfftn(reference.astype(np.float32, copy=False), workers=-1)) ** 2
+    kz = np.fft.fftfreq(n[0]) * n[0]
+    ky = np.fft.fftfreq(n[1]) * n[1]
+    kx = np.fft.rfftfreq(n[2]) * n[2]
+    shells = np.rint(np.sqrt(kz[:, None, None] ** 2 + ky[None, :, None] ** 2 + kx[None, None, :] ** 2)).astype(np.int32)
+    wanted = np.bincount(shells.ravel(), weights=power_ref.ravel())
+    del power_ref
+    have = np.bincount(shells.ravel(), weights=(np.abs(coefficients) ** 2).ravel())
+    gain = np.sqrt(np.divide(wanted, have, out=np.zeros_like(wanted), where=have > 0))
+    coefficients *= gain[shells].astype(np.float32)
+    return scipy.fft.irfftn(coefficients, s=n, workers=-1).astype(np.float32)
 
 
 def _write_slabs(tmp: Path, atoms: Atoms, size: int, voxel: float, sigma: float, kernel: np.ndarray, seed: int,

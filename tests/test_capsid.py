@@ -184,6 +184,13 @@ def test_symmetric_noise_is_symmetric_at_the_same_level(tmp_path, emd3488_model)
     assert json.loads((tmp_path / "sym.json").read_text())["parameters"]["symmetric_noise"] is True
     noise_plain, noise_sym = (maps[k].data - maps["free"].data for k in ("plain", "sym"))
     assert noise_sym.std() == pytest.approx(noise_plain.std(), rel=0.01)
+    # the same power in every Fourier shell up to the resolution (the level is set for an FSC there)
+    def shell_power(a: np.ndarray) -> np.ndarray:
+        f = np.abs(np.fft.rfftn(a)) ** 2
+        k = [np.fft.fftfreq(64) * 64] * 2 + [np.fft.rfftfreq(64) * 64]
+        r = np.rint(np.sqrt(k[0][:, None, None] ** 2 + k[1][None, :, None] ** 2 + k[2][None, None, :] ** 2))
+        return np.bincount(r.astype(int).ravel(), weights=f.ravel())[1:int(64 * 1.4 / 4.0) + 1]
+    np.testing.assert_allclose(shell_power(noise_sym), shell_power(noise_plain), rtol=0.02)
     assert abs(np.corrcoef(noise_sym.ravel(), noise_plain.ravel())[0, 1]) < 0.5  # averaged, not the same field
     group = parse_symmetry("O")
     scores = {k: check_group(m.data, m.voxel_size, group, 4.0).score for k, m in maps.items()}
