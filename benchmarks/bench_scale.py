@@ -23,7 +23,11 @@ the results are kept under ``<size>_half_maps``.
 
 ``--symmetry GROUP`` (e.g. ``I``) makes the phantom symmetric (``phantom-capsid --symmetry GROUP``: one
 copy per operator about the map centre instead of copies at random) and runs ``localsharp local
---symmetry GROUP``; the results are kept under ``<size>_symmetry_<GROUP>``.
+--symmetry GROUP``; the results are kept under ``<size>_symmetry_<GROUP>``.  ``--plain`` runs that
+symmetric capsid without ``--symmetry`` (every box searched: the comparison), kept under
+``<size>_symmetry_<GROUP>_plain``.  A ``MALLOC_MMAP_THRESHOLD_`` in the environment (e.g. 131072,
+Dask's own, to compare with the workers' allocator setting of docs/cluster.md) reaches the workers,
+is recorded, and adds ``_mmap<value>`` to the key.
 
 Run: ``python benchmarks/bench_scale.py`` (512 and 1024: long; needs ~6 GB of disk), or
 ``python benchmarks/bench_scale.py --sizes 128`` for a quick check of the harness.
@@ -256,7 +260,7 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
         halves = [ensure_phantom(args.cache, size, args.seed, noise_seed=args.seed + k, symmetry=args.symmetry)[0]
                   for k in (1, 2)]
         extra = ["--half-maps", *map(str, halves)]
-    if args.symmetry:
+    if args.symmetry and not args.plain:
         extra += ["--symmetry", args.symmetry]
     run_dir = args.cache / f"run_{size}"
     out = run_dir / "out"
@@ -285,6 +289,7 @@ def measure(size: int, args: argparse.Namespace, memory_limit: str | None) -> di
     memory = memory_summary(sampler)
     result = {
         "size": size, "mode": "half_maps" if args.half_maps else "model_free", "symmetry": args.symmetry,
+        "plain": bool(args.plain), "allocator_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
         "map": str(map_path), "map_bytes": map_path.stat().st_size, "phantom_made_s": made_s,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "workers": args.workers, "memory_limit": memory_limit, "resolution": args.resolution,
@@ -336,6 +341,8 @@ def write_results(results: list[dict], args: argparse.Namespace) -> Path:
         key = str(r["size"]) + ("_half_maps" if r.get("mode") == "half_maps" else "") + ("_dry_run" if "dry_run" in r
                                                                                             else "")
         key += f"_symmetry_{r['symmetry']}" if r.get("symmetry") else ""
+        key += "_plain" if r.get("plain") else ""
+        key += f"_mmap{r['allocator_mmap_threshold']}" if r.get("allocator_mmap_threshold") else ""
         content["sizes"][key] = {**stamp, **r}
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -360,6 +367,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run `localsharp local --dry-run` first and compare its estimates with the run")
     parser.add_argument("--symmetry", metavar="GROUP",
                         help="a symmetric capsid (copies placed by GROUP) run with localsharp local --symmetry GROUP")
+    parser.add_argument("--plain", action="store_true",
+                        help="with --symmetry: run the symmetric capsid without --symmetry (every box searched), "
+                             "for comparison (kept as '<size>_symmetry_<GROUP>_plain')")
     return parser.parse_args(argv)
 
 
