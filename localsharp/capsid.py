@@ -61,7 +61,8 @@ from .symmetry.centre import centre_index, default_centre
 B_ATOM = 10.0
 #: Atoms are evaluated out to this many standard deviations of their Gaussian.
 CUTOFF_SIGMAS = 3.5
-#: Largest edge (voxels) for symmetric noise (two float32 volumes of this edge are held: 2 GiB at 640).
+#: Largest edge (voxels) for symmetric noise (the whole noise volume, its average and their Fourier
+#: transforms are held: about 5 GiB at 640).
 SYMMETRIC_NOISE_MAX_SIZE = 640
 
 #: Edge (voxels) of the equatorial box the noise level is measured in.
@@ -525,9 +526,10 @@ def capsid_phantom(
         Also write every copy of the protomer, as placed, with atomic B = 0 (``.cif`` or ``.pdb``):
         the model ``localsharp evaluate`` compares a sharpened map with.
     symmetric_noise : bool
-        With ``symmetry``: average the noise over the group's rotations (same sd), as in a
-        reconstruction made with imposed symmetry, so the whole map is symmetric but for the grid
-        (:func:`symmetric_noise_volume`; the whole noise volume is held: ``size`` ≤
+        With ``symmetry``: average the noise over the group's rotations (the same power in every
+        Fourier shell, hence the same sd), as in a reconstruction made with imposed symmetry, so the
+        whole map is symmetric but for the grid (:func:`symmetric_noise_volume`; the whole noise
+        volume is held: ``size`` ≤
         :data:`SYMMETRIC_NOISE_MAX_SIZE`).  Otherwise the noise is independent in every voxel.
 
     Returns

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the noise alone (default --seed): other values give the same signal with "
                              "independent noise, e.g. half maps")
     parser.add_argument("--symmetric-noise", action="store_true",
-                        help="with --symmetry: average the noise over the group (same sd), as in a reconstruction "
+                        help="with --symmetry: average the noise over the group (same spectrum), as in a reconstruction "
                              "made with imposed symmetry (size ≤ 640)")
     parser.add_argument("--model-output", metavar="MODEL",
                         help="also write every copy as placed, atomic B = 0 (.cif or .pdb): the model to compare a "

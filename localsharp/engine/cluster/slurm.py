@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from .worker_setup import MALLOC_VARIABLES
+from .worker_setup import MALLOC_VARIABLES, THREAD_VARIABLES
 
-#: Every task is single-threaded; the parallelism is across boxes.
-THREAD_VARS = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "NUMBA_NUM_THREADS")
+#: Every task is single-threaded; the parallelism is across boxes (the workers' own list).
+THREAD_VARS = THREAD_VARIABLES
 #: localsharp's values where neither the command line nor the site config gives one.
 DEFAULTS = {"cores": 1, "memory": "2GB", "walltime": "01:00:00", "job_name": "localsharp-worker"}
 #: Keyword arguments of SLURMCluster that are not the job's (left out of :func:`job_script`).
@@ -121,9 +120,8 @@ def slurm_settings(*, cores: int | None = None, processes: int | None = None, me
     if not site.get("scheduler-options"):  # the scheduler's HTTP server (dashboard) on a free port
         settings["scheduler_options"] = {"dashboard_address": ":0"}
     prologue = list(site.get("job-script-prologue") or [])
-    prologue += [f"export {var}=1" for var in THREAD_VARS if not any(var in line for line in prologue)]
-    prologue += [f"export {var}={value}" for var, value in MALLOC_VARIABLES.items()
-                 if not any(var in line for line in prologue)]
+    exports = {**{var: "1" for var in THREAD_VARS}, **MALLOC_VARIABLES}  # a site line naming one wins
+    prologue += [f"export {var}={value}" for var, value in exports.items() if not any(var in line for line in prologue)]
     settings["job_script_prologue"] = prologue
     return settings
 

@@ -23,7 +23,8 @@ THREAD_VARIABLES = ("LOCALSHARP_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_T
 #: 32 MiB come from the heap again (Dask's trim threshold is kept, so the heap's top is still given
 #: back): on a 288³ capsid, 2 workers, the overall pass took 14 s instead of 19 s, the box search 55 s
 #: instead of 73 s, the blend 6 s instead of 12 s (docs/cluster.md, "The workers' allocator").
-#: A value already in the environment (a site's own) wins.
+#: A value already in the client's environment (LocalCluster), or a site prologue line naming the
+#: variable (SLURM), wins.
 MALLOC_VARIABLES = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024)}
 #: zarr settings on workers: few concurrent chunk requests and no codec thread pool per task
 #: (Dask already runs one task per thread).
