@@ -155,11 +155,15 @@ class LocalOptions:
         renders every box at its search's pick.  The half-map and model modes render each box's
         own scale factors either way.
     symmetry_mates : str
-        A symmetric run (``local_sharpen(..., symmetry=...)``): how a box outside the searched
-        asymmetric unit takes its outcome: ``"nearest"`` (the searched box whose symmetry image
-        lies nearest to it; the default: on capsid phantoms it gave the higher CC,
-        docs/local_sharpening.md) or ``"interpolate"`` (a Gaussian-weighted mean of the
-        sharpenings of the searched boxes whose images lie within a grid cell's diagonal of it).
+        A symmetric run (``local_sharpen(..., symmetry=...)``): how the boxes outside the searched
+        asymmetric unit are made.  ``"images"`` (the default): the searched boxes are blended at
+        their own centres and at every symmetry image of them, each image with its source's
+        outcome and a weight that depends only on the distance to its centre (a ball inside its
+        core), so the blend keeps the map's symmetry (docs/local_sharpening.md); each grid box's row
+        then names the searched box whose image lies nearest to it.  ``"nearest"``: the grid's
+        boxes are blended, each mate with the outcome of the searched box whose image lies nearest
+        to it; ``"interpolate"``: the same with a Gaussian-weighted mean of the sharpenings of the
+        searched boxes whose images lie within a grid cell's diagonal of it.
     symmetry_margin : float
         A symmetric run: the searched region is the asymmetric unit grown by this many Å
         (0: the asymmetric unit itself).
@@ -176,7 +180,7 @@ class LocalOptions:
     task_block: int = 3
     tile_chunks: int = 2
     shrink: bool = True
-    symmetry_mates: str = "nearest"
+    symmetry_mates: str = "images"
     symmetry_margin: float = 0.0
 
     def __post_init__(self) -> None:
@@ -193,8 +197,9 @@ class LocalOptions:
             raise ConfigError(f"boxes per task edge must be at least 1, got {self.task_block}")
         if self.tile_chunks < 1:
             raise ConfigError(f"chunks per render tile edge must be at least 1, got {self.tile_chunks}")
-        if self.symmetry_mates not in ("interpolate", "nearest"):
-            raise ConfigError(f"symmetry mates must be 'interpolate' or 'nearest', got {self.symmetry_mates!r}")
+        if self.symmetry_mates not in ("images", "interpolate", "nearest"):
+            raise ConfigError("symmetry mates must be 'images', 'nearest' or 'interpolate', "
+                              f"got {self.symmetry_mates!r}")
         if not (self.symmetry_margin >= 0 and math.isfinite(self.symmetry_margin)):
             raise ConfigError(f"symmetry margin must be zero or a positive number of Å, got {self.symmetry_margin}")
 

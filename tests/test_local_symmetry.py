@@ -20,7 +20,9 @@ from localsharp.errors import ConfigError, OutputError
 from localsharp.maps.store import RunStore
 from localsharp.symmetry import parse_symmetry
 from localsharp.tiling.boxes import BoxGrid
-from localsharp.tiling.symmetric import BoxSymmetry, map_mates, searched_flags
+from localsharp.tiling.blend import TileWeights
+from localsharp.tiling.boxes import Box
+from localsharp.tiling.symmetric import BoxSymmetry, image_boxes, map_mates, searched_flags
 
 MODEL = Path(__file__).resolve().parent / "data" / "emd3488_haemoglobin" / "model_5ni1.cif"
 RESOLUTION = 4.0
@@ -90,6 +92,43 @@ def test_interpolation_weights_sum_to_one_with_the_nearest_first() -> None:
     assert np.all(only.sources[:, 1:] == -1) and np.all(only.weights[:, 0] == 1.0)
     with pytest.raises(ValueError, match="unknown mate method"):
         map_mates(grid, sym, sources, mates, "average")
+
+
+@pytest.mark.parametrize("group", ["C4", "D3", "O"])
+def test_the_images_of_the_searched_boxes_are_closed_under_the_group(group: str) -> None:
+    """Every image of a searched box, moved by any operator, is an image of the same box; cores hold the
+    ball of half their edge less half a voxel around the centre, wherever the centre falls."""
+    grid, sym = _symmetric_grid(group)
+    searched = np.flatnonzero(searched_flags(grid, np.ones(grid.n_boxes, bool), sym))
+    images = image_boxes(grid, sym, searched)
+    assert set(images.source.tolist()) == set(searched.tolist())
+    assert images.n <= sym.group.order * searched.size
+    xyz = images.centre[:, ::-1] - 32.0  # Å about the centre (1 Å voxels, first voxel at 0)
+    for matrix in sym.group.matrices:
+        moved = xyz @ matrix.T
+        d = np.linalg.norm(moved[:, None, :] - xyz[None, :, :], axis=2)
+        d[images.source[:, None] != images.source[None, :]] = np.inf
+        assert d.min(axis=1).max() < 1e-6
+    half = 16 / 2.0 - 0.5
+    inside = (images.core[:, :, 0] <= np.ceil(images.centre - half - 1e-9)) & \
+        (images.core[:, :, 1] > np.floor(images.centre + half + 1e-9))
+    edge = np.any((images.centre - half < 0) | (images.centre + half > 63), axis=1)  # cut by the map's faces
+    assert np.all(inside[~edge])
+    box = images.box(int(np.flatnonzero(~edge)[0]))
+    assert box.core == tuple(map(tuple, images.core[box.index])) and box.index in images.touching(box.core)
+
+
+def test_a_ball_weight_is_zero_beyond_its_radius_and_the_gaussian_within() -> None:
+    box = Box(0, (10.0, 10.0, 10.5), ((2, 18), (2, 18), (3, 19)), ((0, 20), (0, 20), (0, 21)))
+    chunk = ((0, 20), (0, 20), (0, 21))
+    ball = TileWeights(chunk, [box], (1.0, 1.0, 1.0), 5.0, ball=7.5)
+    cube = TileWeights(chunk, [box], (1.0, 1.0, 1.0), 5.0)
+    (w_ball, _), (w_cube, _) = ball.sums([1.0]), cube.sums([1.0])
+    z, y, x = np.indices(w_ball.shape)
+    d = np.sqrt((z - 10.0) ** 2 + (y - 10.0) ** 2 + (x - 10.5) ** 2)
+    assert np.all(w_ball[d > 7.5 + 1e-6] == 0) and np.all(w_ball[d <= 7.5] > 0)
+    np.testing.assert_allclose(w_ball[d <= 7.5], w_cube[d <= 7.5])
+    assert np.count_nonzero(w_cube) > np.count_nonzero(w_ball)
 
 
 def _row(status: str, b: float | None, resolution: float | None = None) -> dict:

@@ -356,6 +356,7 @@ class LocalRuns:
                          *self.BOXES, *extra]) == 0
             summary = json.loads((out / "local_summary.json").read_text())
             summary["_map"] = localsharp.read_map(out / "local_sharpened_map.ccp4").data
+            summary["_out"] = out
             summary["_dir"] = out
             self.done[extra] = summary
         return self.done[extra]
@@ -520,6 +521,7 @@ class SymmetricRuns:
                          "--stride", "8", "--chunk", "32", "--in-process", "-q", "--output-dir", str(out), *extra]) == 0
             summary = json.loads((out / "local_summary.json").read_text())
             summary["_map"] = localsharp.read_map(out / "local_sharpened_map.ccp4").data
+            summary["_out"] = out
             self.done[extra] = summary
         return self.done[extra]
 
@@ -544,7 +546,7 @@ def test_symmetry_margin_searches_the_boxes_near_the_asymmetric_unit_too(symmetr
 
 
 def test_symmetry_mates_interpolate_mixes_several_searched_boxes(symmetric: SymmetricRuns) -> None:
-    nearest, mixed = symmetric(), symmetric("--symmetry-mates", "interpolate")
+    nearest, mixed = symmetric("--symmetry-mates", "nearest"), symmetric("--symmetry-mates", "interpolate")
     assert nearest["symmetry"]["mates"] == "nearest" and mixed["symmetry"]["mates"] == "interpolate"
     assert all(len(r["symmetry"]["from"]) == 1 for r in _by_role(nearest, "mate").values())
     mates = [r for r in _by_role(mixed, "mate").values() if r["status"] != "skipped"]
@@ -554,6 +556,23 @@ def test_symmetry_mates_interpolate_mixes_several_searched_boxes(symmetric: Symm
         assert set(r["symmetry"]["from"]) <= searched and sum(r["symmetry"]["weights"]) == pytest.approx(1.0, abs=1e-3)
         assert r["symmetry"]["weights"][0] == max(r["symmetry"]["weights"])  # the nearest weighs most
     assert not np.array_equal(mixed["_map"], nearest["_map"])
+
+
+def test_symmetry_mates_images_blends_a_map_as_symmetric_as_its_layout(symmetric: SymmetricRuns) -> None:
+    """The default (images) blends the searched boxes at their C4 copies: the b_sharpen map the boxes applied
+    turns into itself under the four-fold (a 90° turn about voxel N/2, exact on the grid); blending the
+    grid's boxes (nearest) does not."""
+    images, nearest = symmetric(), symmetric("--symmetry-mates", "nearest")
+    assert images["symmetry"]["mates"] == "images"
+
+    def asymmetry(summary: dict) -> float:
+        b = localsharp.read_map(summary["_out"] / "local_b_sharpen_map.ccp4").data[:, 1:, 1:].astype(np.float64)
+        return float(np.abs(np.rot90(b, 1, axes=(1, 2)) - b).max() / np.abs(b).max())
+
+    assert asymmetry(images) < 1e-4 < 0.01 < asymmetry(nearest)
+    assert not np.array_equal(images["_map"], nearest["_map"])
+    for row in _by_role(images, "mate").values():  # each grid box's row names the nearest image's source
+        assert len(row["symmetry"]["from"]) == 1
 
 
 def test_symmetry_centre_moves_the_centre_of_the_check_and_of_the_search(symmetric: SymmetricRuns) -> None:

@@ -87,9 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sym.add_argument("--symmetry-centre", "--symmetry-center", type=float, nargs=3, metavar=("X", "Y", "Z"),
                      help="symmetry centre in Å, in the map's frame (as ChimeraX shows it); default: voxel N/2 along "
                           "each axis (RELION's convention)")
-    sym.add_argument("--symmetry-mates", choices=("nearest", "interpolate"),
-                     help="how a box outside the asymmetric unit takes its outcome: from the searched box nearest to "
-                          "its mate position (default), or interpolated between the searched boxes near it")
+    sym.add_argument("--symmetry-mates", choices=("images", "nearest", "interpolate"),
+                     help="how the boxes outside the asymmetric unit are made: images (default) blends the searched "
+                          "boxes at every symmetry copy of their centres, so the blend keeps the map's symmetry; "
+                          "nearest and interpolate blend the grid's boxes, each taking the outcome of the searched box "
+                          "nearest to its mate position, or a mean over the searched boxes near it")
     sym.add_argument("--symmetry-margin", type=float, metavar="Å",
                      help="also search the boxes within this distance of the asymmetric unit (default 0)")
     comp = parser.add_argument_group("composition")
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --resume or --overwrite, not both")
     local = LocalOptions(box_size=args.box_size, stride=args.stride, smoothing_radius=args.smoothing_radius,
                          chunk=args.chunk, task_block=args.task_block, tile_chunks=args.tile_chunks,
-                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates or "nearest",
+                         shrink=not args.no_shrink, symmetry_mates=args.symmetry_mates or "images",
                          symmetry_margin=0.0 if args.symmetry_margin is None else args.symmetry_margin)
     options = SharpenOptions(resolution=args.resolution, solvent_content=args.solvent_content,
                              molecular_mass=args.molecular_mass,

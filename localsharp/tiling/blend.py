@@ -144,21 +144,31 @@ class TileWeights:
         (z, y, x) in Å.
     radius : float
         Smoothing radius R (Å).
+    ball : float, optional
+        A box's weight is also zero farther than this (Å) from its centre: a weight that depends
+        only on the distance to the centre, for boxes placed symmetrically (the symmetric layout,
+        :func:`~localsharp.tiling.symmetric.image_boxes`), whose cubic cores are not.
     """
 
     def __init__(self, chunk: Bounds, boxes: list[Box], voxel_size: tuple[float, float, float],
-                 radius: float) -> None:
+                 radius: float, ball: float | None = None) -> None:
         self.chunk = chunk
         self.shape = tuple(b - a for a, b in chunk)
+        #: per box with a ball: its three axis distance² vectors (Å²)
+        self.ball = ball
+        self.distances: list[tuple[np.ndarray, ...] | None] = []
         #: per box: its slices in the chunk and in its core, and its weight's three axis factors
         self.parts: list[tuple[tuple[slice, ...], tuple[slice, ...], tuple[np.ndarray, ...]] | None] = []
         for box in boxes:
             part = intersect(chunk, box.core)
             if part is None:
                 self.parts.append(None)
+                self.distances.append(None)
                 continue
-            factors = tuple(np.exp(-((np.arange(a, b, dtype=np.float64) - c) * v) ** 2 / (2.0 * radius * radius))
+            squared = tuple(((np.arange(a, b, dtype=np.float64) - c) * v) ** 2
                             for (a, b), c, v in zip(part, box.centre, voxel_size))
+            factors = tuple(np.exp(-d / (2.0 * radius * radius)) for d in squared)
+            self.distances.append(squared if ball is not None else None)
             in_chunk = tuple(slice(a - c0, b - c0) for (a, b), (c0, _) in zip(part, chunk))
             in_core = tuple(slice(a - c0, b - c0) for (a, b), (c0, _) in zip(part, box.core))
             self.parts.append((in_chunk, in_core, factors))
@@ -182,6 +192,12 @@ class TileWeights:
             w = fz[:, None, None] * fy[None, :, None] * fx[None, None, :]
             if fz.min() * fy.min() * fx.min() < WEIGHT_FLOOR:  # else no weight is below the floor
                 np.maximum(w, WEIGHT_FLOOR, out=w)
+            squared = self.distances[b]
+            if squared is not None:
+                dz, dy, dx = squared
+                # a voxel at the ball's radius counts whatever the rounding of its distance (symmetric
+                # boxes put many voxels exactly there)
+                w[dz[:, None, None] + dy[None, :, None] + dx[None, None, :] > self.ball * self.ball * (1 + 1e-9)] = 0.0
             total[in_chunk] += w
             for values, numerator, denominator in zip(images, numerators, partial):
                 v = values[b]

@@ -26,10 +26,12 @@ import numpy as np
 
 from ..symmetry.asu import in_asu
 from ..symmetry.groups import PointGroup
-from .boxes import BoxGrid
+from .boxes import Bounds, Box, BoxGrid
 
-#: How mate boxes take their outcome.
-MATE_METHODS = ("nearest", "interpolate")
+#: How mate boxes take their outcome: ``"images"`` renders the searched boxes at every symmetry image
+#: of their centres (:func:`image_boxes`; a mate box's row then names the nearest image), the other two
+#: render the grid's boxes, each mate with the outcome :func:`map_mates` gives it.
+MATE_METHODS = ("images", "nearest", "interpolate")
 #: Most searched boxes one mate box interpolates between.
 MAX_SOURCES = 8
 
@@ -126,8 +128,8 @@ def map_mates(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray, mates:
     ValueError
         For an unknown method, or mates without any searched box.
     """
-    if method not in MATE_METHODS:
-        raise ValueError(f"unknown mate method {method!r}: use one of {', '.join(MATE_METHODS)}")
+    if method not in MATE_METHODS[1:]:
+        raise ValueError(f"unknown mate method {method!r}: use one of {', '.join(MATE_METHODS[1:])}")
     searched = np.asarray(searched, dtype=np.int64)
     mates = np.asarray(mates, dtype=np.int64)
     n = mates.size
@@ -173,3 +175,88 @@ def map_mates(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray, mates:
             sources[i, slot] = box
             weights[i, slot] = w / total if total > 0 else (1.0 if slot == 0 else 0.0)
     return MateMap(mates, operator, mate_position, sources, weights, distances[:, 0])
+
+
+@dataclass(frozen=True)
+class ImageBoxes:
+    """The searched boxes and every symmetry image of them: the boxes a symmetric layout blends.
+
+    Image ``i`` is searched box ``source[i]`` moved by operator ``operator[i]`` (the identity keeps it
+    where it was searched).  Its centre is the exact image of the searched box's centre, generally
+    between voxels; its core is the box's size of voxels around that centre (moved inside the map
+    at an edge), its outer region the core plus the grid's buffer.  The set of centres is closed
+    under the group, so a map blended from these boxes with weights that depend only on the
+    distance to each centre is as symmetric as the map it was cut from.
+
+    Attributes
+    ----------
+    centre : numpy.ndarray
+        ``(n, 3)`` centres, voxel coordinates (z, y, x).
+    source : numpy.ndarray
+        ``(n,)`` the searched box each image copies.
+    operator : numpy.ndarray
+        ``(n,)`` the operator taking the searched box's centre to the image's.
+    core : numpy.ndarray
+        ``(n, 3, 2)`` core bounds (half-open, z y x).
+    buffer : int
+        Voxels of the outer region beyond the core on each side (clipped to the map).
+    shape : tuple of int
+        Map shape (z, y, x).
+    """
+
+    centre: np.ndarray
+    source: np.ndarray
+    operator: np.ndarray
+    core: np.ndarray
+    buffer: int
+    shape: tuple[int, int, int]
+
+    @property
+    def n(self) -> int:
+        return int(self.source.size)
+
+    def box(self, i: int) -> Box:
+        """Image ``i`` as a :class:`~localsharp.tiling.boxes.Box` (its index is the image's number)."""
+        core = tuple((int(a), int(b)) for a, b in self.core[i])
+        outer = tuple((max(0, a - self.buffer), min(n, b + self.buffer)) for (a, b), n in zip(core, self.shape))
+        return Box(int(i), tuple(float(c) for c in self.centre[i]), core, outer)  # type: ignore[arg-type]
+
+    def touching(self, bounds: Bounds) -> np.ndarray:
+        """Images (ascending) whose core overlaps ``bounds``."""
+        lo = np.array([a for a, _ in bounds])
+        hi = np.array([b for _, b in bounds])
+        hit = np.all((self.core[:, :, 0] < hi) & (self.core[:, :, 1] > lo), axis=1)
+        return np.flatnonzero(hit)
+
+
+def image_boxes(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray) -> ImageBoxes:
+    """Every image of the searched boxes under the group that can reach the map (see :class:`ImageBoxes`).
+
+    Images of one box that coincide (a box centred on a symmetry axis) are kept once.  The core
+    size is the grid's (along each axis, that of its first box).
+    """
+    searched = np.asarray(searched, dtype=np.int64)
+    group = symmetry.group
+    shape = np.asarray(grid.shape)
+    sizes = np.array([int(s[0, 1] - s[0, 0]) for s in grid.spans])
+    if searched.size == 0:
+        return ImageBoxes(np.zeros((0, 3)), searched, searched.copy(), np.zeros((0, 3, 2), np.int64), grid.buffer,
+                          grid.shape)
+    p = symmetry.positions(grid, searched)  # Å, x y z, about the centre
+    images = np.einsum("kij,nj->kni", group.matrices, p)  # (order, n, 3)
+    xyz = (images + np.asarray(symmetry.centre) - np.asarray(symmetry.first_voxel)) / np.asarray(symmetry.voxel_size)
+    # snapped to 1e-6 voxel, so that images on the same lattice get the same cores whatever the rounding
+    zyx = np.round(xyz[..., ::-1].reshape(-1, 3) * 1e6) / 1e6
+    source = np.tile(searched, group.order)
+    operator = np.repeat(np.arange(group.order), searched.size)
+    keep = np.all((zyx > -sizes / 2.0) & (zyx < shape - 1 + sizes / 2.0), axis=1)  # its core can reach the map
+    zyx, source, operator = zyx[keep], source[keep], operator[keep]
+    # one image per (source, position): a box on a symmetry axis is its own image under that axis
+    key = np.round(zyx * 100).astype(np.int64)
+    _, first = np.unique(np.column_stack([source, key]), axis=0, return_index=True)
+    first = np.sort(first)
+    zyx, source, operator = zyx[first], source[first], operator[first]
+    start = np.floor(zyx - sizes / 2.0 + 0.5).astype(np.int64)
+    start = np.clip(start, 0, np.maximum(shape - sizes, 0))
+    core = np.stack([start, np.minimum(start + sizes, shape)], axis=2)
+    return ImageBoxes(zyx, source, operator, core, grid.buffer, grid.shape)  # type: ignore[arg-type]

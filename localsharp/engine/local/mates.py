@@ -32,21 +32,12 @@ from ...sharpening.shrinkage import applied_row
 from ...tiling.plan import LocalPlan, relative, union_bounds
 from ...tiling.symmetric import BoxSymmetry, map_mates
 from ..cluster.submit import run_bounded
-from .tasks import BoxJob
+from .tasks import BoxJob, searched_rows
 
 #: Statuses a mate can take its outcome from.
 USABLE = ("sharpened", "unsharpened", "skipped")
 #: B-type methods whose b_sharpen a mixture's table row averages.
 B_TYPE = ("b_iso", "b_iso_to_d_cut", "target_b_iso_to_d_cut")
-
-
-def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]:
-    """The recorded rows of every searched box (a symmetric run searches few), by box index."""
-    rows: dict[int, dict[str, Any]] = {}
-    for block, _ in plan.blocks():
-        for row in store.read_batch(block, plan.block) or []:
-            rows[int(row["index"])] = row
-    return rows
 
 
 def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmetry: BoxSymmetry, method: str) -> int:
@@ -64,7 +55,9 @@ def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmet
     rendered = {i: rendered_row(job, row) for i, row in rows.items() if row["status"] in USABLE}
     sources = np.array(sorted(rendered), dtype=np.int64)
     mates = np.concatenate([indices for _, indices in todo])
-    mapping = None if sources.size == 0 else map_mates(job.grid, symmetry, sources, mates, method)  # type: ignore[arg-type]
+    # with "images" the map is blended from the searched boxes' images; a mate's row names the nearest image
+    by = "nearest" if method == "images" else method
+    mapping = None if sources.size == 0 else map_mates(job.grid, symmetry, sources, mates, by)  # type: ignore[arg-type]
     centre = np.asarray(symmetry.centre, dtype=np.float64)
 
     def calls() -> Iterator[tuple[BoxJob, int, list[dict[str, Any]]]]:

@@ -439,7 +439,7 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
                                                       local.stride * min(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
-                 tile=plan.tile, shrink=local.shrink)
+                 tile=plan.tile, shrink=local.shrink, symmetry=symmetry, mates=local.symmetry_mates)
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
     return plan, job

@@ -38,6 +38,7 @@ from ...sharpening.shrinkage import applied_row
 from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, TileWeights, blended
 from ...tiling.boxes import Bounds, Box, BoxGrid
 from ...tiling.plan import LocalPlan, relative, union_bounds
+from ...tiling.symmetric import BoxSymmetry, ImageBoxes, image_boxes
 from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
 
 
@@ -74,6 +75,8 @@ class BoxJob:
     b_output: str = ""
     scale: ScaleInputs | None = None
     resolution_output: str = ""
+    symmetry: BoxSymmetry | None = None
+    mates: str = "nearest"
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -202,27 +205,27 @@ def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
     """
     store = RunStore(job.store)
     plan = load_plan(job)
-    touching = [plan.touching(plan.tile_bounds(t)) for t in tiles]
+    layout = symmetric_layout(job, store, plan)
+    records: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    contributors = [_contributors(job, store, plan, plan.tile_bounds(t), layout, records) for t in tiles]
     last_use: dict[int, int] = {}
-    for k, (indices, _) in enumerate(touching):
-        for i in indices.tolist():
-            last_use[i] = k
-    rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for k, boxes in enumerate(contributors):
+        for box, _ in boxes:
+            last_use[box.index] = k
     rendered: dict[int, tuple[Box, np.ndarray, float, float | None]] = {}
     for k, tile in enumerate(tiles):
         bounds = plan.tile_bounds(tile)
-        indices, blocks = touching[k]
-        outcomes = _outcomes(job, store, indices, blocks, rows)
-        boxes = [job.grid.box(int(i)) for i in indices if outcomes[int(i)]["status"] != "skipped"]  # type: ignore[union-attr]
-        new = [box for box in boxes if box.index not in rendered]
-        region = union_bounds([bounds] + [b.outer for b in new])
+        boxes = [box for box, _ in contributors[k]]
+        new = [(box, row) for box, row in contributors[k] if box.index not in rendered]
+        region = union_bounds([bounds] + [b.outer for b, _ in new])
         overall = render_source(store, job.scale, region)
-        for box in new:
+        for box, row in new:
             data = np.ascontiguousarray(overall[relative(box.outer, region)])
-            values, applied, resolution = _render(job, data, outcomes[box.index])
+            values, applied, resolution = _render(job, data, row)
             rendered[box.index] = (box, np.ascontiguousarray(values[box.core_in_outer()]), applied, resolution)
         parts = [rendered[box.index] for box in boxes]
-        weights = TileWeights(bounds, [p[0] for p in parts], job.voxel_zyx, job.radius)
+        weights = TileWeights(bounds, [p[0] for p in parts], job.voxel_zyx, job.radius,
+                              ball=None if layout is None else layout.ball)
         images = [[p[1] for p in parts]]
         if job.b_output:  # the b_sharpen each box applied, blended like the map (0 where no box reaches)
             images.append([p[2] for p in parts])
@@ -241,6 +244,68 @@ def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
         for i in [i for i in rendered if last_use[i] <= k]:
             del rendered[i]
     return list(tiles)
+
+
+@dataclass(frozen=True)
+class SymmetricLayout:
+    """The boxes a symmetric run blends when its mates are ``"images"``: every searched box at its own
+    centre and at each symmetry image of it, with the searched box's recorded outcome.
+
+    Attributes
+    ----------
+    images : ImageBoxes
+    rows : dict
+        The recorded row of each searched box, by box index.
+    ball : float
+        Å: a box's weight is zero beyond this distance from its centre (half its core's shortest
+        edge less half a voxel: the ball lies inside the core wherever the centre falls between
+        voxels), so the weights depend only on the distance and the blend keeps the map's symmetry.
+    """
+
+    images: ImageBoxes
+    rows: dict[int, dict[str, Any]]
+    ball: float
+
+
+def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> SymmetricLayout | None:
+    """The run's symmetric layout, or None when the grid's boxes are blended (no symmetry, or mates
+    ``"nearest"``/``"interpolate"``)."""
+    if job.symmetry is None or job.mates != "images" or plan.searched is None:
+        return None
+    rows = searched_rows(store, plan)
+    images = image_boxes(job.grid, job.symmetry, np.array(sorted(rows), dtype=np.int64))  # type: ignore[arg-type]
+    sizes = [int(s[0, 1] - s[0, 0]) for s in job.grid.spans]  # type: ignore[union-attr]
+    ball = min((n / 2.0 - 0.5) * v for n, v in zip(sizes, job.voxel_zyx))  # inside the core, wherever its centre
+    import os
+    return SymmetricLayout(images, rows, ball)
+
+
+def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]:
+    """The recorded rows of every searched box, by box index (a symmetric run searches few)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for block, _ in plan.blocks():
+        for row in store.read_batch(block, plan.block) or []:
+            rows[int(row["index"])] = row
+    return rows
+
+
+def _contributors(job: BoxJob, store: RunStore, plan: LocalPlan, bounds: Bounds, layout: SymmetricLayout | None,
+                  records: dict[tuple[str, int], list[dict[str, Any]]]) -> list[tuple[Box, dict[str, Any]]]:
+    """The boxes blended over ``bounds`` with the rows they are rendered from (solvent boxes left out):
+    the grid's boxes touching it, or, in a symmetric layout, the images touching it (each box's index
+    is then its image number); ``records`` keeps the records read."""
+    if layout is None:
+        indices, blocks = plan.touching(bounds)
+        outcomes = _outcomes(job, store, indices, blocks, records)
+        return [(job.grid.box(int(i)), outcomes[int(i)]) for i in indices  # type: ignore[union-attr]
+                if outcomes[int(i)]["status"] != "skipped"]
+    images = layout.images
+    out = []
+    for i in images.touching(bounds).tolist():
+        row = layout.rows[int(images.source[i])]
+        if row["status"] != "skipped":
+            out.append((images.box(i), row))
+    return out
 
 
 def _render(job: BoxJob, data: np.ndarray, row: dict[str, Any]) -> tuple[np.ndarray, float, float | None]:
