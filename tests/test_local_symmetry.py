@@ -131,6 +131,46 @@ def test_a_ball_weight_is_zero_beyond_its_radius_and_the_gaussian_within() -> No
     assert np.count_nonzero(w_cube) > np.count_nonzero(w_ball)
 
 
+def test_the_round_window_depends_on_the_distance_only() -> None:
+    from localsharp.kernels.masks import ball_edge_mask
+
+    centre = (20.0, 23.5, 24.0)
+    mask = ball_edge_mask((48, 48, 48), (1.0, 1.0, 1.0), 3.0, centre, 24.0)
+    z, y, x = np.indices(mask.shape)
+    r = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
+    order = np.argsort(r, axis=None)
+    assert np.all(np.diff(mask.ravel()[order]) <= 1e-6)  # falls with the distance
+    assert mask.max() == pytest.approx(1.0, abs=1e-6) and mask[r > 33].max() < 1e-3
+    assert mask[np.abs(r - 22.5) < 0.3].mean() == pytest.approx(0.5, abs=0.05)  # half way at the ball less ½·d
+
+
+def test_a_box_rendered_through_the_round_window_ignores_the_cubes_corners() -> None:
+    """Values inside the blend's ball come from the round window's content: changing the box's corners
+    (beyond the window's soft edge) leaves them as they were, which the cube's window does not."""
+    from scipy.ndimage import gaussian_filter
+
+    from localsharp.sharpening.functions import Sharpening
+    from localsharp.sharpening.local_box import BoxOutcome, render_box
+
+    rng = np.random.default_rng(3)
+    data = gaussian_filter(rng.normal(size=(48, 48, 48)), 1.5).astype(np.float32)
+    outcome = BoxOutcome("sharpened", "", Sharpening(method="b_iso_to_d_cut", b_sharpen=40.0))
+    z, y, x = np.indices(data.shape)
+    r = np.sqrt((z - 23.5) ** 2 + (y - 23.5) ** 2 + (x - 23.5) ** 2)
+    corners = data + np.where(r > 34, 5.0, 0.0).astype(np.float32)
+    ball = ((23.5, 23.5, 23.5), 24.0)
+    inside = r <= 19.5
+    kwargs = {"d_min_ratio": 0.833}
+    round_a = render_box(data, (1.0, 1.0, 1.0), 3.0, outcome, ball=ball, **kwargs)
+    round_b = render_box(corners, (1.0, 1.0, 1.0), 3.0, outcome, ball=ball, **kwargs)
+    cube_a = render_box(data, (1.0, 1.0, 1.0), 3.0, outcome, **kwargs)
+    cube_b = render_box(corners, (1.0, 1.0, 1.0), 3.0, outcome, **kwargs)
+    sd = float(data[inside].std())
+    assert np.abs(round_a - round_b)[inside].max() < 0.02 * sd
+    assert np.abs(cube_a - cube_b)[inside].max() > 0.2 * sd
+    assert np.corrcoef(round_a[inside], cube_a[inside])[0, 1] > 0.95  # the same sharpening either way
+
+
 def _row(status: str, b: float | None, resolution: float | None = None) -> dict:
     sharpening = None if b is None else (
         {"method": "no_sharpening", "b_sharpen": 0.0, "k_sharpen": 0.0} if b == 0 else

@@ -61,6 +61,25 @@ def box_edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, fl
     return soften_mask(binary, voxel_zyx, resolution)
 
 
+def ball_edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, float], resolution: float,
+                   centre: tuple[float, float, float], radius: float) -> np.ndarray:
+    """The round counterpart of :func:`box_edge_mask`: ~1 inside a ball, falling smoothly to 0 at its surface.
+
+    A ball of ``radius`` Å about ``centre`` (voxel coordinates z y x, between voxels allowed) less a
+    boundary layer of ½·resolution, softened with σ = resolution: ``½·erfc((r − r₀)/(σ√2))``,
+    rescaled to 1 at the centre.  It depends only on the distance to the centre, so a rotated
+    copy of a box gets the rotated mask.
+    """
+    from scipy.special import erfc
+
+    r0 = radius - 0.5 * resolution
+    axes = [(np.arange(n, dtype=np.float64) - c) * v for n, c, v in zip(shape, centre, voxel_zyx)]
+    r = np.sqrt(axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2)
+    sigma = max(resolution, 1e-6)
+    mask = 0.5 * erfc((r - r0) / (sigma * math.sqrt(2.0)))
+    return (mask / (0.5 * erfc(-r0 / (sigma * math.sqrt(2.0))))).astype(np.float32)
+
+
 def bounding_box(mask: np.ndarray) -> list[list[int]] | None:
     """Half-open bounds ``[[z0, z1], [y0, y1], [x0, x1]]`` of the true voxels of a 3-d mask, or None."""
     if not mask.any():

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..kernels import fourier
-from ..kernels.masks import box_edge_mask
+from ..kernels.masks import ball_edge_mask, box_edge_mask
 from .functions import Sharpening
 from .score import measure_map
 from .search import SearchConfig, SearchResult, search_keeping_map, search_sharpening
@@ -182,18 +182,32 @@ def sharpen_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolut
 
 
 def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, outcome: BoxOutcome,
-               *, soft_edge: bool = True, d_min_ratio: float = 0.833) -> np.ndarray:
+               *, soft_edge: bool = True, d_min_ratio: float = 0.833,
+               ball: tuple[tuple[float, float, float], float] | None = None) -> np.ndarray:
     """The box sharpened as ``outcome`` says, on the box's own mean and SD (docs/methods.md, local sharpening).
 
     The sharpened map ``M`` is rescaled to the mean and SD of ``data`` and
     blended with it through the soft-edge mask ``m``: ``M·m + data·(1 − m)``.
     An unsharpened or skipped box returns ``data`` unchanged (as float32).
+
+    ``ball``: ``(centre, radius)`` (voxel coordinates z y x in ``data``, Å): the soft edge is a ball
+    (:func:`~localsharp.kernels.masks.ball_edge_mask`) and the mean and SD are those inside it, so a
+    box rendered about a rotated copy of its centre gives the rotated values (a symmetric layout of
+    boxes, :func:`~localsharp.tiling.symmetric.image_boxes`) but for the periodic wrap of the box's
+    Fourier transform.
     """
     values = np.asarray(data, dtype=np.float32)
     if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening":
         return values.copy()
-    spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
-    return _apply(values, spectrum, mask, outcome.sharpening)
+    if ball is None:
+        spectrum, mask = box_spectrum(values, voxel_zyx, resolution, soft_edge, d_min_ratio, fit_b=False)
+        return _apply(values, spectrum, mask, outcome.sharpening)
+    centre, radius = ball
+    mask = ball_edge_mask(values.shape, voxel_zyx, resolution, centre, radius)  # type: ignore[arg-type]
+    spectrum = Spectrum.from_map(values * mask, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False,
+                                 fit_b=False)
+    inside = mask >= 0.5
+    return _apply(values, spectrum, mask, outcome.sharpening, inside=inside)
 
 
 def render_mixture(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
@@ -301,9 +315,10 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
 
 
 def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, sharpening: Sharpening | None,
-           unscaled: np.ndarray | None = None, factors: np.ndarray | None = None) -> np.ndarray:
-    """Render ``sharpening`` (or the given ``factors``) of ``spectrum`` on the mean/SD of ``values``,
-    blended through ``mask``.
+           unscaled: np.ndarray | None = None, factors: np.ndarray | None = None,
+           inside: np.ndarray | None = None) -> np.ndarray:
+    """Render ``sharpening`` (or the given ``factors``) of ``spectrum`` on the mean/SD of ``values``
+    (over the voxels of ``inside``, default all), blended through ``mask``.
 
     ``unscaled``: the sharpening's map as the search rendered it (not sigma-scaled), if kept;
     it is scaled here exactly as :meth:`Spectrum.render` scales a fresh one.
@@ -313,9 +328,13 @@ def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, shar
                                     workers=1)
     else:
         sharpened = _sigma_scaled(unscaled)
-    mean, sd = float(values.mean()), float(values.std())
-    rms = float(sharpened.std())
-    sharpened = (sharpened - sharpened.mean()) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
+    if inside is None:
+        mean, sd = float(values.mean()), float(values.std())
+        rms, centre = float(sharpened.std()), float(sharpened.mean())
+    else:
+        mean, sd = float(values[inside].mean()), float(values[inside].std())
+        rms, centre = float(sharpened[inside].std()), float(sharpened[inside].mean())
+    sharpened = (sharpened - np.float32(centre)) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
     if mask is None:
         return sharpened.astype(np.float32)
     return (sharpened * mask + values * (1.0 - mask)).astype(np.float32)

@@ -221,7 +221,8 @@ def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
         overall = render_source(store, job.scale, region)
         for box, row in new:
             data = np.ascontiguousarray(overall[relative(box.outer, region)])
-            values, applied, resolution = _render(job, data, row)
+            ball = None if layout is None else (tuple(c - o for c, (o, _) in zip(box.centre, box.outer)), layout.window)
+            values, applied, resolution = _render(job, data, row, ball)  # type: ignore[arg-type]
             rendered[box.index] = (box, np.ascontiguousarray(values[box.core_in_outer()]), applied, resolution)
         parts = [rendered[box.index] for box in boxes]
         weights = TileWeights(bounds, [p[0] for p in parts], job.voxel_zyx, job.radius,
@@ -260,11 +261,15 @@ class SymmetricLayout:
         Å: a box's weight is zero beyond this distance from its centre (half its core's shortest
         edge less half a voxel: the ball lies inside the core wherever the centre falls between
         voxels), so the weights depend only on the distance and the blend keeps the map's symmetry.
+    window : float
+        Å: the radius of each box's round soft edge (half the edge of its outer region), through
+        which it is rendered: the values depend on the distance to the centre, not on the cube's faces.
     """
 
     images: ImageBoxes
     rows: dict[int, dict[str, Any]]
     ball: float
+    window: float
 
 
 def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> SymmetricLayout | None:
@@ -277,7 +282,8 @@ def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> Symmetric
     sizes = [int(s[0, 1] - s[0, 0]) for s in job.grid.spans]  # type: ignore[union-attr]
     ball = min((n / 2.0 - 0.5) * v for n, v in zip(sizes, job.voxel_zyx))  # inside the core, wherever its centre
     import os
-    return SymmetricLayout(images, rows, ball)
+    window = min((n / 2.0 + job.grid.buffer) * v for n, v in zip(sizes, job.voxel_zyx))  # type: ignore[union-attr]
+    return SymmetricLayout(images, rows, ball, window)
 
 
 def searched_rows(store: RunStore, plan: LocalPlan) -> dict[int, dict[str, Any]]:
@@ -308,8 +314,12 @@ def _contributors(job: BoxJob, store: RunStore, plan: LocalPlan, bounds: Bounds,
     return out
 
 
-def _render(job: BoxJob, data: np.ndarray, row: dict[str, Any]) -> tuple[np.ndarray, float, float | None]:
+def _render(job: BoxJob, data: np.ndarray, row: dict[str, Any],
+            ball: tuple[tuple[float, float, float], float] | None = None) -> tuple[np.ndarray, float, float | None]:
     """One box rendered as its row says: its values, the b_sharpen it applied and its local resolution.
+
+    ``ball`` (a symmetric layout's box: its centre in ``data`` and the window's radius, Å): the box is
+    rendered through a round window (:func:`~localsharp.sharpening.local_box.render_box`).
 
     A mate box of a symmetric run that takes several searched boxes' outcomes carries them as
     ``mix`` (weights and sharpenings): it is rendered with the weighted mean of their factors."""
@@ -321,7 +331,7 @@ def _render(job: BoxJob, data: np.ndarray, row: dict[str, Any]) -> tuple[np.ndar
         values = render_mixture(data, job.voxel_zyx, job.resolution, parts, **common)
         return values, float(row.get("b_sharpen_applied") or 0.0), row.get("local_resolution")
     outcome = BoxOutcome.from_dict(row)
-    values = render_box(data, job.voxel_zyx, job.resolution, outcome, **common)
+    values = render_box(data, job.voxel_zyx, job.resolution, outcome, ball=ball, **common)
     applied = (0.0 if outcome.sharpening is None or outcome.sharpening.method == "no_sharpening"
                else float(outcome.sharpening.b_sharpen))
     return values, applied, outcome.local_resolution
