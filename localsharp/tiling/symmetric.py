@@ -229,11 +229,12 @@ class ImageBoxes:
         return np.flatnonzero(hit)
 
 
-def image_boxes(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray) -> ImageBoxes:
+def image_boxes(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray, margin: int = 0) -> ImageBoxes:
     """Every image of the searched boxes under the group that can reach the map (see :class:`ImageBoxes`).
 
     Images of one box that coincide (a box centred on a symmetry axis) are kept once.  The core
-    size is the grid's (along each axis, that of its first box).
+    size is the grid's (along each axis, that of its first box); the outer region is the core plus
+    the grid's buffer plus ``margin`` voxels (room for a round window's soft edge inside the cube).
     """
     searched = np.asarray(searched, dtype=np.int64)
     group = symmetry.group
@@ -259,4 +260,4 @@ def image_boxes(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray) -> I
     start = np.floor(zyx - sizes / 2.0 + 0.5).astype(np.int64)
     start = np.clip(start, 0, np.maximum(shape - sizes, 0))
     core = np.stack([start, np.minimum(start + sizes, shape)], axis=2)
-    return ImageBoxes(zyx, source, operator, core, grid.buffer, grid.shape)  # type: ignore[arg-type]
+    return ImageBoxes(zyx, source, operator, core, grid.buffer + int(margin), grid.shape)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ on a Dask worker or in the driver (``client=None``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import time
@@ -278,7 +279,10 @@ def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> Symmetric
     if job.symmetry is None or job.mates != "images" or plan.searched is None:
         return None
     rows = searched_rows(store, plan)
-    images = image_boxes(job.grid, job.symmetry, np.array(sorted(rows), dtype=np.int64))  # type: ignore[arg-type]
+    # the cube holds the round window's soft edge (σ = the resolution) one resolution beyond its half-value
+    # radius: cut any nearer, a copy's values would depend on where its centre falls between voxels
+    margin = int(math.ceil(job.resolution / min(job.voxel_zyx)))
+    images = image_boxes(job.grid, job.symmetry, np.array(sorted(rows), dtype=np.int64), margin)  # type: ignore[arg-type]
     sizes = [int(s[0, 1] - s[0, 0]) for s in job.grid.spans]  # type: ignore[union-attr]
     ball = min((n / 2.0 - 0.5) * v for n, v in zip(sizes, job.voxel_zyx))  # inside the core, wherever its centre
     import os
