@@ -122,9 +122,13 @@ def box_spectrum(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolu
     ``fit_b`` False skips the overall-B fit (a spectrum that is only rendered: the same coefficients).
     """
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
-    spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False,
-                                 fit_b=fit_b)
-    return spectrum, mask
+    return _spectrum(masked, voxel_zyx, resolution, d_min_ratio, fit_b), mask
+
+
+def _spectrum(masked: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float, d_min_ratio: float,
+              fit_b: bool) -> Spectrum:
+    """The spectrum of an edge-masked box, without anisotropy removal."""
+    return Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False, fit_b=fit_b)
 
 
 def search_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
@@ -204,10 +208,8 @@ def render_box(data: np.ndarray, voxel_zyx: tuple[float, float, float], resoluti
         return _apply(values, spectrum, mask, outcome.sharpening)
     centre, radius = ball
     mask = ball_edge_mask(values.shape, voxel_zyx, resolution, centre, radius)  # type: ignore[arg-type]
-    spectrum = Spectrum.from_map(values * mask, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False,
-                                 fit_b=False)
-    inside = mask >= 0.5
-    return _apply(values, spectrum, mask, outcome.sharpening, inside=inside)
+    spectrum = _spectrum(values * mask, voxel_zyx, resolution, d_min_ratio, fit_b=False)
+    return _apply(values, spectrum, mask, outcome.sharpening, inside=mask >= 0.5)
 
 
 def render_mixture(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution: float,
@@ -285,7 +287,7 @@ def _analyse(data: np.ndarray, voxel_zyx: tuple[float, float, float], resolution
     masked, mask = _masked(data, voxel_zyx, resolution, soft_edge)
     kept = None
     try:
-        spectrum = Spectrum.from_map(masked, voxel_zyx, resolution, d_min_ratio=d_min_ratio, remove_aniso=False)
+        spectrum = _spectrum(masked, voxel_zyx, resolution, d_min_ratio, fit_b=True)
         if keep_map:
             result, kept = search_keeping_map(spectrum, solvent_fraction, config)
         else:

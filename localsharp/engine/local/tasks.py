@@ -77,7 +77,7 @@ class BoxJob:
     scale: ScaleInputs | None = None
     resolution_output: str = ""
     symmetry: BoxSymmetry | None = None
-    mates: str = "nearest"
+    mates: str = "images"
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -285,7 +285,6 @@ def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> Symmetric
     images = image_boxes(job.grid, job.symmetry, np.array(sorted(rows), dtype=np.int64), margin)  # type: ignore[arg-type]
     sizes = [int(s[0, 1] - s[0, 0]) for s in job.grid.spans]  # type: ignore[union-attr]
     ball = min((n / 2.0 - 0.5) * v for n, v in zip(sizes, job.voxel_zyx))  # inside the core, wherever its centre
-    import os
     window = min((n / 2.0 + job.grid.buffer) * v for n, v in zip(sizes, job.voxel_zyx))  # type: ignore[union-attr]
     return SymmetricLayout(images, rows, ball, window)
 
