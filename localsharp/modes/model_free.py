@@ -20,13 +20,15 @@ from ..sharpening.search import search_sharpening
 from ..sharpening.solvent import (SolventEstimate, estimate_solvent, local_variance,
                                   molecule_from_variance, pooled_solvent)
 from ..tiling.occupancy import BLOCK as COUNT_BLOCK, block_counts
+from ..tiling.symmetric import BoxSymmetry
 from ..sharpening.spectrum import Spectrum
 from .common import finish_sharpening, fixed_sharpening, log, opening_checks, progress, resolve_options, restore_input_grid
 
 
 def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: float, *,
                    options: SharpenOptions | None = None, mtz_labels: tuple[str, str] | None = None,
-                   name: str | None = None, **kwargs: Any) -> SharpenResult:
+                   name: str | None = None, symmetry: BoxSymmetry | None = None,
+                   variance: np.ndarray | None = None, **kwargs: Any) -> SharpenResult:
     """Sharpen a whole map with one overall sharpening function, in this process.
 
     :func:`localsharp.global_sharpen` (:mod:`localsharp.api`) is this function with a ``client``
@@ -46,6 +48,14 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
         Amplitude/phase labels for MTZ input.
     name : str, optional
         Name of the map used in messages (default: the path, or "map").
+    symmetry : BoxSymmetry, optional
+        The map's point group placed on it: when the analysis region is made of molecule boxes (a hollow
+        or sparse map) and the map's copies are the same (a map reconstructed with the symmetry imposed),
+        they are taken in one asymmetric unit only (:func:`~localsharp.sharpening.region.asu_region`).
+    variance : numpy.ndarray, optional
+        The map's local variance (:func:`~localsharp.sharpening.solvent.local_variance`, radius 1.5 ×
+        resolution), when the caller has it (the overall pass of local sharpening makes it for the molecule
+        mask too); computed here when needed otherwise.
 
     Returns
     -------
@@ -73,8 +83,13 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
 
     t = time.perf_counter()
     composition_given = any(v is not None for v in (opts.solvent_content, opts.molecular_mass, opts.sequence))
-    variance = None if composition_given else local_variance(density.data, density.voxel_size_zyx,
-                                                             solvent.RADIUS_FACTOR * resolution)
+    given = variance if variance is not None and variance.shape == density.shape else None
+    if composition_given:
+        variance = None
+    elif given is not None:
+        variance = given
+    else:
+        variance = local_variance(density.data, density.voxel_size_zyx, solvent.RADIUS_FACTOR * resolution)
     whole_solvent = estimate_solvent(density.data, density.voxel_size_zyx, resolution,
                                      solvent_content=opts.solvent_content, molecular_mass=opts.molecular_mass,
                                      sequence=opts.sequence, copies=opts.copies, variance=variance)
@@ -85,14 +100,15 @@ def global_sharpen(map_or_path: DensityMap | str | os.PathLike, resolution: floa
     t = time.perf_counter()
     buffer = int(round(1.5 * resolution / min(density.voxel_size))) if opts.soft_mask else 0
     if variance is None and _may_need_molecule(opts):
-        variance = local_variance(density.data, density.voxel_size_zyx, solvent.RADIUS_FACTOR * resolution)
-    box = _region(density, opts, whole_solvent, variance, buffer)
+        variance = given if given is not None else local_variance(density.data, density.voxel_size_zyx,
+                                                                  solvent.RADIUS_FACTOR * resolution)
+    box = _region(density, opts, whole_solvent, variance, buffer, symmetry)
     if box.soft_edge and not opts.soft_mask:  # --no-soft-mask: cut bare, and the summary says so
         box = dataclasses.replace(box, soft_edge=False)
     parts = _box_parts(density, opts, whole_solvent, variance, box)
     box_solvents = [solvent_ for _, solvent_ in parts]
     box_solvent = pooled_solvent(box_solvents, [data.size for data, _ in parts])
-    del variance  # a map-sized array: not kept through the search and the final application
+    del variance  # a map-sized array: not kept here through the search and the final application
     timings["box"] = time.perf_counter() - t
     log.info("analysis box %s: %s; box solvent fraction %.3f", box.bounds, box.reason, box_solvent.solvent_fraction)
     progress.info("analysis box %s voxels (%s)", " + ".join("x".join(str(n) for n in data.shape[::-1])
@@ -141,7 +157,7 @@ def _may_need_molecule(opts: SharpenOptions) -> bool:
 
 
 def _region(density: DensityMap, opts: SharpenOptions, whole_solvent: SolventEstimate,
-            variance: np.ndarray | None, buffer: int) -> BoxChoice:
+            variance: np.ndarray | None, buffer: int, symmetry: BoxSymmetry | None = None) -> BoxChoice:
     """The analysis region of :func:`~localsharp.sharpening.region.choose_region` for a map in memory."""
     centre_index = None
     if opts.box_center is not None:
@@ -166,7 +182,8 @@ def _region(density: DensityMap, opts: SharpenOptions, whole_solvent: SolventEst
                          block=COUNT_BLOCK, centre_index=centre_index, box_size=box_size, buffer=buffer,
                          density_select=density_select, max_box_fraction=opts.max_box_fraction,
                          n_boxes=opts.molecule_boxes,
-                         segmentation=segmentation)
+                         segmentation=segmentation, symmetry=symmetry,
+                         read=lambda bounds: density.data[tuple(slice(a, b) for a, b in bounds)])
 
 
 def _box_parts(density: DensityMap, opts: SharpenOptions, whole_solvent: SolventEstimate,

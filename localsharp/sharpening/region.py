@@ -28,14 +28,31 @@ behind the choice of the number and size of boxes are in docs/methods.md.
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable, Protocol
 
 import numpy as np
+
+#: Which window centres (``(n, 3)`` voxel positions z, y, x) may hold a molecule box: a symmetric map's
+#: asymmetric unit (:func:`molecule_boxes`).
+Within = Callable[[np.ndarray], np.ndarray]
+
+
+class PlacedGroup(Protocol):
+    """A point group placed on a map, as the region rule needs it (:class:`localsharp.tiling.symmetric.BoxSymmetry`)."""
+
+    def voxels_in_asu(self, zyx: np.ndarray, margin: float = 0.0) -> np.ndarray: ...
+
+    def exact_mate(self, bounds: Any, shape: tuple[int, int, int]) -> Any: ...
 
 from ..kernels.masks import box_edge_mask
 from .box import Bounds, BoxChoice, bounds_from_profiles, centred_box_bounds, fft_friendly, selected_box
 from .solvent import SolventEstimate, analysis_box_solvent
 
+#: Molecule boxes are taken in one asymmetric unit only when the boxes and their exact copies correlate at
+#: least this much at full resolution (a map reconstructed with the symmetry imposed: its noise is
+#: symmetric too, so the copies hold nothing the boxes of one asymmetric unit do not).
+SAME_COPIES = 0.9
 #: A density-selected box above this many voxels is reduced to its densest 160³ part.
 MAX_BOX_VOXELS = 160**3
 #: A further molecule box is kept only if its molecule count is at least this share of the first's.
@@ -51,15 +68,20 @@ def window_sums(counts: np.ndarray, window: tuple[int, int, int]) -> np.ndarray:
 
 
 def densest_windows(counts: np.ndarray, window: tuple[int, int, int], n: int,
-                    min_share: float = MIN_BOX_SHARE) -> list[tuple[tuple[int, int, int], int]]:
+                    min_share: float = MIN_BOX_SHARE,
+                    allowed: np.ndarray | None = None) -> list[tuple[tuple[int, int, int], int]]:
     """Up to ``n`` non-overlapping windows of blocks with the most molecule, densest first.
 
     Greedy: the densest window, then the densest one that does not overlap any taken, and so on,
     while a window holds at least ``min_share`` of the first's count.  Ties go to the lowest
-    index (C order), so the choice is deterministic.  Returns ``(corner, count)`` pairs.
+    index (C order), so the choice is deterministic.  ``allowed`` (a boolean array over the window
+    corners, the shape of their sums): only those windows may be taken.
+    Returns ``(corner, count)`` pairs.
     """
     window = tuple(max(1, min(w, s)) for w, s in zip(window, counts.shape))
     sums = window_sums(counts, window)  # type: ignore[arg-type]
+    if allowed is not None:
+        sums = np.where(allowed, sums, 0)
     order = np.argsort(-sums.ravel(), kind="stable")
     taken: list[tuple[tuple[int, int, int], int]] = []
     for flat in order:
@@ -75,20 +97,36 @@ def densest_windows(counts: np.ndarray, window: tuple[int, int, int], n: int,
 
 
 def molecule_boxes(counts: np.ndarray, block: int, shape: tuple[int, int, int], size: tuple[int, int, int],
-                   buffer: int, n: int | None = None) -> list[Bounds]:
+                   buffer: int, n: int | None = None, within: Within | None = None) -> list[Bounds]:
     """Boxes of ``size + 2·buffer`` voxels centred on the densest, non-overlapping ``size`` windows of the molecule.
 
     ``counts`` are the molecule voxels per ``block³`` block (:func:`localsharp.tiling.occupancy.block_counts`);
     at most ``n`` boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold).
+
+    ``within`` (a symmetric map: whether a voxel position lies in one asymmetric unit): only windows
+    centred there are taken.  The copies of a symmetric molecule hold the same density, so the
+    boxes of one asymmetric unit see what those of the whole map would; the search then scores
+    fewer boxes (an icosahedral capsid: 1/60 of the shell).
     """
     if n is None:
         n = max(1, MAX_BOX_VOXELS // int(np.prod([int(s) + 2 * buffer for s in size])))
     window = tuple(max(1, int(round(s / block))) for s in size)
+    window = tuple(max(1, min(w, c)) for w, c in zip(window, counts.shape))
+    allowed = None if within is None else window_centres_within(counts.shape, window, block, within)
     boxes = []
-    for corner, _ in densest_windows(counts, window, n):  # type: ignore[arg-type]
+    for corner, _ in densest_windows(counts, window, n, allowed=allowed):  # type: ignore[arg-type]
         centre = tuple((c + w / 2.0) * block for c, w in zip(corner, window))
         boxes.append(centred_box_bounds(shape, centre, tuple(int(s) + 2 * buffer for s in size)))  # type: ignore[arg-type]
     return boxes
+
+
+def window_centres_within(shape: tuple[int, ...], window: tuple[int, ...], block: int, within: Within) -> np.ndarray:
+    """Boolean array over the corners of ``window`` (in blocks of ``block`` voxels, over counts of ``shape``):
+    ``within`` the window's centre (voxel z, y, x, as :func:`molecule_boxes` places its box)."""
+    corners = [np.arange(n - w + 1, dtype=np.float64) for n, w in zip(shape, window)]
+    axes = [(c + w / 2.0) * block for c, w in zip(corners, window)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return np.asarray(within(grid), dtype=bool).reshape(tuple(len(a) for a in axes))
 
 
 def capped_box(counts: np.ndarray, block: int, shape: tuple[int, int, int], box: BoxChoice,
@@ -118,7 +156,7 @@ def capped_box(counts: np.ndarray, block: int, shape: tuple[int, int, int], box:
 def analysis_region(faces: list, profiles: list[np.ndarray], shape: tuple[int, int, int],
                     voxel_size: tuple[float, float, float], *, counts: np.ndarray | None, block: int,
                     max_box_fraction: float = 0.5, box_size: tuple[int, int, int] = (40, 40, 40),
-                    buffer: int = 0, n_boxes: int | None = None) -> BoxChoice:
+                    buffer: int = 0, n_boxes: int | None = None, within: Within | None = None) -> BoxChoice:
     """The density-selected box, capped, or molecule boxes when it is rejected (see the module notes).
 
     Parameters
@@ -141,6 +179,8 @@ def analysis_region(faces: list, profiles: list[np.ndarray], shape: tuple[int, i
         Voxels added on every side of a molecule box for its soft edge.
     n_boxes : int, optional
         Most molecule boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold; 0: the whole map).
+    within : callable, optional
+        Molecule boxes only where it is true (voxel positions z, y, x): one asymmetric unit of a symmetric map.
     """
     bounds = bounds_from_profiles(faces, profiles, shape, voxel_size)
     box = selected_box(bounds, shape, max_box_fraction=max_box_fraction)
@@ -152,13 +192,14 @@ def analysis_region(faces: list, profiles: list[np.ndarray], shape: tuple[int, i
     outer = tuple(int(s) + 2 * buffer for s in box_size)
     if all(o >= n for o, n in zip(outer, shape)):
         return box
-    boxes = molecule_boxes(counts, block, shape, box_size, buffer, n_boxes)
+    boxes = molecule_boxes(counts, block, shape, box_size, buffer, n_boxes, within)
     if not boxes:
         return box
     share = 100.0 * sum(float(np.prod([b - a for a, b in bb])) for bb in boxes) / float(np.prod(shape))
+    where = " in one asymmetric unit" if within is not None else ""
     return BoxChoice(boxes[0], "molecule_boxes", True,
                      f"{box.reason.split(';')[0]}; {len(boxes)} box(es) of {tuple(box_size)} voxels "
-                     f"(+{buffer} buffer) where the molecule is densest are analysed ({share:.1f} % of the map)",
+                     f"(+{buffer} buffer) where the molecule is densest{where} are analysed ({share:.1f} % of the map)",
                      soft_edge=True, boxes=tuple(boxes))
 
 
@@ -168,7 +209,8 @@ def choose_region(shape: tuple[int, int, int], voxel_size: tuple[float, float, f
                   centre_index: tuple[float, float, float] | None = None,
                   box_size: tuple[int, int, int] = (40, 40, 40), buffer: int = 0, density_select: bool = True,
                   max_box_fraction: float = 0.5, n_boxes: int | None = None,
-                  segmentation: Callable[[], BoxChoice] | None = None) -> BoxChoice:
+                  segmentation: Callable[[], BoxChoice] | None = None, symmetry: PlacedGroup | None = None,
+                  read: Callable[[Bounds], np.ndarray] | None = None) -> BoxChoice:
     """The analysis region of a map, by the rule of the module notes; every path calls this.
 
     Parameters
@@ -195,6 +237,9 @@ def choose_region(shape: tuple[int, int, int], voxel_size: tuple[float, float, f
         Most molecule boxes (default: as many as :data:`MAX_BOX_VOXELS` voxels hold; 0: the whole map instead).
     segmentation : callable, optional
         Returns the segmentation box (``box_in_auto_sharpen``); only the in-memory path has one.
+    symmetry : PlacedGroup, optional
+        The map's point group placed on it, and ``read`` (the map's voxels in given bounds): molecule boxes
+        are taken in one asymmetric unit when the map's copies are the same (:func:`asu_region`).
     """
     if centre_index is not None:
         bounds = centred_box_bounds(shape, centre_index, tuple(int(s) + 2 * buffer for s in box_size))  # type: ignore[arg-type]
@@ -213,8 +258,53 @@ def choose_region(shape: tuple[int, int, int], voxel_size: tuple[float, float, f
     values = counts() if callable(counts) else counts
     if values is None:
         return first
-    return analysis_region(faces, profiles, shape, voxel_size, counts=values, block=block,
-                           max_box_fraction=max_box_fraction, box_size=box_size, buffer=buffer, n_boxes=n_boxes)
+    region = analysis_region(faces, profiles, shape, voxel_size, counts=values, block=block,
+                             max_box_fraction=max_box_fraction, box_size=box_size, buffer=buffer, n_boxes=n_boxes)
+    if symmetry is None or read is None or region.method != "molecule_boxes":
+        return region
+    asu = analysis_region(faces, profiles, shape, voxel_size, counts=values, block=block,
+                          max_box_fraction=max_box_fraction, box_size=box_size, buffer=buffer, n_boxes=n_boxes,
+                          within=symmetry.voxels_in_asu)
+    return asu_region(region, asu, read, symmetry, shape)
+
+
+def copies_agree(boxes: list[Bounds], read: Callable[[Bounds], np.ndarray], symmetry: PlacedGroup,
+                 shape: tuple[int, int, int]) -> float | None:
+    """The mean correlation of each box's voxels with those of its exact copy under the group (an operator
+    that carries the voxel grid onto itself: no interpolation), None when no box has one inside the map."""
+    values = []
+    for bounds in boxes:
+        mate = symmetry.exact_mate(bounds, shape)
+        if mate is None:
+            continue
+        mate_bounds, align = mate
+        a = np.asarray(read(bounds), dtype=np.float64).ravel()
+        b = np.asarray(align(read(mate_bounds)), dtype=np.float64).ravel()
+        if a.std() > 0 and b.std() > 0:
+            values.append(float(np.corrcoef(a, b)[0, 1]))
+    return float(np.mean(values)) if values else None
+
+
+def asu_region(region: BoxChoice, asu: BoxChoice, read: Callable[[Bounds], np.ndarray], symmetry: PlacedGroup,
+               shape: tuple[int, int, int]) -> BoxChoice:
+    """The molecule boxes of one asymmetric unit (``asu``) when the map's copies are the same, else ``region``.
+
+    A map reconstructed with its symmetry imposed is symmetric in its noise too: the boxes of one
+    asymmetric unit then see all the map holds, and the search scores a few boxes instead of dozens
+    (an icosahedral capsid: 1 box instead of 37, the same pick within 1 Å²).  A map whose copies differ
+    (reconstructed without symmetry, or a phantom with independent noise) keeps the boxes over the whole
+    map: their copies average the noise of the score, and boxes of one asymmetric unit alone picked
+    blurs there (docs/methods.md, symmetric maps).  The test: the boxes' correlation with their exact
+    copies (:func:`copies_agree`) at least :data:`SAME_COPIES`.
+    """
+    agreement = copies_agree(list(asu.all_boxes), read, symmetry, shape)
+    if agreement is None:
+        note = "no copy of the boxes lies on the voxel grid to check that the copies are the same"
+        return dataclasses.replace(region, reason=f"{region.reason}; {note}: boxes over the whole map")
+    if agreement < SAME_COPIES:
+        return dataclasses.replace(region, reason=f"{region.reason}; the map's copies differ (correlation "
+                                   f"{agreement:.3f} < {SAME_COPIES:g} at full resolution): boxes over the whole map")
+    return dataclasses.replace(asu, reason=f"{asu.reason}; the map's copies are the same (correlation {agreement:.3f})")
 
 
 def region_parts(box: BoxChoice, read: Callable[[Bounds], np.ndarray],

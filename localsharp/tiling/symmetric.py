@@ -65,6 +65,56 @@ class BoxSymmetry:
         return (np.asarray(self.first_voxel, dtype=np.float64) + xyz * np.asarray(self.voxel_size, dtype=np.float64)
                 - np.asarray(self.centre, dtype=np.float64))
 
+    def voxels_in_asu(self, zyx: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Whether voxel positions (``(n, 3)``, z y x, fractional allowed) lie in the ASU grown by ``margin`` Å."""
+        zyx = np.atleast_2d(np.asarray(zyx, dtype=np.float64))
+        xyz = (np.asarray(self.first_voxel, dtype=np.float64) + zyx[:, ::-1] * np.asarray(self.voxel_size, dtype=np.float64)
+               - np.asarray(self.centre, dtype=np.float64))
+        return in_asu(self.group, xyz, margin)
+
+
+    def exact_operator(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The first operator besides the identity that carries the voxel grid onto itself, as ``(M, t)``
+        in voxel indices z, y, x (``j = M·i + t``, M a signed permutation, t whole numbers); None when
+        there is none (e.g. a C3 about z, or a centre neither on a voxel nor halfway between two)."""
+        voxel = np.asarray(self.voxel_size, dtype=np.float64)
+        centre = (np.asarray(self.centre, dtype=np.float64) - np.asarray(self.first_voxel, dtype=np.float64)) / voxel
+        for matrix in self.group.matrices[1:]:
+            m = (np.asarray(matrix, dtype=np.float64) * voxel[None, :]) / voxel[:, None]  # index space, x y z
+            rounded = np.round(m)
+            if not np.allclose(m, rounded, atol=1e-6) or not np.all(np.abs(rounded).sum(axis=1) == 1) \
+                    or not np.all(np.abs(rounded).sum(axis=0) == 1):
+                continue
+            t = centre - rounded @ centre
+            if not np.allclose(t, np.round(t), atol=1e-6):
+                continue
+            return rounded[::-1, ::-1].astype(np.int64), np.round(t[::-1]).astype(np.int64)
+        return None
+
+    def exact_mate(self, bounds: Bounds, shape: tuple[int, int, int]):  # type: ignore[no-untyped-def]
+        """The copy of the box ``bounds`` (z y x, half-open) under :meth:`exact_operator`, when it lies in a map of
+        ``shape``: ``(mate_bounds, align)``, where ``align(values)`` turns the mate's voxels into the box's
+        frame (voxel ``i`` of the box beside voxel ``M·i + t`` of the map); None without an exact operator or
+        when the copy leaves the map."""
+        exact = self.exact_operator()
+        if exact is None:
+            return None
+        m, t = exact
+        lo = np.array([a for a, _ in bounds], dtype=np.int64)
+        hi = np.array([b - 1 for _, b in bounds], dtype=np.int64)
+        ends = np.stack([m @ lo + t, m @ hi + t])
+        mate = tuple((int(ends[:, k].min()), int(ends[:, k].max()) + 1) for k in range(3))
+        if any(a < 0 or b > n for (a, b), n in zip(mate, shape)):
+            return None
+        source_axis = [int(np.flatnonzero(m[:, a])[0]) for a in range(3)]  # the mate's axis holding box axis a
+        signs = [int(m[source_axis[a], a]) for a in range(3)]
+
+        def align(values: np.ndarray) -> np.ndarray:
+            out = np.transpose(values, source_axis)
+            return out[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in signs)]
+
+        return mate, align
+
 
 def searched_flags(grid: BoxGrid, active: np.ndarray, symmetry: BoxSymmetry, margin: float = 0.0) -> np.ndarray:
     """Flat boolean array (box index order): the active boxes whose centres lie in the ASU grown by ``margin`` Å."""

@@ -62,7 +62,7 @@ from .passes import WorkerLog, blend_pass, box_pass, check_values, note, report,
 from .resume import LAYOUT, check_same_run, check_tiles, regroup, repair
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
 from .mates import mate_pass
-from .symmetry import SymmetrySpec, box_symmetry, resolve_symmetry, symmetry_spec
+from .symmetry import SymmetrySpec, box_symmetry, given_symmetry, resolve_symmetry, symmetry_spec
 from .tasks import BoxJob, run_box, save_plan
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def _run(source: Source, client: Any, path: Path, local: LocalOptions, opts: Sha
     resumed = {"overall": int(overall is not None)}
     if overall is None:
         report(progress, "overall", 0, 1)
-        overall = _overall_pass(client, source, store, opts)
+        overall = _overall_pass(client, source, store, opts, given_symmetry(spec, source))
         report(progress, "overall", 1, 1)
         for warning in overall.get("warnings", []):  # returned by the overall pass, said once here
             log.warning("%s", warning)
@@ -400,14 +400,16 @@ def _images(store: RunStore, output: Path, half_map: bool) -> list[Path]:
 
 
 # ---------------------------------------------------------------- passes
-def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions) -> dict[str, Any]:
+def _overall_pass(client: Any, source: Source, store: RunStore, opts: SharpenOptions,
+                  symmetry: BoxSymmetry | None = None) -> dict[str, Any]:
     """Overall sharpening of the whole map (docs/methods.md, local sharpening), its molecule mask and coarse counts; recorded in the store.
 
     One task when the map fits a worker, else distributed over slabs and pencils
-    (:func:`~localsharp.engine.overall.driver.overall_pass`).
+    (:func:`~localsharp.engine.overall.driver.overall_pass`); with a given ``symmetry``, molecule boxes of
+    the analysis region lie in one asymmetric unit.
     """
     argument = source.density if isinstance(source, MemorySource) else source.path
-    overall = overall_pass(client, argument, str(store.path), opts)
+    overall = overall_pass(client, argument, str(store.path), opts, symmetry=symmetry)
     store.write_record("overall", overall)
     return overall
 

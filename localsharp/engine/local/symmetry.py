@@ -181,6 +181,17 @@ def box_symmetry(record: dict[str, Any] | None, source: Source) -> BoxSymmetry |
                        tuple(geometry["voxel_size"]))  # type: ignore[arg-type]
 
 
+def given_symmetry(spec: SymmetrySpec | None, source: Source) -> BoxSymmetry | None:
+    """The group the user gave, placed on the map (None without one, or for ``auto``: found later): what
+    the overall pass takes its molecule boxes by, before the group is checked against the map (a given
+    group is used even when its check fails, with a warning)."""
+    if spec is None or spec.group is None:
+        return None
+    geometry = geometry_of(source)
+    return BoxSymmetry(spec.group, spec.centre, tuple(geometry["first_voxel_position"]),  # type: ignore[arg-type]
+                       tuple(geometry["voxel_size"]))  # type: ignore[arg-type]
+
+
 def group_from_dict(g: dict[str, Any]) -> PointGroup:
     """The group of :meth:`PointGroup.to_dict` (its symbol and orientation; the matrices are checked)."""
     symbol = g["symbol"]

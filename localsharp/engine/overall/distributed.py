@@ -22,6 +22,7 @@ from ...sharpening.box import BoxChoice
 from ...sharpening.region import choose_region, region_warnings, scored_region
 from ...sharpening.functions import Sharpening
 from ...sharpening.spectrum import FALLBACK_B_ISO
+from ...tiling.symmetric import BoxSymmetry
 from . import tasks
 from .dfft import Runner, SpectrumArray, forward_slabs, inverse_slabs, pencil_pass, scratch_dir
 from .driver import SCORE_WHOLE_MAX_VOXELS, MapHeader, create_molecule_counts, slab_thickness
@@ -49,8 +50,9 @@ class _Run:
 
 
 def distributed_overall(runner: Runner, source: DensityMap | str, store_path: str, opts: SharpenOptions,
-                        header: MapHeader) -> dict[str, Any]:
-    """The overall pass with no task holding the map.
+                        header: MapHeader, symmetry: BoxSymmetry | None = None) -> dict[str, Any]:
+    """The overall pass with no task holding the map (``symmetry``: molecule boxes in one asymmetric unit,
+    as :func:`~localsharp.engine.overall.driver.overall_pass` says).
 
     Returns ``{"summary": the overall_pass summary (without "path"), "details": the fields of a
     SharpenResult except the map}``.
@@ -70,7 +72,7 @@ def distributed_overall(runner: Runner, source: DensityMap | str, store_path: st
         src = source if isinstance(source, str) else _stage(source, str(scratch / "input"), chunks)
         run = _Run(runner, src, str(store_path), header, slab_thickness(chunks), str(scratch))
         create_molecule_counts(store_path, header.shape, run.t)
-        return _overall(run, opts, chunks)
+        return _overall(run, opts, chunks, symmetry)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -82,7 +84,8 @@ def _stage(density: DensityMap, path: str, chunks: tuple[int, ...]) -> tasks.Zar
     return tasks.ZarrInput(path)
 
 
-def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[str, Any]:
+def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...],
+             symmetry: BoxSymmetry | None = None) -> dict[str, Any]:
     header, n = run.header, run.header.n_voxels
     rho_2d = SpectrumArray(f"{run.scratch}/rho_2d", run.shape, run.t).create()
     slab_stats = forward_slabs(run.runner, rho_2d, partial(tasks.rho_slab, run.source, run.shape))
@@ -110,7 +113,7 @@ def _overall(run: _Run, opts: SharpenOptions, chunks: tuple[int, ...]) -> dict[s
     variance_path, variance_stats = _local_variance(run, grid, mean, opts.resolution, chunks)
     whole_solvent, composition = _solvent(run, variance_path, variance_stats, opts)
     molecule_bounds = _molecule(run, variance_path, variance_stats, whole_solvent.solvent_fraction)
-    box = _box(run, opts, slab_stats)
+    box = _box(run, opts, slab_stats, symmetry)
     by_variance = not composition or box.method == "molecule_boxes"
     search, box_solvent, box_fractions = run.runner.call(tasks.search_box, run.source,
                                                          variance_path if by_variance else None, header, box,
@@ -257,7 +260,7 @@ def _order_statistics(run: _Run, path: str, ranks: list[int], lo: float, top: fl
     return out
 
 
-def _box(run: _Run, opts: SharpenOptions, slab_stats: list[dict]) -> BoxChoice:
+def _box(run: _Run, opts: SharpenOptions, slab_stats: list[dict], symmetry: BoxSymmetry | None = None) -> BoxChoice:
     """The analysis region (:func:`~localsharp.sharpening.region.choose_region`) from the slab maxima and the
     molecule's block counts in the store."""
     header, shape = run.header, run.shape
@@ -283,7 +286,8 @@ def _box(run: _Run, opts: SharpenOptions, slab_stats: list[dict]) -> BoxChoice:
     return choose_region(shape, header.voxel_size_zyx, select=select, counts=counts, block=tasks.COUNT_BLOCK,
                          centre_index=centre_index, box_size=tuple(opts.box_size)[::-1], buffer=buffer,
                          density_select=density_select, max_box_fraction=opts.max_box_fraction,
-                         n_boxes=opts.molecule_boxes)
+                         n_boxes=opts.molecule_boxes, symmetry=symmetry,
+                         read=lambda bounds: run.runner.call(tasks.read_region, run.source, bounds))
 
 
 def _apply(run: _Run, rho: SpectrumArray, pjob: tasks.PencilJob, fit: wilson.WilsonFit | None,

@@ -61,6 +61,7 @@ from ...maps import checksums
 from ...maps.density import DensityMap
 from ...maps.store import RunStore
 from ...tiling.boxes import chunk_grid
+from ...tiling.symmetric import BoxSymmetry
 from . import tasks
 from .dfft import Runner
 from ...sharpening.region import MAX_BOX_VOXELS  # noqa: F401 (the cap, quoted in the notes above)
@@ -135,7 +136,7 @@ def fits_one_worker(client: Any, shape: tuple[int, int, int]) -> bool:
 
 
 def overall_pass(client: Any, source: DensityMap | str, store_path: str, options: SharpenOptions, *,
-                 distributed: bool | None = None) -> dict[str, Any]:
+                 distributed: bool | None = None, symmetry: BoxSymmetry | None = None) -> dict[str, Any]:
     """Sharpen the whole map into the store's ``overall`` and mark its molecule (see the module notes).
 
     Parameters
@@ -148,6 +149,9 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
         A run store made by ``RunStore.create`` (``overall``, ``molecule`` exist).
     distributed : bool, optional
         Force one task (False) or the distributed path (True); default: by :func:`fits_one_worker`.
+    symmetry : BoxSymmetry, optional
+        The map's point group placed on it (a symmetric run): molecule boxes of the analysis region are
+        taken in one asymmetric unit (:func:`~localsharp.sharpening.region.molecule_boxes`).
 
     Returns
     -------
@@ -161,24 +165,30 @@ def overall_pass(client: Any, source: DensityMap | str, store_path: str, options
         distributed = not fits_one_worker(client, header.shape)
     if not distributed:
         runner = Runner(client)
-        summary = runner.call(one_task_overall, store_path, source, options)
+        summary = runner.call(one_task_overall, store_path, source, options, symmetry)
         summary["path"] = "one_task"
         return summary
     from .distributed import distributed_overall
-    summary = distributed_overall(Runner(client), source, store_path, options, header)["summary"]
+    summary = distributed_overall(Runner(client), source, store_path, options, header, symmetry)["summary"]
     summary["path"] = "distributed"
     return summary
 
 
-def one_task_overall(store_path: str, source: DensityMap | str, options: SharpenOptions) -> dict[str, Any]:
-    """The whole overall pass in this process: ``global_sharpen``, the molecule mask, the store's arrays."""
+def one_task_overall(store_path: str, source: DensityMap | str, options: SharpenOptions,
+                     symmetry: BoxSymmetry | None = None) -> dict[str, Any]:
+    """The whole overall pass in this process: ``global_sharpen``, the molecule mask, the store's arrays.
+
+    The map's local variance is computed once, for the solvent estimate and the analysis region of
+    ``global_sharpen`` and for the molecule mask."""
     from ...maps.source import MapSource
 
     store = RunStore(store_path)
     density = source if isinstance(source, DensityMap) else MapSource.open(source).density()
+    variance = local_variance(density.data, density.voxel_size_zyx, RADIUS_FACTOR * options.resolution)
     with warnings_returned():  # the driver of the local run reports them (once, where the user looks)
-        result = global_sharpen(density, options.resolution, options=options)
-    molecule = molecule_mask(density, options.resolution, result.solvent.solvent_fraction)
+        result = global_sharpen(density, options.resolution, options=options, symmetry=symmetry, variance=variance)
+    molecule = molecule_from_variance(variance, result.solvent.solvent_fraction)
+    del variance
     chunks = tuple(store.array("overall").chunks)
     for bounds in chunk_grid(density.shape, chunks):  # type: ignore[arg-type]
         region = tuple(slice(a, b) for a, b in bounds)

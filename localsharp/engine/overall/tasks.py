@@ -47,6 +47,11 @@ def _read_region(source: str | ZarrInput, bounds: Bounds) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
+def read_region(source: str | ZarrInput, bounds: Bounds) -> np.ndarray:
+    """The map's voxels in ``bounds`` (a task: the driver never reads the map)."""
+    return _read_region(source, bounds)
+
+
 def _opened(path: str) -> Any:
     """The file's :class:`~localsharp.maps.source.MapSource` (header read once per process)."""
     from ...maps.source import MapSource
