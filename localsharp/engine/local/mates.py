@@ -60,44 +60,58 @@ def mate_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, symmet
     mapping = None if sources.size == 0 else map_mates(job.grid, symmetry, sources, mates, by)  # type: ignore[arg-type]
     centre = np.asarray(symmetry.centre, dtype=np.float64)
 
-    def calls() -> Iterator[tuple[BoxJob, int, list[dict[str, Any]]]]:
-        """Each block's rows, made as its task is submitted (the client never holds them all)."""
-        start = 0
+    def rows_of(start: int, indices: np.ndarray) -> list[dict[str, Any]]:
+        if mapping is None:  # nothing usable was searched: every mate stays at the overall sharpening
+            return [unsourced_row(int(i)) for i in indices]
+        out = []
+        for k in range(start, start + len(indices)):
+            used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
+            info = {"role": "mate", "operator": int(mapping.operator[k]),
+                    "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
+                    "distance_A": round(float(mapping.distance[k]), 3)}
+            out.append(mate_row(int(mapping.index[k]), used, rendered, info))
+        return out
+
+    def calls() -> Iterator[tuple[BoxJob, list[tuple[int, list[dict[str, Any]]]]]]:
+        """The rows of each row of blocks (blocks along x), made as its task is submitted (the client never
+        holds them all); one task per row of blocks, so that a task reads one slab of the molecule mask."""
+        start, group, row_of_group = 0, [], None
         for block, indices in todo:
-            if mapping is None:  # nothing usable was searched: every mate stays at the overall sharpening
-                yield job, block, [unsourced_row(int(i)) for i in indices]
-                continue
-            out = []
-            for k in range(start, start + len(indices)):
-                used = [(int(j), float(w)) for j, w in zip(mapping.sources[k], mapping.weights[k]) if j >= 0 and w > 0]
-                info = {"role": "mate", "operator": int(mapping.operator[k]),
-                        "mate_centre_A": [round(float(v), 3) for v in mapping.mate_position[k] + centre],
-                        "distance_A": round(float(mapping.distance[k]), 3)}
-                out.append(mate_row(int(mapping.index[k]), used, rendered, info))
+            row = block // plan.block_counts[2]
+            if group and row != row_of_group:
+                yield job, group
+                group = []
+            group.append((block, rows_of(start, indices)))
+            row_of_group = row
             start += len(indices)
-            yield job, block, out
+        if group:
+            yield job, group
 
     run_bounded(client, record_mates, calls(), lambda _: None)
     return int(mates.size)
 
 
-def record_mates(job: BoxJob, block: int, rows: list[dict[str, Any]]) -> int:
-    """Record the mate rows of one block, after reading the block's molecule mask: a mate box whose own
-    solvent fraction is above :data:`~localsharp.sharpening.local_box.MAX_BOX_SOLVENT` is skipped."""
+def record_mates(job: BoxJob, blocks: list[tuple[int, list[dict[str, Any]]]]) -> int:
+    """Record the mate rows of some blocks (``(block, rows)``), after reading their molecule mask: a mate box
+    whose own solvent fraction is above :data:`~localsharp.sharpening.local_box.MAX_BOX_SOLVENT` is skipped.
+
+    One read of the molecule over all their boxes; each block's record is written on its own, so a run
+    stopped in between records the rest on resume."""
     store = RunStore(job.store)
-    boxes = [job.grid.box(int(row["index"])) for row in rows]  # type: ignore[union-attr]
-    region = union_bounds([b.outer for b in boxes])
+    boxes = [[job.grid.box(int(row["index"])) for row in rows] for _, rows in blocks]  # type: ignore[union-attr]
+    region = union_bounds([b.outer for part in boxes for b in part])
     molecule = store.read("molecule", region)
-    out = []
-    for box, row in zip(boxes, rows):
-        solvent = 1.0 - float(molecule[relative(box.outer, region)].mean())
-        if solvent > MAX_BOX_SOLVENT and row["status"] != "skipped":
-            row = {**{k: v for k, v in row.items() if k != "mix"}, "status": "skipped", "sharpening": None,
-                   "b_sharpen_applied": None, "local_resolution": None, "resolution_limited": None,
-                   "reason": f"box is solvent (fraction {solvent:.3f}); its mate's outcome is not used"}
-        out.append({**row, "solvent_fraction": solvent})
-    store.write_mates(block, out, job.block)
-    return len(out)
+    for (block, rows), part in zip(blocks, boxes):
+        out = []
+        for box, row in zip(part, rows):
+            solvent = 1.0 - float(molecule[relative(box.outer, region)].mean())
+            if solvent > MAX_BOX_SOLVENT and row["status"] != "skipped":
+                row = {**{k: v for k, v in row.items() if k != "mix"}, "status": "skipped", "sharpening": None,
+                       "b_sharpen_applied": None, "local_resolution": None, "resolution_limited": None,
+                       "reason": f"box is solvent (fraction {solvent:.3f}); its mate's outcome is not used"}
+            out.append({**row, "solvent_fraction": solvent})
+        store.write_mates(block, out, job.block)
+    return sum(len(rows) for _, rows in blocks)
 
 
 def rendered_row(job: BoxJob, row: dict[str, Any]) -> dict[str, Any]:
