@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -71,18 +72,27 @@ def ball_edge_mask(shape: tuple[int, int, int], voxel_zyx: tuple[float, float, f
     copy of a box gets the rotated mask.  The profile is tabulated at σ/256 and read with linear
     interpolation (:mod:`.radial_profile_jit`; within 1e-6 of ``erfc`` at every voxel, ten times faster).
     """
-    from scipy.special import erfc
-
     from .radial_profile_jit import radial_from_table
 
-    r0 = radius - 0.5 * resolution
     sigma = max(resolution, 1e-6)
     step = sigma / 256.0
     reach = math.sqrt(sum((n * v) ** 2 for n, v in zip(shape, voxel_zyx))) + max(abs(c) * v for c, v in zip(centre, voxel_zyx))
-    r = np.arange(int(reach / step) + 2, dtype=np.float64) * step
-    table = 0.5 * erfc((r - r0) / (sigma * math.sqrt(2.0))) / (0.5 * erfc(-r0 / (sigma * math.sqrt(2.0))))
+    table = _ball_profile(float(radius), float(resolution), step, int(reach / step) + 2)
     return radial_from_table(*(int(n) for n in shape), *(float(c) for c in centre), *(float(v) for v in voxel_zyx),
                              table, step)
+
+
+@lru_cache(maxsize=16)
+def _ball_profile(radius: float, resolution: float, step: float, n: int) -> np.ndarray:
+    """:func:`ball_edge_mask`'s profile at ``r = 0, step, …`` (``n`` values; read-only: it is shared)."""
+    from scipy.special import erfc
+
+    r0 = radius - 0.5 * resolution
+    sigma = max(resolution, 1e-6)
+    r = np.arange(n, dtype=np.float64) * step
+    table = 0.5 * erfc((r - r0) / (sigma * math.sqrt(2.0))) / (0.5 * erfc(-r0 / (sigma * math.sqrt(2.0))))
+    table.flags.writeable = False
+    return table
 
 
 def bounding_box(mask: np.ndarray) -> list[list[int]] | None:

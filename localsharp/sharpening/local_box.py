@@ -9,6 +9,7 @@ and any worker recomputes exactly the same values.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -334,12 +335,22 @@ def _apply(values: np.ndarray, spectrum: Spectrum, mask: np.ndarray | None, shar
         mean, sd = float(values.mean()), float(values.std())
         rms, centre = float(sharpened.std()), float(sharpened.mean())
     else:
-        mean, sd = float(values[inside].mean()), float(values[inside].std())
-        rms, centre = float(sharpened[inside].std()), float(sharpened[inside].mean())
+        mean, sd = _mean_sd(values, inside)
+        centre, rms = _mean_sd(sharpened, inside)
     sharpened = (sharpened - np.float32(centre)) * np.float32(sd / rms if rms > 0 else 1.0) + np.float32(mean)
     if mask is None:
         return sharpened.astype(np.float32)
     return (sharpened * mask + values * (1.0 - mask)).astype(np.float32)
+
+
+def _mean_sd(values: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
+    """Mean and SD of ``values`` over the voxels of ``inside`` (float64 sums, no copy of the selection)."""
+    n = int(np.count_nonzero(inside))
+    if n == 0:
+        return 0.0, 0.0
+    mean = float(np.sum(values, where=inside, dtype=np.float64)) / n
+    square = float(np.sum(np.square(values, dtype=np.float64), where=inside)) / n
+    return mean, math.sqrt(max(square - mean * mean, 0.0))
 
 
 def _sigma_scaled(data: np.ndarray) -> np.ndarray:
