@@ -37,6 +37,9 @@ given (``b-map sym``).  ``--symmetric-noise`` uses phantoms whose noise is avera
 is then symmetric but for the grid, as a user's map of a symmetric particle is.  ``--margin-run`` adds a symmetric run whose asymmetric unit is grown by one box edge
 (``--symmetry-margin``).  ``--margins`` also counts, on the plain run's plan, the boxes a symmetric run would search with the
 asymmetric unit grown by 0, one stride and one box edge (no run).
+``--times-only`` runs only ``plain`` and ``sym``, alternating, ``--repeats`` times each (no other
+variant, no CC or symmetry): the wall times' medians and their ratio, kept as ``<phantom> times``
+(``<phantom> symmetric noise times``).
 
 Run: ``python benchmarks/bench_symmetry.py [--phantoms I O D7] [--repeats 3] [--workers 2]``;
 prints the tables and writes ``benchmarks/results/local_symmetry.json`` (merged by phantom).
@@ -225,6 +228,30 @@ def median_of(runs: list[dict], key: str) -> float:
     return round(statistics.median(r["timings_s"].get(key, 0.0) if key != "wall_s" else r["wall_s"] for r in runs), 2)
 
 
+def measure_times(name: str, args: argparse.Namespace) -> dict:
+    """``plain`` and ``sym`` alternating ``--repeats`` times each: wall times, phases, medians and ratio."""
+    map_path, _ = ensure_phantom(args.cache, name, symmetric_noise=args.symmetric_noise)
+    work = args.cache / f"times_{name}{'_symmetric_noise' if args.symmetric_noise else ''}"
+    runs: dict[str, list[dict]] = {"plain": [], "sym": []}
+    for repeat in range(args.repeats):
+        for variant, extra in (("plain", []), ("sym", ["--symmetry", GROUP[name]])):
+            r = run_local(map_path, work / variant, args.workers, extra)
+            runs[variant].append(r)
+            print(f"{name} {variant} #{repeat}: {r['wall_s']} s wall, load {r['load_before_after']}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    phases = ("checks", "overall", "symmetry_check", "boxes", "mates", "blend", "total", "wall_s")
+    out: dict = {"map": str(map_path), "group": GROUP[name], "workers": args.workers, "repeats": args.repeats,
+                 "noise": "symmetric" if args.symmetric_noise else "independent", "variants": {}}
+    for variant, rs in runs.items():
+        out["variants"][variant] = {"median_s": {p: median_of(rs, p) for p in phases},
+                                    "walls_s": [r["wall_s"] for r in rs],
+                                    "loads": [r["load_before_after"] for r in rs]}
+    v = out["variants"]
+    out["wall_plain_over_sym"] = round(v["plain"]["median_s"]["wall_s"] / v["sym"]["median_s"]["wall_s"], 2)
+    out["wall_ratios_per_pair"] = [round(p / q, 2) for p, q in zip(v["plain"]["walls_s"], v["sym"]["walls_s"])]
+    return out
+
+
 def measure(name: str, args: argparse.Namespace) -> dict:
     map_path, model = ensure_phantom(args.cache, name, symmetric_noise=args.symmetric_noise)
     group = GROUP[name]
@@ -348,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="phantoms whose noise is averaged over the group, as in a reconstruction with imposed "
                              "symmetry (results kept as '<phantom> symmetric noise')")
     parser.add_argument("--keep", action="store_true", help="keep the runs' output directories")
+    parser.add_argument("--times-only", action="store_true",
+                        help="only plain and sym, alternating --repeats times: wall times and their ratio")
     args = parser.parse_args(argv)
     content = json.loads(OUT.read_text()) if OUT.exists() else {}
     content["benchmark"] = ("localsharp local with and without --symmetry on capsid phantoms: boxes searched, CC to "
@@ -356,15 +385,31 @@ def main(argv: list[str] | None = None) -> None:
     measured = {}
     for name in args.phantoms:
         key = f"{name} symmetric noise" if args.symmetric_noise else name
+        if args.times_only:
+            key += " times"
+            content["phantoms"][key] = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                                        "machine": machine(), **measure_times(name, args)}
+            r = content["phantoms"][key]
+            print(f"{key}: plain {r['variants']['plain']['median_s']['wall_s']} s, sym "
+                  f"{r['variants']['sym']['median_s']['wall_s']} s (medians): {r['wall_plain_over_sym']}x; "
+                  f"per pair {r['wall_ratios_per_pair']}", flush=True)
+            _save(content)
+            continue
         measured[key] = measure(name, args)
         stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine()}
         content["phantoms"][key] = {**stamp, **measured[key]}
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        tmp = OUT.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(content, indent=1) + "\n")
-        os.replace(tmp, OUT)
-    tables(measured)
+        _save(content)
+    if measured:
+        tables(measured)
     print(f"wrote {OUT}")
+
+
+def _save(content: dict) -> None:
+    """Write the results file atomically."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=1) + "\n")
+    os.replace(tmp, OUT)
 
 
 if __name__ == "__main__":
