@@ -18,6 +18,7 @@ Usage::
     python benchmarks/local_render_rules.py NAMES SCALES RULES [LOG]     # re-render, one JSON line per render
     python benchmarks/local_render_rules.py table LOG [LOG ...]          # local - global per case
     python benchmarks/local_render_rules.py collect LOG [LOG ...]        # write results/local_render_rules.json
+    python benchmarks/local_render_rules.py edge NAME RESOLUTION          # the render scale's soft-edge factor
 
 NAMES: quality_sparse.py phantoms (cached in ``$LOCALSHARP_BENCH_CACHE``), quality_local.py phantoms
 (``ph_*``, made in WORK/ql), ``fa`` (the fixed-answer phantom), real maps (``_common.CASES``, and
@@ -298,6 +299,47 @@ def table(logs):
                   + f" {sum(have)/len(have):+.4f} {min(have):+.4f} {sum(x >= -0.002 for x in have)}/{len(have)}")
         print("%-14s" % "global" + "".join("%9.4f" % g(n) for n in names))
 
+
+
+def edge_terms(name, resolution, box_size=40, stride=20):
+    """Per searched box of a recorded run (default box size and stride): SD(box)/SD(box·m), the render
+    scale's soft-edge factor; printed with its rank correlations with the box core's distance from the
+    map centre and with SD(core)/SD(box)."""
+    import glob
+    import zarr
+    from scipy.stats import spearmanr
+    from localsharp.kernels.masks import box_edge_mask
+    from localsharp.maps.store import RunStore
+    from localsharp.tiling.boxes import BoxGrid
+    path = ROOT / "stores" / name
+    overall = RunStore(path).record("overall")
+    data = np.asarray(zarr.open_array(str(path / "overall"), mode="r")[...])
+    voxel = float(case(name)[0].voxel_size[0])
+    region = tuple(tuple(b) for b in overall["molecule_bounds_zyx"])
+    grid = BoxGrid.build(data.shape, box_size, stride, int(round(1.5 * resolution / voxel)), region)
+    rows = []
+    for f in sorted(glob.glob(str(path / "records" / "boxes" / "*.json"))):
+        rows += json.load(open(f))["value"]
+    centre = (np.array(data.shape) - 1) / 2
+    out = []
+    for r in rows:
+        if r["status"] == "skipped":
+            continue
+        box = grid.box(r["index"])
+        v = data[tuple(slice(a, b) for a, b in box.outer)].astype(np.float64)
+        m = box_edge_mask(v.shape, (voxel,) * 3, resolution)
+        core = data[tuple(slice(a, b) for a, b in box.core)]
+        out.append((v.std() / (v * m).std(), np.linalg.norm(np.array([(a + b) / 2 for a, b in box.core]) - centre),
+                    core.std() / v.std()))
+    a = np.array(out)
+    print(name, "boxes", len(a), "SD(box)/SD(box m) 10/50/90 %", np.percentile(a[:, 0], [10, 50, 90]).round(3),
+          "rank with distance from centre", round(float(spearmanr(a[:, 0], a[:, 1]).statistic), 2),
+          "rank with SD(core)/SD(box)", round(float(spearmanr(a[:, 0], a[:, 2]).statistic), 2))
+
+
+if __name__ == "__main__" and sys.argv[1] == "edge":
+    edge_terms(sys.argv[2], float(sys.argv[3]))
+    sys.exit()
 
 
 def collect(logs):

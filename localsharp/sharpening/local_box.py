@@ -369,10 +369,11 @@ def band_scale(values: np.ndarray, edged: np.ndarray, spectrum: Spectrum, factor
     inflated by its own noise, the more so the more of the noise lies beyond the band (at 7 Å with
     2 Å voxels about two thirds of white noise does).  Rescaling to the soft-edged box's in-band
     power alone (no second factor) loses what the whole box's SD adds: the soft edge takes more of a
-    box's power the more of its density lies near its faces, so a box whose centre is weaker than its
-    surroundings — the rim of a molecule whose B grows outward — is rendered stronger, which is where
-    local sharpening gains over global sharpening on the B-gradient phantoms.  The measurements behind
-    this choice are in docs/methods.md (local sharpening: the render scale).
+    box's power the more of its density lies near its faces, so a box whose core (the part the blend
+    uses) is weaker than its surroundings is rendered stronger — local contrast is evened out between
+    weak and strong parts of the map — and that is where local sharpening gains over global sharpening
+    on the B-gradient phantoms.  The measurements behind this choice are in docs/methods.md (local
+    sharpening: the render scale).
 
     Parameters
     ----------
