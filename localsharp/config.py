@@ -151,7 +151,8 @@ class LocalOptions:
         ``(tile_chunks · chunk)³`` voxels, written by one task).
     shrink : bool
         Model-free mode: render each box's sharpening shrunk toward the overall sharpening as
-        far as its score curve's noise allows (:mod:`localsharp.sharpening.shrinkage`); False
+        far as its score curve's noise allows, never blurring the overall map, and not at all
+        when the overall sharpening blurs the map (:mod:`localsharp.sharpening.shrinkage`); False
         renders every box at its search's pick.  The half-map and model modes render each box's
         own scale factors either way.
     symmetry_mates : str

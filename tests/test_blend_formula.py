@@ -121,7 +121,15 @@ def sharpened_box(data: np.ndarray, voxel: np.ndarray, resolution: float, sharpe
     keep[0, 0, 0] = False
     out = np.fft.irfftn(np.where(keep, coeffs * sharpening_factor(sharpening, s2, resolution), 0.0), data.shape,
                         axes=(0, 1, 2))
-    out = (out - out.mean()) * (data.std() / out.std()) + data.mean()
+    if sharpening["method"] in ("half_map_sharpening", "model_sharpening"):
+        # per-shell scale factors: the box's mean and SD, as the reference
+        out = (out - out.mean()) * (data.std() / out.std()) + data.mean()
+    else:
+        # a searched sharpening: the soft-edged box's in-band SD (the unsharpened band's), times
+        # SD(box) / SD(soft-edged box), on the soft-edged box's mean
+        flat = np.fft.irfftn(np.where(keep, coeffs, 0.0), data.shape, axes=(0, 1, 2))
+        edged = data * mask
+        out = (out - out.mean()) * (flat.std() / out.std()) * (data.std() / edged.std()) + edged.mean()
     return out * mask + data * (1.0 - mask)
 
 
@@ -186,6 +194,8 @@ def _model_free_outcome(k: int) -> tuple[BoxOutcome, dict | None, float]:
         s = Sharpening(method="b_iso", b_sharpen=b, k_sharpen=None)
     else:
         s = Sharpening(method="b_iso_to_d_cut", b_sharpen=b, k_sharpen=10.0, b_blur_hires=60.0)
+    if b < 0:  # a box never blurs the overall map: rendered at the overall sharpening
+        return BoxOutcome("sharpened", "test", s), None, 0.0
     return BoxOutcome("sharpened", "test", s), s.to_dict(), b
 
 

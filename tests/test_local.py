@@ -26,7 +26,10 @@ from localsharp.sharpening.spectrum import Spectrum
 DATA = Path(__file__).resolve().parent / "data"
 HAEMOGLOBIN = DATA / "emd3488_haemoglobin" / "map.mrc"
 RESOLUTION = 3.2
-LOCAL = LocalOptions(box_size=32, stride=16, chunk=32)
+#: Runs render every box at its search's pick (no shrinkage): with the defaults every box of this crop keeps
+#: the overall sharpening (all their picks blur, and a box never blurs the overall map: tests/test_shrinkage.py),
+#: and these tests follow boxes that change the map.
+LOCAL = LocalOptions(box_size=32, stride=16, chunk=32, shrink=False)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +76,61 @@ def test_render_keeps_the_box_scale_and_unsharpened_boxes_unchanged(crop: Densit
     assert outcome.status == "sharpened"
     rendered = render_box(box, crop.voxel_size_zyx, RESOLUTION, outcome, soft_edge=False)
     assert rendered.mean() == pytest.approx(box.mean(), abs=1e-5)
-    assert rendered.std() == pytest.approx(box.std(), rel=1e-4)
+    assert rendered.std() == pytest.approx(_in_band(box, crop.voxel_size_zyx, RESOLUTION).std(), rel=1e-3)
     assert not np.allclose(rendered, box)
     kept = BoxOutcome("unsharpened", "test")
     np.testing.assert_array_equal(render_box(box, crop.voxel_size_zyx, RESOLUTION, kept), box)
+
+
+def _in_band(box: np.ndarray, voxel_zyx, resolution: float) -> np.ndarray:
+    """The box's terms within 0.833 × resolution (F000 dropped), by numpy's FFT."""
+    coeffs = np.fft.rfftn(box.astype(np.float64))
+    fz, fy = np.fft.fftfreq(box.shape[0], voxel_zyx[0]), np.fft.fftfreq(box.shape[1], voxel_zyx[1])
+    fx = np.fft.rfftfreq(box.shape[2], voxel_zyx[2])
+    s2 = fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2
+    d_min = max(0.833 * resolution, 2.0 * max(voxel_zyx))
+    keep = s2 <= 1.0 / d_min**2
+    keep[0, 0, 0] = False
+    return np.fft.irfftn(np.where(keep, coeffs, 0.0), box.shape, axes=(0, 1, 2))
+
+
+def test_a_sharpened_box_is_not_inflated_by_its_noise_beyond_the_band() -> None:
+    """A flat sharpening gives a box without a soft edge back within the band: its in-band SD, not the SD of
+    all its voxels (the reference's rescale, which puts the white noise beyond the band — here three quarters
+    of it — back into the band and inflated noisy boxes against clean ones)."""
+    from scipy.ndimage import gaussian_filter
+
+    from localsharp.sharpening.functions import Sharpening
+
+    rng = np.random.default_rng(5)
+    signal = gaussian_filter(rng.normal(size=(40, 40, 40)), 3.0)
+    box = (signal / signal.std() + rng.normal(size=signal.shape) + 2.0).astype(np.float32)
+    flat = BoxOutcome("sharpened", "", Sharpening(method="b_iso", b_sharpen=0.0, k_sharpen=0.0))
+    rendered = render_box(box, (1.0, 1.0, 1.0), 3.0, flat, soft_edge=False)
+    band = _in_band(box, (1.0, 1.0, 1.0), 3.0)
+    np.testing.assert_allclose(rendered, band + box.mean(), atol=2e-3 * box.std())
+    assert rendered.std() < 0.85 * box.std()
+
+
+def test_a_soft_edged_box_is_rendered_at_the_whole_boxs_share_of_in_band_power() -> None:
+    """With a soft edge the scale is ``√(Σ|F|²/Σ|F·f|²) · SD(box) / SD(soft-edged box)``: a box whose density
+    lies near its faces (where the edge takes it away) is rendered stronger than one whose density is central."""
+    from localsharp.sharpening.local_box import band_power_ratio, band_scale, box_spectrum
+
+    z, y, x = np.indices((40, 40, 40)) - 19.5
+    central = np.exp(-(z**2 + y**2 + x**2) / 36.0).astype(np.float32)
+    to_face = np.minimum(np.indices((40, 40, 40)), 39 - np.indices((40, 40, 40))).min(axis=0)
+    at_faces = np.exp(-(((to_face - 4.0) / 2.0) ** 2)).astype(np.float32)
+    scales = []
+    for box in (central, at_faces):
+        spectrum, mask = box_spectrum(box, (1.0, 1.0, 1.0), 3.0, True, 0.833, fit_b=False)
+        factors = np.exp(40.0 * spectrum.sthol2).astype(np.float32)  # exp(b·s²/4), b = 40
+        edged = box * mask
+        scale = band_scale(box, edged, spectrum, factors)
+        assert scale == pytest.approx(band_power_ratio(spectrum, factors) * box.std() / edged.std(), rel=1e-6)
+        assert band_power_ratio(spectrum, np.ones_like(factors)) == pytest.approx(1.0, abs=1e-12)
+        scales.append(scale / band_power_ratio(spectrum, factors))
+    assert scales[0] < 1.01 < 1.2 < scales[1]
 
 
 def test_solvent_boxes_are_skipped(crop: DensityMap) -> None:
@@ -159,8 +213,7 @@ def test_store_of_another_run_is_refused(crop: DensityMap, serial, tmp_path: Pat
     with pytest.raises(OutputError, match="already exists"):
         local_sharpen(crop, RESOLUTION, local=LOCAL, store=store)
     with pytest.raises(OutputError, match=r"other options \(--stride 16 → 8\).*--overwrite"):
-        local_sharpen(crop, RESOLUTION, local=LocalOptions(box_size=32, stride=8, chunk=32),
-                      store=store, resume=True)
+        local_sharpen(crop, RESOLUTION, local=dataclasses.replace(LOCAL, stride=8), store=store, resume=True)
     with pytest.raises(OutputError, match=r"other options \(--resolution 3.2 → 3.5\)"):
         local_sharpen(crop, 3.5, local=LOCAL, store=store, resume=True)
 
@@ -180,7 +233,7 @@ def test_cli_local_keeps_the_header_and_resumes(crop: DensityMap, serial, tmp_pa
     write_map(path, crop)
     out = tmp_path / "out"
     args = ["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
-            "--stride", "16", "--chunk", "32", "--in-process"]
+            "--stride", "16", "--chunk", "32", "--in-process", "--no-shrink"]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "boxes searched" in captured.err and "local_map" in captured.out
@@ -276,7 +329,7 @@ def test_cli_only_box_runs_one_box_by_hand(crop: DensityMap, serial, tmp_path: P
     out = tmp_path / "out"
     index = next(row["index"] for row in serial.boxes if row["status"] == "sharpened")
     args = ["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
-            "--stride", "16", "--chunk", "32"]
+            "--stride", "16", "--chunk", "32", "--no-shrink"]
     assert main(args + ["--only-box", str(index)]) == 0
     printed = capsys.readouterr().out
     expected = serial.boxes[index]["b_sharpen_applied"]
@@ -551,7 +604,7 @@ def test_the_client_killed_mid_pass_then_resumed_gives_the_same_map(crop: Densit
            "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
     args = [sys.executable, "-m", "localsharp", "local", str(path), "--resolution", str(RESOLUTION),
             "--output-dir", str(out), "--box-size", "32", "--stride", "16", "--chunk", "32", "--workers", "2",
-            "--memory-limit", "1GiB", "--task-block", "1", "-q"]
+            "--memory-limit", "1GiB", "--task-block", "1", "-q", "--no-shrink"]
     records = out / "local_run.zarr" / "records" / "boxes"
 
     def recorded() -> int:
@@ -572,7 +625,8 @@ def test_the_client_killed_mid_pass_then_resumed_gives_the_same_map(crop: Densit
     # each of the 2 single-threaded workers when the third record landed adds one more
     assert 3 <= done <= 5 < len(serial.boxes)
     assert main(["local", str(path), "--resolution", str(RESOLUTION), "--output-dir", str(out), "--box-size", "32",
-                 "--stride", "16", "--chunk", "32", "--in-process", "--task-block", "1", "--resume", "-q"]) == 0
+                 "--stride", "16", "--chunk", "32", "--in-process", "--task-block", "1", "--resume", "-q",
+                 "--no-shrink"]) == 0
     summary = json.loads((out / "local_summary.json").read_text())
     assert summary["resumed"]["boxes"] == done  # every recorded box was kept: nothing finished is redone
     np.testing.assert_array_equal(read_map(out / "local_sharpened_map.ccp4").data, serial.map.compute().data)

@@ -40,8 +40,10 @@ def crop() -> DensityMap:
     (45.0, (30.0, 60.0), 2.0, 15.0),      # widened around the pick
     (45.0, (30.0, 60.0), 0.0, 45.0),      # no shrinkage
     (20.0, (-10.0, 50.0), 1.0, 0.0),      # the plateau holds 0: keep the overall sharpening
-    (-40.0, (-55.0, -25.0), 1.0, -25.0),  # blurring boxes shrink toward 0 from below
+    (-40.0, (-55.0, -25.0), 1.0, 0.0),    # a box never blurs the overall map, however sure its score
     (-40.0, (-55.0, -25.0), 3.0, 0.0),
+    (-40.0, None, 1.0, 0.0),
+    (-40.0, (-55.0, -25.0), 0.0, -40.0),  # no shrinkage (--no-shrink): the pick as found, blur included
     (45.0, None, 1.0, 45.0),              # no evidence of the curve's width: the pick is kept
 ])
 def test_the_applied_b_sharpen_is_the_point_of_the_widened_plateau_nearest_zero(b, span, widen, expected) -> None:
@@ -156,14 +158,29 @@ def test_the_cli_writes_the_b_sharpen_map_with_the_input_header(crop: DensityMap
     out = tmp_path / "out"
     assert main(["local", str(tmp_path / "in.mrc"), "--resolution", str(RESOLUTION), "--box-size", "32",
                  "--stride", "16", "--chunk", "32", "--in-process", "--output-dir", str(out), "--quiet"]) == 0
-    written = read_map(out / "local_b_sharpen_map.ccp4")
-    sharpened = read_map(out / "local_sharpened_map.ccp4")
-    assert written.shape_xyz == sharpened.shape_xyz and written.nstart == sharpened.nstart
-    assert written.voxel_size == sharpened.voxel_size and written.origin == sharpened.origin
-    assert np.isfinite(written.data).all()
+    # read with mrcfile: every box of this crop picks a blur and keeps the overall sharpening, so the b_sharpen
+    # map is all 0 (a constant map, which read_map refuses as an input)
+    import mrcfile
+
+    fields = ("nx", "ny", "nz", "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella", "mapc", "mapr", "maps",
+              "origin")
+    with mrcfile.open(out / "local_b_sharpen_map.ccp4") as written, \
+            mrcfile.open(out / "local_sharpened_map.ccp4") as sharpened:
+        for field in fields:
+            assert np.asarray(written.header[field]).tolist() == np.asarray(sharpened.header[field]).tolist(), field
+        assert np.isfinite(np.asarray(written.data)).all()
 
 
-@pytest.mark.parametrize("b, span", [(12.0, [12.0, 20.0]), (-12.0, [-20.0, -12.0]), (7.25, [7.25, 7.25])])
+def test_a_blurring_box_is_rendered_as_the_overall_map(crop: DensityMap) -> None:
+    out = shrink(_row(-40.0, (-55.0, -25.0)))
+    assert out["sharpening"]["method"] == "no_sharpening" and out["b_sharpen_applied"] == 0.0
+    assert out["b_sharpen_searched"] == -40.0 and "never blurs the overall map" in out["reason"]
+    box = np.ascontiguousarray(crop.data[10:50, 10:50, 8:48])
+    rendered = render_box(box, crop.voxel_size_zyx, RESOLUTION, BoxOutcome.from_dict(out))
+    assert np.array_equal(rendered, box.astype(np.float32))
+
+
+@pytest.mark.parametrize("b, span", [(12.0, [12.0, 20.0]), (7.25, [7.25, 7.25])])
 def test_a_pick_at_the_edge_of_its_plateau_nearest_0_is_rendered_as_recorded(b: float, span: list[float]) -> None:
     # the plateau's end nearest 0 is the pick itself: nothing to shrink, the row is the recorded one
     row = {"index": 5, "status": "sharpened", "reason": "best score", "b_sharpen_within_noise": span,
@@ -171,3 +188,28 @@ def test_a_pick_at_the_edge_of_its_plateau_nearest_0_is_rendered_as_recorded(b: 
     out = shrink(row)
     assert out["b_sharpen_applied"] == out["b_sharpen_searched"] == b
     assert {k: v for k, v in out.items() if k not in ("b_sharpen_applied", "b_sharpen_searched")} == row
+
+
+# ------------------------------------------------------------- when the overall sharpening blurs the map
+def test_every_box_keeps_an_overall_sharpening_that_blurs_the_map() -> None:
+    row = _row(45.0, (30.0, 60.0)) | {"overall_blurs": True}
+    out = shrink(row)
+    assert out["sharpening"]["method"] == "no_sharpening" and out["b_sharpen_applied"] == 0.0
+    assert out["b_sharpen_searched"] == 45.0 and "overall sharpening blurs the map" in out["reason"]
+    assert shrink(row, widen=0.0)["b_sharpen_applied"] == 45.0  # --no-shrink: the pick as found
+    assert shrink(_row(45.0, (30.0, 60.0)))["b_sharpen_applied"] == pytest.approx(30.0)
+
+
+def test_a_run_whose_overall_sharpening_blurs_records_it_in_every_box_row() -> None:
+    from localsharp.engine.local.run import overall_blurs
+    from localsharp.engine.local.tasks import BoxJob, outcome_row
+    from localsharp.sharpening.search import SearchConfig
+
+    assert overall_blurs({"method": "b_iso_to_d_cut", "b_sharpen": -25.9})
+    assert not overall_blurs({"method": "b_iso_to_d_cut", "b_sharpen": 82.2})
+    assert not overall_blurs({"method": "no_sharpening", "b_sharpen": 0.0})
+    outcome = BoxOutcome.from_dict(_row(45.0, (30.0, 60.0)))
+    job = BoxJob("", 3.2, (1.0, 1.0, 1.0), SearchConfig(), True, 0.833, 10.0, overall_blurs=True)
+    assert outcome_row(job, 7, outcome)["overall_blurs"] is True and outcome_row(job, 7, outcome)["index"] == 7
+    plain = dataclasses.replace(job, overall_blurs=False)
+    assert "overall_blurs" not in outcome_row(plain, 7, outcome)

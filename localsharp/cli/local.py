@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output chunks per blend task along each axis (default 2)")
     tiling.add_argument("--no-shrink", action="store_true",
                         help="model-free mode: render every box at its own pick (default: a box whose score curve "
-                             "cannot tell its pick from the overall sharpening keeps the overall sharpening)")
+                             "cannot tell its pick from the overall sharpening, whose pick blurs it, or whose "
+                             "overall sharpening blurs the map keeps the overall sharpening)")
     mode = parser.add_argument_group("mode (default: model-free)")
     mode.add_argument("--half-maps", nargs=2, metavar=("H1", "H2"),
                       help="local half-map sharpening: per-box scale factors from the FSC of the two half maps "
@@ -462,9 +463,11 @@ def _values(path: Path, mode: str, overall_method: str | None = None) -> dict[st
 
     with mrcfile.open(path, header_only=True, permissive=True) as mrc:
         mean, sd = float(mrc.header.dmean), float(mrc.header.rms)
-    scale = ("on the scale of the overall-sharpened map (rescaled to mean 0, SD 1); each box keeps its own mean and SD"
+    kept = ("each box keeps its own mean and its in-band amplitude" if mode == "model_free"
+            else "each box keeps its own mean and SD")
+    scale = (f"on the scale of the overall-sharpened map (rescaled to mean 0, SD 1); {kept}"
              if mode == "model_free" and overall_method != "no_sharpening"
-             else "on the input map's scale; each box keeps its own mean and SD")
+             else f"on the input map's scale; {kept}")
     return {"output": {"mean": mean, "sd": sd}, "scale": scale}
 
 

@@ -63,7 +63,7 @@ from .resume import LAYOUT, check_same_run, check_tiles, regroup, repair
 from .result import LocalMap, LocalResult, box_row, box_rows, tally
 from .mates import mate_pass
 from .symmetry import SymmetrySpec, box_symmetry, given_symmetry, resolve_symmetry, symmetry_spec
-from .tasks import BoxJob, run_box, save_plan
+from .tasks import BoxJob, outcome_row, run_box, save_plan
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _inspect_box(source: Source, opts: SharpenOptions, index: int, path: Path, l
         raise ConfigError(f"box {index} does not exist: this run has boxes 0…{plan.grid.n_boxes - 1}")
     box = plan.grid.box(index)
     outcome, _, result = run_box(job, store_, box)
-    row = box_row(box, applied_row(outcome.to_dict(), local.shrink), geometry_of(source))
+    row = box_row(box, applied_row(outcome_row(job, index, outcome), local.shrink), geometry_of(source))
     row["outer_zyx"] = [list(b) for b in box.outer]
     row["trials"] = result.table() if result is not None else []
     return row
@@ -441,13 +441,19 @@ def _plan(source: Source, store: RunStore, overall: dict[str, Any], local: Local
                                                       local.stride * min(voxel))
     job = BoxJob(str(store.path), opts.resolution, voxel, opts.search, local.soft_mask, opts.d_min_ratio, radius,
                  discard_if_worse=opts.discard_if_worse, grid=grid, block=plan.block, chunks=plan.chunks,
-                 tile=plan.tile, shrink=local.shrink, symmetry=symmetry, mates=local.symmetry_mates)
+                 tile=plan.tile, shrink=local.shrink, symmetry=symmetry, mates=local.symmetry_mates,
+                 overall_blurs=not scale_mode and overall_blurs(overall))
     log.info("local: %d boxes of %d voxels (stride %d, buffer %d), %d may hold molecule; smoothing radius %.1f Å",
              grid.n_boxes, local.box_size, local.stride, buffer, plan.n_active, radius)
     return plan, job
 
 
 # --------------------------------------------------------------- helpers
+def overall_blurs(overall: dict[str, Any]) -> bool:
+    """Whether the overall pass's sharpening (its record) blurs the map: a B-type method with b_sharpen < 0."""
+    return overall.get("method") in ("b_iso", "b_iso_to_d_cut") and float(overall.get("b_sharpen") or 0.0) < 0.0
+
+
 def _run_description(source: Source, local: LocalOptions, opts: SharpenOptions,
                      opened: dict[str, Any] | None = None, spec: SymmetrySpec | None = None) -> dict[str, Any]:
     """What identifies a run: the input (file identity, or an in-memory map's checksum), its geometry,

@@ -57,6 +57,10 @@ class BoxJob:
     With ``scale`` (half maps or a model), boxes are cut from the map being
     sharpened and get per-shell scale factors instead of a search
     (:mod:`localsharp.sharpening.local_scale`).
+
+    ``overall_blurs``: the overall sharpening blurs the map (model-free, b_sharpen < 0); every box
+    row records it, and the shrinkage then keeps every box at the overall sharpening
+    (:mod:`localsharp.sharpening.shrinkage`).
     """
 
     store: str
@@ -78,6 +82,7 @@ class BoxJob:
     resolution_output: str = ""
     symmetry: BoxSymmetry | None = None
     mates: str = "images"
+    overall_blurs: bool = False
 
     def __post_init__(self) -> None:
         # one thread per task: the parallelism is across boxes; numba region kernels, whose
@@ -148,7 +153,16 @@ def _search_row(job: BoxJob, box: Box, arrays: dict[str, Any], molecule: np.ndar
         outcome = _search(job, box, arrays, molecule, atoms)
     except Exception as exc:  # noqa: BLE001 - one box's bad data must not stop a run of thousands
         return failed_row(box.index, exc)
-    return {"index": box.index, **outcome.to_dict()}
+    return outcome_row(job, box.index, outcome)
+
+
+def outcome_row(job: BoxJob, index: int, outcome: BoxOutcome) -> dict[str, Any]:
+    """The recorded row of box ``index``: its outcome, and whether the map it was cut from was blurred by
+    the overall sharpening (model-free mode; what the shrinkage needs besides the outcome)."""
+    row = {"index": index, **outcome.to_dict()}
+    if job.overall_blurs and job.scale is None:
+        row["overall_blurs"] = True
+    return row
 
 
 def _search(job: BoxJob, box: Box, arrays: dict[str, Any], molecule: np.ndarray, atoms: Any = None) -> BoxOutcome:
