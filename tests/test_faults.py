@@ -292,11 +292,21 @@ def _boot_id() -> str | None:
 @pytest.mark.slow
 def test_a_second_run_started_during_the_first_is_refused_and_the_first_is_the_clean_run(
         tmp_path: Path, scheduler, clean) -> None:
-    """The issue's first row: `local --overwrite` started while a first run works on the same directory."""
+    """The issue's first row: `local --overwrite` started while a first run works on the same directory.
+
+    The first run is paused (SIGSTOP) once its store exists and resumed after the second has answered,
+    so the second surely starts while the first works (a run whose boxes all keep the overall sharpening
+    can finish within the second's start-up on a loaded machine); a stopped process is alive, and its
+    lock is not stale."""
     out = tmp_path / "out"
     first = start_cli(local_args(out, "--scheduler-address", scheduler, "--task-block", "1"))
     wait_for(lambda: (out / STORE / "run.json").exists(), first)
-    rc, lines = run_cli(local_args(out, "--scheduler-address", scheduler, "--overwrite"))
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        assert first.poll() is None, "the first run ended before it was paused"
+        rc, lines = run_cli(local_args(out, "--scheduler-address", scheduler, "--overwrite"))
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     assert_stops_cleanly(rc, lines, 2, f"pid {first.pid}", "another run is using this output")
     err = first.stderr.read()
     assert first.wait() == 0, err
