@@ -33,6 +33,10 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from ..kernels.masks import box_edge_mask
+from .box import Bounds, BoxChoice, bounds_from_profiles, centred_box_bounds, fft_friendly, selected_box
+from .solvent import SolventEstimate, analysis_box_solvent
+
 #: Which window centres (``(n, 3)`` voxel positions z, y, x) may hold a molecule box: a symmetric map's
 #: asymmetric unit (:func:`molecule_boxes`).
 Within = Callable[[np.ndarray], np.ndarray]
@@ -45,9 +49,6 @@ class PlacedGroup(Protocol):
 
     def exact_mate(self, bounds: Any, shape: tuple[int, int, int]) -> Any: ...
 
-from ..kernels.masks import box_edge_mask
-from .box import Bounds, BoxChoice, bounds_from_profiles, centred_box_bounds, fft_friendly, selected_box
-from .solvent import SolventEstimate, analysis_box_solvent
 
 #: Molecule boxes are taken in one asymmetric unit only when the boxes and their exact copies correlate at
 #: least this much at full resolution (a map reconstructed with the symmetry imposed: its noise is
@@ -265,6 +266,8 @@ def choose_region(shape: tuple[int, int, int], voxel_size: tuple[float, float, f
     asu = analysis_region(faces, profiles, shape, voxel_size, counts=values, block=block,
                           max_box_fraction=max_box_fraction, box_size=box_size, buffer=buffer, n_boxes=n_boxes,
                           within=symmetry.voxels_in_asu)
+    if asu.method != "molecule_boxes":  # no molecule window centred in the asymmetric unit
+        return region
     return asu_region(region, asu, read, symmetry, shape)
 
 

@@ -20,6 +20,7 @@ k-d tree), no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +92,8 @@ class BoxSymmetry:
             return rounded[::-1, ::-1].astype(np.int64), np.round(t[::-1]).astype(np.int64)
         return None
 
-    def exact_mate(self, bounds: Bounds, shape: tuple[int, int, int]):  # type: ignore[no-untyped-def]
+    def exact_mate(self, bounds: Bounds, shape: tuple[int, int, int]
+                   ) -> tuple[Bounds, Callable[[np.ndarray], np.ndarray]] | None:
         """The copy of the box ``bounds`` (z y x, half-open) under :meth:`exact_operator`, when it lies in a map of
         ``shape``: ``(mate_bounds, align)``, where ``align(values)`` turns the mate's voxels into the box's
         frame (voxel ``i`` of the box beside voxel ``M·i + t`` of the map); None without an exact operator or
