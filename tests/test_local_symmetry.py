@@ -388,3 +388,33 @@ def test_auto_uses_the_group_it_is_sure_of(c4: Path, tmp_path: Path) -> None:
     sym = result.summary(with_boxes=False)["symmetry"]
     assert sym["used"] and sym["sure"] and sym["group"]["name"] == "C4" and sym["given"] == "auto"
     assert sym["verdict"].startswith("symmetry auto: C4")
+
+
+@pytest.mark.slow
+def test_the_blend_sends_its_busiest_rows_first_and_every_tile_once(c4: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of tiles go out in decreasing number of boxes to render (the images touching them), so that
+    no worker is left alone with a long row at the end; the map is the same as in raster order."""
+    from localsharp.engine.local import passes
+    from localsharp.engine.local.tasks import load_plan, row_work, symmetric_layout
+
+    sent: list[tuple] = []
+    original = passes.run_bounded
+
+    def recording(client, fn, calls, on_result, **kwargs):
+        calls = list(calls)
+        if fn is passes.render_tiles:
+            sent.extend(calls)
+        return original(client, fn, calls, on_result, **kwargs)
+
+    monkeypatch.setattr(passes, "run_bounded", recording)
+    result = local_sharpen(c4, RESOLUTION, symmetry="C4", local=LOCAL, store=tmp_path / "run")
+    job = sent[0][0]
+    plan = load_plan(job)
+    layout = symmetric_layout(job, RunStore(tmp_path / "run"), plan)
+    assert layout is not None
+    work = [row_work(job, plan, row, layout) for _, row in sent]
+    assert work == sorted(work, reverse=True) and work[0] > work[-1]
+    tiles = [t for _, row in sent for t in row]
+    assert sorted(tiles) == list(range(plan.n_tiles))
+    assert result.summary()["boxes_searched"] > 0

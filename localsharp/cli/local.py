@@ -268,29 +268,42 @@ def _damaged_image(result: Any) -> Exception:
 
 def _write_outputs(args: argparse.Namespace, result: Any, summary: dict[str, Any], paths: dict[str, Path],
                    template: Any) -> None:
-    """The maps, report, centres and summary (with the checksums of the others), all or nothing."""
+    """The maps, report, centres and summary (with the checksums of the others), all or nothing.
+
+    The CCP4 maps, the report and the box centres are written side by side in threads (each map is
+    streamed from its zarr image, whose reads and writes leave the GIL; the report draws meanwhile),
+    then their checksums, then the summary."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..maps.atomic import AtomicSet
     from ..maps.checksums import output_checksums, zarr_digest
     from ..maps.stream import write_map_streamed
 
+    b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
+               else "equivalent b_sharpen (A^2) of the box scale factors")
     with AtomicSet(overwrite=True) as files:
         staged = {role: files.stage(path) for role, path in paths.items() if role not in ("local_image",)}
-        written = write_map_streamed(staged["local_map"], result.map.array, template, overwrite=True,
-                                     label=f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies")
-        summary["values"] = _values(written, summary["local_mode"], (summary.get("overall") or {}).get("method"))
-        b_label = ("b_sharpen (A^2) relative to the overall sharpening" if summary["local_mode"] == "model_free"
-                   else "equivalent b_sharpen (A^2) of the box scale factors")
-        write_map_streamed(staged["b_sharpen_map"], result.b_sharpen_map.array, template, overwrite=True,
-                           label=f"localsharp local: {b_label}")
+        maps = [("local_map", result.map, f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies"),
+                ("b_sharpen_map", result.b_sharpen_map, f"localsharp local: {b_label}")]
         if result.resolution_map is not None:
-            write_map_streamed(staged["resolution_map"], result.resolution_map.array, template,
-                               overwrite=True, label="localsharp local: local resolution (A), half-map FSC=0.143")
-        _write_report(staged["report"], result, summary)
-        _write_centres(staged["box_centres"], result.iter_boxes(), result.map.geometry())
+            maps.append(("resolution_map", result.resolution_map, "localsharp local: local resolution (A), half-map FSC=0.143"))
+        with ThreadPoolExecutor(max_workers=len(maps) + 1) as pool:
+            writes = [pool.submit(write_map_streamed, staged[role], image.array, template, overwrite=True, label=label)
+                      for role, image, label in maps]
+            drawn = pool.submit(_write_report_and_centres, staged, result, summary)
+            written = [w.result() for w in writes]
+            drawn.result()
+        summary["values"] = _values(written[0], summary["local_mode"], (summary.get("overall") or {}).get("method"))
         # the proof the outputs carry: checked by `localsharp info --verify OUT`
         summary["checksums"] = output_checksums({paths[r].name: f for r, f in staged.items() if r != "summary"})
         summary["checksums"][paths["local_image"].name] = {"zarr_manifest_sha256": zarr_digest(paths["local_image"])}
         _write_summary(staged["summary"], summary, result.iter_boxes())
+
+
+def _write_report_and_centres(staged: dict[str, Path], result: Any, summary: dict[str, Any]) -> None:
+    """``local_report.png`` and ``local_box_centres.pdb`` at their staged paths."""
+    _write_report(staged["report"], result, summary)
+    _write_centres(staged["box_centres"], result.iter_boxes(), result.map.geometry())
 
 
 def _remove_leftovers(out: Path, created: bool) -> None:

@@ -17,7 +17,8 @@ from ...tiling.plan import LocalPlan
 from .inputs import MemorySource, Source
 from ..cluster.submit import run_bounded
 from ...errors import is_disk_fault
-from .tasks import BoxJob, check_slab, failed_row, render_tiles, score_block, score_one, tile_chunks
+from .tasks import (BoxJob, check_slab, failed_row, render_tiles, row_work, score_block, score_one,
+                    symmetric_layout, tile_chunks)
 
 log = logging.getLogger("localsharp.engine.local.run")
 
@@ -87,13 +88,20 @@ def isolate(client: Any, store: RunStore, args: tuple, error: BaseException) -> 
 def blend_pass(client: Any, job: BoxJob, store: RunStore, plan: LocalPlan, progress: Progress | None,
                 resumed: dict[str, int], workers: WorkerLog | None = None) -> None:
     """Blend the output tile by tile, a row of tiles along x per task (a box spanning two tiles of a row is
-    rendered once); tiles already written (a resumed run) are not written again."""
+    rendered once); tiles already written (a resumed run) are not written again.
+
+    The rows go out busiest first (the most boxes to render: :func:`~.tasks.row_work`), so that no
+    worker is left with a long row while the others have finished (a capsid's central rows hold
+    most of its boxes; its corner rows hardly any)."""
     done = store.done_tiles(tile_chunks(job))
     resumed["tiles"] = len(done)
     counter = Counter("tiles", len(done), plan.n_tiles, progress, weight=len, workers=workers)
     report(progress, "tiles", len(done), plan.n_tiles)
-    rows = ([t for t in row if t not in done] for row in plan.tile_rows())
-    run_bounded(client, render_tiles, ((job, row) for row in rows if row), counter)
+    rows = [r for r in ([t for t in row if t not in done] for row in plan.tile_rows()) if r]
+    layout = symmetric_layout(job, store, plan)
+    work = [row_work(job, plan, row, layout) for row in rows]
+    order = sorted(range(len(rows)), key=lambda i: -work[i])  # stable: ties keep the raster order
+    run_bounded(client, render_tiles, ((job, rows[i]) for i in order), counter)
 
 
 def report(progress: Progress | None, stage: str, done: int, total: int) -> None:

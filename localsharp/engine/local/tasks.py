@@ -209,18 +209,21 @@ def render_tile(job: BoxJob, tile: int) -> int:
     return render_tiles(job, [tile])[0]
 
 
-def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
+def render_tiles(job: BoxJob, tiles: list[int], layout: SymmetricLayout | None = None) -> list[int]:
     """Blend every box touching each output tile of ``tiles`` over the overall map and write the tiles.
 
     Each sharpened box is rendered again from the overall map and its recorded
     outcome (:func:`~localsharp.sharpening.local_box.render_box`, the same values
     its search produced), so no box's voxels are ever stored.  A box whose core
     touches several of ``tiles`` (a row of tiles along x) is rendered once for all
-    of them: its core is kept until the last of them is written.  Returns the tiles written.
+    of them: its core is kept until the last of them is written.  ``layout``: the
+    symmetric layout to blend instead of the run's (:func:`symmetric_layout`; for
+    benchmarks that render other searched boxes' images).  Returns the tiles written.
     """
     store = RunStore(job.store)
     plan = load_plan(job)
-    layout = symmetric_layout(job, store, plan)
+    if layout is None:
+        layout = symmetric_layout(job, store, plan)
     records: dict[tuple[str, int], list[dict[str, Any]]] = {}
     contributors = [_contributors(job, store, plan, plan.tile_bounds(t), layout, records) for t in tiles]
     last_use: dict[int, int] = {}
@@ -262,6 +265,15 @@ def render_tiles(job: BoxJob, tiles: list[int]) -> list[int]:
     return list(tiles)
 
 
+def row_work(job: BoxJob, plan: LocalPlan, tiles: list[int], layout: SymmetricLayout | None = None) -> int:
+    """How many boxes a blend task of ``tiles`` renders (the grid's active boxes, or the layout's images,
+    whose cores touch the tiles): the measure by which the blend pass orders its tasks."""
+    region = union_bounds([plan.tile_bounds(t) for t in tiles])
+    if layout is None:
+        return int(plan.touching(region)[0].size)
+    return int(layout.images.touching(region).size)
+
+
 @dataclass(frozen=True)
 class SymmetricLayout:
     """The boxes a symmetric run blends when its mates are ``"images"``: every searched box at its own
@@ -292,7 +304,12 @@ def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> Symmetric
     ``"nearest"``/``"interpolate"``)."""
     if job.symmetry is None or job.mates != "images" or plan.searched is None:
         return None
-    rows = searched_rows(store, plan)
+    return layout_of(job, searched_rows(store, plan))
+
+
+def layout_of(job: BoxJob, rows: dict[int, dict[str, Any]]) -> SymmetricLayout:
+    """The symmetric layout of a symmetric job's ``rows`` (recorded rows of the boxes taken as searched, by
+    box index): each at its own centre and at every symmetry image of it."""
     # the cube holds the round window's soft edge (σ = the resolution) one resolution beyond its half-value
     # radius: cut any nearer, a copy's values would depend on where its centre falls between voxels
     margin = int(math.ceil(job.resolution / min(job.voxel_zyx)))
