@@ -62,6 +62,37 @@ def test_the_dry_run_counts_the_boxes_of_the_real_run_and_writes_nothing(tmp_pat
 
 
 @pytest.mark.slow
+def test_the_dry_run_of_a_symmetric_run_counts_the_boxes_it_searches(tmp_path: Path, capsys) -> None:
+    """With ``--symmetry`` the plan searches the boxes of one asymmetric unit, as the run does, and says
+    how many take their mates' outcomes, in fewer search tasks; ``auto`` counts every box."""
+    from localsharp.capsid import capsid_phantom
+
+    c4 = tmp_path / "c4.mrc"
+    capsid_phantom(ROOT / "tests" / "data" / "emd3488_haemoglobin" / "model_5ni1.cif", c4, size=96, voxel=1.4,
+                   radius_fraction=0.22, resolution=4.0, symmetry="C4", chain="A")
+    out = tmp_path / "out"
+    argv = ["local", str(c4), "--resolution", "4", "--in-process", "--output-dir", str(out),
+            "--box-size", "24", "--stride", "12", "--chunk", "32"]
+    plain_text, plain = _dry(capsys, argv)
+    text, planned = _dry(capsys, argv + ["--symmetry", "C4"])
+    auto_text, auto = _dry(capsys, argv + ["--symmetry", "auto"])
+    assert not out.exists()
+    mates = re.search(r"symmetry\s+C4: the boxes of one asymmetric unit are searched, (\d+) take their mates' "
+                      r"outcomes; (\d+) renders of their copies", text)
+    assert mates, text
+    assert main(argv + ["--symmetry", "C4", "-q"]) == 0
+    summary = json.loads((out / "local_summary.json").read_text())
+    assert planned == _real(out / "local_summary.json")
+    assert int(mates.group(1)) == summary["symmetry"]["boxes_from_mates"]
+    assert planned[1] < plain[1] / 3 and auto == plain and "auto: the group is found when the run starts" in auto_text
+
+    def tasks(t: str) -> int:
+        return int(re.search(r"(\d+) search tasks", t).group(1))  # type: ignore[union-attr]
+
+    assert tasks(text) < tasks(plain_text)
+
+
+@pytest.mark.slow
 def test_the_dry_run_of_a_slurm_run_prints_the_job_script(tmp_path: Path, capsys) -> None:
     from localsharp.engine.cluster.slurm import have_jobqueue
 

@@ -43,10 +43,14 @@ def dry_run(args: argparse.Namespace, source: Any, out: Path, local: Any, option
     from ..engine.local.dry_run import plan_run
     from ..engine.local.mean_input import mean_name
 
+    from ..engine.local.symmetry import given_symmetry
+
     halves = tuple(opened["halves"]) if opened is not None and args.map is None else None
     workers = workers_of(args, out)
+    spec = getattr(args, "symmetry_spec", None)
     plan = plan_run(source, args.resolution, local=local, options=options, opened=opened,
-                    store=out / "local_run.zarr", workers=workers, halves=halves)
+                    store=out / "local_run.zarr", workers=workers, halves=halves,
+                    symmetry=given_symmetry(spec, source), symmetry_auto=spec is not None and spec.group is None)
     print_plan(plan, args.map or mean_name(tuple(args.half_maps)))
     if getattr(args, "cluster", "local") == "slurm":
         from ..engine.cluster.slurm import job_script
@@ -54,6 +58,20 @@ def dry_run(args: argparse.Namespace, source: Any, out: Path, local: Any, option
         print("  job script of one worker job (the scheduler's address is known once it runs):")
         print(job_script(settings_of(args, out)).rstrip("\n"))
     return 0
+
+
+def _symmetry_rows(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``symmetry`` line of a symmetric run's plan (none without symmetry)."""
+    sym = plan.get("symmetry")
+    if not sym:
+        return []
+    if sym["group"] == "auto":
+        return [("symmetry", "auto: the group is found when the run starts; this plan searches every box")]
+    margin = f" (+ {sym['margin_A']:g} Å)" if sym["margin_A"] else ""
+    layout = (f"{sym['renders']} renders of their copies in the blend" if sym["mates"] == "images"
+              else f"mates {sym['mates']}")
+    return [("symmetry", f"{sym['group']}: the boxes of one asymmetric unit{margin} are searched, "
+                         f"{plan['boxes']['from_mates']} take their mates' outcomes; {layout}")]
 
 
 def _size(n: float) -> str:
@@ -84,6 +102,7 @@ def print_plan(plan: dict[str, Any], name: str, out: Any = None) -> None:
         ("molecule counts", f"from {plan['counts_from']}" + (f"; solvent fraction {solvent:.3f}" if solvent else "")),
         ("boxes", f"{b['grid']} in the grid: {b['searched']} to be searched, {b['skipped_by_mask']} skipped by the "
                   "coarse mask"),
+        *_symmetry_rows(plan),
         ("tasks", f"{plan['tasks']} search tasks, {plan['tiles']} blend tiles; smoothing radius "
                   f"{plan['smoothing_radius']:.1f} Å"),
         ("workers", w["where"] + (f", memory limit {_size(w['memory_limit'])} each" if w["memory_limit"] else "")),

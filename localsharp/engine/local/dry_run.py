@@ -21,6 +21,13 @@ share this machine's cores (and whatever else runs on it) — and estimates
   scaled by voxels), the box pass (boxes × the time of a timed box ÷ workers) and the blend
   (box renders of every tile, timed, ÷ workers, and the streaming of the CCP4 outputs).
 
+With a given symmetry group (``--symmetry GROUP``) the boxes to be searched are those of one
+asymmetric unit, as the run takes them (:func:`~localsharp.tiling.symmetric.searched_flags`); the
+others take their mates' outcomes (:data:`MATE_S` each); with the default layout of copies the
+blend renders every image of the searched boxes (:func:`~localsharp.tiling.symmetric.image_boxes`,
+in cubes grown by the round window's margin).  ``--symmetry auto`` finds its group only when the
+run starts: the plan then counts every box.
+
 The factors of the task arrays were measured with ``tracemalloc`` on a 256³ capsid phantom (the
 task peaks of its overall pass, search tasks and blend tiles; 2026-12-07); the estimates are
 checked against real runs by ``benchmarks/bench_scale.py --dry-run``.  Nothing is written.
@@ -52,6 +59,7 @@ from ...tiling.blend import default_radius
 from ...tiling.boxes import BoxGrid
 from ...tiling.occupancy import BLOCK, block_counts, possibly_molecule
 from ...tiling.plan import LocalPlan
+from ...tiling.symmetric import BoxSymmetry, image_boxes, searched_flags
 from ..overall.dfft import PENCIL_BYTES
 from ..overall.driver import ONE_TASK_FACTOR, slab_thickness
 from .inputs import Source, geometry_of
@@ -87,6 +95,9 @@ B_IMAGE_RATIO = 0.6
 REPORT_BYTES = 400_000
 #: Seconds a LocalCluster of a few workers takes to start (2–4 s measured here; SLURM jobs wait in the queue).
 CLUSTER_START_S = 4.0
+#: Worker seconds per box that takes its mate's outcome (the mate pass: 1.6 s for 1,452 mates on 2
+#: workers at 288³, idle; 16.4 s for 4,144 at 1024³ on a loaded machine; 2026-12-08: 2.2–7.9 ms).
+MATE_S = 0.005
 
 
 @dataclass
@@ -100,12 +111,14 @@ class Workers:
 
 def plan_run(source: Source, resolution: float, *, local: LocalOptions, options: SharpenOptions,
              opened: dict[str, Any] | None, store: Path, workers: Workers,
-             halves: tuple[Source, Source] | None = None) -> dict[str, Any]:
+             halves: tuple[Source, Source] | None = None, symmetry: BoxSymmetry | None = None,
+             symmetry_auto: bool = False) -> dict[str, Any]:
     """Everything ``localsharp local --dry-run`` prints, as a JSON-friendly dict (see the module notes).
 
     ``source`` is the map (or half map 1 when the run sharpens the mean of ``halves``); ``opened``
     the scale-factor inputs (:func:`~.scale_setup.open_scale_inputs`), ``store`` the run store the
-    run would use (its coarse counts are used when it has them).
+    run would use (its coarse counts are used when it has them); ``symmetry`` the group the run is
+    given, placed on the map (``symmetry_auto``: ``--symmetry auto``, found only by the run).
     """
     t_start = time.perf_counter()
     scale_mode = opened is not None
@@ -121,8 +134,9 @@ def plan_run(source: Source, resolution: float, *, local: LocalOptions, options:
     chunks = (local.chunk,) * 3
     plan = LocalPlan(grid, local.task_block, active, chunks, (local.chunk * local.tile_chunks,) * 3)  # type: ignore[arg-type]
     radius = local.smoothing_radius or default_radius(grid.nearest_neighbour_distance(voxel), local.stride * min(voxel))
-    tiles = [plan.touching(plan.tile_bounds(t))[0] for t in range(plan.n_tiles)]
-    active = np.flatnonzero(plan.active)
+    searched = plan.active if symmetry is None else searched_flags(grid, plan.active, symmetry, local.symmetry_margin)
+    tiles, render_factor = _tile_renders(plan, grid, symmetry, searched, local, resolution, voxel)
+    active = np.flatnonzero(searched)
     n_processes = workers.n if workers.n and workers.n > 1 and workers.where.startswith("a LocalCluster") else 1
     # a random sample of the boxes to be searched (seeded: the same dry run times the same boxes)
     picked = np.random.default_rng(0).choice(active, min(N_TIMED * n_processes, active.size), replace=False) \
@@ -142,18 +156,40 @@ def plan_run(source: Source, resolution: float, *, local: LocalOptions, options:
     one_task = workers.memory_limit is None or ONE_TASK_FACTOR * map_bytes <= workers.memory_limit
     memory = _memory(shape, map_bytes, one_task, grid, plan, tiles, local, timed, buffer)
     disk = _disk(map_bytes, coarse["ratio"], plan, one_task, scale_mode, opened, halves)
-    timing = _time(n_voxels, map_bytes, one_task, plan, tiles, timed, coarse, workers, opened, halves, overall_rate)
+    n_searched = int(active.size)
+    n_tasks = int(np.unique(plan.block_of(active)).size) if symmetry is not None else plan.n_blocks()
+    timing = _time(n_voxels, map_bytes, one_task, plan, tiles, timed, coarse, workers, opened, halves, overall_rate,
+                   n_searched, n_tasks, render_factor)
     return {
         "shape_zyx": list(shape), "voxel_size_zyx": list(voxel), "map_bytes": map_bytes,
         "mode": "model_free" if not scale_mode else opened["mode"],  # type: ignore[index]
         "counts_from": coarse["from"], "coarse_factor": coarse["factor"], "solvent_fraction": coarse["solvent"],
-        "boxes": {"grid": grid.n_boxes, "searched": int(plan.n_active), "skipped_by_mask": grid.n_boxes - plan.n_active},
-        "tasks": plan.n_blocks(), "tiles": plan.n_tiles, "smoothing_radius": radius,
+        "boxes": {"grid": grid.n_boxes, "searched": n_searched, "skipped_by_mask": grid.n_boxes - plan.n_active,
+                  "from_mates": int(plan.n_active) - n_searched},
+        "symmetry": None if symmetry is None and not symmetry_auto else
+        {"group": "auto" if symmetry is None else symmetry.group.name, "mates": local.symmetry_mates,
+         "margin_A": local.symmetry_margin, "renders": int(sum(t.size for t in tiles))},
+        "tasks": n_tasks, "tiles": plan.n_tiles, "smoothing_radius": radius,
         "overall_path": "one_task" if one_task else "distributed",
         "workers": {"n": workers.n, "memory_limit": workers.memory_limit, "where": workers.where},
         "memory": memory, "disk": disk, "time": timing, "timed_boxes": timed["n"],
         "dry_run_s": time.perf_counter() - t_start,
     }
+
+
+def _tile_renders(plan: LocalPlan, grid: BoxGrid, symmetry: BoxSymmetry | None, searched: np.ndarray,
+                  local: LocalOptions, resolution: float, voxel: tuple[float, float, float]
+                  ) -> tuple[list[np.ndarray], float]:
+    """The boxes each blend tile renders (the grid's active boxes touching it, or with the default layout of
+    a symmetric run the images of the searched boxes touching it), and the cost of one render relative
+    to a grid box's (an image's cube is grown by the round window's margin on each side)."""
+    if symmetry is None or local.symmetry_mates != "images":
+        return [plan.touching(plan.tile_bounds(t))[0] for t in range(plan.n_tiles)], 1.0
+    margin = int(math.ceil(resolution / min(voxel)))
+    images = image_boxes(grid, symmetry, np.flatnonzero(searched), margin)
+    tiles = [images.touching(plan.tile_bounds(t)) for t in range(plan.n_tiles)]
+    edge = local.box_size + 2 * grid.buffer
+    return tiles, ((edge + 2 * margin) / edge) ** 3
 
 
 # ------------------------------------------------------------------ the coarse counts
@@ -454,8 +490,10 @@ def _disk(map_bytes: int, ratio: float, plan: LocalPlan, one_task: bool, scale_m
 
 def _time(n_voxels: int, map_bytes: int, one_task: bool, plan: LocalPlan, tiles: list[np.ndarray],
           timed: dict[str, Any], coarse: dict[str, Any], workers: Workers, opened: dict[str, Any] | None,
-          halves: tuple[Source, Source] | None, overall_rate: float) -> dict[str, Any]:
-    """Seconds of each pass on ``workers`` (see the module notes)."""
+          halves: tuple[Source, Source] | None, overall_rate: float, n_searched: int, n_tasks: int,
+          render_factor: float = 1.0) -> dict[str, Any]:
+    """Seconds of each pass on ``workers`` (see the module notes); ``n_searched`` boxes are searched in
+    ``n_tasks`` tasks, the other active boxes take their mates' outcomes."""
     w = workers.n or 1
     io = max(coarse["read_rate"], 50e6)
     overall_work = overall_rate * n_voxels
@@ -464,10 +502,12 @@ def _time(n_voxels: int, map_bytes: int, one_task: bool, plan: LocalPlan, tiles:
     else:
         overall = (DISTRIBUTED_WORK_RATIO * overall_work + DISTRIBUTED_IO_MAPS * map_bytes / io) / w
     checks = map_bytes * (2 if halves is not None else 1) / io / w
-    n_tasks = max(1, plan.n_blocks())
-    boxes = plan.n_active * timed["search_s"] / min(w, n_tasks) + timed["first_s"]  # no more busy workers than tasks
+    n_tasks = max(1, n_tasks)
+    boxes = n_searched * timed["search_s"] / min(w, n_tasks) + timed["first_s"]  # no more busy workers than tasks
+    boxes += MATE_S * (int(plan.n_active) - n_searched) / w
     renders = sum(t.size for t in tiles)
-    blend = (renders * (timed["render_s"] + timed["blend_s"]) + 3 * map_bytes / io) / min(w, max(1, plan.n_tiles))
+    blend = (renders * (render_factor * timed["render_s"] + timed["blend_s"]) + 3 * map_bytes / io) \
+        / min(w, max(1, plan.n_tiles))
     n_maps = 2 + (1 if opened is not None and opened.get("mode") == "half_map" else 0)
     write = n_maps * 2 * map_bytes / io
     start = CLUSTER_START_S if workers.where.startswith("a LocalCluster") else 0.0
