@@ -286,7 +286,8 @@ def _write_outputs(args: argparse.Namespace, result: Any, summary: dict[str, Any
         maps = [("local_map", result.map, f"localsharp local: {summary['n_boxes']} boxes b_sharpen varies"),
                 ("b_sharpen_map", result.b_sharpen_map, f"localsharp local: {b_label}")]
         if result.resolution_map is not None:
-            maps.append(("resolution_map", result.resolution_map, "localsharp local: local resolution (A), half-map FSC=0.143"))
+            maps.append(("resolution_map", result.resolution_map,
+                         "localsharp local: local resolution (A), half-map FSC=0.143"))
         with ThreadPoolExecutor(max_workers=len(maps) + 1) as pool:
             writes = [pool.submit(write_map_streamed, staged[role], image.array, template, overwrite=True, label=label)
                       for role, image, label in maps]

@@ -42,7 +42,6 @@ def dry_run(args: argparse.Namespace, source: Any, out: Path, local: Any, option
     """Plan the run, print what it would do; returns the exit status (0)."""
     from ..engine.local.dry_run import plan_run
     from ..engine.local.mean_input import mean_name
-
     from ..engine.local.symmetry import given_symmetry
 
     halves = tuple(opened["halves"]) if opened is not None and args.map is None else None
