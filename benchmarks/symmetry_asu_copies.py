@@ -9,8 +9,11 @@ be the searched one moves the CC of the result.  This benchmark measures that sp
 1. ``localsharp local MAP`` (every box searched; the ``plain`` run) and ``localsharp local MAP
    --symmetry GROUP``, both kept (``benchmarks/bench_symmetry.py``'s phantoms and runner);
 2. for each operator ``g`` of the group, the searched set is moved to another copy of the ASU: the
-   grid boxes nearest to ``g·p`` for every searched centre ``p`` (a grid point or within a voxel or
-   two of one), with the rows the plain run recorded for them (their own searches);
+   boxes the plain run searched nearest to ``g·p`` for every searched centre ``p``, with the rows the
+   plain run recorded for them (their own searches).  For O, whose operators carry the grid onto
+   itself, ``g·p`` is a grid point or within two voxels of one: the moved set is a true copy of the
+   ASU.  For I the images fall between the grid's boxes (up to ~14 voxels from the nearest), so each
+   moved box is a nearby box, not the copy itself: an approximation;
 3. the symmetric layout of that set (:func:`localsharp.engine.local.tasks.layout_of`: every image
    of each box, through the run's round windows and ball weights) is blended in this process into
    a scratch image, and its CC to the B = 0 model is measured (``evaluate_map``, the same measure as
@@ -56,16 +59,19 @@ def recorded_rows(store, plan) -> dict[int, dict]:
     return rows
 
 
-def moved_indices(placed, grid, searched: np.ndarray, operator: int) -> tuple[np.ndarray, float]:
-    """The grid boxes nearest to the images of the searched boxes' centres under ``operator``, and the
-    largest distance (voxels) from an image to its grid box's centre."""
+def moved_indices(placed, grid, searched: np.ndarray, operator: int, recorded: np.ndarray) -> tuple[np.ndarray, float]:
+    """The recorded grid boxes (``recorded``: indices the plain run searched) nearest to the images of the
+    searched boxes' centres under ``operator``, and the largest distance (voxels) from an image to its box."""
+    from scipy.spatial import cKDTree
+
+    def zyx_of(indices: np.ndarray) -> np.ndarray:
+        xyz = placed.positions(grid, indices) + np.asarray(placed.centre) - np.asarray(placed.first_voxel)
+        return (xyz / np.asarray(placed.voxel_size))[:, ::-1]
+
     p = placed.positions(grid, searched) @ np.asarray(placed.group.matrices[operator]).T
-    zyx = ((p + np.asarray(placed.centre) - np.asarray(placed.first_voxel)) / np.asarray(placed.voxel_size))[:, ::-1]
-    axes = [np.asarray(c, dtype=np.float64) for c in grid.centres]
-    picks = [np.abs(axes[a][None, :] - zyx[:, a:a + 1]).argmin(axis=1) for a in range(3)]
-    centres = np.stack([axes[a][picks[a]] for a in range(3)], axis=1)
-    indices = np.ravel_multi_index(tuple(picks), grid.counts)
-    return indices.astype(np.int64), float(np.sqrt(((centres - zyx) ** 2).sum(axis=1)).max())
+    images = ((p + np.asarray(placed.centre) - np.asarray(placed.first_voxel)) / np.asarray(placed.voxel_size))[:, ::-1]
+    distance, nearest = cKDTree(zyx_of(recorded)).query(images)
+    return recorded[nearest].astype(np.int64), float(np.max(distance))
 
 
 def blend_cc(job, tiles: list[list[int]], layout, source_path: Path, model: Path, scratch: Path) -> float:
@@ -120,8 +126,9 @@ def measure(args: argparse.Namespace) -> dict:
     plain_rows = recorded_rows(plain_store, plain_plan)
     operators = args.operators if args.operators else list(range(placed.group.order))
     table = []
+    recorded = np.array(sorted(plain_rows), dtype=np.int64)
     for g in operators:
-        indices, off = moved_indices(placed, job.grid, searched, g)
+        indices, off = moved_indices(placed, job.grid, searched, g, recorded)
         rows = {int(i): plain_rows[int(i)] for i in indices}
         cc = blend_cc(job, plan.tile_rows(), layout_of(job, rows), map_path, model, work / "scratch.ome.zarr")
         entry = {"operator": g, "boxes": len(rows), "largest_offset_voxels": round(off, 3),
