@@ -50,15 +50,6 @@ from _proctree import machine  # noqa: E402
 OUT = RESULTS / "symmetry_asu_copies.json"
 
 
-def recorded_rows(store, plan) -> dict[int, dict]:
-    """Every row a run's store recorded, by box index."""
-    rows: dict[int, dict] = {}
-    for block, _ in plan.blocks():
-        for row in store.read_batch(block, plan.block) or []:
-            rows[int(row["index"])] = row
-    return rows
-
-
 def moved_indices(placed, grid, searched: np.ndarray, operator: int, recorded: np.ndarray) -> tuple[np.ndarray, float]:
     """The recorded grid boxes (``recorded``: indices the plain run searched) nearest to the images of the
     searched boxes' centres under ``operator``, and the largest distance (voxels) from an image to its box."""
@@ -101,7 +92,7 @@ def measure(args: argparse.Namespace) -> dict:
     from localsharp.engine.local import run as local_run
     from localsharp.engine.local.symmetry import box_symmetry
     from localsharp.config import LocalOptions
-    from localsharp.engine.local.tasks import layout_of
+    from localsharp.engine.local.tasks import layout_of, searched_rows
     from localsharp.maps.store import RunStore
 
     limit_threads()
@@ -122,8 +113,8 @@ def measure(args: argparse.Namespace) -> dict:
     plan, job = local_run._plan(source, sym_store, sym_store.record("overall"), LocalOptions(), opts,
                                 False, placed)
     plain_plan, _ = local_run._plan(source, plain_store, plain_store.record("overall"), LocalOptions(), opts)
-    searched = np.array(sorted(recorded_rows(sym_store, plan)), dtype=np.int64)
-    plain_rows = recorded_rows(plain_store, plain_plan)
+    searched = np.array(sorted(searched_rows(sym_store, plan)), dtype=np.int64)
+    plain_rows = searched_rows(plain_store, plain_plan)
     operators = args.operators if args.operators else list(range(placed.group.order))
     table = []
     recorded = np.array(sorted(plain_rows), dtype=np.int64)

@@ -281,6 +281,13 @@ class ImageBoxes:
         return np.flatnonzero(hit)
 
 
+def window_margin(resolution: float, voxel_zyx: tuple[float, float, float]) -> int:
+    """Voxels by which an image's cube grows beyond the grid's (:func:`image_boxes`' ``margin``): the cube
+    holds the round window's soft edge (σ = the resolution) one resolution beyond its half-value radius;
+    cut any nearer, a copy's values would depend on where its centre falls between voxels."""
+    return int(math.ceil(resolution / min(voxel_zyx)))
+
+
 def image_boxes(grid: BoxGrid, symmetry: BoxSymmetry, searched: np.ndarray, margin: int = 0) -> ImageBoxes:
     """Every image of the searched boxes under the group that can reach the map (see :class:`ImageBoxes`).
 

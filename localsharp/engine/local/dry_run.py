@@ -59,7 +59,7 @@ from ...tiling.blend import default_radius
 from ...tiling.boxes import BoxGrid
 from ...tiling.occupancy import BLOCK, block_counts, possibly_molecule
 from ...tiling.plan import LocalPlan
-from ...tiling.symmetric import BoxSymmetry, image_boxes, searched_flags
+from ...tiling.symmetric import BoxSymmetry, image_boxes, searched_flags, window_margin
 from ..overall.dfft import PENCIL_BYTES
 from ..overall.driver import ONE_TASK_FACTOR, slab_thickness
 from .inputs import Source, geometry_of
@@ -185,7 +185,7 @@ def _tile_renders(plan: LocalPlan, grid: BoxGrid, symmetry: BoxSymmetry | None, 
     to a grid box's (an image's cube is grown by the round window's margin on each side)."""
     if symmetry is None or local.symmetry_mates != "images":
         return [plan.touching(plan.tile_bounds(t))[0] for t in range(plan.n_tiles)], 1.0
-    margin = int(math.ceil(resolution / min(voxel)))
+    margin = window_margin(resolution, voxel)
     images = image_boxes(grid, symmetry, np.flatnonzero(searched), margin)
     tiles = [images.touching(plan.tile_bounds(t)) for t in range(plan.n_tiles)]
     edge = local.box_size + 2 * grid.buffer

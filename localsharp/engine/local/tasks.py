@@ -18,7 +18,6 @@ on a Dask worker or in the driver (``client=None``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import socket
 import time
@@ -39,7 +38,7 @@ from ...sharpening.shrinkage import applied_row
 from ...tiling.blend import BACKGROUND_WEIGHT, SCALE_BACKGROUND_WEIGHT, TileWeights, blended
 from ...tiling.boxes import Bounds, Box, BoxGrid
 from ...tiling.plan import LocalPlan, relative, union_bounds
-from ...tiling.symmetric import BoxSymmetry, ImageBoxes, image_boxes
+from ...tiling.symmetric import BoxSymmetry, ImageBoxes, image_boxes, window_margin
 from .box_inputs import ScaleInputs, model_atoms, model_box, read_region, render_source
 
 
@@ -310,9 +309,7 @@ def symmetric_layout(job: BoxJob, store: RunStore, plan: LocalPlan) -> Symmetric
 def layout_of(job: BoxJob, rows: dict[int, dict[str, Any]]) -> SymmetricLayout:
     """The symmetric layout of a symmetric job's ``rows`` (recorded rows of the boxes taken as searched, by
     box index): each at its own centre and at every symmetry image of it."""
-    # the cube holds the round window's soft edge (σ = the resolution) one resolution beyond its half-value
-    # radius: cut any nearer, a copy's values would depend on where its centre falls between voxels
-    margin = int(math.ceil(job.resolution / min(job.voxel_zyx)))
+    margin = window_margin(job.resolution, job.voxel_zyx)
     images = image_boxes(job.grid, job.symmetry, np.array(sorted(rows), dtype=np.int64), margin)  # type: ignore[arg-type]
     sizes = [int(s[0, 1] - s[0, 0]) for s in job.grid.spans]  # type: ignore[union-attr]
     ball = min((n / 2.0 - 0.5) * v for n, v in zip(sizes, job.voxel_zyx))  # inside the core, wherever its centre
